@@ -1,0 +1,89 @@
+"""The Django admin for support staff: read-mostly. Changes to portal users go through the
+console so they are audited and mailed; here staff look things up."""
+
+from django.contrib import admin
+
+from accounts.models import AuditEvent, LoginToken, OutboxEmail, PortalAccount, Role, User
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_active and request.user.is_staff
+
+    def has_module_permission(self, request):
+        return self.has_view_permission(request)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class MsspAdminEditable(ReadOnlyAdmin):
+    """Tenant settings (names, licenses, roles) that an MSSP admin may correct here."""
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def has_add_permission(self, request):
+        return request.user.is_superuser
+
+
+class RoleInline(admin.TabularInline):
+    model = Role
+    extra = 0
+
+
+@admin.register(PortalAccount)
+class PortalAccountAdmin(MsspAdminEditable):
+    list_display = ["name", "slug", "partner_licenses", "customer_licenses", "employee_licenses"]
+    search_fields = ["name", "slug"]
+    inlines = [RoleInline]
+
+
+@admin.register(Role)
+class RoleAdmin(MsspAdminEditable):
+    list_display = ["name", "portal_account", "active"]
+    list_filter = ["active", "portal_account"]
+
+
+@admin.register(User)
+class UserAdmin(ReadOnlyAdmin):
+    list_display = ["email", "name", "kind", "portal_account", "user_type", "state", "role"]
+    list_filter = ["kind", "state", "user_type", "portal_account"]
+    search_fields = ["email", "name", "contact__contact_id"]
+    exclude = ["password"]
+    list_select_related = ["portal_account", "role"]
+
+
+@admin.register(LoginToken)
+class LoginTokenAdmin(ReadOnlyAdmin):
+    list_display = ["user", "purpose", "created_at", "expires_at", "used_at", "revoked_at"]
+    list_filter = ["purpose"]
+    exclude = ["token_hash"]
+    list_select_related = ["user"]
+
+
+@admin.register(OutboxEmail)
+class OutboxEmailAdmin(ReadOnlyAdmin):
+    list_display = ["to_email", "kind", "status", "attempts", "created_at", "sent_at"]
+    list_filter = ["status", "kind"]
+    search_fields = ["to_email"]
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ReadOnlyAdmin):
+    list_display = [
+        "created_at",
+        "actor_label",
+        "action",
+        "subject_label",
+        "portal_account",
+        "outcome",
+    ]
+    list_filter = ["action", "outcome"]
+    search_fields = ["actor_label", "subject_label"]

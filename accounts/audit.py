@@ -1,0 +1,41 @@
+"""Audit events: written inside the transaction of the change they describe."""
+
+from accounts.models import AuditEvent
+
+
+def user_snapshot(user):
+    """The values an audit row compares before and after a lifecycle change."""
+    return {
+        "state": user.state,
+        "role": user.role.name if user.role_id else None,
+        "is_account_admin": user.is_account_admin,
+    }
+
+
+def record(
+    action,
+    *,
+    by,
+    subject=None,
+    portal_account=None,
+    before=None,
+    after=None,
+    ip=None,
+    outcome=AuditEvent.Outcome.SUCCESS,
+    detail="",
+):
+    if portal_account is None and subject is not None:
+        portal_account = subject.portal_account
+    return AuditEvent.objects.create(
+        action=action,
+        actor=by,
+        actor_label=str(by) if by else "system",
+        portal_account=portal_account,
+        subject_user=subject,
+        subject_label=str(subject) if subject else "",
+        before=before or {},
+        after=after or {},
+        ip_address=ip,
+        outcome=outcome,
+        detail=detail,
+    )

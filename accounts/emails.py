@@ -1,0 +1,64 @@
+"""What each outbox email says. Rendering mints the login token the email carries, so the
+secret exists only in the message that leaves."""
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.template.loader import render_to_string
+from django.urls import reverse
+
+from accounts import tokens
+from accounts.models import EmailKind, TokenPurpose
+
+SUBJECTS = {
+    EmailKind.INVITATION: "You're invited to {portal}",
+    EmailKind.REINVITATION: "Your invitation to {portal}",
+    EmailKind.PASSWORD_RESET: "Reset your {portal} password",
+    EmailKind.ACCESS_RESTORED: "Your access to {portal} is restored",
+    EmailKind.LOGIN_LINK: "Your sign-in link for {portal}",
+}
+
+# kind -> (token purpose, portal URL name that redeems it)
+LINKS = {
+    EmailKind.INVITATION: (TokenPurpose.ACTIVATION, "portal-activate"),
+    EmailKind.REINVITATION: (TokenPurpose.ACTIVATION, "portal-activate"),
+    EmailKind.PASSWORD_RESET: (TokenPurpose.PASSWORD_RESET, "portal-reset"),
+    EmailKind.ACCESS_RESTORED: (TokenPurpose.LOGIN_EMAIL, "portal-link"),
+    EmailKind.LOGIN_LINK: (TokenPurpose.LOGIN_EMAIL, "portal-link"),
+}
+
+
+def _describe_lifetime(delta):
+    minutes = int(delta.total_seconds() // 60)
+    if minutes % (24 * 60) == 0:
+        days = minutes // (24 * 60)
+        return f"{days} day{'s' if days != 1 else ''}"
+    if minutes % 60 == 0:
+        hours = minutes // 60
+        return f"{hours} hour{'s' if hours != 1 else ''}"
+    return f"{minutes} minutes"
+
+
+def build_message(row):
+    """An EmailMultiAlternatives for an outbox row (mints a token: call inside the send
+    transaction so that a failed send leaves no live token behind)."""
+    user = row.user
+    account = row.portal_account
+    purpose, url_name = LINKS[row.kind]
+    target = row.context.get("target", "")
+    secret = tokens.issue(user, purpose, target=target)
+    path = reverse(url_name, kwargs={"slug": account.slug, "token": secret})
+    context = {
+        "user": user,
+        "portal_name": account.name,
+        "link": settings.PORTAL_BASE_URL + path,
+        "expires_in": _describe_lifetime(settings.TOKEN_LIFETIMES[purpose]),
+        "target": target,
+        **row.context,
+    }
+    subject = SUBJECTS[row.kind].format(portal=account.name)
+    text = render_to_string(f"emails/{row.kind}.txt", context)
+    html = render_to_string(f"emails/{row.kind}.html", context)
+    message = EmailMultiAlternatives(subject, text, settings.DEFAULT_FROM_EMAIL, [row.to_email])
+    message.attach_alternative(html, "text/html")
+    message.extra_headers["X-Outbox-Id"] = str(row.pk)
+    return message

@@ -1,0 +1,23 @@
+"""License seats: unconfirmed and enabled users of a user type hold one; disabled users don't."""
+
+from accounts.errors import NoLicensesLeft
+from accounts.models import PortalAccount, User, UserType
+from accounts.models.user import SEAT_STATES
+
+
+def seats_used(portal_account, user_type):
+    return User.objects.filter(
+        portal_account=portal_account, user_type=user_type, state__in=SEAT_STATES
+    ).count()
+
+
+def claim_seat(portal_account, user_type):
+    """Check a seat is free for one more user of this type. Call inside the transaction that
+    takes the seat: the account row stays locked until it commits, so two admins racing for
+    the last seat are served one after the other and the second one sees it taken."""
+    PortalAccount.objects.select_for_update().filter(pk=portal_account.pk).first()
+    limit = portal_account.licenses_for(user_type)
+    used = seats_used(portal_account, user_type)
+    if used >= limit:
+        label = UserType(user_type).label
+        raise NoLicensesLeft(f"No {label} licenses left: {used} of {limit} in use.")

@@ -1,0 +1,318 @@
+"""The portal-user lifecycle. Every function is one transaction that locks the user, checks the
+rules, changes the row, writes its audit event and queues the email that is due.
+
+    (contact, no user) --invite--> unconfirmed --activate--> enabled
+    unconfirmed --reinvite--> unconfirmed          enabled/unconfirmed --disable--> disabled
+    disabled --enable--> enabled (+ access restored) or unconfirmed (+ invitation, never activated)
+    any --delete--> gone        enabled --reset password--> enabled        any --change role--> same
+"""
+
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts import audit, licenses, outbox, tokens
+from accounts.errors import LifecycleError
+from accounts.models import EmailKind, TokenPurpose, User, UserKind, UserState, UserType
+from contacts.models import Contact
+
+
+def _valid_email(value):
+    value = (value or "").strip().lower()
+    try:
+        validate_email(value)
+    except ValidationError:
+        return ""
+    return value
+
+
+def _locked(user):
+    if user.kind != UserKind.PORTAL:
+        raise LifecycleError(f"{user} is MSSP staff, not a portal user.")
+    return (
+        User.objects.select_for_update(of=("self",))
+        .select_related("portal_account", "role", "contact")
+        .get(pk=user.pk)
+    )
+
+
+def _check_role(portal_account, role):
+    if role is None:
+        raise LifecycleError("Pick a role.")
+    if role.portal_account_id != portal_account.pk:
+        raise LifecycleError(f"Role '{role.name}' is not a role of {portal_account}.")
+    if not role.active:
+        raise LifecycleError(f"Role '{role.name}' is inactive. Pick an active role.")
+
+
+def _require_state(user, allowed, doing):
+    if user.state not in allowed:
+        raise LifecycleError(f"Cannot {doing} {user.name}: the user is {user.get_state_display()}.")
+
+
+def _require_email(user, doing):
+    if not user.email:
+        raise LifecycleError(
+            f"Cannot {doing} {user.name}: the user has no valid email address. "
+            "Fix the contact's email in the CRM first."
+        )
+
+
+def _resolve_contact(portal_account, user_type, contact, name, email):
+    """The contact a new partner/customer user stands on: the given one, or a new console
+    contact made from name + email (a later CRM sync matches it by email)."""
+    if not UserType(user_type).needs_contact:
+        if contact is not None:
+            raise LifecycleError("Employee users are not linked to a CRM contact.")
+        return None
+    if contact is None:
+        return Contact.objects.create(
+            portal_account=portal_account, name=name, email=email, source=Contact.Source.CONSOLE
+        )
+    if contact.portal_account_id != portal_account.pk:
+        raise LifecycleError("That contact belongs to another portal account.")
+    if contact.deleted_at is not None:
+        raise LifecycleError(f"{contact.name}'s contact was deleted in the CRM. Restore it first.")
+    if User.objects.filter(contact=contact).exists():
+        raise LifecycleError(f"User already exists: {contact.name} already has a portal user.")
+    return contact
+
+
+@transaction.atomic
+def invite(
+    portal_account,
+    *,
+    user_type,
+    role,
+    by,
+    contact=None,
+    name="",
+    email="",
+    send_email=True,
+    ip=None,
+):
+    """Give a contact (or, for employees, a name + email) a portal login: an unconfirmed user
+    and, with send_email, an invitation."""
+    _check_role(portal_account, role)
+    if contact is not None:
+        name, email = contact.name, contact.email
+    name = (name or "").strip()
+    email_ok = _valid_email(email)
+    if not name:
+        raise LifecycleError("Enter the person's name.")
+    if not email_ok and (send_email or contact is None):
+        who = name or "This contact"
+        raise LifecycleError(f"{who} has no valid email address ('{email}'). Enter a valid email.")
+    if email_ok and User.objects.filter(portal_account=portal_account, email=email_ok).exists():
+        raise LifecycleError(f"A portal user with the email {email_ok} already exists here.")
+    licenses.claim_seat(portal_account, user_type)
+    contact = _resolve_contact(portal_account, user_type, contact, name, email_ok)
+    now = timezone.now()
+    user = User(
+        kind=UserKind.PORTAL,
+        portal_account=portal_account,
+        user_type=user_type,
+        contact=contact,
+        role=role,
+        name=name,
+        email=email_ok,
+        state=UserState.UNCONFIRMED,
+        invited_at=now,
+        last_invited_at=now if send_email else None,
+    )
+    user.set_unusable_password()
+    try:
+        with transaction.atomic():
+            user.save()
+    except IntegrityError as error:  # a concurrent invite of the same contact or email won
+        raise LifecycleError(f"User already exists: {name} already has a portal user.") from error
+    audit.record(
+        "invite",
+        by=by,
+        subject=user,
+        ip=ip,
+        after=audit.user_snapshot(user),
+        detail="" if send_email else "no invitation email",
+    )
+    if send_email:
+        outbox.queue_email(user, EmailKind.INVITATION, invited_by=by.name if by else "")
+    return user
+
+
+@transaction.atomic
+def activate(user, password, *, ip=None):
+    """The invited person sets a password: unconfirmed -> enabled."""
+    user = _locked(user)
+    _require_state(user, [UserState.UNCONFIRMED], "activate")
+    before = audit.user_snapshot(user)
+    user.set_password(password)
+    user.state = UserState.ENABLED
+    user.activated_at = timezone.now()
+    user.save()
+    tokens.revoke(user, [TokenPurpose.ACTIVATION])
+    audit.record(
+        "activate", by=user, subject=user, ip=ip, before=before, after=audit.user_snapshot(user)
+    )
+    return user
+
+
+@transaction.atomic
+def disable(user, *, by, ip=None):
+    """Stop a user signing in; their seat is freed and every link they hold dies."""
+    user = _locked(user)
+    _require_state(user, [UserState.ENABLED, UserState.UNCONFIRMED], "disable")
+    before = audit.user_snapshot(user)
+    user.state = UserState.DISABLED
+    user.disabled_at = timezone.now()
+    user.disabled_by = by
+    user.save(update_fields=["state", "disabled_at", "disabled_by"])
+    tokens.revoke(user)
+    outbox.cancel_pending(user, reason="The user was disabled.")
+    audit.record(
+        "disable", by=by, subject=user, ip=ip, before=before, after=audit.user_snapshot(user)
+    )
+    return user
+
+
+@transaction.atomic
+def enable(user, *, by, ip=None):
+    """Give a disabled user their access back. Someone who never activated is invited again."""
+    user = _locked(user)
+    _require_state(user, [UserState.DISABLED], "enable")
+    if user.contact_deleted:
+        raise LifecycleError(
+            f"{user.name}'s contact was deleted in the CRM: restore the contact or link the "
+            "user to another contact first."
+        )
+    licenses.claim_seat(user.portal_account, user.user_type)
+    before = audit.user_snapshot(user)
+    user.disabled_at = None
+    user.disabled_by = None
+    if user.activated_at:
+        user.state = UserState.ENABLED
+        kind = EmailKind.ACCESS_RESTORED
+    else:
+        user.state = UserState.UNCONFIRMED
+        user.last_invited_at = timezone.now()
+        kind = EmailKind.INVITATION
+    user.save()
+    audit.record(
+        "enable", by=by, subject=user, ip=ip, before=before, after=audit.user_snapshot(user)
+    )
+    if user.email:
+        outbox.queue_email(user, kind)
+    return user
+
+
+@transaction.atomic
+def delete(user, *, by, ip=None):
+    """Remove the login for good. The contact stays; audit events keep the user's name."""
+    user = _locked(user)
+    if user.is_account_admin:
+        raise LifecycleError(
+            f"{user.name} holds the account admin seat. Make another user the account admin first."
+        )
+    audit.record(
+        "delete",
+        by=by,
+        subject=user,
+        ip=ip,
+        before=audit.user_snapshot(user),
+        after={"state": "deleted"},
+    )
+    tokens.revoke(user)
+    outbox.cancel_pending(user, reason="The user was deleted.")
+    user.delete()
+
+
+@transaction.atomic
+def reinvite(user, *, by, ip=None):
+    """Send a new invitation; every older invitation link dies."""
+    user = _locked(user)
+    _require_state(user, [UserState.UNCONFIRMED], "reinvite")
+    _require_email(user, "reinvite")
+    tokens.revoke(user, [TokenPurpose.ACTIVATION])
+    user.last_invited_at = timezone.now()
+    user.save(update_fields=["last_invited_at"])
+    audit.record(
+        "reinvite",
+        by=by,
+        subject=user,
+        ip=ip,
+        before=audit.user_snapshot(user),
+        after=audit.user_snapshot(user),
+    )
+    outbox.queue_email(user, EmailKind.REINVITATION)
+    return user
+
+
+@transaction.atomic
+def reset_password(user, *, by, ip=None):
+    """Email the user a link to choose a new password (the current one keeps working until then)."""
+    user = _locked(user)
+    _require_state(user, [UserState.ENABLED], "reset the password of")
+    _require_email(user, "reset the password of")
+    audit.record(
+        "reset_password",
+        by=by,
+        subject=user,
+        ip=ip,
+        before=audit.user_snapshot(user),
+        after=audit.user_snapshot(user),
+    )
+    outbox.queue_email(user, EmailKind.PASSWORD_RESET)
+    return user
+
+
+@transaction.atomic
+def change_role(user, role, *, by, ip=None):
+    user = _locked(user)
+    _check_role(user.portal_account, role)
+    if user.role_id == role.pk:
+        raise LifecycleError(f"{user.name} already has the role '{role.name}'.")
+    before = audit.user_snapshot(user)
+    user.role = role
+    user.save(update_fields=["role"])
+    audit.record(
+        "change_role", by=by, subject=user, ip=ip, before=before, after=audit.user_snapshot(user)
+    )
+    return user
+
+
+@transaction.atomic
+def make_account_admin(user, *, by, ip=None):
+    """Move the account admin seat to this user; the previous holder loses it in the same
+    transaction, so an account never has two."""
+    user = _locked(user)
+    if user.is_account_admin:
+        raise LifecycleError(f"{user.name} is already the account admin.")
+    _require_state(user, [UserState.ENABLED, UserState.UNCONFIRMED], "make account admin")
+    previous = (
+        User.objects.select_for_update()
+        .filter(portal_account=user.portal_account, is_account_admin=True)
+        .first()
+    )
+    if previous is not None:
+        previous.is_account_admin = False
+        previous.save(update_fields=["is_account_admin"])
+        audit.record(
+            "remove_account_admin",
+            by=by,
+            subject=previous,
+            ip=ip,
+            before={"is_account_admin": True},
+            after={"is_account_admin": False},
+        )
+    before = audit.user_snapshot(user)
+    user.is_account_admin = True
+    user.save(update_fields=["is_account_admin"])
+    audit.record(
+        "make_account_admin",
+        by=by,
+        subject=user,
+        ip=ip,
+        before=before,
+        after=audit.user_snapshot(user),
+    )
+    return user

@@ -1,0 +1,19 @@
+from accounts.models.audit import AuditEvent
+from accounts.models.outbox import EmailKind, OutboxEmail
+from accounts.models.portal_account import PortalAccount, Role, UserType
+from accounts.models.tokens import LoginToken, TokenPurpose
+from accounts.models.user import User, UserKind, UserState
+
+__all__ = [
+    "AuditEvent",
+    "EmailKind",
+    "LoginToken",
+    "OutboxEmail",
+    "PortalAccount",
+    "Role",
+    "TokenPurpose",
+    "User",
+    "UserKind",
+    "UserState",
+    "UserType",
+]

@@ -1,0 +1,40 @@
+from django.db import models
+
+
+class AuditEvent(models.Model):
+    """Who did what to whom, when, from where, and what changed. Kept when the user is deleted,
+    so the subject is also stored as text."""
+
+    class Outcome(models.TextChoices):
+        SUCCESS = "success", "Success"
+        REFUSED = "refused", "Refused"
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.ForeignKey(
+        "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_label = models.CharField(max_length=300, blank=True)
+    portal_account = models.ForeignKey(
+        "accounts.PortalAccount",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="audit_events",
+    )
+    action = models.CharField(max_length=40, db_index=True)
+    subject_user = models.ForeignKey(
+        "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    subject_label = models.CharField(max_length=300, blank=True)
+    before = models.JSONField(default=dict, blank=True)
+    after = models.JSONField(default=dict, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.SUCCESS)
+    detail = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["portal_account", "-created_at"])]
+
+    def __str__(self):
+        return f"{self.actor_label} {self.action} {self.subject_label}"

@@ -1,0 +1,57 @@
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.urls import reverse
+
+
+class UserType(models.TextChoices):
+    PARTNER = "partner", "Partner"
+    CUSTOMER = "customer", "Customer"
+    EMPLOYEE = "employee", "Employee"
+
+    @property
+    def needs_contact(self):
+        return self in (UserType.PARTNER, UserType.CUSTOMER)
+
+
+class PortalAccount(models.Model):
+    """A tenant: one customer portal, reachable at /p/<slug>/."""
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=60, unique=True)
+    partner_licenses = models.PositiveIntegerField(default=0, validators=[MinValueValidator(0)])
+    customer_licenses = models.PositiveIntegerField(default=0, validators=[MinValueValidator(0)])
+    employee_licenses = models.PositiveIntegerField(default=0, validators=[MinValueValidator(0)])
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    def licenses_for(self, user_type):
+        return getattr(self, f"{UserType(user_type).value}_licenses")
+
+    def portal_path(self):
+        return reverse("portal-home", kwargs={"slug": self.slug})
+
+
+class Role(models.Model):
+    """A portal role. Names match case-sensitively, as the CRM and CSV files spell them."""
+
+    portal_account = models.ForeignKey(
+        PortalAccount, on_delete=models.CASCADE, related_name="roles"
+    )
+    name = models.CharField(max_length=100)
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["portal_account", "name"], name="role_name_unique_per_account"
+            )
+        ]
+
+    def __str__(self):
+        return self.name if self.active else f"{self.name} (inactive)"

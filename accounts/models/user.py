@@ -1,0 +1,161 @@
+from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.db import models
+from django.db.models import Q
+
+from accounts.models.portal_account import UserType
+
+
+class UserKind(models.TextChoices):
+    MSSP_ADMIN = "mssp_admin", "MSSP admin"
+    TECHNICIAN = "technician", "MSSP technician"
+    PORTAL = "portal", "Portal user"
+
+
+class UserState(models.TextChoices):
+    UNCONFIRMED = "unconfirmed", "Unconfirmed"
+    ENABLED = "enabled", "Enabled"
+    DISABLED = "disabled", "Disabled"
+
+
+# States that hold a license seat: a disabled user gives its seat back.
+SEAT_STATES = (UserState.UNCONFIRMED, UserState.ENABLED)
+
+
+class UserManager(BaseUserManager):
+    use_in_migrations = True
+
+    def create_staff(self, email, password, *, name, kind=UserKind.TECHNICIAN):
+        user = self.model(
+            email=self.normalize_email(email).lower(),
+            name=name,
+            kind=kind,
+            is_superuser=kind == UserKind.MSSP_ADMIN,
+        )
+        user.set_password(password)
+        user.save()
+        return user
+
+    def create_superuser(self, email, password, name="MSSP admin", **extra):
+        return self.create_staff(email, password, name=name, kind=UserKind.MSSP_ADMIN)
+
+    def portal_users(self):
+        return self.filter(kind=UserKind.PORTAL)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    """Everybody who can log in: MSSP staff (console) and portal users (portal, and the console
+    for a portal account's admin). Portal users are created and changed only through
+    accounts.lifecycle so that each change is audited and mailed consistently."""
+
+    email = models.EmailField(blank=True)
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=20, choices=UserKind.choices, default=UserKind.PORTAL)
+
+    portal_account = models.ForeignKey(
+        "accounts.PortalAccount",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="users",
+    )
+    user_type = models.CharField(max_length=20, choices=UserType.choices, blank=True)
+    contact = models.OneToOneField(
+        "contacts.Contact", null=True, blank=True, on_delete=models.PROTECT, related_name="user"
+    )
+    role = models.ForeignKey(
+        "accounts.Role", null=True, blank=True, on_delete=models.PROTECT, related_name="users"
+    )
+    state = models.CharField(max_length=20, choices=UserState.choices, blank=True)
+    is_account_admin = models.BooleanField(default=False)
+
+    invited_at = models.DateTimeField(null=True, blank=True)
+    last_invited_at = models.DateTimeField(null=True, blank=True)
+    activated_at = models.DateTimeField(null=True, blank=True)
+    disabled_at = models.DateTimeField(null=True, blank=True)
+    disabled_by = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS = ["name"]
+
+    class Meta:
+        ordering = ["name", "email"]
+        indexes = [models.Index(fields=["portal_account", "state", "name"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["portal_account", "email"],
+                condition=~Q(email=""),
+                name="user_email_unique_per_account",
+            ),
+            models.UniqueConstraint(
+                fields=["email"],
+                condition=Q(portal_account__isnull=True),
+                name="staff_email_unique",
+            ),
+            models.UniqueConstraint(
+                fields=["portal_account"],
+                condition=Q(is_account_admin=True),
+                name="one_account_admin_per_account",
+            ),
+            models.CheckConstraint(
+                name="portal_user_fields_match_kind",
+                condition=(
+                    Q(
+                        kind="portal",
+                        portal_account__isnull=False,
+                        user_type__in=list(UserType.values),
+                        state__in=list(UserState.values),
+                    )
+                    | Q(
+                        ~Q(kind="portal"),
+                        portal_account__isnull=True,
+                        contact__isnull=True,
+                        role__isnull=True,
+                        user_type="",
+                        state="",
+                        is_account_admin=False,
+                    )
+                ),
+            ),
+            models.CheckConstraint(
+                name="contact_only_for_partner_and_customer",
+                condition=Q(user_type__in=["partner", "customer"], contact__isnull=False)
+                | (~Q(user_type__in=["partner", "customer"]) & Q(contact__isnull=True)),
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.name} <{self.email}>" if self.email else self.name
+
+    @property
+    def is_staff(self):
+        """MSSP staff reach the Django admin (read-mostly, for support)."""
+        return self.kind in (UserKind.MSSP_ADMIN, UserKind.TECHNICIAN)
+
+    @property
+    def is_mssp(self):
+        return self.is_staff
+
+    @property
+    def is_active(self):
+        # The one rule every auth backend and every session check relies on: a portal user signs
+        # in only while enabled and, for partners and customers, while the CRM contact exists.
+        if self.kind != UserKind.PORTAL:
+            return True
+        return self.state == UserState.ENABLED and not self.contact_deleted
+
+    @property
+    def holds_seat(self):
+        return self.state in SEAT_STATES
+
+    @property
+    def contact_deleted(self):
+        return self.contact is not None and self.contact.deleted_at is not None
+
+    def can_use_console(self):
+        return self.is_staff or (self.is_account_admin and self.is_active)

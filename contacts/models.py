@@ -1,0 +1,68 @@
+import secrets
+import string
+
+from django.db import models
+from django.db.models import Q
+
+_ID_ALPHABET = string.ascii_letters + string.digits
+CONTACT_ID_LENGTH = 19
+
+
+def new_contact_id():
+    """Ids for contacts created here (console, import) look like the CRM's: '003' + 16."""
+    return "003" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(CONTACT_ID_LENGTH - 3))
+
+
+class ContactQuerySet(models.QuerySet):
+    def live(self):
+        return self.filter(deleted_at__isnull=True)
+
+    def deleted(self):
+        return self.filter(deleted_at__isnull=False)
+
+
+class Contact(models.Model):
+    """A mirror of one CRM contact. Deleting in the CRM sets deleted_at (its recycle bin);
+    the row stays so that a restore brings the portal user back."""
+
+    class Source(models.TextChoices):
+        CRM = "crm", "CRM sync"
+        CONSOLE = "console", "Console"
+        IMPORT = "import", "CSV import"
+
+    portal_account = models.ForeignKey(
+        "accounts.PortalAccount", on_delete=models.CASCADE, related_name="contacts"
+    )
+    contact_id = models.CharField(max_length=CONTACT_ID_LENGTH, default=new_contact_id)
+    # NULL, not "", so that the per-account unique constraint ignores contacts without one.
+    salesforce_id = models.CharField(max_length=18, null=True, blank=True)  # noqa: DJ001
+    name = models.CharField(max_length=200)
+    email = models.CharField(max_length=254, blank=True)
+    crm_account_name = models.CharField(max_length=200, blank=True)
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.CRM)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ContactQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        indexes = [models.Index(fields=["portal_account", "email"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["portal_account", "contact_id"], name="contact_id_unique_per_account"
+            ),
+            models.UniqueConstraint(
+                fields=["portal_account", "salesforce_id"],
+                condition=Q(salesforce_id__isnull=False),
+                name="salesforce_id_unique_per_account",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.name} ({self.contact_id})"
+
+    @property
+    def is_deleted(self):
+        return self.deleted_at is not None

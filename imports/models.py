@@ -1,0 +1,1 @@
+# ImportJob arrives with the CSV import wizard.

@@ -1,0 +1,11 @@
+from django.contrib import admin
+from django.urls import include, path
+
+admin.site.site_header = "Portal Admin — support"
+admin.site.site_title = "Portal Admin support"
+
+urlpatterns = [
+    path("", include("accounts.urls")),
+    path("p/<slug:slug>/", include("accounts.portal_urls")),
+    path("support/", admin.site.urls),
+]
