@@ -74,8 +74,6 @@ def _resolve_contact(portal_account, user_type, contact, name, email):
         raise LifecycleError("That contact belongs to another portal account.")
     if contact.deleted_at is not None:
         raise LifecycleError(f"{contact.name}'s contact was deleted in the CRM. Restore it first.")
-    if User.objects.filter(contact=contact).exists():
-        raise LifecycleError(f"User already exists: {contact.name} already has a portal user.")
     return contact
 
 
@@ -95,7 +93,11 @@ def invite(
     """Give a contact (or, for employees, a name + email) a portal login: an unconfirmed user
     and, with send_email, an invitation."""
     _check_role(portal_account, role)
+    if user_type not in UserType.values:
+        raise LifecycleError("Pick a user type: partner, customer or employee.")
     if contact is not None:
+        if User.objects.filter(contact=contact).exists():
+            raise LifecycleError(f"User already exists: {contact.name} already has a portal user.")
         name, email = contact.name, contact.email
     name = (name or "").strip()
     email_ok = _valid_email(email)

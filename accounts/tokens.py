@@ -92,25 +92,27 @@ def redeem(secret, purpose, portal_account):
     return _use(peek(secret, purpose, portal_account))
 
 
-@transaction.atomic
 def redeem_code(user, code):
-    token = (
-        LoginToken.objects.select_for_update()
-        .filter(
-            user=user,
-            purpose=TokenPurpose.LOGIN_CODE,
-            used_at__isnull=True,
-            revoked_at__isnull=True,
-            expires_at__gt=timezone.now(),
+    # The failed attempt must be saved even though the caller gets an exception, so the
+    # raise happens after the transaction has committed the counter.
+    with transaction.atomic():
+        token = (
+            LoginToken.objects.select_for_update()
+            .filter(
+                user=user,
+                purpose=TokenPurpose.LOGIN_CODE,
+                used_at__isnull=True,
+                revoked_at__isnull=True,
+                expires_at__gt=timezone.now(),
+            )
+            .first()
         )
-        .first()
-    )
-    if token is None:
-        raise InvalidToken("This code has expired. Ask for a new one.")
-    if not hmac.compare_digest(token.token_hash, _digest(_code_secret(user.pk, code.strip()))):
+        if token is None:
+            raise InvalidToken("This code has expired. Ask for a new one.")
+        if hmac.compare_digest(token.token_hash, _digest(_code_secret(user.pk, code.strip()))):
+            return _use(token)
         token.failed_attempts += 1
         if token.failed_attempts >= settings.LOGIN_CODE_MAX_ATTEMPTS:
             token.revoked_at = timezone.now()
         token.save(update_fields=["failed_attempts", "revoked_at"])
-        raise InvalidToken("That code is not right.")
-    return _use(token)
+    raise InvalidToken("That code is not right.")

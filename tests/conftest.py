@@ -1,0 +1,158 @@
+import os
+
+import pytest
+
+from accounts.models import UserKind
+from portal_admin.celery import app as celery_app
+from tests.factories import (
+    PortalAccountFactory,
+    PortalUserFactory,
+    RoleFactory,
+    StaffFactory,
+)
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _postgres_error():
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return "DATABASE_URL does not point at PostgreSQL"
+    try:
+        connection.ensure_connection()
+    except Exception as error:
+        return f"PostgreSQL is not reachable: {error}"
+    return None
+
+
+def _redis_error():
+    from django.conf import settings
+
+    url = settings.CELERY_BROKER_URL
+    if not url.startswith("redis"):
+        return "CELERY_BROKER_URL does not point at Redis"
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except Exception as error:
+        return f"Redis is not reachable at {url}: {error}"
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked postgres / worker need the real services. Locally they are skipped when the
+    services are not configured; in CI a missing service fails the run instead."""
+    needs = {
+        "postgres": _postgres_error,
+        "worker": lambda: _postgres_error() or _redis_error(),
+    }
+    for marker, check in needs.items():
+        marked = [item for item in items if item.get_closest_marker(marker)]
+        if not marked:
+            continue
+        problem = check()
+        if problem and IN_CI:
+            pytest.exit(f"CI needs the real services for '{marker}' tests: {problem}", returncode=3)
+        if problem:
+            for item in marked:
+                item.add_marker(pytest.mark.skip(reason=f"{problem} (runs in CI)"))
+
+
+@pytest.fixture(autouse=True)
+def _eager_celery(request):
+    """Tasks run in-process unless a test is about the real worker."""
+    if request.node.get_closest_marker("worker"):
+        yield
+        return
+    previous = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = previous
+
+
+@pytest.fixture(autouse=True)
+def _fast_test_settings(settings):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    # Real hashers cost ~100 ms a password by design; tests hash hundreds.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+# --- Personas: who acts in a test ---
+
+
+@pytest.fixture
+def account(db):
+    return PortalAccountFactory(name="Acme Portal", slug="acme")
+
+
+@pytest.fixture
+def other_account(db):
+    return PortalAccountFactory(name="Globex Portal", slug="globex")
+
+
+@pytest.fixture
+def partner_role(account):
+    return RoleFactory(portal_account=account, name="Partner User")
+
+
+@pytest.fixture
+def customer_role(account):
+    return RoleFactory(portal_account=account, name="Customer User")
+
+
+@pytest.fixture
+def inactive_role(account):
+    return RoleFactory(portal_account=account, name="Reseller", active=False)
+
+
+@pytest.fixture
+def mssp_admin(db):
+    return StaffFactory(kind=UserKind.MSSP_ADMIN, name="Mia Admin", email="mia@mssp.example")
+
+
+@pytest.fixture
+def technician(db):
+    return StaffFactory(kind=UserKind.TECHNICIAN, name="Theo Tech", email="theo@mssp.example")
+
+
+@pytest.fixture
+def account_admin(account, partner_role):
+    return PortalUserFactory(
+        portal_account=account,
+        role=partner_role,
+        is_account_admin=True,
+        name="Ada Admin",
+        email="ada.admin@acme.example",
+    )
+
+
+@pytest.fixture
+def other_admin(other_account):
+    return PortalUserFactory(
+        portal_account=other_account,
+        is_account_admin=True,
+        name="Gus Globex",
+        email="gus@globex.example",
+    )
+
+
+def _client_for(client, user):
+    client.force_login(user, backend="accounts.backends.ConsoleBackend")
+    return client
+
+
+@pytest.fixture
+def admin_client(client, mssp_admin):
+    return _client_for(client, mssp_admin)
+
+
+@pytest.fixture
+def technician_client(client, technician):
+    return _client_for(client, technician)
+
+
+@pytest.fixture
+def account_admin_client(client, account_admin):
+    return _client_for(client, account_admin)

@@ -1,0 +1,163 @@
+import smtplib
+from datetime import timedelta
+from unittest import mock
+
+import pytest
+from django.core import mail
+from django.utils import timezone
+
+from accounts import lifecycle, outbox
+from accounts.models import EmailKind, LoginToken, OutboxEmail, TokenPurpose, UserType
+from accounts.tasks import requeue_unsent_emails, send_outbox_email
+from tests.factories import ContactFactory, PortalUserFactory
+
+
+@pytest.fixture
+def invited(account, partner_role, technician):
+    contact = ContactFactory(portal_account=account, name="Grace Hopper", email="grace@example.com")
+    return lifecycle.invite(
+        account, user_type=UserType.PARTNER, role=partner_role, by=technician, contact=contact
+    )
+
+
+def test_the_email_is_queued_only_when_the_change_commits(
+    account, partner_role, technician, django_capture_on_commit_callbacks
+):
+    contact = ContactFactory(portal_account=account, email="grace@example.com")
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        lifecycle.invite(
+            account, user_type=UserType.PARTNER, role=partner_role, by=technician, contact=contact
+        )
+    assert OutboxEmail.objects.get().status == "pending"
+    assert len(mail.outbox) == 0
+    assert len(callbacks) == 1
+
+
+def test_a_committed_invitation_is_sent_with_html_text_and_a_working_link(
+    account, partner_role, technician, django_capture_on_commit_callbacks
+):
+    contact = ContactFactory(portal_account=account, name="Grace Hopper", email="grace@example.com")
+    with django_capture_on_commit_callbacks(execute=True):
+        lifecycle.invite(
+            account, user_type=UserType.PARTNER, role=partner_role, by=technician, contact=contact
+        )
+
+    row = OutboxEmail.objects.get()
+    assert row.status == "sent"
+    assert row.sent_at is not None
+    assert row.subject == "You're invited to Acme Portal"
+    [message] = mail.outbox
+    assert message.to == ["grace@example.com"]
+    assert "Theo Tech has invited you to Acme Portal" in message.body
+    assert "expires in 7 days" in message.body
+    html, mimetype = message.alternatives[0]
+    assert mimetype == "text/html"
+    assert "Activate your account" in html
+    link = next(word for word in message.body.split() if "/p/acme/activate/" in word)
+    secret = link.rstrip("/").rsplit("/", 1)[-1]
+    assert LoginToken.objects.get(purpose=TokenPurpose.ACTIVATION).is_live
+    assert secret not in str(OutboxEmail.objects.values().get())  # the row holds no secret
+
+
+@pytest.mark.parametrize(
+    ("kind", "subject", "link_part"),
+    [
+        (EmailKind.REINVITATION, "Your invitation to Acme Portal", "/activate/"),
+        (EmailKind.PASSWORD_RESET, "Reset your Acme Portal password", "/reset/"),
+        (EmailKind.ACCESS_RESTORED, "Your access to Acme Portal is restored", "/link/"),
+        (EmailKind.LOGIN_LINK, "Your sign-in link for Acme Portal", "/link/"),
+    ],
+)
+def test_every_email_kind_renders(account, partner_role, kind, subject, link_part):
+    user = PortalUserFactory(portal_account=account, role=partner_role)
+    row = outbox.queue_email(user, kind)
+    assert outbox.deliver(row.pk) is True
+    [message] = mail.outbox
+    assert message.subject == subject
+    assert f"/p/acme{link_part}" in message.body
+    assert f"/p/acme{link_part}" in message.alternatives[0][0]
+
+
+def test_sending_a_row_twice_sends_one_email(invited):
+    row = OutboxEmail.objects.get(user=invited)
+    assert send_outbox_email.delay(row.pk).get() is True
+    assert send_outbox_email.delay(row.pk).get() is False
+    assert len(mail.outbox) == 1
+
+
+def test_a_failure_is_kept_on_the_row_and_retried_later(invited, settings):
+    settings.OUTBOX_RETRY_BASE_SECONDS = 30
+    row = OutboxEmail.objects.get(user=invited)
+    with (
+        mock.patch(
+            "django.core.mail.EmailMultiAlternatives.send",
+            side_effect=smtplib.SMTPServerDisconnected("Connection unexpectedly closed"),
+        ),
+        pytest.raises(outbox.SendFailed) as failure,
+    ):
+        outbox.deliver(row.pk)
+
+    assert failure.value.retry_in == 30
+    row.refresh_from_db()
+    assert row.status == "pending"
+    assert row.attempts == 1
+    assert "Connection unexpectedly closed" in row.last_error
+    assert row.next_attempt_at > timezone.now()
+    # the token minted for the failed message did not survive the rollback
+    assert not LoginToken.objects.filter(user=invited).exists()
+
+
+def test_backoff_doubles_and_the_row_fails_after_the_last_attempt(invited, settings):
+    settings.OUTBOX_MAX_ATTEMPTS = 3
+    settings.OUTBOX_RETRY_BASE_SECONDS = 10
+    row = OutboxEmail.objects.get(user=invited)
+    delays = []
+    with mock.patch("django.core.mail.EmailMultiAlternatives.send", side_effect=OSError("refused")):
+        for _ in range(3):
+            with pytest.raises(outbox.SendFailed) as failure:
+                outbox.deliver(row.pk)
+            delays.append(failure.value.retry_in)
+    assert delays == [10, 20, 40]
+    assert failure.value.final
+    row.refresh_from_db()
+    assert (row.status, row.attempts) == ("failed", 3)
+
+
+def test_the_sweep_requeues_rows_left_unsent(invited, settings):
+    row = OutboxEmail.objects.get(user=invited)
+    fresh = outbox.queue_email(
+        PortalUserFactory(portal_account=invited.portal_account, role=invited.role),
+        EmailKind.LOGIN_LINK,
+    )
+    OutboxEmail.objects.filter(pk=row.pk).update(
+        queued_at=timezone.now() - settings.OUTBOX_REQUEUE_AFTER - timedelta(seconds=1)
+    )
+    assert requeue_unsent_emails.delay().get() == 1
+    row.refresh_from_db()
+    fresh.refresh_from_db()
+    assert row.status == "sent"
+    assert fresh.status == "pending"  # too recent: its own task is still on its way
+
+
+def test_the_sweep_waits_for_the_backoff(invited, settings):
+    OutboxEmail.objects.update(
+        queued_at=timezone.now() - settings.OUTBOX_REQUEUE_AFTER - timedelta(seconds=1),
+        next_attempt_at=timezone.now() + timedelta(minutes=5),
+    )
+    assert outbox.requeue_unsent() == []
+
+
+def test_a_broker_outage_leaves_the_row_for_the_sweep(
+    account, partner_role, technician, django_capture_on_commit_callbacks
+):
+    contact = ContactFactory(portal_account=account, email="grace@example.com")
+    with mock.patch.object(send_outbox_email, "delay", side_effect=ConnectionError("no broker")):
+        with django_capture_on_commit_callbacks(execute=True):
+            lifecycle.invite(
+                account,
+                user_type=UserType.PARTNER,
+                role=partner_role,
+                by=technician,
+                contact=contact,
+            )
+    assert OutboxEmail.objects.get().status == "pending"
