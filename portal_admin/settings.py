@@ -80,9 +80,14 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = ["accounts.backends.ConsoleBackend", "accounts.backends.PortalBackend"]
-# Email is unique per portal account, not globally, so the username field cannot be unique;
-# the backends resolve the ambiguity by scope.
-SILENCED_SYSTEM_CHECKS = ["auth.W004"]
+SILENCED_SYSTEM_CHECKS = [
+    # Email is unique per portal account, not globally, so the username field cannot be unique;
+    # the auth backends resolve the ambiguity by scope.
+    "auth.W004",
+    # Joining the browsers' HSTS preload list binds the whole domain; the operator opts in with
+    # SECURE_HSTS_PRELOAD=true, it is not a default we can choose for them.
+    "security.W021",
+]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

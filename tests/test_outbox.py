@@ -151,13 +151,13 @@ def test_a_broker_outage_leaves_the_row_for_the_sweep(
     account, partner_role, technician, django_capture_on_commit_callbacks
 ):
     contact = ContactFactory(portal_account=account, email="grace@example.com")
-    with mock.patch.object(send_outbox_email, "delay", side_effect=ConnectionError("no broker")):
-        with django_capture_on_commit_callbacks(execute=True):
-            lifecycle.invite(
-                account,
-                user_type=UserType.PARTNER,
-                role=partner_role,
-                by=technician,
-                contact=contact,
-            )
+    no_broker = mock.patch.object(send_outbox_email, "delay", side_effect=ConnectionError("down"))
+    with no_broker, django_capture_on_commit_callbacks(execute=True):
+        lifecycle.invite(
+            account,
+            user_type=UserType.PARTNER,
+            role=partner_role,
+            by=technician,
+            contact=contact,
+        )
     assert OutboxEmail.objects.get().status == "pending"

@@ -1,0 +1,152 @@
+import re
+
+import pytest
+from django.core import mail
+from django.urls import reverse
+
+from accounts import lifecycle, tokens
+from accounts.models import TokenPurpose, User, UserState, UserType
+from contacts.models import Contact
+from tests.factories import PASSWORD, ContactFactory, PortalUserFactory
+
+BLOCKED = "Your account may be temporarily disabled, please contact the administrator."
+NEW_PASSWORD = "a-brand-new-Passw0rd"
+
+
+def link_in_last_email():
+    return (
+        re.search(r"http://\S+", mail.outbox[-1].body)
+        .group(0)
+        .removeprefix("http://127.0.0.1:8000")
+    )
+
+
+@pytest.fixture
+def invited(account, partner_role, technician, django_capture_on_commit_callbacks):
+    contact = ContactFactory(portal_account=account, name="Grace Hopper", email="grace@example.com")
+    with django_capture_on_commit_callbacks(execute=True):
+        return lifecycle.invite(
+            account, user_type=UserType.PARTNER, role=partner_role, by=technician, contact=contact
+        )
+
+
+def test_the_invitation_link_activates_and_signs_in(client, invited):
+    link = link_in_last_email()
+    page = client.get(link)
+    assert page.status_code == 200
+    assert "Activate your account" in page.content.decode()
+
+    response = client.post(link, {"new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD})
+
+    assert response.status_code == 302
+    assert response.url == "/p/acme/"
+    user = User.objects.get(pk=invited.pk)
+    assert user.state == UserState.ENABLED
+    assert user.check_password(NEW_PASSWORD)
+    assert "Welcome, Grace Hopper" in client.get("/p/acme/").content.decode()
+    assert (
+        client.post(
+            link, {"new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD}
+        ).status_code
+        == 400
+    )
+
+
+def test_opening_a_link_does_not_use_it(client, invited):
+    """Mail scanners follow links with GET; only the button's POST may use the token."""
+    link = link_in_last_email()
+    for _ in range(3):
+        assert client.get(link).status_code == 200
+    assert User.objects.get(pk=invited.pk).state == UserState.UNCONFIRMED
+
+
+def test_mismatched_passwords_change_nothing(client, invited):
+    link = link_in_last_email()
+    page = client.post(link, {"new_password1": NEW_PASSWORD, "new_password2": "different-one-1"})
+    assert page.status_code == 200
+    assert "didn’t match" in page.content.decode()
+    assert User.objects.get(pk=invited.pk).state == UserState.UNCONFIRMED
+    assert client.get(link).status_code == 200
+
+
+def test_a_reinvited_users_older_link_fails_with_a_next_step(client, invited, technician):
+    old_link = link_in_last_email()
+    lifecycle.reinvite(invited, by=technician)
+    page = client.get(old_link)
+    assert page.status_code == 400
+    assert "replaced by a newer one" in page.content.decode()
+    assert "Go to sign in" in page.content.decode()
+
+
+def test_a_link_for_one_account_fails_at_another(client, invited, other_account):
+    link = link_in_last_email().replace("/p/acme/", f"/p/{other_account.slug}/")
+    assert client.get(link).status_code == 400
+
+
+@pytest.fixture
+def enabled_user(account, partner_role):
+    return PortalUserFactory(
+        portal_account=account, role=partner_role, name="Alan Turing", email="alan@example.com"
+    )
+
+
+def test_password_reset_link_sets_a_new_password(
+    client, enabled_user, technician, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        lifecycle.reset_password(enabled_user, by=technician)
+    link = link_in_last_email()
+    assert "/reset/" in link
+    response = client.post(link, {"new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD})
+    assert response.status_code == 302
+    assert User.objects.get(pk=enabled_user.pk).check_password(NEW_PASSWORD)
+    assert client.get(link).status_code == 400
+
+
+def test_a_login_link_signs_in_and_opens_its_section(client, enabled_user, account):
+    secret = tokens.issue(enabled_user, TokenPurpose.LOGIN_EMAIL, target="courses")
+    link = reverse("portal-link", kwargs={"slug": account.slug, "token": secret})
+    assert "Sign in as Alan Turing" in client.get(link).content.decode()
+    response = client.post(link)
+    assert response.url == "/p/acme/?section=courses"
+    assert "<h1>Courses</h1>" in client.get(response.url).content.decode()
+
+
+def test_a_user_whose_contact_was_deleted_is_blocked(client, enabled_user, account):
+    secret = tokens.issue(enabled_user, TokenPurpose.LOGIN_EMAIL)
+    Contact.objects.filter(pk=enabled_user.contact_id).update(deleted_at="2026-01-01T00:00Z")
+    response = client.post(reverse("portal-link", kwargs={"slug": account.slug, "token": secret}))
+    assert response.status_code == 403
+    assert BLOCKED in response.content.decode()
+
+
+def test_password_sign_in(client, enabled_user):
+    response = client.post("/p/acme/login/", {"email": "ALAN@example.com", "password": PASSWORD})
+    assert response.status_code == 302
+    assert "Welcome, Alan Turing" in client.get("/p/acme/").content.decode()
+
+
+@pytest.mark.parametrize(
+    ("state", "message"),
+    [(UserState.DISABLED, BLOCKED), (UserState.UNCONFIRMED, "not activated yet")],
+)
+def test_only_enabled_users_sign_in(client, enabled_user, state, message):
+    User.objects.filter(pk=enabled_user.pk).update(state=state)
+    page = client.post("/p/acme/login/", {"email": "alan@example.com", "password": PASSWORD})
+    assert message in page.content.decode()
+    assert client.get("/p/acme/").status_code == 302
+
+
+def test_a_disabled_users_session_ends_at_once(client, enabled_user, technician):
+    client.post("/p/acme/login/", {"email": "alan@example.com", "password": PASSWORD})
+    lifecycle.disable(enabled_user, by=technician)
+    assert client.get("/p/acme/").status_code == 302
+
+
+def test_a_session_at_one_account_is_not_a_session_at_another(client, enabled_user, other_account):
+    client.post("/p/acme/login/", {"email": "alan@example.com", "password": PASSWORD})
+    assert client.get(f"/p/{other_account.slug}/").status_code == 302
+
+
+def test_unknown_portal_is_404(client, db):
+    assert client.get("/p/nowhere/").status_code == 404

@@ -1,0 +1,40 @@
+import pytest
+from django.apps import apps
+from django.contrib import admin
+from django.urls import reverse
+
+from tests.factories import PortalUserFactory
+
+PROJECT_APPS = ("accounts", "contacts", "imports")
+
+
+def project_models():
+    return [m for m in apps.get_models() if m._meta.app_label in PROJECT_APPS]
+
+
+def test_every_model_is_registered():
+    assert {m for m in project_models()} <= set(admin.site._registry)
+
+
+@pytest.mark.parametrize("persona", ["admin_client", "technician_client"])
+def test_staff_can_browse_every_model(request, persona, account_admin):
+    client = request.getfixturevalue(persona)
+    for model in project_models():
+        url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
+        assert client.get(url).status_code == 200, url
+
+
+def test_portal_users_are_read_only_here(admin_client, account, partner_role):
+    user = PortalUserFactory(portal_account=account, role=partner_role)
+    url = reverse("admin:accounts_user_change", args=[user.pk])
+    page = admin_client.get(url)
+    assert page.status_code == 200
+    assert 'name="_save"' not in page.content.decode()
+    assert (
+        admin_client.post(reverse("admin:accounts_user_delete", args=[user.pk])).status_code == 403
+    )
+
+
+def test_account_admins_cannot_enter_the_support_admin(account_admin_client):
+    response = account_admin_client.get(reverse("admin:index"))
+    assert response.status_code == 302
