@@ -70,7 +70,7 @@ def deliver(row_id):
     try:
         with transaction.atomic():
             row = (
-                OutboxEmail.objects.select_for_update(skip_locked=True)
+                OutboxEmail.objects.select_for_update(skip_locked=True, of=("self",))
                 .select_related("user", "portal_account")
                 .filter(pk=row_id, status=OutboxEmail.Status.PENDING)
                 .first()
