@@ -1,0 +1,145 @@
+from io import StringIO
+
+import pytest
+from django.contrib.auth import authenticate
+from django.core import mail
+from django.core.management import call_command
+
+from accounts import licenses
+from accounts.models import (
+    AuditEvent,
+    EmailKind,
+    LoginToken,
+    OutboxEmail,
+    PortalAccount,
+    Role,
+    User,
+    UserKind,
+    UserState,
+    UserType,
+)
+from contacts.models import Contact
+
+DEMO_PASSWORD = "demo-password-1"
+SLUGS = ["acme", "globex", "initech"]
+
+
+def seed():
+    out = StringIO()
+    call_command("seed_demo", stdout=out)
+    return out.getvalue()
+
+
+def counts():
+    models = [PortalAccount, Role, Contact, User, AuditEvent, OutboxEmail, LoginToken]
+    return {model.__name__: model.objects.count() for model in models}
+
+
+@pytest.fixture
+def output(db, django_capture_on_commit_callbacks):
+    # The command's own transaction is nested in the test's, so run its on-commit hooks (the
+    # mailed invitations) by hand.
+    with django_capture_on_commit_callbacks(execute=True):
+        return seed()
+
+
+def test_second_run_changes_nothing(output):
+    before = counts()
+    again = seed()
+    assert counts() == before
+    assert "Already there" in again
+    assert "admin@acme.example" in again
+
+
+def test_staff_and_portal_accounts(output):
+    staff = User.objects.filter(portal_account__isnull=True)
+    assert sorted(staff.values_list("email", "kind")) == [
+        ("admin@mssp.example", UserKind.MSSP_ADMIN),
+        ("tech@mssp.example", UserKind.TECHNICIAN),
+    ]
+    assert sorted(PortalAccount.objects.values_list("slug", flat=True)) == SLUGS
+    assert Contact.objects.count() >= 200
+    for account in PortalAccount.objects.all():
+        assert account.roles.filter(active=False).exists()
+        assert account.roles.filter(active=True).exists()
+
+
+def test_every_account_has_users_in_every_state(output):
+    for account in PortalAccount.objects.all():
+        states = set(account.users.values_list("state", flat=True))
+        assert states == set(UserState.values), account
+        types = set(account.users.values_list("user_type", flat=True))
+        assert types == set(UserType.values), account
+
+
+def test_one_enabled_account_admin_per_account(output):
+    for account in PortalAccount.objects.all():
+        admins = account.users.filter(is_account_admin=True)
+        assert admins.count() == 1
+        admin = admins.get()
+        assert admin.email == f"admin@{account.slug}.example"
+        assert admin.can_use_console()
+
+
+def test_users_went_through_the_lifecycle(output):
+    portal_users = User.objects.portal_users()
+    assert AuditEvent.objects.filter(action="invite").count() == portal_users.count()
+    enabled = portal_users.filter(state=UserState.ENABLED).count()
+    assert AuditEvent.objects.filter(action="activate").count() >= enabled
+    assert AuditEvent.objects.filter(action="disable").count() == (
+        portal_users.filter(state=UserState.DISABLED).count()
+    )
+
+
+def test_orphaned_user_and_near_limit_license(output):
+    orphans = User.objects.filter(state=UserState.ENABLED, contact__deleted_at__isnull=False)
+    assert orphans.exists()
+    assert not orphans.first().is_active
+
+    near_limit = [
+        (account.slug, user_type)
+        for account in PortalAccount.objects.all()
+        for user_type in UserType
+        if licenses.seats_used(account, user_type) >= 0.8 * account.licenses_for(user_type)
+    ]
+    assert near_limit
+
+
+def test_a_few_invitations_are_mailed(output):
+    invitations = OutboxEmail.objects.filter(kind=EmailKind.INVITATION)
+    assert 1 <= invitations.count() <= 10
+    assert set(invitations.values_list("status", flat=True)) == {OutboxEmail.Status.SENT}
+    assert sorted(m.to[0] for m in mail.outbox) == sorted(
+        invitations.values_list("to_email", flat=True)
+    )
+
+
+def test_printed_logins_work(output):
+    assert DEMO_PASSWORD in output
+    for email in ["admin@mssp.example", "tech@mssp.example"] + [
+        f"admin@{slug}.example" for slug in SLUGS
+    ]:
+        assert email in output
+        assert authenticate(None, username=email, password=DEMO_PASSWORD) is not None, email
+    acme = PortalAccount.objects.get(slug="acme")
+    member = (
+        acme.users.filter(state=UserState.ENABLED, is_account_admin=False)
+        .exclude(user_type=UserType.EMPLOYEE)
+        .filter(contact__deleted_at__isnull=True)
+        .order_by("email")
+        .first()
+    )
+    assert member.email in output
+    user = authenticate(None, portal_account=acme, email=member.email, password=DEMO_PASSWORD)
+    assert user == member
+
+
+def test_an_existing_demo_slug_is_left_alone(db):
+    PortalAccount.objects.create(name="Our real Acme", slug="acme", partner_licenses=1)
+    output = seed()
+    acme = PortalAccount.objects.get(slug="acme")
+    assert acme.name == "Our real Acme"
+    assert not acme.users.exists()
+    assert PortalAccount.objects.filter(slug__in=["globex", "initech"]).count() == 2
+    kept = next(line for line in output.splitlines() if line.startswith("Already there"))
+    assert "Our real Acme" in kept
