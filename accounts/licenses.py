@@ -15,9 +15,9 @@ def claim_seat(portal_account, user_type):
     """Check a seat is free for one more user of this type. Call inside the transaction that
     takes the seat: the account row stays locked until it commits, so two admins racing for
     the last seat are served one after the other and the second one sees it taken."""
-    PortalAccount.objects.select_for_update().filter(pk=portal_account.pk).first()
-    limit = portal_account.licenses_for(user_type)
-    used = seats_used(portal_account, user_type)
+    locked = PortalAccount.objects.select_for_update().get(pk=portal_account.pk)
+    limit = locked.licenses_for(user_type)
+    used = seats_used(locked, user_type)
     if used >= limit:
         label = UserType(user_type).label
         raise NoLicensesLeft(f"No {label} licenses left: {used} of {limit} in use.")

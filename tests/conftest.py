@@ -14,13 +14,17 @@ from tests.factories import (
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
-def _postgres_error():
+def _postgres_error(config):
     from django.db import connection
+    from pytest_django.plugin import blocking_manager_key
 
     if connection.vendor != "postgresql":
         return "DATABASE_URL does not point at PostgreSQL"
+    # Collection runs with database access blocked, and the database named in DATABASE_URL need
+    # not exist (pytest-django creates test_<name> through the server's maintenance database).
     try:
-        connection.ensure_connection()
+        with config.stash[blocking_manager_key].unblock(), connection._nodb_cursor() as cursor:
+            cursor.execute("SELECT 1")
     except Exception as error:
         return f"PostgreSQL is not reachable: {error}"
     return None
@@ -45,8 +49,8 @@ def pytest_collection_modifyitems(config, items):
     """Tests marked postgres / worker need the real services. Locally they are skipped when the
     services are not configured; in CI a missing service fails the run instead."""
     needs = {
-        "postgres": _postgres_error,
-        "worker": lambda: _postgres_error() or _redis_error(),
+        "postgres": lambda: _postgres_error(config),
+        "worker": lambda: _postgres_error(config) or _redis_error(),
     }
     for marker, check in needs.items():
         marked = [item for item in items if item.get_closest_marker(marker)]

@@ -8,6 +8,7 @@ from accounts.models import (
     EmailKind,
     LoginToken,
     OutboxEmail,
+    PortalAccount,
     TokenPurpose,
     User,
     UserState,
@@ -368,3 +369,19 @@ def test_role_names_are_unique_per_account_and_case_sensitive(account, partner_r
 def test_database_refuses_a_partner_without_a_contact(account, partner_role):
     with pytest.raises(IntegrityError), transaction.atomic():
         PortalUserFactory(portal_account=account, role=partner_role, contact=None)
+
+
+def test_the_license_limit_is_read_fresh_not_from_the_callers_copy(
+    account, customer_role, technician
+):
+    loaded_before_the_change = PortalAccount.objects.get(pk=account.pk)
+    PortalAccount.objects.filter(pk=account.pk).update(customer_licenses=0)
+    with pytest.raises(NoLicensesLeft, match="0 of 0 in use"):
+        invite(
+            loaded_before_the_change,
+            customer_role,
+            technician,
+            user_type=UserType.CUSTOMER,
+            name="Late",
+            email="late@example.com",
+        )
