@@ -39,3 +39,9 @@ def record(
         outcome=outcome,
         detail=detail,
     )
+
+
+def client_ip(request):
+    """Where a request came from, for the audit log. Behind the production proxy REMOTE_ADDR is
+    the proxy; gunicorn's --forwarded-allow-ips makes it the client's."""
+    return request.META.get("REMOTE_ADDR") or None

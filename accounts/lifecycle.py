@@ -318,3 +318,18 @@ def make_account_admin(user, *, by, ip=None):
         after=audit.user_snapshot(user),
     )
     return user
+
+
+@transaction.atomic
+def send_login_email(user, *, by, target="", ip=None):
+    """Email an enabled user a one-click sign-in link (optionally to a portal section)."""
+    user = _locked(user)
+    _require_state(user, [UserState.ENABLED], "send a login email to")
+    _require_email(user, "send a login email to")
+    if user.contact_deleted:
+        raise LifecycleError(
+            f"{user.name} cannot sign in: their CRM contact was deleted. Restore it first."
+        )
+    audit.record("send_login_email", by=by, subject=user, ip=ip, detail=target)
+    outbox.queue_email(user, EmailKind.LOGIN_LINK, target=target)
+    return user

@@ -7,16 +7,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 
 from accounts import lifecycle, tokens
+from accounts.audit import client_ip
 from accounts.errors import InvalidToken
 from accounts.models import PortalAccount, TokenPurpose, UserState
 
 BLOCKED_MESSAGE = "Your account may be temporarily disabled, please contact the administrator."
 SECTIONS = {"courses": "Courses", "communities": "Communities", "affiliates": "Affiliates"}
 PORTAL_BACKEND = "accounts.backends.PortalBackend"
-
-
-def _client_ip(request):
-    return request.META.get("REMOTE_ADDR")
 
 
 def _portal_user(request, account):
@@ -105,7 +102,7 @@ def activate(request, slug, token):
             tokens.redeem(token, TokenPurpose.ACTIVATION, account)
         except InvalidToken as error:
             return _invalid_link(request, account, error)
-        user = lifecycle.activate(user, form.cleaned_data["new_password1"], ip=_client_ip(request))
+        user = lifecycle.activate(user, form.cleaned_data["new_password1"], ip=client_ip(request))
         if not user.is_active:
             return _blocked(request, account)
         _sign_in(request, user)

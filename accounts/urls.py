@@ -1,15 +1,30 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from accounts import views
+from accounts.sign_in_throttle import SignInView
+from accounts.views import audit, dev_mail, home, portal_accounts, users
+
+account = "accounts/<slug:slug>/"
 
 urlpatterns = [
-    path("", views.home, name="home"),
-    path(
-        "sign-in/",
-        auth_views.LoginView.as_view(redirect_authenticated_user=True),
-        name="login",
-    ),
+    path("", home.home, name="home"),
+    path("sign-in/", SignInView.as_view(), name="login"),
     path("sign-out/", auth_views.LogoutView.as_view(), name="logout"),
-    path("dev/sent-mail/", views.sent_mail, name="sent-mail"),
+    path("dev/sent-mail/", dev_mail.sent_mail, name="sent-mail"),
+    # Portal accounts (MSSP), their settings (MSSP admin) and dashboards.
+    path("accounts/", portal_accounts.account_list, name="portal-accounts"),
+    path("accounts/new/", portal_accounts.account_create, name="portal-account-create"),
+    path(account, portal_accounts.dashboard, name="dashboard"),
+    path(account + "settings/", portal_accounts.account_settings, name="portal-account-settings"),
+    path(account + "roles/", portal_accounts.roles, name="roles"),
+    path(account + "roles/<int:role_id>/", portal_accounts.role_edit, name="role-edit"),
+    # Users of a portal account.
+    path(account + "users/", users.user_list, name="users"),
+    path(account + "users/new/", users.user_add, name="user-add"),
+    path(account + "users/export.csv", users.user_export, name="users-export"),
+    path(account + "users/bulk/", users.bulk_action, name="users-bulk"),
+    path(account + "users/<int:user_id>/<str:action>/", users.user_action, name="user-action"),
+    # Audit log.
+    path(account + "audit/", audit.account_log, name="audit-log"),
+    path("audit/", audit.global_log, name="audit-log-global"),
 ]

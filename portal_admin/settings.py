@@ -46,6 +46,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "accounts.console_sessions.ConsoleSessionMiddleware",
 ]
 
 ROOT_URLCONF = "portal_admin.urls"
@@ -125,6 +126,14 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=12 * 60 * 60)
+
+# --- Console sessions and sign-in throttling ---
+CONSOLE_IDLE_TIMEOUT_MINUTES = env.int("CONSOLE_IDLE_TIMEOUT_MINUTES", default=30)
+CONSOLE_MAX_SESSION_HOURS = env.int("CONSOLE_MAX_SESSION_HOURS", default=12)
+SIGN_IN_MAX_FAILURES = env.int("SIGN_IN_MAX_FAILURES", default=5)
+SIGN_IN_FAILURE_WINDOW_MINUTES = env.int("SIGN_IN_FAILURE_WINDOW_MINUTES", default=15)
+# Failure counters live here; a per-process memory cache only suits a single-process demo.
+CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 
 # --- Email and the outbox ---
 EMAIL_BACKEND = env(

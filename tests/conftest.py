@@ -148,21 +148,25 @@ def other_admin(other_account):
     )
 
 
-def _client_for(client, user):
+def _client_for(user):
+    """Each persona gets a client of its own, so one test can act as several people."""
+    from django.test import Client
+
+    client = Client()
     client.force_login(user, backend="accounts.backends.ConsoleBackend")
     return client
 
 
 @pytest.fixture
-def admin_client(client, mssp_admin):
-    return _client_for(client, mssp_admin)
+def admin_client(mssp_admin):
+    return _client_for(mssp_admin)
 
 
 @pytest.fixture
-def technician_client(client, technician):
-    return _client_for(client, technician)
+def technician_client(technician):
+    return _client_for(technician)
 
 
 @pytest.fixture
-def account_admin_client(client, account_admin):
-    return _client_for(client, account_admin)
+def account_admin_client(account_admin):
+    return _client_for(account_admin)

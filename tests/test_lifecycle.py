@@ -385,3 +385,13 @@ def test_the_license_limit_is_read_fresh_not_from_the_callers_copy(
             name="Late",
             email="late@example.com",
         )
+
+
+def test_login_emails_go_to_enabled_users_only(account, partner_role, technician):
+    user = PortalUserFactory(portal_account=account, role=partner_role)
+    lifecycle.send_login_email(user, by=technician, target="courses")
+    row = OutboxEmail.objects.get(user=user)
+    assert (row.kind, row.context) == (EmailKind.LOGIN_LINK, {"target": "courses"})
+    lifecycle.disable(user, by=technician)
+    with pytest.raises(LifecycleError, match="Cannot send a login email"):
+        lifecycle.send_login_email(user, by=technician)

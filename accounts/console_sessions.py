@@ -1,0 +1,97 @@
+"""Console sessions end after a while idle and after a fixed time in all, and an HTMX request
+that finds itself signed out sends the whole page to sign-in instead of swapping a sign-in
+form into whatever element asked.
+
+Only sessions signed in through the console backend are limited; the portal's sessions have
+their own rules."""
+
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import BACKEND_SESSION_KEY, logout, user_logged_in
+from django.contrib.auth.views import redirect_to_login
+from django.dispatch import receiver
+from django.shortcuts import redirect, resolve_url
+from django.utils import timezone
+from django_htmx.http import HttpResponseClientRedirect
+
+CONSOLE_BACKEND = "accounts.backends.ConsoleBackend"
+SIGNED_IN_AT = "console_signed_in_at"
+LAST_SEEN_AT = "console_last_seen_at"
+EXPIRED_MESSAGE = "Your session expired, please sign in again."
+# Writing the session on every request would cost a database write per click; the idle limit
+# tolerates being a minute late.
+LAST_SEEN_PRECISION_SECONDS = 60
+
+
+def _now():
+    return timezone.now().timestamp()
+
+
+def _is_console_session(request):
+    return request.session.get(BACKEND_SESSION_KEY) == CONSOLE_BACKEND
+
+
+def _stamp(session, now):
+    session[SIGNED_IN_AT] = now
+    session[LAST_SEEN_AT] = now
+
+
+@receiver(user_logged_in)
+def _start_console_session(sender, request, user, **kwargs):
+    if getattr(user, "backend", None) == CONSOLE_BACKEND:
+        _stamp(request.session, _now())
+
+
+def _expired(session, now):
+    idle = settings.CONSOLE_IDLE_TIMEOUT_MINUTES * 60
+    total = settings.CONSOLE_MAX_SESSION_HOURS * 60 * 60
+    return now - session[LAST_SEEN_AT] > idle or now - session[SIGNED_IN_AT] > total
+
+
+def _page_to_return_to(request):
+    """The page the person was on: for HTMX, the page that sent the request (its URL may be a
+    fragment or a POST-only action); for a plain POST, nothing worth coming back to."""
+    if request.htmx:
+        return request.htmx.current_url_abs_path
+    return request.get_full_path() if request.method == "GET" else None
+
+
+def _to_sign_in(request):
+    next_page = _page_to_return_to(request)
+    url = redirect_to_login(next_page).url if next_page else resolve_url(settings.LOGIN_URL)
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+
+
+def _is_sign_in_redirect(response):
+    if response.status_code != 302:
+        return False
+    return urlsplit(response["Location"]).path == resolve_url(settings.LOGIN_URL)
+
+
+class ConsoleSessionMiddleware:
+    """Goes after the session, auth, messages and htmx middleware."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if _is_console_session(request):
+            now = _now()
+            session = request.session
+            if SIGNED_IN_AT not in session or LAST_SEEN_AT not in session:
+                _stamp(session, now)
+            elif _expired(session, now):
+                logout(request)
+                messages.info(request, EXPIRED_MESSAGE)
+                return _to_sign_in(request)
+            elif now - session[LAST_SEEN_AT] >= LAST_SEEN_PRECISION_SECONDS:
+                session[LAST_SEEN_AT] = now
+
+        response = self.get_response(request)
+
+        # login_required answers with a 302, which htmx follows and swaps the sign-in page in.
+        if request.htmx and _is_sign_in_redirect(response):
+            return _to_sign_in(request)
+        return response

@@ -1,0 +1,226 @@
+"""Portal accounts and their roles: the forms, and saving them with their audit events."""
+
+from copy import copy
+
+from django import forms
+from django.core.validators import MaxValueValidator
+from django.db import IntegrityError, transaction
+from django.utils.text import slugify
+
+from accounts import audit, licenses, scoping
+from accounts.models import PortalAccount, Role, UserType
+
+ACCOUNT_FIELDS = ["name", "slug", "partner_licenses", "customer_licenses", "employee_licenses"]
+# More seats than any real contract; it keeps a typo from overflowing the database column.
+MAX_LICENSES = 1_000_000
+# Slugs that would shadow a console URL under /accounts/ (accounts/new/ is the create page).
+RESERVED_SLUGS = {"new"}
+
+
+def account_snapshot(account):
+    return {field: getattr(account, field) for field in ACCOUNT_FIELDS}
+
+
+def _changes(before, after):
+    changed = [field for field in ACCOUNT_FIELDS if before[field] != after[field]]
+    return {f: before[f] for f in changed}, {f: after[f] for f in changed}
+
+
+def suggest_slug(name):
+    """A free slug made from the name: 'Acme Partners' -> 'acme-partners', else '...-2'."""
+    base = slugify(name)[:55].strip("-")
+    if not base:
+        return ""
+    slug, n = base, 1
+    while slug in RESERVED_SLUGS or PortalAccount.objects.filter(slug=slug).exists():
+        n += 1
+        slug = f"{base}-{n}"
+    return slug
+
+
+class PortalAccountForm(forms.ModelForm):
+    class Meta:
+        model = PortalAccount
+        fields = ACCOUNT_FIELDS
+        labels = {
+            "name": "Name",
+            "slug": "Portal URL name",
+            "partner_licenses": "Partner licenses",
+            "customer_licenses": "Customer licenses",
+            "employee_licenses": "Employee licenses",
+        }
+        help_texts = {
+            "slug": "Lowercase letters, numbers and hyphens; the portal is at /p/<name>/.",
+        }
+
+    def __init__(self, *args, instance=None, **kwargs):
+        # Validation writes the posted values onto the instance; a copy keeps the page's own
+        # account (its heading and links) as saved when the form comes back with errors.
+        super().__init__(*args, instance=copy(instance) if instance else None, **kwargs)
+        creating = self.instance.pk is None
+        self.fields["slug"].required = not creating
+        if creating:
+            self.fields[
+                "slug"
+            ].help_text = (
+                "Lowercase letters, numbers and hyphens. Leave empty to make one from the name."
+            )
+        else:
+            self.fields[
+                "slug"
+            ].help_text = "Changing it moves the portal: links in emails already sent stop working."
+        for user_type in UserType:
+            field = self.fields[f"{user_type}_licenses"]
+            field.max_value = MAX_LICENSES
+            field.validators.append(MaxValueValidator(MAX_LICENSES))
+            field.widget.attrs.update(min=0, max=MAX_LICENSES)
+
+    def clean_slug(self):
+        slug = self.cleaned_data["slug"].strip().lower()
+        if not slug:
+            slug = suggest_slug(self.data.get("name", ""))
+            if not slug:
+                raise forms.ValidationError(
+                    "Enter a portal URL name: the name has no letters or numbers to make one from."
+                )
+        if slug in RESERVED_SLUGS:
+            raise forms.ValidationError(f"'{slug}' is reserved. Pick another portal URL name.")
+        return slug
+
+    def create(self, *, by, ip):
+        """The new account with its audit event, or None when another admin took the slug
+        between validation and saving (the form then carries the error)."""
+        try:
+            with transaction.atomic():
+                account = self.save()
+                audit.record(
+                    "create_portal_account",
+                    by=by,
+                    portal_account=account,
+                    after=account_snapshot(account),
+                    ip=ip,
+                )
+        except IntegrityError:
+            self.instance.pk = None
+            self.add_error("slug", "Another portal account has just taken this portal URL name.")
+            return None
+        return account
+
+    def update(self, *, by, ip):
+        """Saves the changes under the account's row lock, the one license checks take, so a
+        seat claimed at the same moment is counted against the new numbers. Sets `changes`
+        (field -> new value) and `license_warnings` (user types now using more seats than they
+        have); False when another admin took the slug meanwhile (the form carries the error)."""
+        self.changes, self.license_warnings = {}, []
+        try:
+            with transaction.atomic():
+                account = PortalAccount.objects.select_for_update().get(pk=self.instance.pk)
+                before = account_snapshot(account)
+                for field in ACCOUNT_FIELDS:
+                    setattr(account, field, self.cleaned_data[field])
+                old, new = _changes(before, account_snapshot(account))
+                if new:
+                    account.save(update_fields=list(new))
+                    audit.record(
+                        "update_portal_account",
+                        by=by,
+                        portal_account=account,
+                        before=old,
+                        after=new,
+                        ip=ip,
+                    )
+                    self.license_warnings = _over_limit(account, new)
+        except IntegrityError:
+            self.add_error("slug", "Another portal account has just taken this portal URL name.")
+            return False
+        self.changes = new
+        return True
+
+
+def _over_limit(account, changed_fields):
+    warnings = []
+    for user_type in UserType:
+        if f"{user_type}_licenses" not in changed_fields:
+            continue
+        used, limit = licenses.seats_used(account, user_type), account.licenses_for(user_type)
+        if used > limit:
+            label = user_type.label
+            warnings.append(
+                f"{label} licenses are now {limit}, but {used} are in use. The users keep their "
+                f"access, but nobody new can be invited or enabled as a {label} user until "
+                f"{used - limit} of them are disabled or deleted."
+            )
+    return warnings
+
+
+class RoleForm(forms.ModelForm):
+    """A role's name, unique per account and case-sensitive: 'Partner' and 'partner' are two
+    roles, as the CRM and CSV files spell them."""
+
+    class Meta:
+        model = Role
+        fields = ["name"]
+        labels = {"name": "Role name"}
+
+    def __init__(self, *args, person, account, instance=None, **kwargs):
+        # A copy, as for PortalAccountForm: the page keeps showing the saved name on errors.
+        super().__init__(*args, instance=copy(instance) if instance else None, **kwargs)
+        self.person, self.account = person, account
+        self.instance.portal_account = account
+
+    def clean_name(self):
+        name = self.cleaned_data["name"]
+        # The model's unique constraint names portal_account, which is not a form field, so
+        # ModelForm validation skips it; check here so a duplicate is a message, not a 500.
+        if (
+            scoping.roles(self.person, self.account)
+            .filter(name=name)
+            .exclude(pk=self.instance.pk)
+            .exists()
+        ):
+            raise forms.ValidationError(f"This account already has a role named '{name}'.")
+        return name
+
+    def save_audited(self, *, by, ip):
+        """Creates or renames the role with its audit event; False when another admin took the
+        name between validation and saving (the form then carries the error)."""
+        creating = self.instance.pk is None
+        before = {} if creating else {"name": self.initial["name"]}
+        try:
+            with transaction.atomic():
+                role = self.save()
+                if creating or before["name"] != role.name:
+                    audit.record(
+                        "create_role" if creating else "rename_role",
+                        by=by,
+                        portal_account=self.account,
+                        before=before,
+                        after={"name": role.name, "active": role.active},
+                        ip=ip,
+                    )
+        except IntegrityError:
+            if creating:
+                self.instance.pk = None
+            self.add_error("name", f"This account already has a role named '{self.instance.name}'.")
+            return False
+        return True
+
+
+def set_role_active(role, active, *, by, ip):
+    """Activates or deactivates a role. Users who have it keep it; an inactive role just
+    cannot be given to anybody new. Returns whether anything changed."""
+    with transaction.atomic():
+        role = Role.objects.select_for_update().get(pk=role.pk)
+        if role.active == active:
+            return False
+        role.active = active
+        role.save(update_fields=["active"])
+        audit.record(
+            "activate_role" if active else "deactivate_role",
+            by=by,
+            portal_account=role.portal_account,
+            before={"name": role.name, "active": not active},
+            after={"name": role.name, "active": active},
+            ip=ip,
+        )
+    return True

@@ -1,0 +1,95 @@
+"""Console sign-in throttling: after too many failed sign-ins for one email or from one IP
+address, further attempts are refused for a while without checking any password.
+
+Counters live in Django's cache (Redis in production) so every web process sees the same
+counts; the portal's own sign-in has its own rules."""
+
+import hashlib
+
+from django.conf import settings
+from django.contrib.auth.views import LoginView
+from django.core.cache import cache
+from django.forms.forms import NON_FIELD_ERRORS
+
+from accounts.forms.sign_in import SignInForm
+
+
+def _window_seconds():
+    return settings.SIGN_IN_FAILURE_WINDOW_MINUTES * 60
+
+
+def refusal_message():
+    return (
+        "Too many failed sign-in attempts. "
+        f"Wait {settings.SIGN_IN_FAILURE_WINDOW_MINUTES} minutes and try again."
+    )
+
+
+def _normalized(email):
+    return (email or "").strip().lower()
+
+
+def _keys(email, ip):
+    keys = []
+    if _normalized(email):
+        # Hashed: an email may hold characters some cache backends refuse in keys.
+        digest = hashlib.sha256(_normalized(email).encode()).hexdigest()
+        keys.append(f"sign-in-failures:email:{digest}")
+    if ip:
+        keys.append(f"sign-in-failures:ip:{ip}")
+    return keys
+
+
+def is_refused(email, ip):
+    counts = cache.get_many(_keys(email, ip))
+    return any(count >= settings.SIGN_IN_MAX_FAILURES for count in counts.values())
+
+
+def record_failure(email, ip):
+    window = _window_seconds()
+    for key in _keys(email, ip):
+        # add + incr is atomic on Redis, so parallel guesses cannot slip under the limit.
+        cache.add(key, 0, timeout=window)
+        try:
+            count = cache.incr(key)
+        except ValueError:  # expired between add and incr
+            cache.set(key, 1, timeout=window)
+            count = 1
+        if count >= settings.SIGN_IN_MAX_FAILURES:
+            # The refusal lasts a full window from the last failure, as the message promises.
+            cache.touch(key, timeout=window)
+
+
+def clear(email):
+    cache.delete_many(_keys(email, None))
+
+
+def client_ip(request):
+    return request.META.get("REMOTE_ADDR")
+
+
+class SignInView(LoginView):
+    """Django's sign-in view, counting failures and refusing (429) once there are too many."""
+
+    form_class = SignInForm
+    redirect_authenticated_user = True
+
+    def get_form(self, form_class=None):
+        form = super().get_form(form_class)
+        if self.request.method == "POST" and is_refused(
+            form.data.get("username"), client_ip(self.request)
+        ):
+            form.refusal = refusal_message()
+        return form
+
+    def form_valid(self, form):
+        clear(form.cleaned_data["username"])
+        return super().form_valid(form)
+
+    def form_invalid(self, form):
+        if form.has_error(NON_FIELD_ERRORS, "throttled"):
+            return self.render_to_response(self.get_context_data(form=form), status=429)
+        # Only a checked email + password counts; an empty field checked nothing.
+        if form.has_error(NON_FIELD_ERRORS):
+            record_failure(form.data.get("username"), client_ip(self.request))
+        return super().form_invalid(form)

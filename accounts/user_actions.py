@@ -1,0 +1,126 @@
+"""The user actions the console offers: what each is called, what it does to the person (the
+confirm dialog says it), for whom it shows, and which lifecycle function carries it out."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from accounts import lifecycle
+from accounts.models import UserState
+from accounts.permissions import may_act_on, may_move_admin_seat
+
+
+@dataclass(frozen=True)
+class UserAction:
+    name: str
+    label: str
+    done: str  # "{count} users {done}" / "{name} {done}"
+    consequence: str
+    perform: Callable
+    danger: bool = False
+    needs_role: bool = False
+    bulk: bool = False
+
+
+ACTIONS = {
+    action.name: action
+    for action in [
+        UserAction(
+            "disable",
+            "Disable",
+            "disabled",
+            "{name} will not be able to sign in, every link they hold stops working at once, "
+            "and their license seat is freed.",
+            lambda user, by, ip, role: lifecycle.disable(user, by=by, ip=ip),
+            danger=True,
+            bulk=True,
+        ),
+        UserAction(
+            "enable",
+            "Enable",
+            "enabled",
+            "{name} gets access back and takes a license seat again. They are emailed a sign-in "
+            "link (or a new invitation if they never activated).",
+            lambda user, by, ip, role: lifecycle.enable(user, by=by, ip=ip),
+            bulk=True,
+        ),
+        UserAction(
+            "reinvite",
+            "Reinvite",
+            "reinvited",
+            "{name} is sent a new invitation email; the previous invitation link stops working.",
+            lambda user, by, ip, role: lifecycle.reinvite(user, by=by, ip=ip),
+            bulk=True,
+        ),
+        UserAction(
+            "reset-password",
+            "Reset password",
+            "sent a password reset",
+            "{name} is emailed a link to choose a new password. Their current password keeps "
+            "working until they do.",
+            lambda user, by, ip, role: lifecycle.reset_password(user, by=by, ip=ip),
+        ),
+        UserAction(
+            "change-role",
+            "Change role",
+            "given a new role",
+            "{name} keeps their state; only their role changes.",
+            lambda user, by, ip, role: lifecycle.change_role(user, role, by=by, ip=ip),
+            needs_role=True,
+        ),
+        UserAction(
+            "send-login-email",
+            "Send login email",
+            "sent a login email",
+            "{name} is emailed a one-click sign-in link.",
+            lambda user, by, ip, role: lifecycle.send_login_email(user, by=by, ip=ip),
+            bulk=True,
+        ),
+        UserAction(
+            "make-admin",
+            "Make account admin",
+            "made the account admin",
+            "{name} becomes the account admin and can manage this account's users in the "
+            "console. The current account admin loses that seat.",
+            lambda user, by, ip, role: lifecycle.make_account_admin(user, by=by, ip=ip),
+        ),
+        UserAction(
+            "delete",
+            "Delete",
+            "deleted",
+            "{name}'s portal login is removed for good: their invitation and links stop working. "
+            "The CRM contact and the audit log stay.",
+            lambda user, by, ip, role: lifecycle.delete(user, by=by, ip=ip),
+            danger=True,
+            bulk=True,
+        ),
+    ]
+}
+
+BULK_ACTIONS = [action for action in ACTIONS.values() if action.bulk]
+
+_BY_STATE = {
+    UserState.ENABLED: [
+        "disable",
+        "reset-password",
+        "change-role",
+        "send-login-email",
+        "make-admin",
+        "delete",
+    ],
+    UserState.DISABLED: ["enable", "delete"],
+    UserState.UNCONFIRMED: ["reinvite", "change-role", "make-admin", "delete"],
+}
+
+
+def row_actions(person, user):
+    """The actions to offer on a user's row (the server re-checks everything on POST)."""
+    if not may_act_on(person, user):
+        return []
+    names = list(_BY_STATE[user.state])
+    if user.state == UserState.ENABLED and user.contact_deleted:
+        names = ["disable", "delete"]  # they cannot sign in until the contact is fixed
+    if user.is_account_admin or not may_move_admin_seat(person):
+        names = [n for n in names if n != "make-admin"]
+    if user.is_account_admin:
+        names = [n for n in names if n != "delete"]
+    return [ACTIONS[name] for name in names]

@@ -1,0 +1,106 @@
+"""The audit log: one portal account's events, or (MSSP admins) every event."""
+
+from urllib.parse import urlencode
+
+from django.core.paginator import Paginator
+from django.db.models import Q
+from django.shortcuts import render
+from django.utils.cache import patch_vary_headers
+
+from accounts import scoping
+from accounts.permissions import console_view, mssp_admin_view
+
+PAGE_SIZE = 50
+
+ACTION_LABELS = {
+    "invite": "Invited",
+    "activate": "Activated",
+    "enable": "Enabled",
+    "disable": "Disabled",
+    "delete": "Deleted",
+    "reinvite": "Reinvited",
+    "reset_password": "Reset password",
+    "change_role": "Changed role",
+    "make_account_admin": "Made account admin",
+    "remove_account_admin": "Removed account admin",
+}
+FIELD_LABELS = {"is_account_admin": "account admin"}
+
+
+def action_label(action):
+    return ACTION_LABELS.get(action) or action.replace("_", " ").capitalize()
+
+
+def _shown(value):
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def changes(before, after):
+    """(field, old, new) for each value that changed; old is None for a value that is new.
+    A row that only records what was there (a delete with nothing after) lists that."""
+    rows = []
+    for key in after or before:
+        old, new = before.get(key), after.get(key)
+        if key in before and key in after and old == new:
+            continue
+        rows.append(
+            (
+                FIELD_LABELS.get(key, key.replace("_", " ")),
+                _shown(old) if key in before else None,
+                _shown(new) if key in after else "gone",
+            )
+        )
+    return rows
+
+
+def _filtered(request, events):
+    action = request.GET.get("action", "")
+    person = request.GET.get("person", "").strip()
+    if action:
+        events = events.filter(action=action)
+    if person:
+        events = events.filter(
+            Q(actor_label__icontains=person) | Q(subject_label__icontains=person)
+        )
+    return events, {"action": action, "person": person}
+
+
+def _render_log(request, events, context):
+    action_choices = sorted(
+        {*ACTION_LABELS, *events.order_by().values_list("action", flat=True).distinct()},
+        key=action_label,
+    )
+    events, filters = _filtered(request, events.select_related("portal_account"))
+    page = Paginator(events, PAGE_SIZE).get_page(request.GET.get("page"))
+    for event in page:
+        event.action_label = action_label(event.action)
+        event.changes = changes(event.before, event.after)
+    context |= {
+        "page": page,
+        "filters": filters,
+        "filter_query": urlencode({k: v for k, v in filters.items() if v}),
+        "actions": [(action, action_label(action)) for action in action_choices],
+    }
+    partial = request.htmx and not request.htmx.history_restore_request
+    response = render(request, "accounts/audit_log.html" + ("#rows" if partial else ""), context)
+    # The same URL answers with a fragment or a page; caches must tell them apart.
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+@console_view
+def account_log(request, slug):
+    account = scoping.get_portal_account(request.user, slug)
+    events = scoping.audit_events(request.user, account)
+    context = {"account": account, "section": "audit", "layout": "accounts/account_base.html"}
+    return _render_log(request, events, context)
+
+
+@mssp_admin_view
+def global_log(request):
+    events = scoping.audit_events(request.user)
+    return _render_log(request, events, {"account": None, "layout": "base.html"})

@@ -1,0 +1,185 @@
+"""Portal accounts: the MSSP's list, creating and editing them, their roles, and the dashboard
+every console person sees for an account in their scope."""
+
+from django.conf import settings
+from django.contrib import messages
+from django.db.models import Count
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+
+from accounts import scoping, seat_usage
+from accounts.forms.portal_accounts import (
+    PortalAccountForm,
+    RoleForm,
+    set_role_active,
+    suggest_slug,
+)
+from accounts.models import UserType
+from accounts.permissions import console_view, is_mssp_admin, mssp_admin_view, mssp_view
+
+# The dashboard names this many of the users locked out by a deleted contact, then "and N more".
+BLOCKED_NAMES_SHOWN = 5
+
+
+def _ip(request):
+    return request.META.get("REMOTE_ADDR")
+
+
+def _posted(request):
+    return request.POST if request.method == "POST" else None
+
+
+@mssp_view
+def account_list(request):
+    rows = seat_usage.for_accounts(scoping.portal_accounts(request.user))
+    return render(
+        request,
+        "accounts/portal_accounts.html",
+        {
+            "rows": rows,
+            "user_types": list(UserType),
+            "may_create": is_mssp_admin(request.user),
+            "near_limit_percent": seat_usage.NEAR_LIMIT_PERCENT,
+        },
+    )
+
+
+@mssp_admin_view
+@require_http_methods(["GET", "POST"])
+def account_create(request):
+    if request.method == "GET" and request.htmx and "name" in request.GET:
+        # As the name is typed, show the portal URL an empty slug would get.
+        suggestion = suggest_slug(request.GET["name"])
+        return render(
+            request, "accounts/portal_account_form.html#slug-suggestion", {"suggestion": suggestion}
+        )
+    form = PortalAccountForm(_posted(request))
+    if request.method == "POST" and form.is_valid():
+        account = form.create(by=request.user, ip=_ip(request))
+        if account is not None:
+            messages.success(
+                request,
+                f"Portal account {account.name} created. Add its roles next; then make one of "
+                f"its users the account admin on the Users page.",
+            )
+            return redirect("roles", slug=account.slug)
+    return render(
+        request,
+        "accounts/portal_account_form.html",
+        {"form": form},
+        status=400 if form.errors else 200,
+    )
+
+
+@console_view
+def dashboard(request, slug):
+    account = scoping.get_portal_account(request.user, slug)
+    users = scoping.portal_users(request.user, account)
+    blocked = users.filter(
+        user_type__in=[UserType.PARTNER, UserType.CUSTOMER], contact__deleted_at__isnull=False
+    ).order_by("name")
+    blocked_count = blocked.count()
+    return render(
+        request,
+        "accounts/dashboard.html",
+        {
+            "account": account,
+            "section": "dashboard",
+            "usage": seat_usage.for_account(account, users),
+            "portal_url": settings.PORTAL_BASE_URL + account.portal_path(),
+            "account_admin": users.filter(is_account_admin=True).first(),
+            "blocked_count": blocked_count,
+            "blocked_names": list(blocked.values_list("name", flat=True)[:BLOCKED_NAMES_SHOWN]),
+            "blocked_more": max(0, blocked_count - BLOCKED_NAMES_SHOWN),
+            "near_limit_percent": seat_usage.NEAR_LIMIT_PERCENT,
+        },
+    )
+
+
+@mssp_admin_view
+@require_http_methods(["GET", "POST"])
+def account_settings(request, slug):
+    account = scoping.get_portal_account(request.user, slug)
+    form = PortalAccountForm(_posted(request), instance=account)
+    if (
+        request.method == "POST"
+        and form.is_valid()
+        and form.update(by=request.user, ip=_ip(request))
+    ):
+        for warning in form.license_warnings:
+            messages.warning(request, warning)
+        if form.changes:
+            messages.success(request, f"Saved the settings of {form.instance.name}.")
+        else:
+            messages.info(request, "Nothing to save: the settings were already like this.")
+        return redirect("portal-account-settings", slug=form.instance.slug)
+    usage = seat_usage.for_account(account, scoping.portal_users(request.user, account))
+    return render(
+        request,
+        "accounts/portal_account_settings.html",
+        {
+            "account": account,
+            "section": "settings",
+            "form": form,
+            "license_fields": [(form[f"{seat.user_type}_licenses"], seat) for seat in usage.seats],
+        },
+        status=400 if form.errors else 200,
+    )
+
+
+def _roles_page(request, account, form, status=200):
+    roles = scoping.roles(request.user, account).annotate(user_count=Count("users"))
+    return render(
+        request,
+        "accounts/roles.html",
+        {"account": account, "section": "roles", "roles": roles, "form": form},
+        status=status,
+    )
+
+
+@mssp_admin_view
+@require_http_methods(["GET", "POST"])
+def roles(request, slug):
+    account = scoping.get_portal_account(request.user, slug)
+    form = RoleForm(_posted(request), person=request.user, account=account)
+    if request.method == "POST":
+        if form.is_valid() and form.save_audited(by=request.user, ip=_ip(request)):
+            messages.success(request, f"Role {form.instance.name} added.")
+            return redirect("roles", slug=account.slug)
+        return _roles_page(request, account, form, status=400)
+    return _roles_page(request, account, form)
+
+
+@mssp_admin_view
+@require_http_methods(["GET", "POST"])
+def role_edit(request, slug, role_id):
+    account = scoping.get_portal_account(request.user, slug)
+    role = scoping.get_role(request.user, account, role_id)
+    action = request.POST.get("action")
+    if action in ("activate", "deactivate"):
+        if set_role_active(role, action == "activate", by=request.user, ip=_ip(request)):
+            messages.success(request, f"Role {role.name} {action}d.")
+        else:
+            messages.info(request, f"Role {role.name} was already {action}d.")
+        return redirect("roles", slug=account.slug)
+    form = RoleForm(_posted(request), instance=role, person=request.user, account=account)
+    if request.method == "POST" and form.is_valid():
+        if not form.has_changed():
+            messages.info(request, f"Role {role.name} kept its name.")
+            return redirect("roles", slug=account.slug)
+        if form.save_audited(by=request.user, ip=_ip(request)):
+            messages.success(request, f"Role {role.name} renamed to {form.instance.name}.")
+            return redirect("roles", slug=account.slug)
+    users = scoping.portal_users(request.user, account)
+    return render(
+        request,
+        "accounts/role_edit.html",
+        {
+            "account": account,
+            "section": "roles",
+            "role": role,
+            "user_count": users.filter(role=role).count(),
+            "form": form,
+        },
+        status=400 if form.errors else 200,
+    )

@@ -1,0 +1,274 @@
+"""The users of a portal account: Enabled / Disabled / Unconfirmed tabs, row and bulk actions,
+add user, CSV export. Every response to an HTMX request is a partial of the page's template."""
+
+import csv
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponseBadRequest, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+from django_htmx.http import push_url, retarget
+
+from accounts import lifecycle, scoping
+from accounts.audit import client_ip
+from accounts.errors import LifecycleError
+from accounts.forms.users import AddUserForm, ChangeRoleForm
+from accounts.permissions import check_may_act_on, console_view, may_move_admin_seat
+from accounts.spreadsheet_safety import neutralise_row
+from accounts.user_actions import ACTIONS, BULK_ACTIONS, row_actions
+from accounts.user_listing import SORTS, Listing, tab_counts
+
+BULK_LIMIT = 1000
+TEMPLATE = "accounts/users.html"
+
+
+def _list_context(request, account, listing):
+    page = listing.page(request.user, account)
+    return {
+        "account": account,
+        "section": "users",
+        "listing": listing,
+        "tabs": tab_counts(request.user, account),
+        "page": page,
+        "rows": [(user, row_actions(request.user, user)) for user in page.object_list],
+        "sorts": {key: label for key, (label, _) in SORTS.items()},
+        "bulk_actions": BULK_ACTIONS,
+        "bulk_limit": BULK_LIMIT,
+    }
+
+
+def _users_url(account, listing):
+    query = listing.query_string()
+    return reverse("users", args=[account.slug]) + (f"?{query}" if query else "")
+
+
+def _back_to_list(request, account, listing):
+    """After a change: the list as it was (tab, search, page), with the outcome message."""
+    if not request.htmx:
+        return redirect(_users_url(account, listing))
+    response = render(request, f"{TEMPLATE}#user-list", _list_context(request, account, listing))
+    return push_url(response, _users_url(account, listing))
+
+
+def _confirm(request, context, status=200):
+    if request.htmx:
+        response = render(request, "accounts/user_confirm.html#dialog", context, status=status)
+        return retarget(response, "#dialog-slot")
+    return render(request, "accounts/user_confirm.html", context, status=status)
+
+
+@console_view
+def user_list(request, slug):
+    account = scoping.get_portal_account(request.user, slug)
+    listing = Listing.from_params(request.GET)
+    context = _list_context(request, account, listing)
+    template = f"{TEMPLATE}#user-list" if request.htmx else TEMPLATE
+    return render(request, template, context)
+
+
+@console_view
+def user_action(request, slug, user_id, action):
+    account = scoping.get_portal_account(request.user, slug)
+    target = scoping.get_portal_user(request.user, account, user_id)
+    action = ACTIONS.get(action)
+    if action is None:
+        raise Http404
+    check_may_act_on(request.user, target)
+    if action.name == "make-admin" and not may_move_admin_seat(request.user):
+        raise PermissionDenied("Only MSSP staff can move the account admin seat.")
+    listing = Listing.from_params(request.POST if request.method == "POST" else request.GET)
+    form = None
+    if action.needs_role:
+        form = ChangeRoleForm(
+            request.POST or None,
+            person=request.user,
+            account=account,
+            initial={"role": target.role_id},
+        )
+    context = {
+        "account": account,
+        "section": "users",
+        "action": action,
+        "target": target,
+        "form": form,
+        "listing": listing,
+        "consequence": action.consequence.format(name=target.name),
+    }
+    if request.method != "POST":
+        return _confirm(request, context)
+    if form is not None and not form.is_valid():
+        return _confirm(request, context, status=400)
+    try:
+        role = form.cleaned_data["role"] if form else None
+        action.perform(target, request.user, client_ip(request), role)
+    except LifecycleError as error:
+        context["error"] = str(error)
+        return _confirm(request, context, status=409)
+    messages.success(request, f"{target.name} {action.done}.")
+    return _back_to_list(request, account, listing)
+
+
+def _selected_users(request, account, listing):
+    users = scoping.portal_users(request.user, account)
+    if request.POST.get("all_matching"):
+        return listing.matching(request.user, account)
+    ids = [value for value in request.POST.getlist("ids") if value.isdigit()]
+    return users.filter(pk__in=ids)
+
+
+@console_view
+@require_POST
+def bulk_action(request, slug):
+    account = scoping.get_portal_account(request.user, slug)
+    action = ACTIONS.get(request.POST.get("action", ""))
+    if action is None or action not in BULK_ACTIONS:
+        return HttpResponseBadRequest("Pick one of the bulk actions.")
+    listing = Listing.from_params(request.POST)
+    selected = _selected_users(request, account, listing)
+    count = selected.count()
+    context = {
+        "account": account,
+        "section": "users",
+        "action": action,
+        "count": count,
+        "listing": listing,
+        "bulk": True,
+        "ids": request.POST.getlist("ids"),
+        "all_matching": bool(request.POST.get("all_matching")),
+    }
+    if count == 0:
+        context["error"] = "Select at least one user first."
+        return _confirm(request, context, status=400)
+    if count > BULK_LIMIT:
+        context["error"] = (
+            f"{count} users selected: a bulk action takes at most {BULK_LIMIT}. "
+            "Narrow the search, or run it in several goes."
+        )
+        return _confirm(request, context, status=400)
+    if not request.POST.get("confirmed"):
+        return _confirm(request, context)
+    done, failed = _apply_to_each(request, action, selected)
+    if done:
+        messages.success(request, f"{done} user{'s' if done != 1 else ''} {action.done}.")
+    for user, reason in failed[:20]:
+        messages.error(request, f"{user.name}: {reason}")
+    if len(failed) > 20:
+        messages.error(request, f"…and {len(failed) - 20} more were not changed.")
+    return _back_to_list(request, account, listing)
+
+
+def _apply_to_each(request, action, selected):
+    """Each user in their own transaction: one refusal (no licenses left…) stops nobody else."""
+    done, failed = 0, []
+    for user in selected.select_related("contact", "role").order_by("name", "pk"):
+        try:
+            check_may_act_on(request.user, user)
+            action.perform(user, request.user, client_ip(request), None)
+            done += 1
+        except (LifecycleError, PermissionDenied) as error:
+            failed.append((user, str(error)))
+    return done, failed
+
+
+@console_view
+def user_add(request, slug):
+    account = scoping.get_portal_account(request.user, slug)
+    form = AddUserForm(request.POST or None, person=request.user, account=account)
+    context = {"account": account, "section": "users", "form": form}
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                user = lifecycle.invite(
+                    account,
+                    user_type=data["user_type"],
+                    role=data["role"],
+                    by=request.user,
+                    contact=data["contact"],
+                    name=data["name"],
+                    email=data["email"],
+                    send_email=data["send_invitation"],
+                    ip=client_ip(request),
+                )
+            except LifecycleError as error:
+                form.add_error(None, str(error))
+                status = 409
+            else:
+                messages.success(
+                    request,
+                    f"{user.name} added and invited."
+                    if data["send_invitation"]
+                    else f"{user.name} added.",
+                )
+                return _back_to_list(request, account, Listing.from_params({"tab": "unconfirmed"}))
+    if request.htmx:
+        response = render(request, "accounts/user_add.html#dialog", context, status=status)
+        return retarget(response, "#dialog-slot")
+    return render(request, "accounts/user_add.html", context, status=status)
+
+
+EXPORT_COLUMNS = [
+    "Name",
+    "Email",
+    "Contact ID",
+    "User type",
+    "Role",
+    "State",
+    "Account admin",
+    "Invited at",
+    "Last sign-in",
+    "Disabled at",
+    "Contact deleted",
+]
+
+
+@console_view
+def user_export(request, slug):
+    account = scoping.get_portal_account(request.user, slug)
+    listing = Listing.from_params(request.GET)
+    users = listing.ordered(request.user, account)
+
+    def rows():
+        yield EXPORT_COLUMNS
+        for user in users.iterator(chunk_size=2000):
+            yield neutralise_row(
+                [
+                    user.name,
+                    user.email,
+                    user.contact.contact_id if user.contact else "",
+                    user.get_user_type_display(),
+                    user.role.name if user.role else "",
+                    user.get_state_display(),
+                    "yes" if user.is_account_admin else "",
+                    _iso(user.invited_at),
+                    _iso(user.last_login),
+                    _iso(user.disabled_at),
+                    "yes" if user.contact_deleted else "",
+                ]
+            )
+
+    writer = csv.writer(_Echo())
+    response = StreamingHttpResponse(
+        (writer.writerow(row) for row in rows()), content_type="text/csv; charset=utf-8"
+    )
+    stamp = timezone.now().strftime("%Y%m%d-%H%M")
+    response["Content-Disposition"] = (
+        f'attachment; filename="{account.slug}-{listing.tab}-users-{stamp}.csv"'
+    )
+    return response
+
+
+class _Echo:
+    """csv.writer wants a file; streaming wants the line back."""
+
+    def write(self, value):
+        return value
+
+
+def _iso(moment):
+    return moment.isoformat(timespec="seconds") if moment else ""

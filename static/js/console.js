@@ -1,0 +1,48 @@
+// Small progressive enhancements; every form and link works without them.
+
+// Dialogs swapped in by HTMX (confirmations, add user) open as modal dialogs.
+document.addEventListener("htmx:afterSwap", (event) => {
+  if (event.detail.target.id === "dialog-slot") {
+    const dialog = event.detail.target.querySelector("dialog[data-open-on-load]");
+    if (dialog && !dialog.open) dialog.showModal();
+  } else {
+    // The work is done and the list re-rendered: close what asked for it.
+    document.querySelectorAll("#dialog-slot dialog[open]").forEach((dialog) => dialog.close());
+  }
+});
+
+// Cancel inside a dialog closes it instead of following the link.
+document.addEventListener("click", (event) => {
+  const closer = event.target.closest("[data-close-dialog]");
+  const dialog = closer && closer.closest("dialog");
+  if (dialog) {
+    event.preventDefault();
+    dialog.close();
+  }
+  const selectAll = event.target.closest("[data-select-all]");
+  if (selectAll) {
+    selectAll.closest("table").querySelectorAll("tbody input[name=ids]").forEach((box) => {
+      box.checked = selectAll.checked;
+    });
+  }
+});
+
+// A bulk-action button submits through HTMX: tell the server which one was pressed.
+document.addEventListener("htmx:configRequest", (event) => {
+  const submitter = event.detail.triggeringEvent && event.detail.triggeringEvent.submitter;
+  if (submitter && submitter.name && !(submitter.name in event.detail.parameters)) {
+    event.detail.parameters[submitter.name] = submitter.value;
+  }
+});
+
+// One row menu open at a time; choosing an action closes it.
+document.addEventListener("toggle", (event) => {
+  if (event.target.matches?.("details.row-menu") && event.target.open) {
+    document.querySelectorAll("details.row-menu[open]").forEach((menu) => {
+      if (menu !== event.target) menu.open = false;
+    });
+  }
+}, true);
+document.addEventListener("htmx:beforeRequest", () => {
+  document.querySelectorAll("details.row-menu[open]").forEach((menu) => { menu.open = false; });
+});

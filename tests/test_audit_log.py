@@ -1,0 +1,198 @@
+import pytest
+from django.urls import reverse
+
+from accounts import audit, lifecycle
+from tests.factories import PortalUserFactory
+
+GLOBAL_LOG = reverse("audit-log-global")
+
+
+def account_log(slug="acme"):
+    return reverse("audit-log", args=[slug])
+
+
+def rows(response):
+    return response.content.decode().count("<time datetime=")
+
+
+@pytest.fixture
+def grace(account, partner_role):
+    return PortalUserFactory(
+        portal_account=account, role=partner_role, name="Grace Hopper", email="grace@acme.example"
+    )
+
+
+@pytest.fixture
+def gus_user(other_account):
+    return PortalUserFactory(
+        portal_account=other_account, name="Gus User", email="gus@globex.example"
+    )
+
+
+def many_events(user, by, count):
+    for _ in range(count):
+        audit.record(
+            "disable",
+            by=by,
+            subject=user,
+            before={"state": "enabled"},
+            after={"state": "disabled"},
+            ip="10.9.9.9",
+        )
+
+
+def test_the_log_says_who_did_what_to_whom_from_where_and_what_changed(
+    technician_client, technician, grace, customer_role
+):
+    lifecycle.disable(grace, by=technician, ip="10.1.2.3")
+    lifecycle.change_role(grace, customer_role, by=technician, ip="10.1.2.4")
+
+    page = technician_client.get(account_log()).content.decode()
+
+    assert "Disabled" in page
+    assert "state:</span> enabled → disabled" in page
+    assert "Changed role" in page
+    assert "role:</span> Partner User → Customer User" in page
+    assert "Theo Tech &lt;theo@mssp.example&gt;" in page
+    assert "Grace Hopper &lt;grace@acme.example&gt;" in page
+    assert "10.1.2.3" in page
+    assert "Success" in page
+    # Unchanged values are not repeated.
+    assert "account admin:" not in page
+
+
+def test_an_invitation_shows_the_new_values(technician_client, technician, account, partner_role):
+    lifecycle.invite(
+        account,
+        user_type="employee",
+        role=partner_role,
+        by=technician,
+        name="Alan Turing",
+        email="alan@acme.example",
+    )
+    page = technician_client.get(account_log()).content.decode()
+    assert "Invited" in page
+    assert "state:</span> unconfirmed" in page
+    assert "role:</span> Partner User" in page
+
+
+def test_an_account_admin_sees_their_own_log(account_admin_client, technician, grace):
+    lifecycle.disable(grace, by=technician)
+    response = account_admin_client.get(account_log())
+    assert response.status_code == 200
+    assert "Grace Hopper" in response.content.decode()
+
+
+def test_another_accounts_log_is_not_found(account_admin_client, technician, gus_user):
+    lifecycle.disable(gus_user, by=technician)
+    assert account_admin_client.get(account_log("globex")).status_code == 404
+
+
+def test_an_accounts_log_shows_only_that_account(technician_client, technician, grace, gus_user):
+    lifecycle.disable(grace, by=technician)
+    lifecycle.disable(gus_user, by=technician)
+    page = technician_client.get(account_log()).content.decode()
+    assert "Grace Hopper" in page
+    assert "Gus User" not in page
+    assert "Portal account</th>" not in page
+
+
+def test_the_global_log_shows_every_account(admin_client, technician, grace, gus_user):
+    lifecycle.disable(grace, by=technician)
+    lifecycle.disable(gus_user, by=technician)
+    page = admin_client.get(GLOBAL_LOG).content.decode()
+    assert "Portal account</th>" in page
+    assert "Acme Portal" in page
+    assert "Globex Portal" in page
+    assert "Grace Hopper" in page
+    assert "Gus User" in page
+
+
+@pytest.mark.parametrize("persona", ["technician_client", "account_admin_client"])
+def test_the_global_log_is_for_mssp_admins_only(persona, request):
+    assert request.getfixturevalue(persona).get(GLOBAL_LOG).status_code == 403
+
+
+def test_signed_out_visitors_are_sent_to_sign_in(client, account):
+    response = client.get(account_log())
+    assert response.status_code == 302
+    assert response.url.startswith(reverse("login"))
+
+
+def test_filter_by_action(technician_client, technician, grace, customer_role):
+    lifecycle.change_role(grace, customer_role, by=technician)
+    lifecycle.disable(grace, by=technician)
+
+    response = technician_client.get(account_log(), {"action": "change_role"})
+
+    page = response.content.decode()
+    assert rows(response) == 1
+    assert "role:</span> Partner User → Customer User" in page
+    assert '<option value="change_role" selected>Changed role</option>' in page
+
+
+def test_filter_by_person_matches_who_acted_or_on_whom(
+    technician_client, technician, account_admin, grace, partner_role, account
+):
+    alan = PortalUserFactory(portal_account=account, role=partner_role, name="Alan Turing")
+    lifecycle.disable(grace, by=technician)
+    lifecycle.disable(alan, by=account_admin)
+
+    assert rows(technician_client.get(account_log(), {"person": "grace"})) == 1
+    assert rows(technician_client.get(account_log(), {"person": "ada admin"})) == 1
+    assert rows(technician_client.get(account_log(), {"person": "theo@mssp"})) == 1
+    assert rows(technician_client.get(account_log(), {"person": "nobody"})) == 0
+    page = technician_client.get(account_log(), {"person": "nobody"}).content.decode()
+    assert "No events match these filters." in page
+
+
+def test_fifty_events_a_page_and_the_filters_follow_the_pages(technician_client, technician, grace):
+    many_events(grace, technician, 55)
+
+    first = technician_client.get(account_log(), {"action": "disable"})
+    second = technician_client.get(account_log(), {"action": "disable", "page": 2})
+
+    assert rows(first) == 50
+    assert rows(second) == 5
+    assert "action=disable&amp;page=2" in first.content.decode()
+    assert "Page 2 of 2" in second.content.decode()
+
+
+def test_an_htmx_request_gets_only_the_rows(technician_client, technician, grace):
+    lifecycle.disable(grace, by=technician)
+    response = technician_client.get(
+        account_log(), {"person": "grace"}, headers={"HX-Request": "true"}
+    )
+    page = response.content.decode()
+    assert "Grace Hopper" in page
+    assert "<html" not in page
+    assert "<form" not in page
+    assert "HX-Request" in response["Vary"]
+
+
+def test_an_htmx_history_restore_gets_the_whole_page(technician_client, account):
+    response = technician_client.get(
+        account_log(), headers={"HX-Request": "true", "HX-History-Restore-Request": "true"}
+    )
+    assert "<html" in response.content.decode()
+
+
+@pytest.mark.parametrize("count", [3, 60])
+def test_the_account_log_makes_the_same_number_of_queries_however_many_events(
+    technician_client, technician, grace, count, django_assert_num_queries
+):
+    many_events(grace, technician, count)
+    # session, user, portal account, action choices, count, page of events
+    with django_assert_num_queries(6):
+        assert technician_client.get(account_log()).status_code == 200
+
+
+@pytest.mark.parametrize("count", [3, 60])
+def test_the_global_log_makes_the_same_number_of_queries_however_many_events(
+    admin_client, technician, grace, gus_user, count, django_assert_num_queries
+):
+    many_events(grace, technician, count)
+    many_events(gus_user, technician, count)
+    # session, user, action choices, count, page of events with their portal accounts
+    with django_assert_num_queries(5):
+        assert admin_client.get(GLOBAL_LOG).status_code == 200
