@@ -16,7 +16,8 @@ from django.shortcuts import redirect, resolve_url
 from django.utils import timezone
 from django_htmx.http import HttpResponseClientRedirect
 
-CONSOLE_BACKEND = "accounts.backends.ConsoleBackend"
+from accounts.permissions import CONSOLE_BACKEND
+
 SIGNED_IN_AT = "console_signed_in_at"
 LAST_SEEN_AT = "console_last_seen_at"
 EXPIRED_MESSAGE = "Your session expired, please sign in again."

@@ -3,10 +3,14 @@ they may see at all."""
 
 from functools import wraps
 
+from django.contrib.auth import BACKEND_SESSION_KEY
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 
 from accounts.models import UserKind
+
+CONSOLE_BACKEND = "accounts.backends.ConsoleBackend"
 
 
 def console_view(view):
@@ -15,6 +19,10 @@ def console_view(view):
     @login_required
     @wraps(view)
     def wrapped(request, *args, **kwargs):
+        # A portal sign-in is not a console sign-in: the console's throttling and session
+        # limits apply only to sessions that began at the console's sign-in page.
+        if request.session.get(BACKEND_SESSION_KEY) != CONSOLE_BACKEND:
+            return redirect_to_login(request.get_full_path())
         if not request.user.can_use_console():
             raise PermissionDenied("The console is for MSSP staff and portal-account admins.")
         return view(request, *args, **kwargs)

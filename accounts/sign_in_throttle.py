@@ -11,6 +11,7 @@ from django.contrib.auth.views import LoginView
 from django.core.cache import cache
 from django.forms.forms import NON_FIELD_ERRORS
 
+from accounts.audit import client_ip
 from accounts.forms.sign_in import SignInForm
 
 
@@ -62,10 +63,6 @@ def record_failure(email, ip):
 
 def clear(email):
     cache.delete_many(_keys(email, None))
-
-
-def client_ip(request):
-    return request.META.get("REMOTE_ADDR")
 
 
 class SignInView(LoginView):

@@ -77,6 +77,16 @@ def _eager_celery(request):
 
 
 @pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Throttle counters live in the cache: one test's failures must not lock out the next."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def _fast_test_settings(settings):
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     # Real hashers cost ~100 ms a password by design; tests hash hundreds.

@@ -34,7 +34,12 @@ def test_portal_users_who_are_not_account_admins_cannot_enter(client, account, p
     user = PortalUserFactory(portal_account=account, role=partner_role)
     assert sign_in(client, user.email).status_code == 200
     client.force_login(user, backend="accounts.backends.PortalBackend")
-    assert client.get(reverse("home")).status_code == 403
+    assert client.get(reverse("home")).url.startswith(SIGN_IN)
+
+
+def test_a_portal_sign_in_is_not_a_console_sign_in(client, account_admin):
+    client.force_login(account_admin, backend="accounts.backends.PortalBackend")
+    assert client.get(reverse("users", args=["acme"])).url.startswith(SIGN_IN)
 
 
 def test_a_disabled_account_admin_cannot_sign_in(client, account_admin):

@@ -57,16 +57,20 @@ def changes(before, after):
     return rows
 
 
+def person(label):
+    """("Grace Hopper", "grace@example.com") from the label "Grace Hopper <grace@example.com>"."""
+    name, _, email = label.partition(" <")
+    return name, email.removesuffix(">")
+
+
 def _filtered(request, events):
     action = request.GET.get("action", "")
-    person = request.GET.get("person", "").strip()
+    who = request.GET.get("person", "").strip()
     if action:
         events = events.filter(action=action)
-    if person:
-        events = events.filter(
-            Q(actor_label__icontains=person) | Q(subject_label__icontains=person)
-        )
-    return events, {"action": action, "person": person}
+    if who:
+        events = events.filter(Q(actor_label__icontains=who) | Q(subject_label__icontains=who))
+    return events, {"action": action, "person": who}
 
 
 def _render_log(request, events, context):
@@ -79,6 +83,8 @@ def _render_log(request, events, context):
     for event in page:
         event.action_label = action_label(event.action)
         event.changes = changes(event.before, event.after)
+        event.actor_name, event.actor_email = person(event.actor_label or "system")
+        event.subject_name, event.subject_email = person(event.subject_label)
     context |= {
         "page": page,
         "filters": filters,
