@@ -75,6 +75,15 @@ class PortalAccountForm(forms.ModelForm):
             field.validators.append(MaxValueValidator(MAX_LICENSES))
             field.widget.attrs.update(min=0, max=MAX_LICENSES)
 
+    def license_fields_with(self, usage):
+        """Each license field with its type's seat use, which becomes the field's help text."""
+        pairs = []
+        for seat in usage.seats:
+            name = f"{seat.user_type}_licenses"
+            self.fields[name].help_text = f"{seat.used} in use"
+            pairs.append((self[name], seat))
+        return pairs
+
     def clean_slug(self):
         slug = self.cleaned_data["slug"].strip().lower()
         if not slug:

@@ -8,6 +8,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
 from accounts import scoping, seat_usage
+from accounts.audit import client_ip
 from accounts.forms.portal_accounts import (
     PortalAccountForm,
     RoleForm,
@@ -19,10 +20,6 @@ from accounts.permissions import console_view, is_mssp_admin, mssp_admin_view, m
 
 # The dashboard names this many of the users locked out by a deleted contact, then "and N more".
 BLOCKED_NAMES_SHOWN = 5
-
-
-def _ip(request):
-    return request.META.get("REMOTE_ADDR")
 
 
 def _posted(request):
@@ -55,7 +52,7 @@ def account_create(request):
         )
     form = PortalAccountForm(_posted(request))
     if request.method == "POST" and form.is_valid():
-        account = form.create(by=request.user, ip=_ip(request))
+        account = form.create(by=request.user, ip=client_ip(request))
         if account is not None:
             messages.success(
                 request,
@@ -63,10 +60,11 @@ def account_create(request):
                 f"its users the account admin on the Users page.",
             )
             return redirect("roles", slug=account.slug)
+    typed_name = form["name"].value() if form.is_bound and not form["slug"].value() else ""
     return render(
         request,
         "accounts/portal_account_form.html",
-        {"form": form},
+        {"form": form, "suggestion": suggest_slug(typed_name or "")},
         status=400 if form.errors else 200,
     )
 
@@ -104,7 +102,7 @@ def account_settings(request, slug):
     if (
         request.method == "POST"
         and form.is_valid()
-        and form.update(by=request.user, ip=_ip(request))
+        and form.update(by=request.user, ip=client_ip(request))
     ):
         for warning in form.license_warnings:
             messages.warning(request, warning)
@@ -121,7 +119,7 @@ def account_settings(request, slug):
             "account": account,
             "section": "settings",
             "form": form,
-            "license_fields": [(form[f"{seat.user_type}_licenses"], seat) for seat in usage.seats],
+            "license_fields": form.license_fields_with(usage),
         },
         status=400 if form.errors else 200,
     )
@@ -143,7 +141,7 @@ def roles(request, slug):
     account = scoping.get_portal_account(request.user, slug)
     form = RoleForm(_posted(request), person=request.user, account=account)
     if request.method == "POST":
-        if form.is_valid() and form.save_audited(by=request.user, ip=_ip(request)):
+        if form.is_valid() and form.save_audited(by=request.user, ip=client_ip(request)):
             messages.success(request, f"Role {form.instance.name} added.")
             return redirect("roles", slug=account.slug)
         return _roles_page(request, account, form, status=400)
@@ -157,7 +155,7 @@ def role_edit(request, slug, role_id):
     role = scoping.get_role(request.user, account, role_id)
     action = request.POST.get("action")
     if action in ("activate", "deactivate"):
-        if set_role_active(role, action == "activate", by=request.user, ip=_ip(request)):
+        if set_role_active(role, action == "activate", by=request.user, ip=client_ip(request)):
             messages.success(request, f"Role {role.name} {action}d.")
         else:
             messages.info(request, f"Role {role.name} was already {action}d.")
@@ -167,7 +165,7 @@ def role_edit(request, slug, role_id):
         if not form.has_changed():
             messages.info(request, f"Role {role.name} kept its name.")
             return redirect("roles", slug=account.slug)
-        if form.save_audited(by=request.user, ip=_ip(request)):
+        if form.save_audited(by=request.user, ip=client_ip(request)):
             messages.success(request, f"Role {role.name} renamed to {form.instance.name}.")
             return redirect("roles", slug=account.slug)
     users = scoping.portal_users(request.user, account)
