@@ -101,9 +101,10 @@ def _usage(account, counts):
 def for_accounts(accounts):
     """(account, usage) for every account of a queryset already scoped to the viewer."""
     filters = _count_filters("users__")
+    # An aggregate drops the model's default ordering, so the order is said again.
     annotated = accounts.annotate(
         **{name: Count("users", filter=condition) for name, condition in filters.items()}
-    )
+    ).order_by("name", "pk")
     return [
         (account, _usage(account, {name: getattr(account, name) for name in filters}))
         for account in annotated

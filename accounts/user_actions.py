@@ -97,6 +97,17 @@ ACTIONS = {
 }
 
 BULK_ACTIONS = [action for action in ACTIONS.values() if action.bulk]
+_BULK_BY_TAB = {
+    "enabled": ["disable", "send-login-email", "delete"],
+    "disabled": ["enable", "delete"],
+    "unconfirmed": ["reinvite", "disable", "delete"],
+}
+
+
+def bulk_actions_for(tab):
+    """The bulk buttons that make sense on a tab (the server accepts any bulk action)."""
+    return [ACTIONS[name] for name in _BULK_BY_TAB[tab]]
+
 
 _BY_STATE = {
     UserState.ENABLED: [

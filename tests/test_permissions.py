@@ -79,7 +79,7 @@ class Case:
     denied_status: int = 403
 
 
-def page(name, allowed, url, shows):
+def page_case(name, allowed, url, shows):
     return Case(
         name,
         allowed,
@@ -91,7 +91,9 @@ def page(name, allowed, url, shows):
 
 CASES = [
     # Portal accounts, their settings and roles: the list for MSSP staff, changes for admins.
-    page("accounts list", MSSP, lambda t: reverse("portal-accounts"), lambda t: t.account.name),
+    page_case(
+        "accounts list", MSSP, lambda t: reverse("portal-accounts"), lambda t: t.account.name
+    ),
     Case(
         "create account",
         {MSSP_ADMIN},
@@ -108,7 +110,7 @@ CASES = [
         ),
         lambda t, r: PortalAccount.objects.filter(slug="umbrella").exists(),
     ),
-    page(
+    page_case(
         "account settings page",
         {MSSP_ADMIN},
         lambda t: reverse("portal-account-settings", args=[t.account.slug]),
@@ -130,7 +132,7 @@ CASES = [
         ),
         lambda t, r: PortalAccount.objects.get(pk=t.account.pk).partner_licenses == 77,
     ),
-    page(
+    page_case(
         "roles page",
         {MSSP_ADMIN},
         lambda t: reverse("roles", args=[t.account.slug]),
@@ -153,25 +155,27 @@ CASES = [
         lambda t, r: not Role.objects.get(pk=t.customer_role.pk).active,
     ),
     # The account's own pages: everyone in scope.
-    page(
+    page_case(
         "dashboard",
         EVERYONE,
         lambda t: reverse("dashboard", args=[t.account.slug]),
         lambda t: t.account.name,
     ),
-    page(
+    page_case(
         "users page",
         EVERYONE,
         lambda t: reverse("users", args=[t.account.slug]),
         lambda t: t.ella.name,
     ),
-    page(
+    page_case(
         "account audit log",
         EVERYONE,
         lambda t: reverse("audit-log", args=[t.account.slug]),
         lambda t: t.uma.name,  # her invitation
     ),
-    page("global audit log", {MSSP_ADMIN}, lambda t: reverse("audit-log-global"), lambda t: "Uma"),
+    page_case(
+        "global audit log", {MSSP_ADMIN}, lambda t: reverse("audit-log-global"), lambda t: "Uma"
+    ),
     Case(
         "export users",
         EVERYONE,
@@ -190,8 +194,9 @@ CASES = [
         "enable",
         EVERYONE,
         lambda t: ("POST", _action(t.dan, "enable"), {}),
-        lambda t, r: t.fresh(t.dan).state == UserState.ENABLED
-        and _emailed(t.dan, EmailKind.ACCESS_RESTORED),
+        lambda t, r: (
+            t.fresh(t.dan).state == UserState.ENABLED and _emailed(t.dan, EmailKind.ACCESS_RESTORED)
+        ),
     ),
     Case(
         "reinvite",
@@ -282,7 +287,7 @@ CASES = [
         lambda t: ("POST", _action(t.ada, "send-login-email"), {}),
         lambda t, r: _emailed(t.ada, EmailKind.LOGIN_LINK),
     ),
-    page(
+    page_case(
         "confirm page for the account admin's seat",
         MSSP,
         lambda t: _action(t.ada, "disable"),
@@ -311,9 +316,7 @@ def test_who_may_do_what(request, persona, case, team):
         assert describe_changes(before, snapshot()) == [], f"{persona}: '{case.name}' changed data"
 
 
-def test_every_action_on_their_own_seat_is_refused_to_the_account_admin(
-    account_admin_client, team
-):
+def test_every_action_on_their_own_seat_is_refused_to_the_account_admin(account_admin_client, team):
     from accounts.user_actions import ACTIONS
 
     before = snapshot()

@@ -126,7 +126,9 @@ def account_settings(request, slug):
 
 
 def _roles_page(request, account, form, status=200):
-    roles = scoping.roles(request.user, account).annotate(user_count=Count("users"))
+    roles = (
+        scoping.roles(request.user, account).annotate(user_count=Count("users")).order_by("name")
+    )
     return render(
         request,
         "accounts/roles.html",

@@ -18,7 +18,7 @@ from accounts.errors import LifecycleError
 from accounts.forms.users import AddUserForm, ChangeRoleForm
 from accounts.permissions import check_may_act_on, console_view, may_move_admin_seat
 from accounts.spreadsheet_safety import neutralise_row
-from accounts.user_actions import ACTIONS, BULK_ACTIONS, row_actions
+from accounts.user_actions import ACTIONS, BULK_ACTIONS, bulk_actions_for, row_actions
 from accounts.user_listing import SORTS, Listing, tab_counts
 
 BULK_LIMIT = 1000
@@ -35,7 +35,7 @@ def _list_context(request, account, listing):
         "page": page,
         "rows": [(user, row_actions(request.user, user)) for user in page.object_list],
         "sorts": {key: label for key, (label, _) in SORTS.items()},
-        "bulk_actions": BULK_ACTIONS,
+        "bulk_actions": bulk_actions_for(listing.tab),
         "bulk_limit": BULK_LIMIT,
     }
 
