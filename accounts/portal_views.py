@@ -140,14 +140,15 @@ def reset(request, slug, token):
 
 
 @require_http_methods(["GET", "POST"])
-def link(request, slug, token):
-    """A sign-in link from a login email (or access-restored email)."""
-    found, account, failure = _token_page(request, slug, token, TokenPurpose.LOGIN_EMAIL)
+def link(request, slug, token, purpose=TokenPurpose.LOGIN_EMAIL):
+    """A sign-in link: from a login email (or access-restored email), or a magic link an admin
+    generated in the console (purpose MAGIC_LINK). Both may open a portal section."""
+    found, account, failure = _token_page(request, slug, token, purpose)
     if failure:
         return failure
     if request.method == "POST":
         try:
-            used = tokens.redeem(token, TokenPurpose.LOGIN_EMAIL, account)
+            used = tokens.redeem(token, purpose, account)
         except InvalidToken as error:
             return _invalid_link(request, account, error)
         if not used.user.is_active:

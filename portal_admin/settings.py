@@ -170,6 +170,15 @@ TOKEN_LIFETIMES = {
 }
 LOGIN_CODE_MAX_ATTEMPTS = env.int("LOGIN_CODE_MAX_ATTEMPTS", default=5)
 
+# --- Portal brute-force limits (per portal account + email, and per IP, in the cache) ---
+PORTAL_SIGN_IN_MAX_FAILURES = env.int("PORTAL_SIGN_IN_MAX_FAILURES", default=5)
+PORTAL_LINK_REQUESTS_MAX = env.int("PORTAL_LINK_REQUESTS_MAX", default=5)
+PORTAL_THROTTLE_WINDOW_MINUTES = env.int("PORTAL_THROTTLE_WINDOW_MINUTES", default=15)
+
+# --- Outbox sending pace: at most this many emails a minute per portal account, so a large
+# import or bulk action is spread out instead of burning the sender's reputation ---
+OUTBOX_RATE_PER_ACCOUNT_PER_MINUTE = env.int("OUTBOX_RATE_PER_ACCOUNT_PER_MINUTE", default=120)
+
 # --- Celery ---
 # With no broker configured (the embedded default) tasks run in-process, so the demo needs
 # neither Redis nor a worker.
@@ -182,6 +191,15 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT", default=3.0)
+# A dead broker must never hang a page: publishing gives up quickly and the outbox sweep
+# re-queues what could not be handed over.
+CELERY_TASK_PUBLISH_RETRY = True
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.5,
+    "interval_max": 0.5,
+}
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_connect_timeout": 3,
     "socket_timeout": 5,

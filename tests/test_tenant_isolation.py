@@ -42,6 +42,7 @@ NOT_TENANT_SCOPED = {
     "portal-activate": "portal side",
     "portal-reset": "portal side",
     "portal-link": "portal side",
+    "portal-magic-link": "portal side",
 }
 NOT_TENANT_SCOPED_NAMESPACES = {"admin": "Django admin under /support/ (MSSP staff only)"}
 # Of those, the ones that are no console page at all (open to anybody).

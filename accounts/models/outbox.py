@@ -7,6 +7,7 @@ class EmailKind(models.TextChoices):
     PASSWORD_RESET = "password_reset", "Password reset"
     ACCESS_RESTORED = "access_restored", "Access restored"
     LOGIN_LINK = "login_link", "Login link"
+    LOGIN_CODE = "login_code", "One-time code"
 
 
 class OutboxEmail(models.Model):
