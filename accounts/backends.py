@@ -9,6 +9,8 @@ class ConsoleBackend(ModelBackend):
     portal account only, so one address may match several admin seats; the password decides."""
 
     def authenticate(self, request, username=None, password=None, **kwargs):
+        if "portal_account" in kwargs:
+            return None  # a portal sign-in: console credentials never open the portal
         email = (username or kwargs.get("email") or "").strip().lower()
         if not email or password is None:
             return None

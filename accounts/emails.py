@@ -15,15 +15,18 @@ SUBJECTS = {
     EmailKind.PASSWORD_RESET: "Reset your {portal} password",
     EmailKind.ACCESS_RESTORED: "Your access to {portal} is restored",
     EmailKind.LOGIN_LINK: "Your sign-in link for {portal}",
+    EmailKind.LOGIN_CODE: "Your sign-in code for {portal}",
 }
 
-# kind -> (token purpose, portal URL name that redeems it)
+# kind -> (token purpose, portal URL name that redeems it; None: the email carries a code that
+# the person types on the page where they asked for it)
 LINKS = {
     EmailKind.INVITATION: (TokenPurpose.ACTIVATION, "portal-activate"),
     EmailKind.REINVITATION: (TokenPurpose.ACTIVATION, "portal-activate"),
     EmailKind.PASSWORD_RESET: (TokenPurpose.PASSWORD_RESET, "portal-reset"),
     EmailKind.ACCESS_RESTORED: (TokenPurpose.LOGIN_EMAIL, "portal-link"),
     EmailKind.LOGIN_LINK: (TokenPurpose.LOGIN_EMAIL, "portal-link"),
+    EmailKind.LOGIN_CODE: (TokenPurpose.LOGIN_CODE, None),
 }
 
 
@@ -38,6 +41,14 @@ def _describe_lifetime(delta):
     return f"{minutes} minutes"
 
 
+def _credential(user, account, purpose, url_name, target):
+    if url_name is None:
+        return {"code": tokens.issue_code(user)}
+    secret = tokens.issue(user, purpose, target=target)
+    path = reverse(url_name, kwargs={"slug": account.slug, "token": secret})
+    return {"link": settings.PORTAL_BASE_URL + path}
+
+
 def build_message(row):
     """An EmailMultiAlternatives for an outbox row (mints a token: call inside the send
     transaction so that a failed send leaves no live token behind)."""
@@ -45,15 +56,13 @@ def build_message(row):
     account = row.portal_account
     purpose, url_name = LINKS[row.kind]
     target = row.context.get("target", "")
-    secret = tokens.issue(user, purpose, target=target)
-    path = reverse(url_name, kwargs={"slug": account.slug, "token": secret})
     context = {
         "user": user,
         "portal_name": account.name,
-        "link": settings.PORTAL_BASE_URL + path,
         "expires_in": _describe_lifetime(settings.TOKEN_LIFETIMES[purpose]),
         "target": target,
         **row.context,
+        **_credential(user, account, purpose, url_name, target),
     }
     subject = SUBJECTS[row.kind].format(portal=account.name)
     text = render_to_string(f"emails/{row.kind}.txt", context)

@@ -18,7 +18,8 @@ from accounts.models import EmailKind, TokenPurpose, User, UserKind, UserState, 
 from contacts.models import Contact
 
 
-def _valid_email(value):
+def valid_email(value):
+    """The address lower-cased if it is a valid email, else ""."""
     value = (value or "").strip().lower()
     try:
         validate_email(value)
@@ -100,7 +101,7 @@ def invite(
             raise LifecycleError(f"User already exists: {contact.name} already has a portal user.")
         name, email = contact.name, contact.email
     name = (name or "").strip()
-    email_ok = _valid_email(email)
+    email_ok = valid_email(email)
     if not name:
         raise LifecycleError("Enter the person's name.")
     if not email_ok and (send_email or contact is None):
@@ -321,6 +322,21 @@ def make_account_admin(user, *, by, ip=None):
 
 
 @transaction.atomic
+def send_login_code(user, *, by, ip=None):
+    """Email an enabled user a one-time sign-in code (minted when the email is sent)."""
+    user = _locked(user)
+    _require_state(user, [UserState.ENABLED], "send a sign-in code to")
+    _require_email(user, "send a sign-in code to")
+    if user.contact_deleted:
+        raise LifecycleError(
+            f"{user.name} cannot sign in: their CRM contact was deleted. Restore it first."
+        )
+    audit.record("send_login_code", by=by, subject=user, ip=ip)
+    outbox.queue_email(user, EmailKind.LOGIN_CODE)
+    return user
+
+
+@transaction.atomic
 def send_login_email(user, *, by, target="", ip=None):
     """Email an enabled user a one-click sign-in link (optionally to a portal section)."""
     user = _locked(user)
@@ -333,3 +349,28 @@ def send_login_email(user, *, by, target="", ip=None):
     audit.record("send_login_email", by=by, subject=user, ip=ip, detail=target)
     outbox.queue_email(user, EmailKind.LOGIN_LINK, target=target)
     return user
+
+
+# The portal sections a sign-in link may open (the keys of accounts.portal_views.SECTIONS, which
+# holds their labels). Kept here so the rule lives with the other lifecycle rules: importing the
+# portal views from this module would invert the layering (they import it).
+PORTAL_SECTIONS = ("courses", "communities", "affiliates")
+
+
+@transaction.atomic
+def issue_magic_link(user, *, by, target="", ip=None):
+    """A one-time sign-in link a console person hands to an enabled user themselves (optionally
+    opening a portal section). Returns the secret, the only time it exists in clear; every older
+    magic link of the user dies."""
+    user = _locked(user)
+    _require_state(user, [UserState.ENABLED], "create a magic link for")
+    if user.contact_deleted:
+        raise LifecycleError(
+            f"Cannot create a magic link for {user.name}: their CRM contact was deleted. "
+            "Restore it first."
+        )
+    if target and target not in PORTAL_SECTIONS:
+        raise LifecycleError(f"'{target}' is not a portal section. Pick one from the list.")
+    secret = tokens.issue(user, TokenPurpose.MAGIC_LINK, target=target, by=by)
+    audit.record("issue_magic_link", by=by, subject=user, ip=ip, detail=target or "home")
+    return secret

@@ -1,17 +1,26 @@
 """The portal as a portal user sees it: enough for every console email to lead somewhere real.
 Links are scanner-safe: GET shows a page with one button; only its POST uses the token."""
 
+import re
+
+from django.conf import settings
 from django.contrib import auth
 from django.contrib.auth.forms import SetPasswordForm
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 
 from accounts import lifecycle, tokens
+from accounts import portal_throttle as throttle
 from accounts.audit import client_ip
-from accounts.errors import InvalidToken
-from accounts.models import PortalAccount, TokenPurpose, UserState
+from accounts.backends import PortalBackend
+from accounts.errors import InvalidToken, LifecycleError
+from accounts.models import PortalAccount, TokenPurpose, User, UserState
 
 BLOCKED_MESSAGE = "Your account may be temporarily disabled, please contact the administrator."
+WRONG_PASSWORD = "That email and password do not match. Check them and try again."
+# The same words as accounts.tokens.redeem_code, so that a decoy answers like a real code.
+WRONG_CODE = "That code is not right."
+EXPIRED_CODE = "This code has expired. Ask for a new one."
 SECTIONS = {"courses": "Courses", "communities": "Communities", "affiliates": "Affiliates"}
 PORTAL_BACKEND = "accounts.backends.PortalBackend"
 
@@ -24,6 +33,11 @@ def _portal_user(request, account):
 
 
 def _sign_in(request, user):
+    # A portal sign-in replaces whatever session this browser had (a console session, or a
+    # portal session at another account): one browser, one signed-in person, and no console
+    # session stamps left behind in a portal session.
+    if request.user.is_authenticated:
+        auth.logout(request)
     auth.login(request, user, backend=PORTAL_BACKEND)
 
 
@@ -40,27 +54,187 @@ def home(request, slug):
     )
 
 
+def _login_page(request, account, error="", *, status=200):
+    email = request.POST.get("email", "")
+    return render(
+        request,
+        "portal/login.html",
+        {"account": account, "error": error, "email": email},
+        status=status,
+    )
+
+
 @require_http_methods(["GET", "POST"])
 def login(request, slug):
     account = get_object_or_404(PortalAccount, slug=slug)
-    error = ""
-    if request.method == "POST":
-        user = auth.authenticate(
+    if request.method == "GET":
+        return _login_page(request, account)
+    email, password = request.POST.get("email", ""), request.POST.get("password", "")
+    ip = client_ip(request)
+    if throttle.is_refused(throttle.FAILURES, account, email, ip):
+        return _login_page(request, account, throttle.refusal_message(), status=429)
+    if not password:
+        return _login_page(request, account, "Enter your password, or sign in without one below.")
+    # The portal backend only: auth.authenticate() would try the console backend first, and it
+    # accepts a staff member's (or another account's admin's) email and password.
+    user = PortalBackend().authenticate(
+        request, portal_account=account, email=email, password=password
+    )
+    if user is None:
+        throttle.record(throttle.FAILURES, account, email, ip)
+        return _login_page(request, account, WRONG_PASSWORD)
+    if not user.is_active:
+        # Only after a correct password may the page admit the account exists. An unconfirmed
+        # user has no usable password, so this is the disabled / contact-deleted case.
+        return _login_page(
             request,
-            portal_account=account,
-            email=request.POST.get("email", ""),
-            password=request.POST.get("password", ""),
+            account,
+            WRONG_PASSWORD if user.state == UserState.UNCONFIRMED else BLOCKED_MESSAGE,
         )
-        if user is not None and user.is_active:
-            _sign_in(request, user)
-            return redirect("portal-home", slug=slug)
-        if user is not None and user.state == UserState.UNCONFIRMED:
-            error = "Your account is not activated yet. Use the link in your invitation email."
-        elif user is not None:
-            error = BLOCKED_MESSAGE
-        else:
-            error = "That email and password do not match. Check them and try again."
-    return render(request, "portal/login.html", {"account": account, "error": error})
+    throttle.clear_failures(account, email)
+    _sign_in(request, user)
+    return redirect("portal-home", slug=slug)
+
+
+def _person(account, email):
+    return (
+        User.objects.portal_users()
+        .filter(portal_account=account, email=email)
+        .select_related("contact")
+        .first()
+    )
+
+
+SENDERS = {
+    "link": lambda user, ip: lifecycle.send_login_email(user, by=user, ip=ip),
+    "code": lambda user, ip: lifecycle.send_login_code(user, by=user, ip=ip),
+    "reset": lambda user, ip: lifecycle.reset_password(user, by=user, ip=ip),
+}
+
+
+def _send(what, user, ip):
+    """Email the person what they asked for if they may sign in; an invited person who never
+    activated gets their invitation again instead. Returns whether `what` was sent."""
+    if user is None:
+        return False
+    try:
+        if user.is_active:
+            SENDERS[what](user, ip)
+            return True
+        if user.state == UserState.UNCONFIRMED and not user.contact_deleted:
+            lifecycle.reinvite(user, by=user, ip=ip)
+    except LifecycleError:
+        pass  # the user changed in between (disabled a moment ago): nothing to send
+    return False
+
+
+def _requested_email(request):
+    return lifecycle.valid_email(request.POST.get("email"))
+
+
+def _email_request(request, account, what, form_page):
+    """Shared shape of "email me a link / a code / a password reset": returns the page that
+    refuses the request, or None once it is handled. Whoever asks, and whether or not the address
+    has an account, the caller answers with the same page, text and status; the difference (a
+    few database rows, an email handed to Celery) happens out of sight."""
+    email = _requested_email(request)
+    if not email:
+        return form_page(request, account, "Enter your email address.")
+    ip = client_ip(request)
+    if throttle.is_refused(throttle.REQUESTS, account, email, ip):
+        return form_page(request, account, throttle.refusal_message(), status=429)
+    throttle.record(throttle.REQUESTS, account, email, ip)
+    if not _send(what, _person(account, email), ip) and what == "code":
+        throttle.start_decoy(account, email)
+    return None
+
+
+def _sent_page(request, account, what):
+    return render(request, "portal/email_sent.html", {"account": account, "what": what})
+
+
+@require_http_methods(["GET", "POST"])
+def request_link(request, slug):
+    """Email me a sign-in link (from the sign-in page, or from a link that no longer works)."""
+    if request.method == "GET":
+        return redirect("portal-login", slug=slug)
+    account = get_object_or_404(PortalAccount, slug=slug)
+    refused = _email_request(request, account, "link", _login_page)
+    return refused or _sent_page(request, account, "link")
+
+
+def _forgot_page(request, account, error="", *, status=200):
+    return render(
+        request,
+        "portal/forgot_password.html",
+        {"account": account, "error": error, "email": request.POST.get("email", "")},
+        status=status,
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def forgot_password(request, slug):
+    account = get_object_or_404(PortalAccount, slug=slug)
+    if request.method == "GET":
+        return _forgot_page(request, account)
+    refused = _email_request(request, account, "reset", _forgot_page)
+    return refused or _sent_page(request, account, "reset")
+
+
+def _code_page(request, account, *, error="", just_sent=False, status=200):
+    minutes = int(settings.TOKEN_LIFETIMES[TokenPurpose.LOGIN_CODE].total_seconds() // 60)
+    context = {
+        "account": account,
+        "email": _requested_email(request),
+        "error": error,
+        "just_sent": just_sent,
+        "minutes": minutes,
+    }
+    return render(request, "portal/code.html", context, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+def request_code(request, slug):
+    if request.method == "GET":
+        return redirect("portal-code", slug=slug)
+    account = get_object_or_404(PortalAccount, slug=slug)
+    refused = _email_request(request, account, "code", _login_page)
+    return refused or _code_page(request, account, just_sent=True)
+
+
+def _check_code(account, user, email, code):
+    """The token used by a right code; InvalidToken otherwise. An address that was sent no code
+    (unknown, disabled, not activated) is answered by its decoy, exactly as a real code would."""
+    if user is None or not user.is_active:
+        raise InvalidToken(WRONG_CODE if throttle.decoy_guess(account, email) else EXPIRED_CODE)
+    return tokens.redeem_code(user, code)
+
+
+@require_http_methods(["GET", "POST"])
+def code(request, slug):
+    """Enter the 6-digit code from a login-code email."""
+    account = get_object_or_404(PortalAccount, slug=slug)
+    if request.method == "GET":
+        return _code_page(request, account)
+    email = _requested_email(request)
+    entered = re.sub(r"\s", "", request.POST.get("code", ""))
+    if not email or not re.fullmatch(r"\d{6}", entered):
+        # A typo costs no attempt.
+        return _code_page(
+            request, account, error="Enter your email and the 6 digits from the email."
+        )
+    ip = client_ip(request)
+    if throttle.is_refused(throttle.FAILURES, account, email, ip):
+        return _code_page(request, account, error=throttle.refusal_message(), status=429)
+    user = _person(account, email)
+    try:
+        _check_code(account, user, email, entered)
+    except InvalidToken as error:
+        throttle.record(throttle.FAILURES, account, email, ip)
+        return _code_page(request, account, error=str(error))
+    throttle.clear_failures(account, email)
+    _sign_in(request, user)
+    return redirect("portal-home", slug=slug)
 
 
 @require_http_methods(["POST"])
@@ -69,10 +243,10 @@ def logout(request, slug):
     return redirect("portal-login", slug=slug)
 
 
-def _invalid_link(request, account, error):
-    return render(
-        request, "portal/link_invalid.html", {"account": account, "error": error}, status=400
-    )
+def _invalid_link(request, account, error, purpose):
+    """A link that cannot be used, with the way to a new one (the page depends on the purpose)."""
+    context = {"account": account, "error": error, "purpose": purpose}
+    return render(request, "portal/link_invalid.html", context, status=400)
 
 
 def _blocked(request, account):
@@ -87,7 +261,7 @@ def _token_page(request, slug, token, purpose):
     try:
         return tokens.peek(token, purpose, account), account, None
     except InvalidToken as error:
-        return None, account, _invalid_link(request, account, error)
+        return None, account, _invalid_link(request, account, error, purpose)
 
 
 @require_http_methods(["GET", "POST"])
@@ -101,7 +275,7 @@ def activate(request, slug, token):
         try:
             tokens.redeem(token, TokenPurpose.ACTIVATION, account)
         except InvalidToken as error:
-            return _invalid_link(request, account, error)
+            return _invalid_link(request, account, error, TokenPurpose.ACTIVATION)
         user = lifecycle.activate(user, form.cleaned_data["new_password1"], ip=client_ip(request))
         if not user.is_active:
             return _blocked(request, account)
@@ -125,7 +299,7 @@ def reset(request, slug, token):
         try:
             tokens.redeem(token, TokenPurpose.PASSWORD_RESET, account)
         except InvalidToken as error:
-            return _invalid_link(request, account, error)
+            return _invalid_link(request, account, error, TokenPurpose.PASSWORD_RESET)
         if not user.is_active:
             return _blocked(request, account)
         form.save()
@@ -150,7 +324,7 @@ def link(request, slug, token, purpose=TokenPurpose.LOGIN_EMAIL):
         try:
             used = tokens.redeem(token, purpose, account)
         except InvalidToken as error:
-            return _invalid_link(request, account, error)
+            return _invalid_link(request, account, error, purpose)
         if not used.user.is_active:
             return _blocked(request, account)
         _sign_in(request, used.user)

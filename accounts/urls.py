@@ -2,7 +2,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from accounts.sign_in_throttle import SignInView
-from accounts.views import audit, dev_mail, home, portal_accounts, users
+from accounts.views import audit, dev_mail, home, portal_accounts, user_links, users
 
 account = "accounts/<slug:slug>/"
 
@@ -23,6 +23,12 @@ urlpatterns = [
     path(account + "users/new/", users.user_add, name="user-add"),
     path(account + "users/export.csv", users.user_export, name="users-export"),
     path(account + "users/bulk/", users.bulk_action, name="users-bulk"),
+    path(account + "users/<int:user_id>/links/", user_links.links, name="user-links"),
+    path(
+        account + "users/<int:user_id>/links/<int:token_id>/revoke/",
+        user_links.revoke,
+        name="user-link-revoke",
+    ),
     path(account + "users/<int:user_id>/<str:action>/", users.user_action, name="user-action"),
     # Audit log.
     path(account + "audit/", audit.account_log, name="audit-log"),

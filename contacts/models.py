@@ -48,7 +48,15 @@ class Contact(models.Model):
 
     class Meta:
         ordering = ["name"]
-        indexes = [models.Index(fields=["portal_account", "email"])]
+        indexes = [
+            models.Index(fields=["portal_account", "email"]),
+            # The few contacts in the CRM's recycle bin, looked up on every users page.
+            models.Index(
+                fields=["portal_account"],
+                condition=Q(deleted_at__isnull=False),
+                name="contact_deleted_per_account",
+            ),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["portal_account", "contact_id"], name="contact_id_unique_per_account"

@@ -70,6 +70,10 @@ TEMPLATES = [
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
+if DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    # Short OLTP queries: PostgreSQL's JIT compiler spent 400 ms compiling a 1 ms page query
+    # of the users list (bench/users_page.py), so it is off.
+    DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c jit=off"
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # WAL and a busy timeout keep the embedded demo usable when the eager "worker" writes too.
     DATABASES["default"]["OPTIONS"] = {

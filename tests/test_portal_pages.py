@@ -128,7 +128,8 @@ def test_password_sign_in(client, enabled_user):
 
 @pytest.mark.parametrize(
     ("state", "message"),
-    [(UserState.DISABLED, BLOCKED), (UserState.UNCONFIRMED, "not activated yet")],
+    # Not activated: the generic answer (the page's hint line says what to do).
+    [(UserState.DISABLED, BLOCKED), (UserState.UNCONFIRMED, "do not match")],
 )
 def test_only_enabled_users_sign_in(client, enabled_user, state, message):
     User.objects.filter(pk=enabled_user.pk).update(state=state)

@@ -14,13 +14,14 @@ import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, path, reverse
 
-from accounts import lifecycle
+from accounts import lifecycle, tokens
 from accounts.models import (
     AuditEvent,
     LoginToken,
     OutboxEmail,
     PortalAccount,
     Role,
+    TokenPurpose,
     User,
     UserState,
     UserType,
@@ -43,6 +44,10 @@ NOT_TENANT_SCOPED = {
     "portal-reset": "portal side",
     "portal-link": "portal side",
     "portal-magic-link": "portal side",
+    "portal-request-link": "portal side",
+    "portal-request-code": "portal side",
+    "portal-code": "portal side",
+    "portal-forgot-password": "portal side",
 }
 NOT_TENANT_SCOPED_NAMESPACES = {"admin": "Django admin under /support/ (MSSP staff only)"}
 # Of those, the ones that are no console page at all (open to anybody).
@@ -138,6 +143,10 @@ FILLERS = {
     "role_id": lambda side: [r.pk for r in side.roles],
     "contact_pk": lambda side: [c.pk for c in side.contacts],
     "action": lambda side: list(ACTIONS),
+    # The sign-in links (login tokens) of the side's users, made in `world`.
+    "token_id": lambda side: list(
+        LoginToken.objects.filter(user__in=side.users).order_by("pk").values_list("pk", flat=True)
+    ),
 }
 
 
@@ -232,6 +241,10 @@ def world(account, other_account, partner_role, account_admin, other_admin, mssp
         portal_account=account, role=partner_role, name="Otto Own", email="otto@acme.example"
     )
     own_contact = ContactFactory(portal_account=account, name="Olga Own", email="olga@acme.ex")
+    # Live sign-in links on both sides, for the token_id of the links pages to point at.
+    tokens.issue(enabled, TokenPurpose.MAGIC_LINK, target="courses", by=mssp_admin)
+    tokens.issue(unconfirmed, TokenPurpose.ACTIVATION)
+    tokens.issue(own_user, TokenPurpose.MAGIC_LINK, by=mssp_admin)
     other = Side(
         other_account,
         users=[enabled, unconfirmed, disabled, employee, other_admin],

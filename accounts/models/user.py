@@ -85,7 +85,16 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     class Meta:
         ordering = ["name", "email"]
-        indexes = [models.Index(fields=["portal_account", "state", "name"])]
+        # The users page pages through one state of one account in these orders.
+        indexes = [
+            models.Index(fields=["portal_account", "state", "name", "id"], name="user_tab_by_name"),
+            models.Index(
+                fields=["portal_account", "state", "last_invited_at", "id"], name="user_tab_by_sent"
+            ),
+            models.Index(
+                fields=["portal_account", "state", "last_login", "id"], name="user_tab_by_login"
+            ),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["portal_account", "email"],

@@ -26,12 +26,15 @@ TEMPLATE = "accounts/users.html"
 
 
 def _list_context(request, account, listing):
-    page = listing.page(request.user, account)
+    tabs = tab_counts(request.user, account)
+    page = listing.page(
+        request.user, account, tab_total=dict((t, n) for t, _, n in tabs)[listing.tab]
+    )
     return {
         "account": account,
         "section": "users",
         "listing": listing,
-        "tabs": tab_counts(request.user, account),
+        "tabs": tabs,
         "page": page,
         "rows": [(user, row_actions(request.user, user)) for user in page.object_list],
         "sorts": {key: label for key, (label, _) in SORTS.items()},

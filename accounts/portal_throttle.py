@@ -1,0 +1,102 @@
+"""Portal brute-force limits. Two kinds of counted events, each counted per (portal account +
+email) and per IP address within a window (PORTAL_THROTTLE_WINDOW_MINUTES):
+
+- failures: a wrong password or a wrong one-time code (guessing a credential);
+- requests: asking for a sign-in link, a code or a password reset (each one sends an email).
+
+A refused request is answered with 429 before anything is checked or sent. Counters live in
+Django's cache (Redis in production) so every web process sees the same counts. The per-email
+count does not care whether the address exists, so a refusal reveals nothing about accounts.
+
+The same cache also holds a decoy code for addresses that were sent no code (see decoy_*)."""
+
+import hashlib
+
+from django.conf import settings
+from django.core.cache import cache
+
+FAILURES = "failures"
+REQUESTS = "requests"
+
+
+def _limit(kind):
+    if kind == FAILURES:
+        return settings.PORTAL_SIGN_IN_MAX_FAILURES
+    return settings.PORTAL_LINK_REQUESTS_MAX
+
+
+def _window_seconds():
+    return settings.PORTAL_THROTTLE_WINDOW_MINUTES * 60
+
+
+def refusal_message():
+    return (
+        f"Too many attempts. Wait {settings.PORTAL_THROTTLE_WINDOW_MINUTES} minutes and try again."
+    )
+
+
+def _email_digest(email):
+    # Hashed: an email may hold characters some cache backends refuse in keys.
+    return hashlib.sha256((email or "").strip().lower().encode()).hexdigest()
+
+
+def _keys(kind, account, email, ip):
+    keys = []
+    if (email or "").strip():
+        keys.append(f"portal-{kind}:account:{account.pk}:{_email_digest(email)}")
+    if ip:
+        # Not per account: one address spraying many portals is still one address.
+        keys.append(f"portal-{kind}:ip:{ip}")
+    return keys
+
+
+def is_refused(kind, account, email, ip):
+    counts = cache.get_many(_keys(kind, account, email, ip))
+    return any(count >= _limit(kind) for count in counts.values())
+
+
+def record(kind, account, email, ip):
+    window = _window_seconds()
+    for key in _keys(kind, account, email, ip):
+        # add + incr is atomic on Redis, so parallel attempts cannot slip under the limit.
+        cache.add(key, 0, timeout=window)
+        try:
+            count = cache.incr(key)
+        except ValueError:  # expired between add and incr
+            cache.set(key, 1, timeout=window)
+            count = 1
+        if count >= _limit(kind):
+            # The refusal lasts a full window from the last attempt, as the message promises.
+            cache.touch(key, timeout=window)
+
+
+def clear_failures(account, email):
+    """A successful sign-in forgets that address's earlier mistakes (not the IP's)."""
+    cache.delete_many(_keys(FAILURES, account, email, None))
+
+
+# --- Decoy codes ---
+# Someone who asks for a code for an address that gets none (unknown, disabled, unconfirmed)
+# must not learn that from the code page: a real code answers "not right" to a wrong guess until
+# its attempts run out or it expires, then "expired". A decoy in the cache answers the same way.
+
+
+def _decoy_key(account, email):
+    return f"portal-code-decoy:{account.pk}:{_email_digest(email)}"
+
+
+def start_decoy(account, email):
+    lifetime = int(settings.TOKEN_LIFETIMES["login_code"].total_seconds())
+    cache.set(_decoy_key(account, email), 0, timeout=lifetime)
+
+
+def decoy_guess(account, email):
+    """True while the decoy 'code' is live (a guess is merely wrong), False once it is spent."""
+    key = _decoy_key(account, email)
+    try:
+        attempts = cache.incr(key)
+    except ValueError:  # no decoy: never asked, or it expired
+        return False
+    if attempts >= settings.LOGIN_CODE_MAX_ATTEMPTS:
+        cache.delete(key)  # the real code is revoked on its last failed attempt
+    return True
