@@ -81,12 +81,13 @@ class Listing:
         """The users of this tab and search, unordered and unpaged (bulk 'all matching')."""
         users = scoping.portal_users(person, account).filter(tab_condition(self.tab, account))
         if self.q:
-            # The contact-id arm is a subquery too, so every arm of the OR is on the users table.
+            # The contact-id arm is a scalar subquery (run once), so every arm of the OR is an
+            # indexed test on the users table and PostgreSQL can combine the indexes.
             by_contact_id = Contact.objects.filter(portal_account=account, contact_id=self.q)
             users = users.filter(
                 Q(name__icontains=self.q)
                 | Q(email__icontains=self.q)
-                | Q(contact__in=by_contact_id.order_by().values("pk")[:1])
+                | Q(contact=Subquery(by_contact_id.order_by().values("pk")[:1]))
             )
         return users
 

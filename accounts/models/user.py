@@ -87,7 +87,14 @@ class User(AbstractBaseUser, PermissionsMixin):
         ordering = ["name", "email"]
         # The users page pages through one state of one account in these orders.
         indexes = [
-            models.Index(fields=["portal_account", "state", "name", "id"], name="user_tab_by_name"),
+            # Covering (contact_id is what the tab filter reads), so deep pages scan the index
+            # only: page 1,000 of 100,000 users without touching the table.
+            models.Index(
+                fields=["portal_account", "state", "name", "id"],
+                include=["contact"],
+                condition=Q(kind="portal"),
+                name="user_tab_by_name",
+            ),
             models.Index(
                 fields=["portal_account", "state", "last_invited_at", "id"], name="user_tab_by_sent"
             ),
