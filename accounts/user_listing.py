@@ -12,6 +12,7 @@ from accounts.models import LoginToken, OutboxEmail, TokenPurpose, UserState
 from contacts.models import Contact
 
 PAGE_SIZE = 50
+SEARCH_COUNT_CAP = 1000
 
 TABS = {"enabled": "Enabled", "disabled": "Disabled", "unconfirmed": "Unconfirmed"}
 
@@ -129,8 +130,15 @@ class Listing:
         (tab_total), which saves counting the account's users a second time."""
         ids = self.matching(person, account).order_by(*self.order_by()).values("pk")
         paginator = Paginator(ids, PAGE_SIZE)
+        # Paginator.count is a cached property: setting it spares a count query.
         if tab_total is not None and not self.q:
-            paginator.count = tab_total  # fills Paginator's cached property
+            paginator.count = tab_total
+        elif self.q:
+            # A broad search ("an") matches tens of thousands: counting them all is the slowest
+            # query of the page, and nobody pages through them. Count up to a cap instead.
+            found = ids[: SEARCH_COUNT_CAP + 1].count()
+            paginator.count = min(found, SEARCH_COUNT_CAP)
+            paginator.capped = found > SEARCH_COUNT_CAP
         page = paginator.get_page(self.page_number)
         page.object_list = list(self.ordered(person, account).filter(pk__in=page.object_list))
         return page

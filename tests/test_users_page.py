@@ -310,3 +310,12 @@ def test_export_the_current_tab_and_search_with_formulas_neutralised(
     rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
     assert rows[0][:3] == ["Name", "Email", "Contact ID"]
     assert [row[0] for row in rows[1:]] == ["'=HYPERLINK(1)"]
+
+
+def test_a_broad_search_counts_up_to_a_cap(admin_client, account, partner_role, monkeypatch):
+    monkeypatch.setattr("accounts.user_listing.SEARCH_COUNT_CAP", 3)
+    for n in range(5):
+        PortalUserFactory(portal_account=account, role=partner_role, name=f"Anna {n}")
+    page = admin_client.get(users_url(account, q="anna")).content.decode()
+    assert "All 3+ matching" in page
+    assert page.count('name="ids"') == 3  # beyond the cap: narrow the search
