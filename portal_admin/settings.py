@@ -164,6 +164,9 @@ OUTBOX_REQUEUE_AFTER = timedelta(seconds=env.int("OUTBOX_REQUEUE_AFTER_SECONDS",
 OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=8)
 OUTBOX_RETRY_BASE_SECONDS = env.int("OUTBOX_RETRY_BASE_SECONDS", default=30)
 
+# --- CSV imports ---
+IMPORT_MAX_BYTES = env.int("IMPORT_MAX_MEGABYTES", default=50) * 1024 * 1024
+
 # --- Login tokens ---
 TOKEN_LIFETIMES = {
     "activation": timedelta(days=env.int("INVITATION_LIFETIME_DAYS", default=7)),

@@ -1,0 +1,487 @@
+"""Validate and apply stages of the portal-user CSV import (read and map are in csv_reader and
+column_mapping). No HTTP here: the browser wizard (Celery task) and `manage.py
+import_portal_users` both call these functions.
+
+- `validate(...)` is the dry run: every row goes through the same `RowChecker` as in `apply`, and
+  nothing is written. It reports how many users would be created, the failures per reason code
+  (with the first rows of each) and whether the licenses suffice.
+- `apply(job, ...)` creates the users through `accounts.lifecycle.invite` (audit event and, with
+  the activation option, an invitation in the outbox for each), a batch of rows per transaction.
+  The job's counts, `last_processed_line` and the committed size of the result files are saved in
+  the same transaction as the batch, so a run that is killed resumes after the last committed
+  row and nobody is created twice (the one-user-per-contact constraint is the last guard).
+
+Each row ends created or failed with one reason code and a plain reason with a suggested fix.
+A contact that appears twice in the file fails the second time ("duplicate_row"), whether the
+first row was created or not. The set of contacts seen so far lives in memory for the whole run
+(one entry per distinct contact: a few MB for a million rows).
+"""
+
+import csv
+import io
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts import licenses, lifecycle
+from accounts.errors import LifecycleError, NoLicensesLeft
+from accounts.models import Role, User, UserType
+from contacts.models import CONTACT_ID_LENGTH, Contact
+from contacts.salesforce_ids import looks_like_salesforce_id, to_18
+from imports.column_mapping import PORTAL_USER_FIELDS, MappingError, map_columns, row_values
+from imports.csv_reader import CsvError, read_csv
+from imports.models import ImportJob
+from imports.result_files import ResultFiles
+
+DEFAULT_MAX_BYTES = 50 * 1024 * 1024
+EXAMPLES_PER_REASON = 5
+DEFAULT_OPTIONS = {"send_activation": False, "user_type": UserType.PARTNER.value}
+
+# Reason codes, in the order rows are checked (a row gets the first that applies).
+MISSING_CONTACT_ID = "missing_contact_id"
+CONTACT_NOT_FOUND = "contact_not_found"
+DUPLICATE_ROW = "duplicate_row"
+USER_EXISTS = "user_exists"
+ROLE_MISSING = "role_missing"
+ROLE_NOT_FOUND = "role_not_found"
+ROLE_INACTIVE = "role_inactive"
+NO_VALID_EMAIL = "no_valid_email"
+NO_LICENSES = "no_licenses"
+NOT_ALLOWED = "not_allowed"  # any other rule of accounts.lifecycle
+
+REASON_LABELS = {
+    MISSING_CONTACT_ID: "Contact id missing",
+    CONTACT_NOT_FOUND: "Contact not found",
+    DUPLICATE_ROW: "Duplicate row in file",
+    USER_EXISTS: "User already exists",
+    ROLE_MISSING: "Role missing",
+    ROLE_NOT_FOUND: "Role not found",
+    ROLE_INACTIVE: "Role inactive",
+    NO_VALID_EMAIL: "Contact has no valid email",
+    NO_LICENSES: "No licenses left",
+    NOT_ALLOWED: "Not allowed",
+}
+
+
+def max_bytes():
+    return getattr(settings, "IMPORT_MAX_BYTES", DEFAULT_MAX_BYTES)
+
+
+def normalised_options(options):
+    merged = {**DEFAULT_OPTIONS, **(options or {})}
+    if merged["user_type"] not in UserType.values:
+        raise ValueError(f"Unknown user type {merged['user_type']!r}.")
+    merged["send_activation"] = bool(merged["send_activation"])
+    return merged
+
+
+class RowFailure(Exception):
+    def __init__(self, code, reason):
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+@dataclass
+class Batch:
+    """Contacts and users looked up once for a batch of rows."""
+
+    by_contact_id: dict
+    by_salesforce_id: dict
+    with_user: set  # pks of contacts that already have a portal user
+
+
+class RowChecker:
+    """The row rules, shared by the dry run and the real run. Holds the account's roles and the
+    contacts seen so far in the file (for the duplicate rule)."""
+
+    def __init__(self, account, options):
+        self.account = account
+        self.options = options
+        self.roles = {role.name: role for role in Role.objects.filter(portal_account=account)}
+        self.roles_folded = {}
+        for name in self.roles:
+            self.roles_folded.setdefault(name.casefold(), name)
+        self.seen = {}  # contact pk -> line where it first appeared
+
+    @staticmethod
+    def _salesforce_key(value):
+        if len(value) == 15 and looks_like_salesforce_id(value):
+            return to_18(value)
+        if len(value) == 18 and looks_like_salesforce_id(value):
+            return value
+        return None
+
+    def load_batch(self, rows):
+        """Look up every contact of `rows` (`(line, values)` pairs) and which have users."""
+        contact_ids, salesforce_ids = set(), set()
+        for _line, values in rows:
+            value = values["contact_id"]
+            if not value:
+                continue
+            if len(value) == CONTACT_ID_LENGTH:
+                contact_ids.add(value)
+            key = self._salesforce_key(value)
+            if key:
+                salesforce_ids.add(key)
+        contacts = []
+        if contact_ids or salesforce_ids:
+            contacts = list(
+                Contact.objects.filter(portal_account=self.account).filter(
+                    Q(contact_id__in=contact_ids) | Q(salesforce_id__in=salesforce_ids)
+                )
+            )
+        with_user = set(
+            User.objects.filter(contact__in=[contact.pk for contact in contacts]).values_list(
+                "contact_id", flat=True
+            )
+        )
+        return Batch(
+            by_contact_id={contact.contact_id: contact for contact in contacts},
+            by_salesforce_id={c.salesforce_id: c for c in contacts if c.salesforce_id},
+            with_user=with_user,
+        )
+
+    def find_contact(self, value, batch):
+        contact = batch.by_contact_id.get(value)
+        if contact is None:
+            key = self._salesforce_key(value)
+            contact = batch.by_salesforce_id.get(key) if key else None
+        return contact
+
+    def mark_seen(self, line, values, batch):
+        """Remember a row's contact without checking it (rows already done in a resumed run)."""
+        contact = self.find_contact(values["contact_id"], batch) if values["contact_id"] else None
+        if contact is not None:
+            self.seen.setdefault(contact.pk, line)
+
+    def check(self, line, values, batch):
+        """The contact and role for a row that may be created; raises RowFailure otherwise."""
+        value = values["contact_id"]
+        if not value:
+            raise RowFailure(
+                MISSING_CONTACT_ID,
+                "The ContactId cell is empty. Fill in the contact's 19-character id "
+                "(or its 15- or 18-character Salesforce id).",
+            )
+        contact = self.find_contact(value, batch)
+        if contact is None:
+            raise RowFailure(
+                CONTACT_NOT_FOUND,
+                f"No contact with the id '{value}' in {self.account.name}. Check the id: "
+                "use the 19-character contact id or the contact's Salesforce id.",
+            )
+        first_line = self.seen.setdefault(contact.pk, line)
+        if first_line != line:
+            raise RowFailure(
+                DUPLICATE_ROW,
+                f"{contact.name} ({contact.contact_id}) is already on line {first_line} of this "
+                "file. Remove one of the rows.",
+            )
+        if contact.deleted_at is not None:
+            raise RowFailure(
+                CONTACT_NOT_FOUND,
+                f"Contact '{value}' ({contact.name}) was not found (deleted in the CRM). Restore "
+                "the contact in the CRM, wait for the sync, and import the row again.",
+            )
+        if contact.pk in batch.with_user:
+            raise RowFailure(
+                USER_EXISTS,
+                f"User already exists: {contact.name} already has a portal user. Remove the row; "
+                "to change the user's role, use the user's page in the console.",
+            )
+        role = self.check_role(values["role"])
+        if self.options["send_activation"] and not lifecycle.valid_email(contact.email):
+            shown = f"'{contact.email}'" if contact.email else "none"
+            raise RowFailure(
+                NO_VALID_EMAIL,
+                f"{contact.name} has no valid email address ({shown}), so the activation email "
+                "cannot be sent. Fix the email in the CRM, or import without the activation "
+                "email.",
+            )
+        return contact, role
+
+    def check_role(self, name):
+        if not name:
+            raise RowFailure(
+                ROLE_MISSING, f"The Role cell is empty. Fill in one of: {self._active_names()}."
+            )
+        role = self.roles.get(name)
+        if role is None:
+            suggestion = self.roles_folded.get(name.casefold())
+            if suggestion:
+                hint = (
+                    f"Did you mean '{suggestion}'? Role names must match exactly, including case."
+                )
+            else:
+                hint = f"Use one of: {self._active_names()}."
+            raise RowFailure(ROLE_NOT_FOUND, f"No role named '{name}'. {hint}")
+        if not role.active:
+            raise RowFailure(
+                ROLE_INACTIVE,
+                f"The role '{name}' is inactive. Use an active role ({self._active_names()}), or "
+                "make the role active first.",
+            )
+        return role
+
+    def _active_names(self):
+        names = [f"'{name}'" for name, role in self.roles.items() if role.active]
+        return ", ".join(names) if names else "no active roles yet: create one first"
+
+
+def _no_licenses_reason(message):
+    return (
+        f"{message} Free seats (disable users or raise the licenses), then import this row again."
+    )
+
+
+def _batches(csv_file, mapping, batch_size):
+    batch = []
+    for line, cells in csv_file.rows():
+        batch.append((line, row_values(mapping, cells)))
+        if len(batch) >= batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _open_source(job_or_file):
+    if isinstance(job_or_file, ImportJob):
+        source = job_or_file.source_file
+        source.open("rb")
+        return source
+    return job_or_file
+
+
+def open_and_map(job_or_file, mapping=None):
+    """Read the header and map the columns: (CsvFile, mapping). Raises CsvError/MappingError."""
+    csv_file = read_csv(_open_source(job_or_file), max_bytes=max_bytes())
+    if mapping:
+        choices = {name: index for name, index in mapping.items()}
+        mapping = map_columns(csv_file.header, PORTAL_USER_FIELDS, choices)
+    else:
+        mapping = map_columns(csv_file.header, PORTAL_USER_FIELDS)
+    return csv_file, mapping
+
+
+@dataclass
+class ValidationReport:
+    total_rows: int = 0
+    would_create: int = 0
+    failures: dict = field(default_factory=dict)  # code -> {"count", "label", "examples"}
+    user_type: str = ""
+    licenses_needed: int = 0
+    licenses_free: int = 0
+    mapping: dict = field(default_factory=dict)
+    encoding: str = ""
+
+    @property
+    def licenses_suffice(self):
+        return self.licenses_needed <= self.licenses_free
+
+    @property
+    def failed(self):
+        return sum(entry["count"] for entry in self.failures.values())
+
+    def add_failure(self, line, values, failure):
+        entry = self.failures.setdefault(
+            failure.code,
+            {"count": 0, "label": REASON_LABELS.get(failure.code, failure.code), "examples": []},
+        )
+        entry["count"] += 1
+        if len(entry["examples"]) < EXAMPLES_PER_REASON:
+            entry["examples"].append(
+                {
+                    "line": line,
+                    "contact_id": values["contact_id"],
+                    "role": values["role"],
+                    "reason": failure.reason,
+                }
+            )
+
+
+def validate(job_or_file, account, mapping=None, options=None, *, batch_size=500):
+    """The dry run: what `apply` would do with this file, writing nothing but the job's status
+    and row count (when given a job). Raises CsvError / MappingError for a file that cannot be
+    imported at all."""
+    options = normalised_options(options)
+    try:
+        csv_file, mapping = open_and_map(job_or_file, mapping)
+    except (CsvError, MappingError) as error:
+        if isinstance(job_or_file, ImportJob):
+            _mark_failed(job_or_file, error)
+        raise
+    checker = RowChecker(account, options)
+    user_type = options["user_type"]
+    free = max(account.licenses_for(user_type) - licenses.seats_used(account, user_type), 0)
+    report = ValidationReport(
+        user_type=user_type, licenses_free=free, mapping=mapping, encoding=csv_file.encoding_label
+    )
+    for rows in _batches(csv_file, mapping, batch_size):
+        batch = checker.load_batch(rows)
+        for line, values in rows:
+            report.total_rows += 1
+            try:
+                checker.check(line, values, batch)
+            except RowFailure as failure:
+                report.add_failure(line, values, failure)
+                continue
+            report.licenses_needed += 1
+            if report.would_create < free:
+                report.would_create += 1
+            else:
+                used = account.licenses_for(user_type) - free + report.would_create
+                message = (
+                    f"No {UserType(user_type).label} licenses left: "
+                    f"{used} of {account.licenses_for(user_type)} in use."
+                )
+                report.add_failure(
+                    line, values, RowFailure(NO_LICENSES, _no_licenses_reason(message))
+                )
+    if isinstance(job_or_file, ImportJob):
+        job = job_or_file
+        job.source_file.close()
+        job.column_mapping = mapping
+        job.options = options
+        job.total_rows = report.total_rows
+        job.status = ImportJob.Status.VALIDATED
+        job.save(update_fields=["column_mapping", "options", "total_rows", "status"])
+    return report
+
+
+COUNT_FIELDS = [
+    "processed",
+    "created",
+    "failed",
+    "last_processed_line",
+    "success_file_bytes",
+    "failure_file_bytes",
+]
+
+RESUMABLE = (
+    ImportJob.Status.UPLOADED,
+    ImportJob.Status.MAPPED,
+    ImportJob.Status.VALIDATED,
+    ImportJob.Status.RUNNING,
+    ImportJob.Status.FAILED,
+)
+
+
+def apply(job, *, batch_size=500, progress=None):
+    """Create the users of `job`'s file, resuming after `job.last_processed_line`.
+
+    `progress(job)` is called after each committed batch (job holds the counts so far). A
+    CsvError part-way through marks the job failed (rows before it stay done) and is raised.
+    Returns the job.
+    """
+    job.refresh_from_db()  # the committed progress, not what a crashed caller held in memory
+    if job.status not in RESUMABLE:
+        raise ValueError(f"Import job {job.pk} is {job.get_status_display()}; it cannot run.")
+    account = job.portal_account
+    options = normalised_options(job.options)
+    try:
+        csv_file, mapping = open_and_map(job, job.column_mapping or None)
+        if not job.total_rows:
+            job.total_rows = sum(1 for _ in csv_file.rows())
+        job.column_mapping = mapping
+        job.options = options
+        job.status = ImportJob.Status.RUNNING
+        job.started_at = job.started_at or timezone.now()
+        job.error_message = ""
+        job.save()
+        checker = RowChecker(account, options)
+        with ResultFiles(job) as results:
+            job.save(update_fields=["success_file", "failure_file"])
+            for rows in _batches(csv_file, mapping, batch_size):
+                batch = checker.load_batch(rows)
+                todo = []
+                for line, values in rows:
+                    if line <= job.last_processed_line:
+                        checker.mark_seen(line, values, batch)
+                    else:
+                        todo.append((line, values))
+                if todo:
+                    _apply_batch(job, account, options, checker, batch, todo, results)
+                    if progress is not None:
+                        progress(job)
+        job.status = ImportJob.Status.DONE
+        job.finished_at = timezone.now()
+        job.save(update_fields=["status", "finished_at"])
+    except Exception as error:
+        job.refresh_from_db(fields=COUNT_FIELDS)  # a rolled-back batch counted in memory only
+        _mark_failed(job, error)
+        raise
+    finally:
+        job.source_file.close()
+    return job
+
+
+def _mark_failed(job, error):
+    if isinstance(error, CsvError):
+        message = error.message
+    elif isinstance(error, MappingError):
+        message = " ".join(error.messages)
+    else:
+        message = str(error) or error.__class__.__name__
+    job.status = ImportJob.Status.FAILED
+    job.error_message = message
+    job.finished_at = timezone.now()
+    ImportJob.objects.filter(pk=job.pk).update(
+        status=job.status, error_message=job.error_message, finished_at=job.finished_at
+    )
+
+
+def _apply_batch(job, account, options, checker, batch, rows, results):
+    with transaction.atomic():
+        for line, values in rows:
+            try:
+                contact, role = checker.check(line, values, batch)
+                user = _invite(job, account, options, contact, role)
+            except RowFailure as failure:
+                job.failed += 1
+                results.failed(
+                    line, values["contact_id"], values["role"], failure.code, failure.reason
+                )
+            else:
+                batch.with_user.add(contact.pk)
+                job.created += 1
+                results.created(values["contact_id"], values["role"], user.pk)
+            job.processed += 1
+            job.last_processed_line = line
+        results.commit_point()
+        job.save(update_fields=COUNT_FIELDS)
+
+
+def _invite(job, account, options, contact, role):
+    try:
+        return lifecycle.invite(
+            account,
+            user_type=options["user_type"],
+            role=role,
+            by=job.started_by,
+            contact=contact,
+            send_email=options["send_activation"],
+        )
+    except NoLicensesLeft as error:
+        raise RowFailure(NO_LICENSES, _no_licenses_reason(str(error))) from error
+    except LifecycleError as error:
+        message = str(error)
+        code = USER_EXISTS if message.startswith("User already exists") else NOT_ALLOWED
+        raise RowFailure(code, message) from error
+
+
+def failure_counts(job):
+    """Failures per reason code, read back (streaming) from the job's failure file."""
+    counts = defaultdict(int)
+    if not job.failure_file:
+        return counts
+    with job.failure_file.open("rb") as binary:
+        text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
+        for row in csv.DictReader(text):
+            counts[row["ReasonCode"]] += 1
+    return dict(counts)
