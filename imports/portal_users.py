@@ -37,7 +37,6 @@ from imports.csv_reader import CsvError, read_csv
 from imports.models import ImportJob
 from imports.result_files import ResultFiles
 
-DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 EXAMPLES_PER_REASON = 5
 DEFAULT_OPTIONS = {"send_activation": False, "user_type": UserType.PARTNER.value}
 
@@ -68,7 +67,7 @@ REASON_LABELS = {
 
 
 def max_bytes():
-    return getattr(settings, "IMPORT_MAX_BYTES", DEFAULT_MAX_BYTES)
+    return settings.IMPORT_MAX_BYTES
 
 
 def normalised_options(options):

@@ -1,0 +1,38 @@
+import socket
+import time
+
+import pytest
+
+from accounts import lifecycle
+from accounts.models import OutboxEmail, UserType
+from portal_admin.celery import app as celery_app
+from tests.factories import ContactFactory
+
+
+@pytest.fixture
+def dead_broker():
+    """A broker address where nothing listens, with tasks really published (not eager)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again when the block ends: nobody listens
+    previous = (celery_app.conf.broker_url, celery_app.conf.task_always_eager)
+    celery_app.conf.broker_url = f"redis://127.0.0.1:{port}/0"
+    celery_app.conf.task_always_eager = False
+    celery_app.pool.force_close_all()
+    yield
+    celery_app.conf.broker_url, celery_app.conf.task_always_eager = previous
+    celery_app.pool.force_close_all()
+
+
+def test_a_dead_broker_does_not_hang_the_change_and_the_row_waits_for_the_sweep(
+    dead_broker, account, partner_role, technician, django_capture_on_commit_callbacks
+):
+    contact = ContactFactory(portal_account=account, email="grace@example.com")
+    started = time.monotonic()
+    with django_capture_on_commit_callbacks(execute=True):
+        user = lifecycle.invite(
+            account, user_type=UserType.PARTNER, role=partner_role, by=technician, contact=contact
+        )
+    # Not a performance figure: a hang would be minutes (kombu retries forever by default).
+    assert time.monotonic() - started < 15
+    assert OutboxEmail.objects.get(user=user).status == OutboxEmail.Status.PENDING
