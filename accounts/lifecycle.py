@@ -52,6 +52,13 @@ def _require_state(user, allowed, doing):
         raise LifecycleError(f"Cannot {doing} {user.name}: the user is {user.get_state_display()}.")
 
 
+def _require_live_contact(user):
+    if user.contact_deleted:
+        raise LifecycleError(
+            f"{user.name} cannot sign in: their CRM contact was deleted. Restore it first."
+        )
+
+
 def _require_email(user, doing):
     if not user.email:
         raise LifecycleError(
@@ -327,10 +334,7 @@ def send_login_code(user, *, by, ip=None):
     user = _locked(user)
     _require_state(user, [UserState.ENABLED], "send a sign-in code to")
     _require_email(user, "send a sign-in code to")
-    if user.contact_deleted:
-        raise LifecycleError(
-            f"{user.name} cannot sign in: their CRM contact was deleted. Restore it first."
-        )
+    _require_live_contact(user)
     audit.record("send_login_code", by=by, subject=user, ip=ip)
     outbox.queue_email(user, EmailKind.LOGIN_CODE)
     return user
@@ -342,10 +346,7 @@ def send_login_email(user, *, by, target="", ip=None):
     user = _locked(user)
     _require_state(user, [UserState.ENABLED], "send a login email to")
     _require_email(user, "send a login email to")
-    if user.contact_deleted:
-        raise LifecycleError(
-            f"{user.name} cannot sign in: their CRM contact was deleted. Restore it first."
-        )
+    _require_live_contact(user)
     audit.record("send_login_email", by=by, subject=user, ip=ip, detail=target)
     outbox.queue_email(user, EmailKind.LOGIN_LINK, target=target)
     return user

@@ -10,10 +10,10 @@ count does not care whether the address exists, so a refusal reveals nothing abo
 
 The same cache also holds a decoy code for addresses that were sent no code (see decoy_*)."""
 
-import hashlib
-
 from django.conf import settings
 from django.core.cache import cache
+
+from accounts import attempt_counter
 
 FAILURES = "failures"
 REQUESTS = "requests"
@@ -35,15 +35,10 @@ def refusal_message():
     )
 
 
-def _email_digest(email):
-    # Hashed: an email may hold characters some cache backends refuse in keys.
-    return hashlib.sha256((email or "").strip().lower().encode()).hexdigest()
-
-
 def _keys(kind, account, email, ip):
     keys = []
     if (email or "").strip():
-        keys.append(f"portal-{kind}:account:{account.pk}:{_email_digest(email)}")
+        keys.append(f"portal-{kind}:account:{account.pk}:{attempt_counter.email_digest(email)}")
     if ip:
         # Not per account: one address spraying many portals is still one address.
         keys.append(f"portal-{kind}:ip:{ip}")
@@ -51,28 +46,16 @@ def _keys(kind, account, email, ip):
 
 
 def is_refused(kind, account, email, ip):
-    counts = cache.get_many(_keys(kind, account, email, ip))
-    return any(count >= _limit(kind) for count in counts.values())
+    return attempt_counter.over_limit(_keys(kind, account, email, ip), _limit(kind))
 
 
 def record(kind, account, email, ip):
-    window = _window_seconds()
-    for key in _keys(kind, account, email, ip):
-        # add + incr is atomic on Redis, so parallel attempts cannot slip under the limit.
-        cache.add(key, 0, timeout=window)
-        try:
-            count = cache.incr(key)
-        except ValueError:  # expired between add and incr
-            cache.set(key, 1, timeout=window)
-            count = 1
-        if count >= _limit(kind):
-            # The refusal lasts a full window from the last attempt, as the message promises.
-            cache.touch(key, timeout=window)
+    attempt_counter.count(_keys(kind, account, email, ip), _limit(kind), _window_seconds())
 
 
 def clear_failures(account, email):
     """A successful sign-in forgets that address's earlier mistakes (not the IP's)."""
-    cache.delete_many(_keys(FAILURES, account, email, None))
+    attempt_counter.forget(_keys(FAILURES, account, email, None))
 
 
 # --- Decoy codes ---
@@ -82,7 +65,7 @@ def clear_failures(account, email):
 
 
 def _decoy_key(account, email):
-    return f"portal-code-decoy:{account.pk}:{_email_digest(email)}"
+    return f"portal-code-decoy:{account.pk}:{attempt_counter.email_digest(email)}"
 
 
 def start_decoy(account, email):

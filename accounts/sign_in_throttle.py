@@ -4,13 +4,11 @@ address, further attempts are refused for a while without checking any password.
 Counters live in Django's cache (Redis in production) so every web process sees the same
 counts; the portal's own sign-in has its own rules."""
 
-import hashlib
-
 from django.conf import settings
 from django.contrib.auth.views import LoginView
-from django.core.cache import cache
 from django.forms.forms import NON_FIELD_ERRORS
 
+from accounts import attempt_counter
 from accounts.audit import client_ip
 from accounts.forms.sign_in import SignInForm
 
@@ -33,36 +31,22 @@ def _normalized(email):
 def _keys(email, ip):
     keys = []
     if _normalized(email):
-        # Hashed: an email may hold characters some cache backends refuse in keys.
-        digest = hashlib.sha256(_normalized(email).encode()).hexdigest()
-        keys.append(f"sign-in-failures:email:{digest}")
+        keys.append(f"sign-in-failures:email:{attempt_counter.email_digest(email)}")
     if ip:
         keys.append(f"sign-in-failures:ip:{ip}")
     return keys
 
 
 def is_refused(email, ip):
-    counts = cache.get_many(_keys(email, ip))
-    return any(count >= settings.SIGN_IN_MAX_FAILURES for count in counts.values())
+    return attempt_counter.over_limit(_keys(email, ip), settings.SIGN_IN_MAX_FAILURES)
 
 
 def record_failure(email, ip):
-    window = _window_seconds()
-    for key in _keys(email, ip):
-        # add + incr is atomic on Redis, so parallel guesses cannot slip under the limit.
-        cache.add(key, 0, timeout=window)
-        try:
-            count = cache.incr(key)
-        except ValueError:  # expired between add and incr
-            cache.set(key, 1, timeout=window)
-            count = 1
-        if count >= settings.SIGN_IN_MAX_FAILURES:
-            # The refusal lasts a full window from the last failure, as the message promises.
-            cache.touch(key, timeout=window)
+    attempt_counter.count(_keys(email, ip), settings.SIGN_IN_MAX_FAILURES, _window_seconds())
 
 
 def clear(email):
-    cache.delete_many(_keys(email, None))
+    attempt_counter.forget(_keys(email, None))
 
 
 class SignInView(LoginView):

@@ -18,10 +18,19 @@ def dead_broker():
     previous = (celery_app.conf.broker_url, celery_app.conf.task_always_eager)
     celery_app.conf.broker_url = f"redis://127.0.0.1:{port}/0"
     celery_app.conf.task_always_eager = False
-    celery_app.pool.force_close_all()
+    _fresh_connection_pool()
     yield
     celery_app.conf.broker_url, celery_app.conf.task_always_eager = previous
-    celery_app.pool.force_close_all()
+    _fresh_connection_pool()
+
+
+def _fresh_connection_pool():
+    """Celery builds its connection pools from the broker URL on first use; drop them so the
+    next publish uses the URL set now (a closed pool would break every later test)."""
+    if celery_app._pool is not None:
+        celery_app._pool.force_close_all()
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
 
 
 def test_a_dead_broker_does_not_hang_the_change_and_the_row_waits_for_the_sweep(
