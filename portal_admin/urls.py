@@ -6,6 +6,7 @@ admin.site.site_title = "Portal Admin support"
 
 urlpatterns = [
     path("", include("accounts.urls")),
+    path("", include("imports.urls")),
     path("p/<slug:slug>/", include("accounts.portal_urls")),
     path("support/", admin.site.urls),
 ]

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import pytest
+from django.core.files.base import ContentFile
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, path, reverse
 
@@ -28,6 +29,7 @@ from accounts.models import (
 )
 from accounts.user_actions import ACTIONS, BULK_ACTIONS
 from contacts.models import Contact
+from imports.models import ImportJob
 from tests.factories import ContactFactory, PortalUserFactory, RoleFactory
 
 # URL names that are not tenant-scoped console pages. Everything else in the URL conf is
@@ -53,7 +55,7 @@ NOT_TENANT_SCOPED_NAMESPACES = {"admin": "Django admin under /support/ (MSSP sta
 # Of those, the ones that are no console page at all (open to anybody).
 PUBLIC = {"login", "logout"}
 
-MODELS = [PortalAccount, Role, User, Contact, AuditEvent, OutboxEmail, LoginToken]
+MODELS = [PortalAccount, Role, User, Contact, AuditEvent, OutboxEmail, LoginToken, ImportJob]
 BODY_ACTIONS = [*ACTIONS, "activate", "deactivate"]  # user/bulk actions, role (de)activation
 
 
@@ -147,6 +149,13 @@ FILLERS = {
     "token_id": lambda side: list(
         LoginToken.objects.filter(user__in=side.users).order_by("pk").values_list("pk", flat=True)
     ),
+    # The side's CSV import jobs (made in `world`) and the files an import offers.
+    "job_id": lambda side: list(
+        ImportJob.objects.filter(portal_account=side.account)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    ),
+    "which": lambda side: ["source", "success", "failure"],
 }
 
 
@@ -220,7 +229,9 @@ def post_bodies(endpoint, other):
 
 
 @pytest.fixture
-def world(account, other_account, partner_role, account_admin, other_admin, mssp_admin):
+def world(
+    account, other_account, partner_role, account_admin, other_admin, mssp_admin, settings, tmp_path
+):
     globex_role = RoleFactory(portal_account=other_account, name="Globex Partner")
     globex_inactive = RoleFactory(portal_account=other_account, name="Globex Old", active=False)
     make = lambda **kw: PortalUserFactory(portal_account=other_account, role=globex_role, **kw)  # noqa: E731
@@ -245,6 +256,23 @@ def world(account, other_account, partner_role, account_admin, other_admin, mssp
     tokens.issue(enabled, TokenPurpose.MAGIC_LINK, target="courses", by=mssp_admin)
     tokens.issue(unconfirmed, TokenPurpose.ACTIVATION)
     tokens.issue(own_user, TokenPurpose.MAGIC_LINK, by=mssp_admin)
+    # Import jobs on both sides (files in a temporary media folder): one ready to start, one
+    # running (to cancel), one done with result files.
+    settings.MEDIA_ROOT = tmp_path / "media"
+    for side_account in (other_account, account):
+        for status in (ImportJob.Status.VALIDATED, ImportJob.Status.RUNNING, ImportJob.Status.DONE):
+            job = ImportJob(
+                portal_account=side_account,
+                status=status,
+                original_filename=f"{side_account.slug}-{status}.csv",
+                column_mapping={"contact_id": 0, "role": 1},
+                total_rows=1,
+            )
+            csv_text = f"ContactId,Role\n{spare.contact_id},Globex Partner\n".encode()
+            job.source_file.save("source.csv", ContentFile(csv_text), save=False)
+            job.success_file.save("ok.csv", ContentFile(b"ContactId,Role,UserId\n"), save=False)
+            job.failure_file.save("failed.csv", ContentFile(b"Line,ContactId\n"), save=False)
+            job.save()
     other = Side(
         other_account,
         users=[enabled, unconfirmed, disabled, employee, other_admin],
@@ -382,10 +410,10 @@ def test_the_allow_list_names_real_urls_that_are_not_console_pages():
 def test_a_url_parameter_the_test_cannot_fill_fails_loudly(world):
     own, other, _ = world
     endpoint = next(
-        walk([path("accounts/<slug:slug>/imports/<int:job_id>/", lambda r: None, name="x")])
+        walk([path("accounts/<slug:slug>/widgets/<int:widget_id>/", lambda r: None, name="x")])
     )
-    assert endpoint.params == ("slug", "job_id")
-    with pytest.raises(UnknownParameter, match="job_id.*add it to FILLERS"):
+    assert endpoint.params == ("slug", "widget_id")
+    with pytest.raises(UnknownParameter, match="widget_id.*add it to FILLERS"):
         list(foreign_kwargs(endpoint, own, other))
 
 

@@ -1,0 +1,279 @@
+"""The CSV import wizard of a portal account: history, upload, map columns, options and dry
+run, start, progress (polled with HTMX) and downloads. The pipeline itself is in
+imports.portal_users; the run happens in the Celery task imports.tasks.run_import."""
+
+import logging
+from pathlib import PurePath
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.http import FileResponse, Http404, HttpResponse, HttpResponseNotAllowed
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts import scoping
+from accounts.models import UserType
+from accounts.permissions import console_view
+from imports import portal_users
+from imports.column_mapping import PORTAL_USER_FIELDS, MappingError, auto_map, map_columns
+from imports.csv_reader import CsvError, read_csv
+from imports.forms import MapForm, OptionsForm, UploadForm
+from imports.models import ImportJob
+from imports.tasks import run_import
+
+logger = logging.getLogger(__name__)
+
+Status = ImportJob.Status
+SETTING_UP = (Status.UPLOADED, Status.MAPPED, Status.VALIDATED)
+STARTABLE = (Status.MAPPED, Status.VALIDATED)
+CANCELLABLE = (*SETTING_UP, Status.RUNNING)
+EXAMPLE_CONTACT_ID = "0035e00000AbCdEfGhI"
+MISSING_FILE = "The uploaded file is no longer on the server. Upload it again."
+
+
+def _account_and_job(request, slug, job_id):
+    """The account through the scoping helper, then only that account's jobs: 404 otherwise."""
+    account = scoping.get_portal_account(request.user, slug)
+    job = get_object_or_404(ImportJob.objects.filter(portal_account=account), pk=job_id)
+    return account, job
+
+
+STEPS = [(1, "Upload"), (2, "Map columns"), (3, "Options and review"), (4, "Import")]
+
+
+def _context(account, **extra):
+    return {"account": account, "section": "imports", "steps": STEPS, **extra}
+
+
+def _next_step_url(account, job):
+    if job.status == Status.UPLOADED:
+        return reverse("import-map", args=[account.slug, job.pk])
+    if job.status in STARTABLE:
+        return reverse("import-review", args=[account.slug, job.pk])
+    return reverse("import-detail", args=[account.slug, job.pk])
+
+
+@console_view
+def job_list(request, slug):
+    account = scoping.get_portal_account(request.user, slug)
+    jobs = ImportJob.objects.filter(portal_account=account).select_related("started_by")
+    page = Paginator(jobs, 25).get_page(request.GET.get("page"))
+    rows = [(job, _next_step_url(account, job)) for job in page.object_list]
+    return render(request, "imports/list.html", _context(account, page=page, rows=rows))
+
+
+@console_view
+def template_csv(request, slug):
+    account = scoping.get_portal_account(request.user, slug)
+    role = scoping.roles(request.user, account).filter(active=True).order_by("name").first()
+    body = f"ContactId,Role\r\n{EXAMPLE_CONTACT_ID},{role.name if role else 'Partner User'}\r\n"
+    response = HttpResponse(body.encode("utf-8-sig"), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="portal-users-template.csv"'
+    return response
+
+
+@console_view
+def job_new(request, slug):
+    account = scoping.get_portal_account(request.user, slug)
+    form = UploadForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        upload = form.cleaned_data["file"]
+        try:
+            read_csv(upload, max_bytes=settings.IMPORT_MAX_BYTES)  # refuses a bad file now
+        except CsvError as error:
+            form.add_error("file", error.message)
+        else:
+            upload.seek(0)
+            job = ImportJob(
+                portal_account=account,
+                original_filename=PurePath(upload.name).name[:255],
+                options={
+                    **portal_users.DEFAULT_OPTIONS,
+                    "user_type": form.cleaned_data["user_type"],
+                },
+                started_by=request.user,
+            )
+            job.source_file.save(job.original_filename or "upload.csv", upload, save=False)
+            job.save()
+            return redirect("import-map", account.slug, job.pk)
+    status = 400 if request.method == "POST" else 200
+    context = _context(account, form=form, max_mb=settings.IMPORT_MAX_BYTES // (1024 * 1024))
+    return render(request, "imports/new.html", context, status=status)
+
+
+def _read_header(job):
+    with job.source_file.open("rb") as source:
+        return read_csv(source, max_bytes=settings.IMPORT_MAX_BYTES).header
+
+
+@console_view
+def job_map(request, slug, job_id):
+    account, job = _account_and_job(request, slug, job_id)
+    if job.status not in SETTING_UP:
+        return redirect("import-detail", account.slug, job.pk)
+    errors, form, header = [], None, []
+    try:
+        header = _read_header(job)
+    except CsvError as error:
+        errors = [error.message]
+    except OSError:
+        errors = [MISSING_FILE]
+    else:
+        mapping = job.column_mapping or auto_map(header, PORTAL_USER_FIELDS)
+        form = MapForm(request.POST or None, header=header, mapping=mapping)
+        if request.method == "POST" and form.is_valid():
+            try:
+                job.column_mapping = map_columns(header, PORTAL_USER_FIELDS, form.choices())
+            except MappingError as error:
+                errors = error.messages
+            else:
+                job.status = Status.MAPPED
+                job.save(update_fields=["column_mapping", "status"])
+                return redirect("import-review", account.slug, job.pk)
+    status = 400 if errors or (form is not None and form.errors) else 200
+    context = _context(account, job=job, form=form, header=header, errors=errors)
+    return render(request, "imports/map.html", context, status=status)
+
+
+@console_view
+def job_review(request, slug, job_id):
+    """The dry run over the whole file with the chosen options (GET: it changes no data)."""
+    account, job = _account_and_job(request, slug, job_id)
+    if job.status not in SETTING_UP:
+        return redirect("import-detail", account.slug, job.pk)
+    if job.status == Status.UPLOADED:
+        return redirect("import-map", account.slug, job.pk)
+    options = dict(job.options)
+    if "send_activation" in request.GET or request.GET.get("checked"):
+        options["send_activation"] = bool(request.GET.get("send_activation"))
+    form = OptionsForm(initial={"send_activation": options.get("send_activation", False)})
+    report, error = None, ""
+    try:
+        report = portal_users.validate(job, account, job.column_mapping, options)
+    except CsvError as exc:
+        error = exc.message
+    except MappingError as exc:
+        error = " ".join(exc.messages)
+    except OSError:
+        error = MISSING_FILE
+    context = _context(
+        account,
+        job=job,
+        form=form,
+        report=report,
+        error=error,
+        send_activation=bool(options.get("send_activation")),
+        user_type_label=UserType(portal_users.normalised_options(options)["user_type"]).label,
+    )
+    template = "imports/review.html#review" if request.htmx else "imports/review.html"
+    return render(request, template, context, status=400 if error else 200)
+
+
+@console_view
+def job_start(request, slug, job_id):
+    account, job = _account_and_job(request, slug, job_id)  # scope first: 404 before 405
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    options = {**job.options, "send_activation": bool(request.POST.get("send_activation"))}
+    started = ImportJob.objects.filter(pk=job.pk, status__in=STARTABLE).update(
+        status=Status.RUNNING,
+        options=options,
+        started_by=request.user,
+        started_at=timezone.now(),
+        error_message="",
+    )
+    if not started:
+        messages.error(request, "This import cannot be started (it is not ready, or ran already).")
+        return redirect("import-detail", account.slug, job.pk)
+    transaction.on_commit(lambda: _queue(job.pk))
+    return redirect("import-detail", account.slug, job.pk)
+
+
+def _queue(job_id):
+    try:
+        run_import.delay(job_id)
+    except Exception:  # broker unreachable: say so, and let the person start again
+        logger.exception("Could not queue import job %s", job_id)
+        ImportJob.objects.filter(pk=job_id, status=Status.RUNNING).update(
+            status=Status.VALIDATED,
+            error_message="The import could not be queued (task queue unavailable). "
+            "Start it again in a minute.",
+        )
+
+
+@console_view
+def job_cancel(request, slug, job_id):
+    account, job = _account_and_job(request, slug, job_id)  # scope first: 404 before 405
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    cancelled = ImportJob.objects.filter(pk=job.pk, status__in=CANCELLABLE).update(
+        status=Status.CANCELLED, finished_at=timezone.now()
+    )
+    if cancelled:
+        messages.success(
+            request, "Import cancelled. Rows already imported stay; the rest are not imported."
+        )
+    else:
+        messages.error(request, "This import has already finished.")
+    return redirect("import-detail", account.slug, job.pk)
+
+
+def _progress(job):
+    """Percent, rows per second and seconds left for the progress bar."""
+    total = job.total_rows or 0
+    percent = round(100 * job.processed / total) if total else 0
+    rate = left = None
+    if job.started_at and job.processed:
+        end = job.finished_at or timezone.now()
+        elapsed = max((end - job.started_at).total_seconds(), 0.001)
+        rate = job.processed / elapsed
+        left = max(total - job.processed, 0) / rate if rate else None
+    return {"percent": percent, "rate": rate, "left": left}
+
+
+@console_view
+def job_detail(request, slug, job_id):
+    account, job = _account_and_job(request, slug, job_id)
+    failures = []
+    if job.status in (Status.DONE, Status.CANCELLED, Status.FAILED) and job.failed:
+        counts = portal_users.failure_counts(job)
+        failures = [
+            (portal_users.REASON_LABELS.get(code, code), count)
+            for code, count in sorted(counts.items(), key=lambda item: -item[1])
+        ]
+    context = _context(
+        account,
+        job=job,
+        progress=_progress(job),
+        failures=failures,
+        polling=job.status == Status.RUNNING,
+        can_cancel=job.status in CANCELLABLE,
+        next_url=_next_step_url(account, job),
+    )
+    template = "imports/detail.html#progress" if request.htmx else "imports/detail.html"
+    return render(request, template, context)
+
+
+DOWNLOADS = {"source": "source_file", "success": "success_file", "failure": "failure_file"}
+
+
+@console_view
+def job_download(request, slug, job_id, which):
+    account, job = _account_and_job(request, slug, job_id)
+    if which not in DOWNLOADS:
+        raise Http404
+    fieldfile = getattr(job, DOWNLOADS[which])
+    if not fieldfile or not fieldfile.storage.exists(fieldfile.name):
+        raise Http404
+    stem = PurePath(job.original_filename or f"import-{job.pk}.csv").stem
+    filename = {
+        "source": job.original_filename or f"import-{job.pk}.csv",
+        "success": f"{stem}-created.csv",
+        "failure": f"{stem}-failed.csv",
+    }[which]
+    return FileResponse(
+        fieldfile.open("rb"), as_attachment=True, filename=filename, content_type="text/csv"
+    )
