@@ -29,6 +29,28 @@ PORTAL_USER_FIELDS = (
     Field("role", "Role", noun="role"),
 )
 
+# Contacts target (imports.contacts_import). Headers match ignoring case, spaces, "_" and "-", so
+# the shared sample's snake_case `contact_id`, `salesforce_id` and `crm_account` map too.
+CONTACT_FIELDS = (
+    Field("contact_id", "ContactId", required=False, noun="contact id"),
+    Field(
+        "salesforce_id",
+        "SalesforceId",
+        required=False,
+        noun="Salesforce id",
+        aliases=("Salesforce", "SfId"),
+    ),
+    Field("name", "Name", noun="contact name", aliases=("FullName", "ContactName")),
+    Field("email", "Email", required=False, noun="email address", aliases=("EmailAddress",)),
+    Field(
+        "crm_account",
+        "Account",
+        required=False,
+        noun="CRM account name",
+        aliases=("CrmAccount", "AccountName", "CrmAccountName"),
+    ),
+)
+
 
 class MappingError(ValueError):
     """The columns cannot be mapped; `messages` are meant for the person importing."""

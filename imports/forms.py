@@ -3,36 +3,55 @@ from django import forms
 from accounts.models import UserType
 from imports.column_mapping import PORTAL_USER_FIELDS
 from imports.csv_reader import column_letter
+from imports.models import ImportJob
 
 
 class UploadForm(forms.Form):
+    target = forms.ChoiceField(
+        label="Import",
+        choices=ImportJob.Target.choices,
+        initial=ImportJob.Target.PORTAL_USERS,
+        required=False,  # a form without it (older pages, scripts) imports portal users
+        help_text="Portal users: columns ContactId and Role. Contacts: columns Name and "
+        "optionally ContactId, SalesforceId, Email, Account (created or updated).",
+    )
     file = forms.FileField(
         label="CSV file",
-        help_text="Columns ContactId and Role; other columns are ignored.",
+        help_text="Other columns are ignored.",
         widget=forms.ClearableFileInput(attrs={"accept": ".csv,text/csv"}),
     )
     user_type = forms.ChoiceField(
         label="User type",
         choices=UserType.choices,
         initial=UserType.PARTNER,
-        help_text="Every user created by this import gets this user type.",
+        required=False,
+        help_text="Portal users only: every user created by this import gets this user type.",
     )
+
+    def clean_target(self):
+        return self.cleaned_data.get("target") or ImportJob.Target.PORTAL_USERS
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("target") == ImportJob.Target.PORTAL_USERS and not cleaned.get("user_type"):
+            self.add_error("user_type", "Pick the user type of the users to create.")
+        return cleaned
 
 
 class MapForm(forms.Form):
     """One select per field of the import, listing the file's header columns."""
 
-    def __init__(self, *args, header, mapping, **kwargs):
+    def __init__(self, *args, header, mapping, fields=PORTAL_USER_FIELDS, **kwargs):
         super().__init__(*args, **kwargs)
         choices = [("", "— no column —")]
         choices += [
             (str(index), f"{column_letter(index)}: {name or '(no header)'}")
             for index, name in enumerate(header)
         ]
-        for field in PORTAL_USER_FIELDS:
+        for field in fields:
             initial = mapping.get(field.name)
             self.fields[field.name] = forms.ChoiceField(
-                label=field.label,
+                label=field.label if field.required else f"{field.label} (optional)",
                 choices=choices,
                 required=False,
                 initial="" if initial is None else str(initial),

@@ -5,7 +5,7 @@ import logging
 from celery import shared_task
 from django.utils import timezone
 
-from imports import portal_users
+from imports import contacts_import, portal_users
 from imports.column_mapping import MappingError
 from imports.csv_reader import CsvError
 from imports.models import ImportJob
@@ -30,8 +30,9 @@ def run_import(job_id, batch_size=500):
     job = ImportJob.objects.filter(pk=job_id).first()
     if job is None or job.status != ImportJob.Status.RUNNING:
         return None
+    pipeline = contacts_import if job.target == ImportJob.Target.CONTACTS else portal_users
     try:
-        portal_users.apply(job, batch_size=batch_size, progress=stop_if_cancelled)
+        pipeline.apply(job, batch_size=batch_size, progress=stop_if_cancelled)
     except ImportCancelled:
         # apply marked the job failed on its way out; it was cancelled.
         ImportJob.objects.filter(pk=job_id).update(

@@ -1,6 +1,7 @@
 """The CSV import wizard of a portal account: history, upload, map columns, options and dry
 run, start, progress (polled with HTMX) and downloads. The pipeline itself is in
-imports.portal_users; the run happens in the Celery task imports.tasks.run_import."""
+imports.portal_users (portal users) and imports.contacts_import (contacts), picked by the job's
+target; the run happens in the Celery task imports.tasks.run_import."""
 
 import logging
 from pathlib import PurePath
@@ -17,7 +18,7 @@ from django.utils import timezone
 from accounts import scoping
 from accounts.models import UserType
 from accounts.permissions import console_view
-from imports import portal_users
+from imports import contacts_import, portal_users
 from imports.column_mapping import PORTAL_USER_FIELDS, MappingError, auto_map, map_columns
 from imports.csv_reader import CsvError, read_csv
 from imports.forms import MapForm, OptionsForm, UploadForm
@@ -31,6 +32,7 @@ SETTING_UP = (Status.UPLOADED, Status.MAPPED, Status.VALIDATED)
 STARTABLE = (Status.MAPPED, Status.VALIDATED)
 CANCELLABLE = (*SETTING_UP, Status.RUNNING)
 EXAMPLE_CONTACT_ID = "0035e00000AbCdEfGhI"
+EXAMPLE_SALESFORCE_ID = "a01M00000062mPgIAI"
 MISSING_FILE = "The uploaded file is no longer on the server. Upload it again."
 
 
@@ -39,6 +41,15 @@ def _account_and_job(request, slug, job_id):
     account = scoping.get_portal_account(request.user, slug)
     job = get_object_or_404(ImportJob.objects.filter(portal_account=account), pk=job_id)
     return account, job
+
+
+def _pipeline(job):
+    """The validate/apply module of the job's target."""
+    return contacts_import if job.target == ImportJob.Target.CONTACTS else portal_users
+
+
+def _fields(job):
+    return contacts_import.FIELDS if job.target == ImportJob.Target.CONTACTS else PORTAL_USER_FIELDS
 
 
 STEPS = [(1, "Upload"), (2, "Map columns"), (3, "Options and review"), (4, "Import")]
@@ -68,6 +79,15 @@ def job_list(request, slug):
 @console_view
 def template_csv(request, slug):
     account = scoping.get_portal_account(request.user, slug)
+    if request.GET.get("target") == ImportJob.Target.CONTACTS:
+        body = (
+            "ContactId,SalesforceId,Name,Email,Account\r\n"
+            f"{EXAMPLE_CONTACT_ID},{EXAMPLE_SALESFORCE_ID},Ada Lovelace,ada@example.com,"
+            "Acme Corp\r\n,,Grace Hopper,grace@example.com,Acme Corp\r\n"
+        )
+        response = HttpResponse(body.encode("utf-8-sig"), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="contacts-template.csv"'
+        return response
     role = scoping.roles(request.user, account).filter(active=True).order_by("name").first()
     body = f"ContactId,Role\r\n{EXAMPLE_CONTACT_ID},{role.name if role else 'Partner User'}\r\n"
     response = HttpResponse(body.encode("utf-8-sig"), content_type="text/csv; charset=utf-8")
@@ -87,13 +107,19 @@ def job_new(request, slug):
             form.add_error("file", error.message)
         else:
             upload.seek(0)
-            job = ImportJob(
-                portal_account=account,
-                original_filename=PurePath(upload.name).name[:255],
-                options={
+            target = form.cleaned_data["target"]
+            if target == ImportJob.Target.CONTACTS:
+                options = dict(contacts_import.DEFAULT_OPTIONS)
+            else:
+                options = {
                     **portal_users.DEFAULT_OPTIONS,
                     "user_type": form.cleaned_data["user_type"],
-                },
+                }
+            job = ImportJob(
+                portal_account=account,
+                target=target,
+                original_filename=PurePath(upload.name).name[:255],
+                options=options,
                 started_by=request.user,
             )
             job.source_file.save(job.original_filename or "upload.csv", upload, save=False)
@@ -122,11 +148,12 @@ def job_map(request, slug, job_id):
     except OSError:
         errors = [MISSING_FILE]
     else:
-        mapping = job.column_mapping or auto_map(header, PORTAL_USER_FIELDS)
-        form = MapForm(request.POST or None, header=header, mapping=mapping)
+        fields = _fields(job)
+        mapping = job.column_mapping or auto_map(header, fields)
+        form = MapForm(request.POST or None, header=header, mapping=mapping, fields=fields)
         if request.method == "POST" and form.is_valid():
             try:
-                job.column_mapping = map_columns(header, PORTAL_USER_FIELDS, form.choices())
+                job.column_mapping = map_columns(header, fields, form.choices())
             except MappingError as error:
                 errors = error.messages
             else:
@@ -146,6 +173,8 @@ def job_review(request, slug, job_id):
         return redirect("import-detail", account.slug, job.pk)
     if job.status == Status.UPLOADED:
         return redirect("import-map", account.slug, job.pk)
+    if job.target == ImportJob.Target.CONTACTS:
+        return _contacts_review(request, account, job)
     options = dict(job.options)
     if "send_activation" in request.GET or request.GET.get("checked"):
         options["send_activation"] = bool(request.GET.get("send_activation"))
@@ -172,12 +201,30 @@ def job_review(request, slug, job_id):
     return render(request, template, context, status=400 if error else 200)
 
 
+def _contacts_review(request, account, job):
+    report, error = None, ""
+    try:
+        report = contacts_import.validate(job, account, job.column_mapping)
+    except CsvError as exc:
+        error = exc.message
+    except MappingError as exc:
+        error = " ".join(exc.messages)
+    except OSError:
+        error = MISSING_FILE
+    context = _context(account, job=job, report=report, error=error, contacts=True)
+    template = "imports/review.html#review" if request.htmx else "imports/review.html"
+    return render(request, template, context, status=400 if error else 200)
+
+
 @console_view
 def job_start(request, slug, job_id):
     account, job = _account_and_job(request, slug, job_id)  # scope first: 404 before 405
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
-    options = {**job.options, "send_activation": bool(request.POST.get("send_activation"))}
+    if job.target == ImportJob.Target.CONTACTS:
+        options = contacts_import.normalised_options(job.options)
+    else:
+        options = {**job.options, "send_activation": bool(request.POST.get("send_activation"))}
     started = ImportJob.objects.filter(pk=job.pk, status__in=STARTABLE).update(
         status=Status.RUNNING,
         options=options,
@@ -239,9 +286,10 @@ def job_detail(request, slug, job_id):
     account, job = _account_and_job(request, slug, job_id)
     failures = []
     if job.status in (Status.DONE, Status.CANCELLED, Status.FAILED) and job.failed:
-        counts = portal_users.failure_counts(job)
+        pipeline = _pipeline(job)
+        counts = pipeline.failure_counts(job)
         failures = [
-            (portal_users.REASON_LABELS.get(code, code), count)
+            (pipeline.REASON_LABELS.get(code, code), count)
             for code, count in sorted(counts.items(), key=lambda item: -item[1])
         ]
     context = _context(
@@ -249,6 +297,8 @@ def job_detail(request, slug, job_id):
         job=job,
         progress=_progress(job),
         failures=failures,
+        contacts=job.target == ImportJob.Target.CONTACTS,
+        updated=contacts_import.updated_count(job),
         polling=job.status == Status.RUNNING,
         can_cancel=job.status in CANCELLABLE,
         next_url=_next_step_url(account, job),
@@ -269,9 +319,10 @@ def job_download(request, slug, job_id, which):
     if not fieldfile or not fieldfile.storage.exists(fieldfile.name):
         raise Http404
     stem = PurePath(job.original_filename or f"import-{job.pk}.csv").stem
+    done = "imported" if job.target == ImportJob.Target.CONTACTS else "created"
     filename = {
         "source": job.original_filename or f"import-{job.pk}.csv",
-        "success": f"{stem}-created.csv",
+        "success": f"{stem}-{done}.csv",
         "failure": f"{stem}-failed.csv",
     }[which]
     return FileResponse(
