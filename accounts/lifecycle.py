@@ -375,3 +375,190 @@ def issue_magic_link(user, *, by, target="", ip=None):
     secret = tokens.issue(user, TokenPurpose.MAGIC_LINK, target=target, by=by)
     audit.record("issue_magic_link", by=by, subject=user, ip=ip, detail=target or "home")
     return secret
+
+
+def invite_many(portal_account, rows, *, user_type, by, send_email, ip=None):
+    """`invite` for a batch of contacts, in one transaction and a handful of queries: what the
+    CSV import uses. `rows` are `(contact, role)` pairs the caller has checked already (contact
+    live and without a user, role active, a valid email when `send_email`); each is checked
+    again here with in-memory rules only.
+
+    The account row is locked once and the seats counted once; the rows past the licenses are
+    refused with the message `invite` would give. Users, audit events and outbox rows are
+    written with `bulk_create`, and one `on_commit` hands every outbox row to Celery. The
+    one-user-per-contact and one-email-per-account constraints stay the last guard: if the bulk
+    insert breaks one (a concurrent invite or import), the batch is done again row by row with
+    `invite`, which reports such rows one by one.
+
+    Returns `(created_users, refused)`: the users in the order of their rows, and
+    `[(row, error)]` with a `LifecycleError` (a `NoLicensesLeft` for seats) whose `str()` is the
+    message `invite` would have raised for that row.
+    """
+    rows = list(rows)
+    if user_type not in UserType.values:
+        raise LifecycleError("Pick a user type: partner, customer or employee.")
+    if not rows:
+        return [], []
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                return _invite_many_bulk(
+                    portal_account, rows, user_type=user_type, by=by, send_email=send_email, ip=ip
+                )
+        except IntegrityError:
+            pass  # rolled back to before the batch; done again row by row below
+        created, refused = [], []
+        for row in rows:
+            contact, role = row
+            try:
+                created.append(
+                    invite(
+                        portal_account,
+                        user_type=user_type,
+                        role=role,
+                        by=by,
+                        contact=contact,
+                        send_email=send_email,
+                        ip=ip,
+                    )
+                )
+            except LifecycleError as error:
+                refused.append((row, error))
+        return created, refused
+
+
+def _invite_many_bulk(portal_account, rows, *, user_type, by, send_email, ip):
+    from django.contrib.auth.hashers import make_password
+
+    from accounts.errors import NoLicensesLeft
+    from accounts.models import AuditEvent, OutboxEmail, PortalAccount
+
+    refused = []
+    ready = []  # (row, contact, role, email)
+    emails_in_batch = set()
+    for row in rows:
+        contact, role = row
+        try:
+            _check_role(portal_account, role)
+            if contact is None:
+                raise LifecycleError("Pick a contact.")
+            contact = _resolve_contact(portal_account, user_type, contact, "", "")
+            name = (contact.name or "").strip()
+            email = valid_email(contact.email)
+            if not name:
+                raise LifecycleError("Enter the person's name.")
+            if not email and send_email:
+                raise LifecycleError(
+                    f"{name} has no valid email address ('{contact.email}'). Enter a valid email."
+                )
+            if email and email in emails_in_batch:
+                raise LifecycleError(f"A portal user with the email {email} already exists here.")
+        except LifecycleError as error:
+            refused.append((row, error))
+            continue
+        if email:
+            emails_in_batch.add(email)
+        ready.append((row, contact, role, email))
+    # The same rules as invite, a query each for the whole batch.
+    taken = set(
+        User.objects.filter(contact__in=[contact.pk for _, contact, _, _ in ready]).values_list(
+            "contact_id", flat=True
+        )
+    )
+    taken_emails = set(
+        User.objects.filter(
+            portal_account=portal_account, email__in=[email for *_, email in ready if email]
+        ).values_list("email", flat=True)
+    )
+    allowed = []
+    for row, contact, role, email in ready:
+        if contact.pk in taken:
+            error = LifecycleError(
+                f"User already exists: {contact.name} already has a portal user."
+            )
+        elif email in taken_emails:
+            error = LifecycleError(f"A portal user with the email {email} already exists here.")
+        else:
+            allowed.append((row, contact, role, email))
+            continue
+        refused.append((row, error))
+
+    # Licenses: as licenses.claim_seat, once for the batch.
+    locked = PortalAccount.objects.select_for_update().get(pk=portal_account.pk)
+    limit = locked.licenses_for(user_type)
+    used = licenses.seats_used(locked, user_type)
+    free = max(limit - used, 0)
+    if len(allowed) > free:
+        in_use = used + free
+        label = UserType(user_type).label
+        for row, *_ in allowed[free:]:
+            refused.append(
+                (row, NoLicensesLeft(f"No {label} licenses left: {in_use} of {limit} in use."))
+            )
+        allowed = allowed[:free]
+    if not allowed:
+        return [], refused
+
+    now = timezone.now()
+    password = make_password(None)
+    users = User.objects.bulk_create(
+        [
+            User(
+                kind=UserKind.PORTAL,
+                portal_account=portal_account,
+                user_type=user_type,
+                contact=contact,
+                role=role,
+                name=contact.name.strip(),
+                email=email,
+                state=UserState.UNCONFIRMED,
+                invited_at=now,
+                last_invited_at=now if send_email else None,
+                password=password,
+            )
+            for _row, contact, role, email in allowed
+        ]
+    )
+    actor_label = str(by) if by else "system"
+    AuditEvent.objects.bulk_create(
+        [
+            AuditEvent(
+                action="invite",
+                actor=by,
+                actor_label=actor_label,
+                portal_account=portal_account,
+                subject_user=user,
+                subject_label=str(user),
+                before={},
+                after=audit.user_snapshot(user),
+                ip_address=ip,
+                outcome=AuditEvent.Outcome.SUCCESS,
+                detail="" if send_email else "no invitation email",
+            )
+            for user in users
+        ]
+    )
+    if send_email:
+        # New users have no pending email, so there is nothing for queue_email's cancel to do.
+        context = {"invited_by": by.name if by else ""}
+        emails = OutboxEmail.objects.bulk_create(
+            [
+                OutboxEmail(
+                    portal_account=portal_account,
+                    user=user,
+                    to_email=user.email,
+                    kind=EmailKind.INVITATION,
+                    context=context,
+                    queued_at=now,
+                )
+                for user in users
+            ]
+        )
+        ids = [email.pk for email in emails]
+        transaction.on_commit(lambda: _hand_all_to_celery(ids))
+    return users, refused
+
+
+def _hand_all_to_celery(ids):
+    for row_id in ids:
+        outbox._hand_to_celery(row_id)

@@ -5,8 +5,9 @@ import_portal_users` both call these functions.
 - `validate(...)` is the dry run: every row goes through the same `RowChecker` as in `apply`, and
   nothing is written. It reports how many users would be created, the failures per reason code
   (with the first rows of each) and whether the licenses suffice.
-- `apply(job, ...)` creates the users through `accounts.lifecycle.invite` (audit event and, with
-  the activation option, an invitation in the outbox for each), a batch of rows per transaction.
+- `apply(job, ...)` creates the users through `accounts.lifecycle.invite_many` (audit event and,
+  with the activation option, an invitation in the outbox for each), a batch of rows per
+  transaction: the rows are checked, then the batch's users are written with a few bulk inserts.
   The job's counts, `last_processed_line` and the committed size of the result files are saved in
   the same transaction as the batch, so a run that is killed resumes after the last committed
   row and nobody is created twice (the one-user-per-contact constraint is the last guard).
@@ -28,7 +29,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts import licenses, lifecycle
-from accounts.errors import LifecycleError, NoLicensesLeft
+from accounts.errors import NoLicensesLeft
 from accounts.models import Role, User, UserType
 from contacts.models import CONTACT_ID_LENGTH, Contact
 from contacts.salesforce_ids import looks_like_salesforce_id, to_18
@@ -436,42 +437,56 @@ def _mark_failed(job, error):
 
 
 def _apply_batch(job, account, options, checker, batch, rows, results):
+    """Check every row of the batch, create the users of those that pass with one
+    `lifecycle.invite_many`, then write each row's outcome in file order, all in the batch's
+    transaction (with the job's counts and `last_processed_line`)."""
     with transaction.atomic():
+        outcomes = {}  # line -> RowFailure or the new user
+        ready = []  # (line, values, contact, role)
         for line, values in rows:
             try:
                 contact, role = checker.check(line, values, batch)
-                user = _invite(job, account, options, contact, role)
             except RowFailure as failure:
+                outcomes[line] = failure
+            else:
+                ready.append((line, values, contact, role))
+        if ready:
+            line_of = {contact.pk: line for line, _values, contact, _role in ready}
+            created, refused = lifecycle.invite_many(
+                account,
+                [(contact, role) for _line, _values, contact, role in ready],
+                user_type=options["user_type"],
+                by=job.started_by,
+                send_email=options["send_activation"],
+            )
+            for user in created:
+                outcomes[line_of[user.contact_id]] = user
+                batch.with_user.add(user.contact_id)
+            for (contact, _role), error in refused:
+                outcomes[line_of[contact.pk]] = _row_failure(error)
+        for line, values in rows:
+            outcome = outcomes[line]
+            if isinstance(outcome, RowFailure):
                 job.failed += 1
                 results.failed(
-                    line, values["contact_id"], values["role"], failure.code, failure.reason
+                    line, values["contact_id"], values["role"], outcome.code, outcome.reason
                 )
             else:
-                batch.with_user.add(contact.pk)
                 job.created += 1
-                results.created(values["contact_id"], values["role"], user.pk)
+                results.created(values["contact_id"], values["role"], outcome.pk)
             job.processed += 1
             job.last_processed_line = line
         results.commit_point()
         job.save(update_fields=COUNT_FIELDS)
 
 
-def _invite(job, account, options, contact, role):
-    try:
-        return lifecycle.invite(
-            account,
-            user_type=options["user_type"],
-            role=role,
-            by=job.started_by,
-            contact=contact,
-            send_email=options["send_activation"],
-        )
-    except NoLicensesLeft as error:
-        raise RowFailure(NO_LICENSES, _no_licenses_reason(str(error))) from error
-    except LifecycleError as error:
-        message = str(error)
-        code = USER_EXISTS if message.startswith("User already exists") else NOT_ALLOWED
-        raise RowFailure(code, message) from error
+def _row_failure(error):
+    """The reason code and reason of a row `lifecycle.invite_many` refused."""
+    if isinstance(error, NoLicensesLeft):
+        return RowFailure(NO_LICENSES, _no_licenses_reason(str(error)))
+    message = str(error)
+    code = USER_EXISTS if message.startswith("User already exists") else NOT_ALLOWED
+    return RowFailure(code, message)
 
 
 def failure_counts(job):

@@ -1,0 +1,466 @@
+"""Portal-user CSV import throughput on PostgreSQL: our dry run and import against
+django-import-export and against PostgreSQL's COPY, on one generated file.
+
+    cd /work/main && DATABASE_URL=postgres://postgres@127.0.0.1:5432/portal_admin_bench_import \\
+        .venv/bin/python bench/imports.py [--rows 100000] [--iie-rows 5000] [--big-rows 0]
+
+Each measured thing runs in a fresh subprocess of this script (`--child ...`), so its peak memory
+(VmHWM) is its own. Activation emails are ON for our import, but the on-commit hand-off to Celery
+is replaced by a counter (`accounts.outbox._hand_to_celery`): with no broker the hand-off would
+send every email in-process, and this bench measures the import, not SMTP.
+"""
+
+import argparse
+import csv
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal_admin.settings")
+os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-not-for-any-deploy-0123456789")
+os.environ["DEBUG"] = "false"
+os.environ["SECURE_SSL_REDIRECT"] = "false"
+os.environ["ALLOWED_HOSTS"] = "testserver,127.0.0.1,localhost"
+os.environ.setdefault(
+    "DATABASE_URL", "postgres://postgres@127.0.0.1:5432/portal_admin_bench_import"
+)
+# Job files (the uploaded CSV, the success and failure files) go to a scratch folder.
+os.environ.setdefault("MEDIA_ROOT", str(Path(tempfile.gettempdir()) / "portal_admin_bench_import"))
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.contrib.auth.hashers import make_password  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.utils import timezone  # noqa: E402
+
+from accounts.models import PortalAccount, Role, User, UserKind, UserState, UserType  # noqa: E402
+from bench.users_page import ensure_database, require_postgres  # noqa: E402
+from contacts.models import CONTACT_ID_LENGTH, Contact  # noqa: E402
+
+SLUG, NAME = "bench-import", "Bench Import Portal"
+ADMIN_EMAIL = "bench-import-admin@example.com"
+ROLE, INACTIVE_ROLE = "Partner User", "Old Partner"
+TARGET_ROWS_PER_S = 5_000
+TARGET_RATIO_IIE = 20
+TARGET_PEAK_MB = 300
+CHILD_TIMEOUT_S = 900
+SEED_BATCH = 10_000
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=100_000, help="rows in the file")
+    parser.add_argument(
+        "--iie-rows",
+        type=int,
+        default=5_000,
+        help="rows of the file given to django-import-export (it is slow; 0: all)",
+    )
+    parser.add_argument(
+        "--big-rows", type=int, default=0, help="also run our import on this many rows (0: skip)"
+    )
+    parser.add_argument("--child", choices=["validate", "apply", "iie", "copy"], help="internal")
+    parser.add_argument("--file", help="internal: the CSV file of a child run")
+    return parser.parse_args()
+
+
+# --- Seeding: one account, contacts with bulk_create, 10 % of them with users ---
+
+
+def _contact_id(index):
+    return f"C{index:0{CONTACT_ID_LENGTH - 1}d}"
+
+
+def reset_and_seed(contacts_count):
+    """Empty the bench database's tenant tables and seed the account again (same data each time).
+    The database belongs to this bench alone."""
+    tables = [PortalAccount._meta.db_table, User._meta.db_table, Contact._meta.db_table]
+    with connection.cursor() as cursor:
+        cursor.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+    User.objects.create_staff(ADMIN_EMAIL, None, name="Bench Admin", kind=UserKind.MSSP_ADMIN)
+    account = PortalAccount.objects.create(
+        name=NAME, slug=SLUG, partner_licenses=10_000_000, customer_licenses=0
+    )
+    role = Role.objects.create(portal_account=account, name=ROLE)
+    Role.objects.create(portal_account=account, name=INACTIVE_ROLE, active=False)
+    for start in range(0, contacts_count, SEED_BATCH):
+        Contact.objects.bulk_create(
+            [
+                Contact(
+                    portal_account=account,
+                    contact_id=_contact_id(i),
+                    name=f"Person {i}",
+                    email=f"person{i}@example.com",
+                    crm_account_name="Acme Corp",
+                )
+                for i in range(start, min(start + SEED_BATCH, contacts_count))
+            ]
+        )
+    # 10 % of the contacts already have a user (every tenth).
+    password, now = make_password(None), timezone.now()
+    with_user = list(
+        Contact.objects.filter(portal_account=account).order_by("pk").values_list("pk", flat=True)
+    )[::10]
+    for start in range(0, len(with_user), SEED_BATCH):
+        User.objects.bulk_create(
+            [
+                User(
+                    kind=UserKind.PORTAL,
+                    portal_account=account,
+                    user_type=UserType.PARTNER,
+                    contact_id=pk,
+                    role=role,
+                    name=f"Existing {pk}",
+                    email=f"existing{pk}@example.com",
+                    state=UserState.ENABLED,
+                    invited_at=now,
+                    password=password,
+                )
+                for pk in with_user[start : start + SEED_BATCH]
+            ]
+        )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    return account
+
+
+def write_file(path, rows, seed=7):
+    """`rows` rows of ContactId,Role: one per contact in order (every tenth contact already has
+    a user), and about 5 % bad rows: unknown ids, empty roles, the inactive role, duplicates."""
+    rng = random.Random(seed)
+    expected = {"bad": 0}
+    with open(path, "w", newline="", encoding="utf-8") as file:
+        writer = csv.writer(file)
+        writer.writerow(["ContactId", "Role"])
+        for i in range(rows):
+            roll = rng.random()
+            if roll < 0.0125:
+                writer.writerow([f"X{i:0{CONTACT_ID_LENGTH - 1}d}", ROLE])  # unknown contact
+            elif roll < 0.025:
+                writer.writerow([_contact_id(i), ""])  # role missing
+            elif roll < 0.0375:
+                writer.writerow([_contact_id(i), INACTIVE_ROLE])
+            elif roll < 0.05 and i > 0:
+                writer.writerow([_contact_id(rng.randrange(i)), ROLE])  # duplicate of a row above
+            else:
+                writer.writerow([_contact_id(i), ROLE])
+                continue
+            expected["bad"] += 1
+    return expected
+
+
+# --- Children: each measured thing in its own process ---
+
+
+def vm_kb(name):
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(name + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def child_validate(path, account):
+    from imports import portal_users
+
+    start = time.perf_counter()
+    with open(path, "rb") as source:
+        report = portal_users.validate(
+            source, account, options={"send_activation": True, "user_type": "partner"}
+        )
+    return {
+        "seconds": time.perf_counter() - start,
+        "rows": report.total_rows,
+        "created": report.would_create,
+        "failed": report.failed,
+        "failures": {code: entry["count"] for code, entry in report.failures.items()},
+    }
+
+
+def child_apply(path, account):
+    from django.core.files import File
+
+    from accounts import outbox
+    from accounts.models import AuditEvent, OutboxEmail
+    from imports import portal_users
+    from imports.models import ImportJob
+
+    handed = []
+    outbox._hand_to_celery = handed.append  # record only: the bench measures the import, not SMTP
+    admin = User.objects.get(email=ADMIN_EMAIL)
+    job = ImportJob(
+        portal_account=account,
+        original_filename=Path(path).name,
+        options={"send_activation": True, "user_type": "partner"},
+        started_by=admin,
+    )
+    with open(path, "rb") as source:
+        job.source_file.save(Path(path).name, File(source), save=False)
+    job.save()
+    start = time.perf_counter()
+    portal_users.apply(job)
+    seconds = time.perf_counter() - start
+    job.refresh_from_db()
+    return {
+        "seconds": seconds,
+        "rows": job.processed,
+        "created": job.created,
+        "failed": job.failed,
+        "failures": portal_users.failure_counts(job),
+        "audit_events": AuditEvent.objects.filter(portal_account=account, action="invite").count(),
+        "outbox_rows": OutboxEmail.objects.filter(portal_account=account).count(),
+        "handed_to_celery": len(handed),
+    }
+
+
+def child_iie(path, account):
+    """django-import-export as a Django team would set it up for this file: a ModelResource for
+    User, ForeignKey widgets for the contact (by contact_id) and the role (by name, active roles
+    of the account), insert only (the contact is the id field; existing users are skipped as
+    unchanged), in one transaction."""
+    import tablib
+    from import_export import fields, resources, widgets
+
+    admin_password = make_password(None)
+
+    class AccountForeignKey(widgets.ForeignKeyWidget):
+        def get_queryset(self, value, row, *args, **kwargs):
+            queryset = self.model.objects.filter(portal_account=account)
+            return queryset.filter(active=True) if self.model is Role else queryset
+
+    class PortalUserResource(resources.ModelResource):
+        contact = fields.Field(
+            attribute="contact",
+            column_name="ContactId",
+            widget=AccountForeignKey(Contact, field="contact_id"),
+        )
+        role = fields.Field(
+            attribute="role", column_name="Role", widget=AccountForeignKey(Role, field="name")
+        )
+
+        class Meta:
+            model = User
+            fields = ("contact", "role")
+            import_id_fields = ("contact",)
+            skip_unchanged = True
+            report_skipped = True
+            use_transactions = True
+
+        def before_save_instance(self, instance, row, **kwargs):
+            now = timezone.now()
+            instance.kind = UserKind.PORTAL
+            instance.portal_account = account
+            instance.user_type = UserType.PARTNER
+            instance.state = UserState.UNCONFIRMED
+            instance.name = instance.contact.name
+            instance.email = instance.contact.email.lower()
+            instance.invited_at = instance.last_invited_at = now
+            instance.password = admin_password
+
+    with open(path, encoding="utf-8") as file:
+        dataset = tablib.Dataset().load(file.read(), format="csv")
+    start = time.perf_counter()
+    result = PortalUserResource().import_data(
+        dataset, dry_run=False, use_transactions=True, raise_errors=False
+    )
+    seconds = time.perf_counter() - start
+    return {
+        "seconds": seconds,
+        "rows": result.total_rows,
+        "totals": dict(result.totals),
+        "row_errors": len(result.row_errors()),
+        "invalid_rows": len(result.invalid_rows),
+        "rolled_back": result.has_errors() or result.has_validation_errors(),
+        "users_after": User.objects.filter(portal_account=account).count(),
+    }
+
+
+def child_copy(rows):
+    """The physical limit: COPY of as many user-like rows into a temporary table."""
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMP TABLE bench_copy (contact_id bigint, role_id bigint, name text, "
+            "email text, state text, invited_at timestamptz)"
+        )
+    raw = connection.connection
+    start = time.perf_counter()
+    with (
+        raw.transaction(),
+        raw.cursor() as cursor,
+        cursor.copy(
+            "COPY bench_copy (contact_id, role_id, name, email, state, invited_at) FROM STDIN"
+        ) as copy,
+    ):
+        for i in range(rows):
+            copy.write_row((i, 1, f"Person {i}", f"person{i}@example.com", "unconfirmed", now))
+    seconds = time.perf_counter() - start
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM bench_copy")
+        (count,) = cursor.fetchone()
+    return {"seconds": seconds, "rows": count}
+
+
+def run_child(args):
+    account = PortalAccount.objects.get(slug=SLUG) if args.child != "copy" else None
+    rss_start = vm_kb("VmRSS")
+    if args.child == "validate":
+        result = child_validate(args.file, account)
+    elif args.child == "apply":
+        result = child_apply(args.file, account)
+    elif args.child == "iie":
+        result = child_iie(args.file, account)
+    else:
+        result = child_copy(args.rows)
+    result["rss_start_mb"] = rss_start / 1024
+    result["peak_mb"] = vm_kb("VmHWM") / 1024
+    print("RESULT " + json.dumps(result, default=str))
+
+
+# --- The parent: seed, spawn, print ---
+
+
+def spawn(child, path=None, rows=None):
+    command = [sys.executable, __file__, "--child", child]
+    if path:
+        command += ["--file", str(path)]
+    if rows:
+        command += ["--rows", str(rows)]
+    completed = subprocess.run(
+        command, capture_output=True, text=True, timeout=CHILD_TIMEOUT_S, env=os.environ.copy()
+    )
+    for line in completed.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT ") :])
+    print(completed.stdout[-3000:], completed.stderr[-3000:], sep="\n", file=sys.stderr)
+    raise SystemExit(f"child {child} failed (exit status {completed.returncode})")
+
+
+def slice_file(path, target, rows):
+    with open(path, encoding="utf-8") as source, open(target, "w", encoding="utf-8") as out:
+        for index, line in enumerate(source):
+            if index > rows:
+                break
+            out.write(line)
+
+
+def loadavg():
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def rate(result):
+    return result["rows"] / result["seconds"] if result["seconds"] else float("inf")
+
+
+def show(label, result):
+    extra = {k: v for k, v in result.items() if k not in ("seconds", "rows")}
+    print(
+        f"{label}: {result['rows']:,} rows in {result['seconds']:.2f} s = {rate(result):,.0f} "
+        f"rows/s; {json.dumps(extra, default=str)}",
+        flush=True,
+    )
+
+
+def main():
+    args = parse_args()
+    require_postgres()
+    if args.child:
+        run_child(args)
+        return
+    ensure_database()
+    call_command("migrate", verbosity=0)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT version()")
+        print(cursor.fetchone()[0])
+    print(f"load average before: {loadavg()}")
+    work = Path(tempfile.mkdtemp(prefix="bench-imports-"))
+    path = work / f"portal-users-{args.rows}.csv"
+    expected = write_file(path, args.rows)
+    print(
+        f"file: {path} ({path.stat().st_size / 1e6:.1f} MB), {args.rows:,} rows, "
+        f"{expected['bad']:,} bad rows by construction; 10 % of contacts already have users"
+    )
+
+    started = time.perf_counter()
+    reset_and_seed(args.rows)
+    print(
+        f"seeded {args.rows:,} contacts and {args.rows // 10:,} users in "
+        f"{time.perf_counter() - started:.1f} s",
+        flush=True,
+    )
+
+    results = {}
+    results["validate"] = spawn("validate", path)
+    show("ours, dry run (validate)", results["validate"])
+    results["apply"] = spawn("apply", path)
+    show("ours, import (apply, activation emails on, hand-off counted)", results["apply"])
+
+    reset_and_seed(args.rows)
+    iie_rows = args.iie_rows or args.rows
+    iie_path = path
+    if iie_rows < args.rows:
+        iie_path = work / f"portal-users-{iie_rows}.csv"
+        slice_file(path, iie_path, iie_rows)
+    results["iie"] = spawn("iie", iie_path)
+    show(f"django-import-export on the first {iie_rows:,} rows", results["iie"])
+
+    results["copy"] = spawn("copy", rows=args.rows)
+    show("PostgreSQL COPY into a temp table", results["copy"])
+
+    if args.big_rows:
+        big = work / f"portal-users-{args.big_rows}.csv"
+        write_file(big, args.big_rows)
+        reset_and_seed(args.big_rows)
+        results["big"] = spawn("apply", big)
+        show(f"ours, import of {args.big_rows:,} rows", results["big"])
+
+    print(f"load average after: {loadavg()}")
+    ours = rate(results["apply"])
+    print()
+    print(f"{'case':<44} {'rows':>10} {'seconds':>9} {'rows/s':>10} {'peak MB':>9}")
+    table = [
+        ("ours: dry run (validate)", results["validate"]),
+        ("ours: import (apply, emails on)", results["apply"]),
+        ("django-import-export (insert only)", results["iie"]),
+        ("PostgreSQL COPY (temp table)", results["copy"]),
+    ]
+    if "big" in results:
+        table.append((f"ours: import, {args.big_rows:,} rows", results["big"]))
+    for label, result in table:
+        print(
+            f"{label:<44} {result['rows']:>10,} {result['seconds']:>9.2f} {rate(result):>10,.0f} "
+            f"{result['peak_mb']:>9.0f}"
+        )
+    print()
+    both = results["validate"]["seconds"] + results["apply"]["seconds"]
+    print(f"ours, dry run + import: {args.rows / both:,.0f} rows/s")
+    verdict = "PASS" if ours >= TARGET_ROWS_PER_S else "FAIL"
+    print(f"ours import: {ours:,.0f} rows/s (target >= {TARGET_ROWS_PER_S:,}): {verdict}")
+    ratio = ours / rate(results["iie"])
+    verdict = "PASS" if ratio >= TARGET_RATIO_IIE else "FAIL"
+    print(f"ours / django-import-export: {ratio:.1f}x (target >= {TARGET_RATIO_IIE}x): {verdict}")
+    copy_rate = rate(results["copy"])
+    print(f"ours / COPY: {ours / copy_rate:.3f} (COPY is {copy_rate / ours:.1f}x ours)")
+    if "big" in results:
+        peak = results["big"]["peak_mb"]
+        verdict = "PASS" if peak < TARGET_PEAK_MB else "FAIL"
+        print(
+            f"peak memory at {args.big_rows:,} rows: {peak:.0f} MB "
+            f"(target < {TARGET_PEAK_MB}): {verdict}"
+        )
+    else:
+        print("1,000,000-row run: not run (pass --big-rows 1000000)")
+
+
+if __name__ == "__main__":
+    main()
