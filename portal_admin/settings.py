@@ -210,7 +210,10 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "interval_step": 0.5,
     "interval_max": 0.5,
 }
+# visibility_timeout: emails deferred by the per-account pace may wait hours behind a large
+# import; Redis would otherwise hand them out again after one hour (harmless, but wasteful).
 CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": 6 * 60 * 60,
     "socket_connect_timeout": 3,
     "socket_timeout": 5,
     "max_retries": 2,

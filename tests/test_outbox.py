@@ -4,6 +4,7 @@ from unittest import mock
 
 import pytest
 from django.core import mail
+from django.core.mail.backends.base import BaseEmailBackend
 from django.utils import timezone
 
 from accounts import lifecycle, outbox
@@ -161,3 +162,126 @@ def test_a_broker_outage_leaves_the_row_for_the_sweep(
             contact=contact,
         )
     assert OutboxEmail.objects.get().status == "pending"
+
+
+# --- One mail server session for consecutive emails ---
+
+
+class FakeMailServer:
+    """What a mail server would see: the sessions opened to it and the messages accepted."""
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self):
+        self.sessions = []
+        self.messages = []
+
+    def drop_sessions(self):
+        for session in self.sessions:
+            session.alive = False
+
+
+class FakeSession:
+    def __init__(self):
+        self.alive = True
+
+    def noop(self):
+        if not self.alive:
+            raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
+        return 250, b"OK"
+
+
+SERVER = FakeMailServer()
+
+
+class SessionCountingBackend(BaseEmailBackend):
+    """Behaves like Django's SMTP backend as far as sessions go: open() starts one unless one is
+    open, and send_messages() closes only a session that it opened itself."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.connection = None
+
+    def open(self):
+        if self.connection is not None:
+            return False
+        self.connection = FakeSession()
+        SERVER.sessions.append(self.connection)
+        return True
+
+    def close(self):
+        self.connection = None
+
+    def send_messages(self, email_messages):
+        opened_here = self.open()
+        try:
+            if not self.connection.alive:
+                raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
+            SERVER.messages.extend(email_messages)
+        finally:
+            if opened_here:
+                self.close()
+        return len(email_messages)
+
+
+@pytest.fixture
+def mail_server(settings):
+    SERVER.reset()
+    settings.EMAIL_BACKEND = f"{__name__}.SessionCountingBackend"
+    outbox.mail_session.close()
+    yield SERVER
+    outbox.mail_session.close()
+
+
+@pytest.fixture
+def login_links(account, partner_role):
+    def queue(count):
+        return [
+            outbox.queue_email(
+                PortalUserFactory(portal_account=account, role=partner_role), EmailKind.LOGIN_LINK
+            )
+            for _ in range(count)
+        ]
+
+    return queue
+
+
+def test_consecutive_emails_share_one_mail_server_session(mail_server, login_links):
+    rows = login_links(5)
+    assert [send_outbox_email.delay(row.pk).get() for row in rows] == [True] * 5
+    assert len(mail_server.sessions) == 1
+    assert [message.to for message in mail_server.messages] == [[row.to_email] for row in rows]
+
+
+def test_a_broken_session_is_closed_and_the_next_email_opens_a_new_one(
+    mail_server, login_links, monkeypatch
+):
+    # Straight to the send, no NOOP first: the session breaks during the message.
+    monkeypatch.setattr(outbox.MailSession, "CHECK_AFTER_IDLE_SECONDS", 3600)
+    first, second, third = login_links(3)
+    outbox.deliver(first.pk)
+    mail_server.drop_sessions()
+
+    with pytest.raises(outbox.SendFailed):
+        outbox.deliver(second.pk)
+    assert outbox.deliver(third.pk) is True
+    assert outbox.deliver(second.pk) is True
+
+    assert len(mail_server.sessions) == 2
+    assert OutboxEmail.objects.get(pk=second.pk).attempts == 2
+    assert len(mail_server.messages) == 3
+
+
+def test_a_session_dropped_while_idle_is_replaced_before_the_email_is_sent(
+    mail_server, login_links, monkeypatch
+):
+    monkeypatch.setattr(outbox.MailSession, "CHECK_AFTER_IDLE_SECONDS", 0)
+    first, second = login_links(2)
+    outbox.deliver(first.pk)
+    mail_server.drop_sessions()  # the server's idle timeout
+
+    assert outbox.deliver(second.pk) is True
+    row = OutboxEmail.objects.get(pk=second.pk)
+    assert (row.attempts, row.last_error) == (1, "")  # not counted as a failed attempt
+    assert len(mail_server.sessions) == 2
