@@ -2,6 +2,7 @@ import socket
 import time
 
 import pytest
+from kombu import pools
 
 from accounts import lifecycle
 from accounts.models import OutboxEmail, UserType
@@ -25,10 +26,10 @@ def dead_broker():
 
 
 def _fresh_connection_pool():
-    """Celery builds its connection pools from the broker URL on first use; drop them so the
-    next publish uses the URL set now (a closed pool would break every later test)."""
-    if celery_app._pool is not None:
-        celery_app._pool.force_close_all()
+    """Celery and kombu build connection and producer pools from the broker URL on first use;
+    reset them so the next publish uses the URL set now. Closing a pool without dropping it
+    from kombu's registry would break every later test ("Acquire on closed pool")."""
+    pools.reset()
     celery_app._pool = None
     celery_app.amqp._producer_pool = None
 
