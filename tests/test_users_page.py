@@ -319,3 +319,13 @@ def test_a_broad_search_counts_up_to_a_cap(admin_client, account, partner_role, 
     page = admin_client.get(users_url(account, q="anna")).content.decode()
     assert "All 3+ matching" in page
     assert page.count('name="ids"') == 3  # beyond the cap: narrow the search
+
+
+def test_enabled_users_show_their_last_email_and_its_error(admin_client, account, people):
+    from accounts import outbox
+    from accounts.models import EmailKind
+
+    row = outbox.queue_email(people["ada"], EmailKind.PASSWORD_RESET)
+    OutboxEmail.objects.filter(pk=row.pk).update(status="failed", last_error="SMTP said no")
+    page = admin_client.get(users_url(account)).content.decode()
+    assert 'title="SMTP said no">Failed</span>' in page
