@@ -52,7 +52,7 @@ from imports.portal_users import (
     failure_counts,
     max_bytes,
 )
-from imports.result_files import _ResultFile
+from imports.result_files import ResultFiles
 
 FIELDS = CONTACT_FIELDS
 DEFAULT_OPTIONS: dict = {}
@@ -399,38 +399,18 @@ def validate(job_or_file, account, mapping=None, options=None, *, batch_size=500
     return report
 
 
-class ContactResultFiles:
-    """The success and failure files of a contacts job (same storage, byte-mark and resume rules
-    as imports.result_files, with the contacts columns)."""
+class ContactResultFiles(ResultFiles):
+    """The result files of a contacts job: same storage, byte-mark and resume rules, with the
+    contacts columns."""
 
-    def __init__(self, job):
-        self.job = job
-        self.success = None
-        self.failure = None
-
-    def __enter__(self):
-        self.success = _ResultFile(
-            self.job, "success_file", "success_file_bytes", "success", SUCCESS_HEADER
-        )
-        self.failure = _ResultFile(
-            self.job, "failure_file", "failure_file_bytes", "failures", FAILURE_HEADER
-        )
-        return self
-
-    def __exit__(self, *exc_info):
-        for result_file in (self.success, self.failure):
-            if result_file is not None:
-                result_file.close()
+    success_header = SUCCESS_HEADER
+    failure_header = FAILURE_HEADER
 
     def done(self, contact, action):
         self.success.write([contact.contact_id, contact.salesforce_id or "", contact.name, action])
 
     def failed(self, line, values, code, reason):
         self.failure.write([line, *(values.get(f.name, "") for f in FIELDS), code, reason])
-
-    def commit_point(self):
-        self.success.commit_point()
-        self.failure.commit_point()
 
 
 def apply(job, *, batch_size=500, progress=None):

@@ -62,7 +62,11 @@ class _ResultFile:
 
 
 class ResultFiles:
-    """Both result files of a job, open for appending. Use as a context manager."""
+    """Both result files of a job, open for appending. Use as a context manager. A target with
+    other columns subclasses it and names its own headers."""
+
+    success_header = SUCCESS_HEADER
+    failure_header = FAILURE_HEADER
 
     def __init__(self, job):
         self.job = job
@@ -71,10 +75,10 @@ class ResultFiles:
 
     def __enter__(self):
         self.success = _ResultFile(
-            self.job, "success_file", "success_file_bytes", "success", SUCCESS_HEADER
+            self.job, "success_file", "success_file_bytes", "success", self.success_header
         )
         self.failure = _ResultFile(
-            self.job, "failure_file", "failure_file_bytes", "failures", FAILURE_HEADER
+            self.job, "failure_file", "failure_file_bytes", "failures", self.failure_header
         )
         return self
 
