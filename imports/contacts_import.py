@@ -25,7 +25,7 @@ count: updated = processed - created - failed (`updated_count`).
 """
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -42,9 +42,9 @@ from contacts.salesforce_ids import InvalidSalesforceId, to_18
 from imports.column_mapping import CONTACT_FIELDS, MappingError, map_columns
 from imports.csv_reader import CsvError, read_csv
 from imports.models import ImportJob
+from imports.pipeline import DryRunReport
 from imports.portal_users import (
     COUNT_FIELDS,
-    EXAMPLES_PER_REASON,
     RESUMABLE,
     _batches,
     _mark_failed,
@@ -332,34 +332,17 @@ def open_and_map(job_or_file, mapping=None):
 
 
 @dataclass
-class ValidationReport:
-    total_rows: int = 0
-    would_create: int = 0
+class ValidationReport(DryRunReport):
     would_update: int = 0
-    failures: dict = field(default_factory=dict)  # code -> {"count", "label", "examples"}
-    mapping: dict = field(default_factory=dict)
-    encoding: str = ""
 
-    @property
-    def failed(self):
-        return sum(entry["count"] for entry in self.failures.values())
+    reason_labels = REASON_LABELS
 
-    def add_failure(self, line, values, failure):
-        entry = self.failures.setdefault(
-            failure.code,
-            {"count": 0, "label": REASON_LABELS.get(failure.code, failure.code), "examples": []},
-        )
-        entry["count"] += 1
-        if len(entry["examples"]) < EXAMPLES_PER_REASON:
-            entry["examples"].append(
-                {
-                    "line": line,
-                    "contact_id": values.get("contact_id", ""),
-                    "salesforce_id": values.get("salesforce_id", ""),
-                    "name": values.get("name", ""),
-                    "reason": failure.reason,
-                }
-            )
+    def example(self, values):
+        return {
+            "contact_id": values.get("contact_id", ""),
+            "salesforce_id": values.get("salesforce_id", ""),
+            "name": values.get("name", ""),
+        }
 
 
 def validate(job_or_file, account, mapping=None, options=None, *, batch_size=500):

@@ -21,7 +21,7 @@ first row was created or not. The set of contacts seen so far lives in memory fo
 import csv
 import io
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
@@ -36,9 +36,9 @@ from contacts.salesforce_ids import looks_like_salesforce_id, to_18
 from imports.column_mapping import PORTAL_USER_FIELDS, MappingError, map_columns, row_values
 from imports.csv_reader import CsvError, read_csv
 from imports.models import ImportJob
+from imports.pipeline import DryRunReport
 from imports.result_files import ResultFiles
 
-EXAMPLES_PER_REASON = 5
 DEFAULT_OPTIONS = {"send_activation": False, "user_type": UserType.PARTNER.value}
 
 # Reason codes, in the order rows are checked (a row gets the first that applies).
@@ -270,39 +270,19 @@ def open_and_map(job_or_file, mapping=None):
 
 
 @dataclass
-class ValidationReport:
-    total_rows: int = 0
-    would_create: int = 0
-    failures: dict = field(default_factory=dict)  # code -> {"count", "label", "examples"}
+class ValidationReport(DryRunReport):
     user_type: str = ""
     licenses_needed: int = 0
     licenses_free: int = 0
-    mapping: dict = field(default_factory=dict)
-    encoding: str = ""
+
+    reason_labels = REASON_LABELS
 
     @property
     def licenses_suffice(self):
         return self.licenses_needed <= self.licenses_free
 
-    @property
-    def failed(self):
-        return sum(entry["count"] for entry in self.failures.values())
-
-    def add_failure(self, line, values, failure):
-        entry = self.failures.setdefault(
-            failure.code,
-            {"count": 0, "label": REASON_LABELS.get(failure.code, failure.code), "examples": []},
-        )
-        entry["count"] += 1
-        if len(entry["examples"]) < EXAMPLES_PER_REASON:
-            entry["examples"].append(
-                {
-                    "line": line,
-                    "contact_id": values["contact_id"],
-                    "role": values["role"],
-                    "reason": failure.reason,
-                }
-            )
+    def example(self, values):
+        return {"contact_id": values["contact_id"], "role": values["role"]}
 
 
 def validate(job_or_file, account, mapping=None, options=None, *, batch_size=500):
