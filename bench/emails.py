@@ -70,7 +70,6 @@ if __name__ == "__main__":
     django.setup()
 
 import redis  # noqa: E402
-from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 
@@ -106,38 +105,6 @@ def parse_args():
 
 
 # --- Set-up --------------------------------------------------------------------------------
-
-
-def require_postgres():
-    if connection.vendor != "postgresql":
-        print(
-            f"This bench needs PostgreSQL; the database is {connection.vendor}.\n"
-            f"Set DATABASE_URL, e.g. {DATABASE_URL}",
-            file=sys.stderr,
-        )
-        sys.exit(2)
-
-
-def ensure_database():
-    """CREATE DATABASE through the maintenance database: Django cannot connect to a missing one."""
-    import psycopg
-    from psycopg import sql
-
-    db = settings.DATABASES["default"]
-    params = {
-        "dbname": "postgres",
-        "host": db.get("HOST") or None,
-        "port": db.get("PORT") or None,
-        "user": db.get("USER") or None,
-        "password": db.get("PASSWORD") or None,
-    }
-    with psycopg.connect(**{k: v for k, v in params.items() if v}, autocommit=True) as conn:
-        exists = conn.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", [db["NAME"]]
-        ).fetchone()
-        if not exists:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db["NAME"])))
-            print(f"created database {db['NAME']}")
 
 
 def ensure_users(slug, count):
@@ -558,6 +525,9 @@ def summary(results, pool):
 
 
 def main():
+    # Imported here, not at the top: the worker process imports this module for its backend.
+    from bench.users_page import ensure_database, require_postgres
+
     args = parse_args()
     budget = Budget()
     require_postgres()

@@ -114,7 +114,7 @@ def require_postgres():
     if connection.vendor != "postgresql":
         print(
             f"This bench needs PostgreSQL; the database is {connection.vendor}.\n"
-            "Set DATABASE_URL, e.g. postgres://postgres@127.0.0.1:5432/portal_admin_bench",
+            "Set DATABASE_URL to a PostgreSQL database (each bench's README line names one).",
             file=sys.stderr,
         )
         sys.exit(2)
