@@ -180,3 +180,15 @@ def technician_client(technician):
 @pytest.fixture
 def account_admin_client(account_admin):
     return _client_for(account_admin)
+
+
+@pytest.fixture
+def sample_world(db):
+    """An account holding the shared samples' world (contacts.csv, roles.csv), for imports."""
+    from tests.samples import load_world
+
+    account = PortalAccountFactory(
+        name="Acme Portal", slug="acme", partner_licenses=50, customer_licenses=50
+    )
+    load_world(account)
+    return account

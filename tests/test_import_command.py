@@ -6,9 +6,7 @@ from django.core.management.base import CommandError
 
 from accounts.models import AuditEvent, User, UserState
 from imports.models import ImportJob
-from tests.factories import PortalAccountFactory
 from tests.samples import sample_path
-from tests.test_import_portal_users import load_world
 
 
 @pytest.fixture(autouse=True)
@@ -17,12 +15,8 @@ def _media(settings, tmp_path):
 
 
 @pytest.fixture
-def world(db):
-    account = PortalAccountFactory(
-        name="Acme Portal", slug="acme", partner_licenses=50, customer_licenses=50
-    )
-    load_world(account)
-    return account
+def world(sample_world):
+    return sample_world
 
 
 def new_users(account):

@@ -18,8 +18,7 @@ from imports import contacts_import
 from imports.column_mapping import CONTACT_FIELDS, auto_map
 from imports.models import ImportJob
 from tests.factories import PortalAccountFactory
-from tests.samples import sample_path
-from tests.test_import_portal_users import load_world
+from tests.samples import load_world, sample_path
 
 SAMPLE = "contacts.csv"
 MARGARET = "003Ll3fZJZ207qc18Re"  # the sample's invalid email

@@ -4,7 +4,6 @@ sample file gives what its README row says."""
 
 import csv
 import io
-from datetime import UTC, datetime
 
 import pytest
 from django.core.files.base import ContentFile
@@ -15,8 +14,8 @@ from imports import portal_users
 from imports.column_mapping import MappingError
 from imports.csv_reader import CsvError
 from imports.models import ImportJob
-from tests.factories import PortalAccountFactory, PortalUserFactory
-from tests.samples import sample_path
+from tests.factories import PortalAccountFactory
+from tests.samples import sample_path, sample_rows
 
 TEMPLATE_LIKE = [
     "portal-users-template.csv",
@@ -45,51 +44,14 @@ EXPECTED_FAILURES = {
 ACTIVATION_ONLY = "failed when activation email is on"
 
 
-def _sample_rows(name):
-    with sample_path(name).open(encoding="utf-8", newline="") as file:
-        return list(csv.DictReader(file))
-
-
-def load_world(account):
-    """The samples' world in `account`: its roles and contacts (some deleted, some with users)."""
-    roles = {}
-    for row in _sample_rows("roles.csv"):
-        roles[row["name"]] = Role.objects.create(
-            portal_account=account, name=row["name"], active=row["active"] == "yes"
-        )
-    for row in _sample_rows("contacts.csv"):
-        contact = Contact.objects.create(
-            portal_account=account,
-            contact_id=row["contact_id"],
-            salesforce_id=row["salesforce_id"],
-            name=row["name"],
-            email=row["email"],
-            crm_account_name=row["crm_account"],
-            deleted_at=datetime(2025, 1, 1, tzinfo=UTC) if row["deleted"] == "yes" else None,
-        )
-        if row["has_user"] == "yes":
-            PortalUserFactory(
-                portal_account=account,
-                contact=contact,
-                name=contact.name,
-                email=contact.email,
-                role=roles["Partner User"],
-            )
-    return roles
-
-
 @pytest.fixture(autouse=True)
 def _media(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
 
 
 @pytest.fixture
-def world(db):
-    account = PortalAccountFactory(
-        name="Acme Portal", slug="acme", partner_licenses=50, customer_licenses=50
-    )
-    load_world(account)
-    return account
+def world(sample_world):
+    return sample_world
 
 
 def make_job(account, name=None, *, content=None, **options):
@@ -169,7 +131,7 @@ def test_user_type_option(world):
 
 def _mixed_expectations(activation):
     expected = {}
-    for line, row in enumerate(_sample_rows("portal-users-mixed.csv"), start=2):
+    for line, row in enumerate(sample_rows("portal-users-mixed.csv"), start=2):
         outcome = row["Expect"]
         if outcome.startswith("created"):
             if activation and ACTIVATION_ONLY in outcome:

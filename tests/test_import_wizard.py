@@ -12,8 +12,7 @@ from accounts.models import Role, User, UserState
 from imports import tasks
 from imports.models import ImportJob
 from tests.factories import PortalAccountFactory, PortalUserFactory
-from tests.samples import sample_path
-from tests.test_import_portal_users import load_world
+from tests.samples import load_world, sample_path
 
 
 @pytest.fixture(autouse=True)
