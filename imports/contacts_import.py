@@ -36,21 +36,21 @@ from django.utils import timezone
 from accounts import audit
 from contacts.models import CONTACT_ID_LENGTH, Contact
 from contacts.salesforce_ids import InvalidSalesforceId, to_18
+from imports import pipeline
 
 # Generic helpers of the portal-user pipeline (see the report: they would move to a shared
 # module, e.g. imports/pipeline.py, once imports/portal_users.py is free to change).
 from imports.column_mapping import CONTACT_FIELDS, MappingError, map_columns
 from imports.csv_reader import CsvError, read_csv
 from imports.models import ImportJob
-from imports.pipeline import DryRunReport
-from imports.portal_users import (
+from imports.pipeline import (
     COUNT_FIELDS,
-    RESUMABLE,
-    _batches,
-    _mark_failed,
-    _open_source,
+    DryRunReport,
+    batches,
     failure_counts,
+    mark_failed,
     max_bytes,
+    open_source,
 )
 from imports.result_files import ResultFiles
 
@@ -325,7 +325,7 @@ def _new_contact(account, row):
 def open_and_map(job_or_file, mapping=None):
     """Read the header and map the columns: (CsvFile, mapping). Raises CsvError/MappingError."""
     csv_file = read_csv(
-        _open_source(job_or_file), max_bytes=max_bytes(), example_header=EXAMPLE_HEADER
+        open_source(job_or_file), max_bytes=max_bytes(), example_header=EXAMPLE_HEADER
     )
     choices = dict(mapping) if mapping else None
     return csv_file, map_columns(csv_file.header, FIELDS, choices)
@@ -353,11 +353,11 @@ def validate(job_or_file, account, mapping=None, options=None, *, batch_size=500
         csv_file, mapping = open_and_map(job_or_file, mapping)
     except (CsvError, MappingError) as error:
         if isinstance(job_or_file, ImportJob):
-            _mark_failed(job_or_file, error)
+            mark_failed(job_or_file, error)
         raise
     checker = RowChecker(account)
     report = ValidationReport(mapping=mapping, encoding=csv_file.encoding_label)
-    for rows in _batches(csv_file, mapping, batch_size):
+    for rows in batches(csv_file, mapping, batch_size):
         batch = checker.load_batch(rows)
         for line, values in rows:
             report.total_rows += 1
@@ -397,50 +397,20 @@ class ContactResultFiles(ResultFiles):
 
 
 def apply(job, *, batch_size=500, progress=None):
-    """Upsert the contacts of `job`'s file, resuming after `job.last_processed_line`.
-
-    `progress(job)` is called after each committed batch. A CsvError part-way through marks the
-    job failed (rows before it stay done) and is raised. Returns the job.
-    """
-    job.refresh_from_db()
-    if job.status not in RESUMABLE:
-        raise ValueError(f"Import job {job.pk} is {job.get_status_display()}; it cannot run.")
-    account = job.portal_account
-    try:
-        csv_file, mapping = open_and_map(job, job.column_mapping or None)
-        if not job.total_rows:
-            job.total_rows = sum(1 for _ in csv_file.rows())
-        job.column_mapping = mapping
-        job.options = normalised_options(job.options)
-        job.status = ImportJob.Status.RUNNING
-        job.started_at = job.started_at or timezone.now()
-        job.error_message = ""
-        job.save()
-        checker = RowChecker(account)
-        with ContactResultFiles(job) as results:
-            job.save(update_fields=["success_file", "failure_file"])
-            for rows in _batches(csv_file, mapping, batch_size):
-                batch = checker.load_batch(rows)
-                todo = []
-                for line, values in rows:
-                    if line <= job.last_processed_line:
-                        checker.mark_seen(line, values, batch)
-                    else:
-                        todo.append((line, values))
-                if todo:
-                    _apply_batch(job, account, checker, batch, todo, results)
-                    if progress is not None:
-                        progress(job)
-        job.status = ImportJob.Status.DONE
-        job.finished_at = timezone.now()
-        job.save(update_fields=["status", "finished_at"])
-    except Exception as error:
-        job.refresh_from_db(fields=COUNT_FIELDS)  # a rolled-back batch counted in memory only
-        _mark_failed(job, error)
-        raise
-    finally:
-        job.source_file.close()
-    return job
+    """Upsert the contacts of `job`'s file, resuming after `job.last_processed_line` (see
+    imports.pipeline.run for progress and failure handling). Returns the job."""
+    return pipeline.run(
+        job,
+        open_and_map=open_and_map,
+        normalise_options=normalised_options,
+        make_checker=lambda account, options: RowChecker(account),
+        result_files=ContactResultFiles,
+        apply_batch=lambda job, checker, batch, rows, results: _apply_batch(
+            job, job.portal_account, checker, batch, rows, results
+        ),
+        batch_size=batch_size,
+        progress=progress,
+    )
 
 
 def _apply_batch(job, account, checker, batch, rows, results):

@@ -1,6 +1,17 @@
-"""What the import targets' pipelines share."""
+"""What the import targets' pipelines share: the file, the batches, the bookkeeping of a run
+(resume after the last committed batch, progress, done or failed) and the dry-run report."""
 
+import csv
+import io
+from collections import defaultdict
 from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.utils import timezone
+
+from imports.column_mapping import MappingError, row_values
+from imports.csv_reader import CsvError
+from imports.models import ImportJob
 
 EXAMPLES_PER_REASON = 5
 
@@ -33,3 +44,129 @@ class DryRunReport:
             entry["examples"].append(
                 {"line": line, **self.example(values), "reason": failure.reason}
             )
+
+
+def max_bytes():
+    return settings.IMPORT_MAX_BYTES
+
+
+def batches(csv_file, mapping, batch_size):
+    batch = []
+    for line, cells in csv_file.rows():
+        batch.append((line, row_values(mapping, cells)))
+        if len(batch) >= batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def open_source(job_or_file):
+    if isinstance(job_or_file, ImportJob):
+        source = job_or_file.source_file
+        source.open("rb")
+        return source
+    return job_or_file
+
+
+COUNT_FIELDS = [
+    "processed",
+    "created",
+    "failed",
+    "last_processed_line",
+    "success_file_bytes",
+    "failure_file_bytes",
+]
+
+
+RESUMABLE = (
+    ImportJob.Status.UPLOADED,
+    ImportJob.Status.MAPPED,
+    ImportJob.Status.VALIDATED,
+    ImportJob.Status.RUNNING,
+    ImportJob.Status.FAILED,
+)
+
+
+def mark_failed(job, error):
+    if isinstance(error, CsvError):
+        message = error.message
+    elif isinstance(error, MappingError):
+        message = " ".join(error.messages)
+    else:
+        message = str(error) or error.__class__.__name__
+    job.status = ImportJob.Status.FAILED
+    job.error_message = message
+    job.finished_at = timezone.now()
+    ImportJob.objects.filter(pk=job.pk).update(
+        status=job.status, error_message=job.error_message, finished_at=job.finished_at
+    )
+
+
+def failure_counts(job):
+    """Failures per reason code, read back (streaming) from the job's failure file."""
+    counts = defaultdict(int)
+    if not job.failure_file:
+        return counts
+    with job.failure_file.open("rb") as binary:
+        text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
+        for row in csv.DictReader(text):
+            counts[row["ReasonCode"]] += 1
+    return dict(counts)
+
+
+def run(
+    job,
+    *,
+    open_and_map,
+    normalise_options,
+    make_checker,
+    result_files,
+    apply_batch,
+    batch_size,
+    progress,
+):
+    """Apply `job`'s file a batch at a time, resuming after `job.last_processed_line`.
+
+    Rows up to that line are only shown to the checker (duplicates still count); the rest go
+    to `apply_batch(job, checker, batch, rows, results)`, which commits them with the job's
+    counts. `progress(job)` is called after each committed batch. A CsvError part-way through
+    marks the job failed (rows before it stay done) and is raised. Returns the job."""
+    job.refresh_from_db()  # the committed progress, not what a crashed caller held in memory
+    if job.status not in RESUMABLE:
+        raise ValueError(f"Import job {job.pk} is {job.get_status_display()}; it cannot run.")
+    try:
+        csv_file, mapping = open_and_map(job, job.column_mapping or None)
+        if not job.total_rows:
+            job.total_rows = sum(1 for _ in csv_file.rows())
+        job.column_mapping = mapping
+        job.options = normalise_options(job.options)
+        job.status = ImportJob.Status.RUNNING
+        job.started_at = job.started_at or timezone.now()
+        job.error_message = ""
+        job.save()
+        checker = make_checker(job.portal_account, job.options)
+        with result_files(job) as results:
+            job.save(update_fields=["success_file", "failure_file"])
+            for rows in batches(csv_file, mapping, batch_size):
+                batch = checker.load_batch(rows)
+                todo = []
+                for line, values in rows:
+                    if line <= job.last_processed_line:
+                        checker.mark_seen(line, values, batch)
+                    else:
+                        todo.append((line, values))
+                if todo:
+                    apply_batch(job, checker, batch, todo, results)
+                    if progress is not None:
+                        progress(job)
+        job.status = ImportJob.Status.DONE
+        job.finished_at = timezone.now()
+        job.save(update_fields=["status", "finished_at"])
+    except Exception as error:
+        job.refresh_from_db(fields=COUNT_FIELDS)  # a rolled-back batch counted in memory only
+        mark_failed(job, error)
+        raise
+    finally:
+        job.source_file.close()
+    return job

@@ -18,25 +18,28 @@ first row was created or not. The set of contacts seen so far lives in memory fo
 (one entry per distinct contact: a few MB for a million rows).
 """
 
-import csv
-import io
-from collections import defaultdict
 from dataclasses import dataclass
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
-from django.utils import timezone
 
 from accounts import licenses, lifecycle
 from accounts.errors import NoLicensesLeft
 from accounts.models import Role, User, UserType
 from contacts.models import CONTACT_ID_LENGTH, Contact
 from contacts.salesforce_ids import looks_like_salesforce_id, to_18
-from imports.column_mapping import PORTAL_USER_FIELDS, MappingError, map_columns, row_values
+from imports import pipeline
+from imports.column_mapping import PORTAL_USER_FIELDS, MappingError, map_columns
 from imports.csv_reader import CsvError, read_csv
 from imports.models import ImportJob
-from imports.pipeline import DryRunReport
+from imports.pipeline import (
+    COUNT_FIELDS,
+    DryRunReport,
+    batches,
+    mark_failed,
+    max_bytes,
+    open_source,
+)
 from imports.result_files import ResultFiles
 
 DEFAULT_OPTIONS = {"send_activation": False, "user_type": UserType.PARTNER.value}
@@ -65,10 +68,6 @@ REASON_LABELS = {
     NO_LICENSES: "No licenses left",
     NOT_ALLOWED: "Not allowed",
 }
-
-
-def max_bytes():
-    return settings.IMPORT_MAX_BYTES
 
 
 def normalised_options(options):
@@ -239,28 +238,9 @@ def _no_licenses_reason(message):
     )
 
 
-def _batches(csv_file, mapping, batch_size):
-    batch = []
-    for line, cells in csv_file.rows():
-        batch.append((line, row_values(mapping, cells)))
-        if len(batch) >= batch_size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-def _open_source(job_or_file):
-    if isinstance(job_or_file, ImportJob):
-        source = job_or_file.source_file
-        source.open("rb")
-        return source
-    return job_or_file
-
-
 def open_and_map(job_or_file, mapping=None):
     """Read the header and map the columns: (CsvFile, mapping). Raises CsvError/MappingError."""
-    csv_file = read_csv(_open_source(job_or_file), max_bytes=max_bytes())
+    csv_file = read_csv(open_source(job_or_file), max_bytes=max_bytes())
     if mapping:
         choices = {name: index for name, index in mapping.items()}
         mapping = map_columns(csv_file.header, PORTAL_USER_FIELDS, choices)
@@ -294,7 +274,7 @@ def validate(job_or_file, account, mapping=None, options=None, *, batch_size=500
         csv_file, mapping = open_and_map(job_or_file, mapping)
     except (CsvError, MappingError) as error:
         if isinstance(job_or_file, ImportJob):
-            _mark_failed(job_or_file, error)
+            mark_failed(job_or_file, error)
         raise
     checker = RowChecker(account, options)
     user_type = options["user_type"]
@@ -302,7 +282,7 @@ def validate(job_or_file, account, mapping=None, options=None, *, batch_size=500
     report = ValidationReport(
         user_type=user_type, licenses_free=free, mapping=mapping, encoding=csv_file.encoding_label
     )
-    for rows in _batches(csv_file, mapping, batch_size):
+    for rows in batches(csv_file, mapping, batch_size):
         batch = checker.load_batch(rows)
         for line, values in rows:
             report.total_rows += 1
@@ -334,85 +314,20 @@ def validate(job_or_file, account, mapping=None, options=None, *, batch_size=500
     return report
 
 
-COUNT_FIELDS = [
-    "processed",
-    "created",
-    "failed",
-    "last_processed_line",
-    "success_file_bytes",
-    "failure_file_bytes",
-]
-
-RESUMABLE = (
-    ImportJob.Status.UPLOADED,
-    ImportJob.Status.MAPPED,
-    ImportJob.Status.VALIDATED,
-    ImportJob.Status.RUNNING,
-    ImportJob.Status.FAILED,
-)
-
-
 def apply(job, *, batch_size=500, progress=None):
-    """Create the users of `job`'s file, resuming after `job.last_processed_line`.
-
-    `progress(job)` is called after each committed batch (job holds the counts so far). A
-    CsvError part-way through marks the job failed (rows before it stay done) and is raised.
-    Returns the job.
-    """
-    job.refresh_from_db()  # the committed progress, not what a crashed caller held in memory
-    if job.status not in RESUMABLE:
-        raise ValueError(f"Import job {job.pk} is {job.get_status_display()}; it cannot run.")
-    account = job.portal_account
-    options = normalised_options(job.options)
-    try:
-        csv_file, mapping = open_and_map(job, job.column_mapping or None)
-        if not job.total_rows:
-            job.total_rows = sum(1 for _ in csv_file.rows())
-        job.column_mapping = mapping
-        job.options = options
-        job.status = ImportJob.Status.RUNNING
-        job.started_at = job.started_at or timezone.now()
-        job.error_message = ""
-        job.save()
-        checker = RowChecker(account, options)
-        with ResultFiles(job) as results:
-            job.save(update_fields=["success_file", "failure_file"])
-            for rows in _batches(csv_file, mapping, batch_size):
-                batch = checker.load_batch(rows)
-                todo = []
-                for line, values in rows:
-                    if line <= job.last_processed_line:
-                        checker.mark_seen(line, values, batch)
-                    else:
-                        todo.append((line, values))
-                if todo:
-                    _apply_batch(job, account, options, checker, batch, todo, results)
-                    if progress is not None:
-                        progress(job)
-        job.status = ImportJob.Status.DONE
-        job.finished_at = timezone.now()
-        job.save(update_fields=["status", "finished_at"])
-    except Exception as error:
-        job.refresh_from_db(fields=COUNT_FIELDS)  # a rolled-back batch counted in memory only
-        _mark_failed(job, error)
-        raise
-    finally:
-        job.source_file.close()
-    return job
-
-
-def _mark_failed(job, error):
-    if isinstance(error, CsvError):
-        message = error.message
-    elif isinstance(error, MappingError):
-        message = " ".join(error.messages)
-    else:
-        message = str(error) or error.__class__.__name__
-    job.status = ImportJob.Status.FAILED
-    job.error_message = message
-    job.finished_at = timezone.now()
-    ImportJob.objects.filter(pk=job.pk).update(
-        status=job.status, error_message=job.error_message, finished_at=job.finished_at
+    """Create the users of `job`'s file, resuming after `job.last_processed_line` (see
+    imports.pipeline.run for progress and failure handling). Returns the job."""
+    return pipeline.run(
+        job,
+        open_and_map=open_and_map,
+        normalise_options=normalised_options,
+        make_checker=RowChecker,
+        result_files=ResultFiles,
+        apply_batch=lambda job, checker, batch, rows, results: _apply_batch(
+            job, job.portal_account, job.options, checker, batch, rows, results
+        ),
+        batch_size=batch_size,
+        progress=progress,
     )
 
 
@@ -467,15 +382,3 @@ def _row_failure(error):
     message = str(error)
     code = USER_EXISTS if message.startswith("User already exists") else NOT_ALLOWED
     return RowFailure(code, message)
-
-
-def failure_counts(job):
-    """Failures per reason code, read back (streaming) from the job's failure file."""
-    counts = defaultdict(int)
-    if not job.failure_file:
-        return counts
-    with job.failure_file.open("rb") as binary:
-        text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
-        for row in csv.DictReader(text):
-            counts[row["ReasonCode"]] += 1
-    return dict(counts)

@@ -23,6 +23,7 @@ from imports.column_mapping import PORTAL_USER_FIELDS, MappingError, auto_map, m
 from imports.csv_reader import CsvError, read_csv
 from imports.forms import MapForm, OptionsForm, UploadForm
 from imports.models import ImportJob
+from imports.pipeline import failure_counts
 from imports.tasks import run_import
 
 logger = logging.getLogger(__name__)
@@ -286,11 +287,10 @@ def job_detail(request, slug, job_id):
     account, job = _account_and_job(request, slug, job_id)
     failures = []
     if job.status in (Status.DONE, Status.CANCELLED, Status.FAILED) and job.failed:
-        pipeline = _pipeline(job)
-        counts = pipeline.failure_counts(job)
+        labels = _pipeline(job).REASON_LABELS
         failures = [
-            (pipeline.REASON_LABELS.get(code, code), count)
-            for code, count in sorted(counts.items(), key=lambda item: -item[1])
+            (labels.get(code, code), count)
+            for code, count in sorted(failure_counts(job).items(), key=lambda item: -item[1])
         ]
     context = _context(
         account,

@@ -12,12 +12,13 @@ from accounts.models import PortalAccount, User
 from imports.column_mapping import MappingError
 from imports.csv_reader import CsvError
 from imports.models import ImportJob
+from imports.pipeline import failure_counts
 
 BAD_FILE = 2
 
 
 class ImportCommand(BaseCommand):
-    pipeline = None  # a module with validate, apply, failure_counts and REASON_LABELS
+    pipeline = None  # a module with validate, apply and REASON_LABELS
     target = ImportJob.Target.PORTAL_USERS
     file_help = ""
 
@@ -107,7 +108,7 @@ class ImportCommand(BaseCommand):
         self.stdout.write(
             f"Import {job.pk} done in {elapsed:.1f} s ({rate:,.0f} rows/s): {self.done_counts(job)}"
         )
-        for code, count in sorted(self.pipeline.failure_counts(job).items()):
+        for code, count in sorted(failure_counts(job).items()):
             label = self.pipeline.REASON_LABELS.get(code, code)
             self.stdout.write(f"  {label} ({code}): {count:,}")
         self.stdout.write(f"Success file: {job.success_file.path}")
