@@ -1,8 +1,25 @@
 """Audit events: written inside the transaction of the change they describe."""
 
+from contextlib import contextmanager
+from contextvars import ContextVar
+
 from django.conf import settings
 
 from accounts.models import AuditEvent
+
+# Who acts when no console person does (an API token, say): lifecycle functions take `by` as a
+# User, so the API names itself here instead of threading a label through every function.
+_acting_as = ContextVar("acting_as", default="system")
+
+
+@contextmanager
+def acting_as(label):
+    """Audit events recorded inside, with no `by`, name `label` as the actor."""
+    reset = _acting_as.set(label)
+    try:
+        yield
+    finally:
+        _acting_as.reset(reset)
 
 
 def user_snapshot(user):
@@ -31,7 +48,7 @@ def record(
     return AuditEvent.objects.create(
         action=action,
         actor=by,
-        actor_label=str(by) if by else "system",
+        actor_label=str(by) if by else _acting_as.get(),
         portal_account=portal_account,
         subject_user=subject,
         subject_label=str(subject) if subject else "",

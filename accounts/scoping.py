@@ -1,16 +1,21 @@
-"""The one place that decides which tenant data a signed-in console person may see.
+"""The one place that decides which tenant data a signed-in console person (or an API token)
+may see.
 
-Every console view gets its portal account, users, contacts, roles and audit events through
-these functions; nothing outside them filters by portal account by hand. Anything out of scope
-is a 404, so a guessed id reveals nothing."""
+Every console view and API endpoint gets its portal account, users, contacts, roles and audit
+events through these functions; nothing outside them filters by portal account by hand.
+Anything out of scope is a 404, so a guessed id reveals nothing."""
 
 from django.shortcuts import get_object_or_404
 
 from accounts.models import AuditEvent, PortalAccount, Role, User, UserKind
+from api.models import ApiToken
 from contacts.models import Contact
 
 
 def portal_accounts(person):
+    """What a console person, or an API token (its own account only), may reach."""
+    if isinstance(person, ApiToken):
+        return PortalAccount.objects.filter(pk=person.portal_account_id)
     if person.is_mssp:
         return PortalAccount.objects.all()
     if person.can_use_console():

@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "accounts",
     "contacts",
     "imports",
+    "api",
 ]
 
 MIDDLEWARE = [

@@ -7,6 +7,8 @@ admin.site.site_title = "Portal Admin support"
 urlpatterns = [
     path("", include("accounts.urls")),
     path("", include("imports.urls")),
+    path("", include("contacts.urls")),
+    path("api/", include("api.urls")),
     path("p/<slug:slug>/", include("accounts.portal_urls")),
     path("support/", admin.site.urls),
 ]

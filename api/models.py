@@ -1,0 +1,75 @@
+import hashlib
+import secrets
+
+from django.db import models
+from django.utils import timezone
+
+# Shown in front of every secret so that a leaked one is recognisable (secret scanners, logs).
+SECRET_PREFIX = "pat_"
+
+
+def token_hash(secret):
+    # A plain SHA-256 is enough: the secret is 256 random bits, so there is nothing to brute-force,
+    # and unlike a keyed hash it survives a SECRET_KEY rotation.
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class ApiTokenQuerySet(models.QuerySet):
+    def live(self):
+        return self.filter(revoked_at__isnull=True)
+
+
+class ApiToken(models.Model):
+    """A portal account's key to the CRM API (sync endpoint and portal-user API). The secret is
+    shown once when it is created; only its hash and its first characters are kept."""
+
+    portal_account = models.ForeignKey(
+        "accounts.PortalAccount", on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(max_length=100)
+    token_hash = models.CharField(max_length=64, unique=True)
+    hint = models.CharField(max_length=12)  # "pat_Ab3d…": enough to tell tokens apart
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    objects = ApiTokenQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"API token '{self.name}'"
+
+    @property
+    def is_revoked(self):
+        return self.revoked_at is not None
+
+    @classmethod
+    def find(cls, secret):
+        """The live token whose secret this is, or None."""
+        if not secret or not secret.startswith(SECRET_PREFIX):
+            return None
+        return (
+            cls.objects.live()
+            .select_related("portal_account")
+            .filter(token_hash=token_hash(secret))
+            .first()
+        )
+
+    @classmethod
+    def new_secret(cls):
+        return SECRET_PREFIX + secrets.token_urlsafe(32)
+
+    def mark_used(self):
+        # Once a minute is precise enough for "last used" and spares a write per request.
+        now = timezone.now()
+        if self.last_used_at is None or (now - self.last_used_at).total_seconds() > 60:
+            ApiToken.objects.filter(pk=self.pk).update(last_used_at=now)
+            self.last_used_at = now
