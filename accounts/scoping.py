@@ -56,6 +56,16 @@ def get_role(person, account, role_id):
     return get_object_or_404(roles(person, account), pk=role_id)
 
 
+def api_tokens(person, account):
+    return ApiToken.objects.filter(
+        portal_account__in=portal_accounts(person), portal_account=account
+    )
+
+
+def get_api_token(person, account, token_id):
+    return get_object_or_404(api_tokens(person, account), pk=token_id)
+
+
 def audit_events(person, account=None):
     """An account's events, or (account None) every event: MSSP admins only."""
     if account is None:

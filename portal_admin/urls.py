@@ -8,6 +8,7 @@ urlpatterns = [
     path("", include("accounts.urls")),
     path("", include("imports.urls")),
     path("", include("contacts.urls")),
+    path("", include("api.console_urls")),
     path("api/", include("api.urls")),
     path("p/<slug:slug>/", include("accounts.portal_urls")),
     path("support/", admin.site.urls),

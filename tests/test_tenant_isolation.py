@@ -28,6 +28,8 @@ from accounts.models import (
     UserType,
 )
 from accounts.user_actions import ACTIONS, BULK_ACTIONS
+from api import api_tokens
+from api.models import ApiToken
 from contacts.models import Contact
 from imports.models import ImportJob
 from tests.factories import ContactFactory, PortalUserFactory, RoleFactory
@@ -55,7 +57,17 @@ NOT_TENANT_SCOPED_NAMESPACES = {"admin": "Django admin under /support/ (MSSP sta
 # Of those, the ones that are no console page at all (open to anybody).
 PUBLIC = {"login", "logout"}
 
-MODELS = [PortalAccount, Role, User, Contact, AuditEvent, OutboxEmail, LoginToken, ImportJob]
+MODELS = [
+    PortalAccount,
+    Role,
+    User,
+    Contact,
+    AuditEvent,
+    OutboxEmail,
+    LoginToken,
+    ImportJob,
+    ApiToken,
+]
 BODY_ACTIONS = [*ACTIONS, "activate", "deactivate"]  # user/bulk actions, role (de)activation
 
 
@@ -156,6 +168,12 @@ FILLERS = {
         .values_list("pk", flat=True)
     ),
     "which": lambda side: ["source", "success", "failure"],
+    # The side's API tokens (made in `world`).
+    "api_token_id": lambda side: list(
+        ApiToken.objects.filter(portal_account=side.account)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    ),
 }
 
 
@@ -256,6 +274,9 @@ def world(
     tokens.issue(enabled, TokenPurpose.MAGIC_LINK, target="courses", by=mssp_admin)
     tokens.issue(unconfirmed, TokenPurpose.ACTIVATION)
     tokens.issue(own_user, TokenPurpose.MAGIC_LINK, by=mssp_admin)
+    # A live API token on each side.
+    for side_account in (other_account, account):
+        api_tokens.create_token(side_account, f"{side_account.slug} connector", by=mssp_admin)
     # Import jobs on both sides (files in a temporary media folder): one ready to start, one
     # running (to cancel), one done with result files.
     settings.MEDIA_ROOT = tmp_path / "media"

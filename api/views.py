@@ -1,0 +1,62 @@
+"""The console page where MSSP admins create and revoke a portal account's API tokens.
+
+A new token's secret exists only in the response to the POST that created it: never in a URL,
+the session, a message or a log, and that response is not cached."""
+
+from django.contrib import messages
+from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods, require_POST
+
+from accounts import scoping
+from accounts.audit import client_ip
+from accounts.errors import LifecycleError
+from accounts.permissions import mssp_admin_view
+from api import api_tokens
+
+TEMPLATE = "api/api_tokens.html"
+
+
+def _page(request, account, *, status=200, **extra):
+    context = {
+        "account": account,
+        "section": "api-tokens",
+        "tokens": scoping.api_tokens(request.user, account).select_related(
+            "created_by", "revoked_by"
+        ),
+        # The sync and portal-user endpoints all live under this prefix.
+        "api_base": request.build_absolute_uri(f"/api/v1/accounts/{account.slug}/"),
+        **extra,
+    }
+    return render(request, TEMPLATE, context, status=status)
+
+
+@never_cache
+@mssp_admin_view
+@require_http_methods(["GET", "POST"])
+def token_list(request, slug):
+    account = scoping.get_portal_account(request.user, slug)
+    if request.method == "GET":
+        return _page(request, account)
+    name = request.POST.get("name", "")
+    try:
+        token, secret = api_tokens.create_token(
+            account, name, by=request.user, ip=client_ip(request)
+        )
+    except LifecycleError as error:
+        return _page(request, account, status=400, error=str(error), name=name)
+    return _page(request, account, created=token, secret=secret)
+
+
+@mssp_admin_view
+@require_POST
+def token_revoke(request, slug, api_token_id):
+    account = scoping.get_portal_account(request.user, slug)
+    token = scoping.get_api_token(request.user, account, api_token_id)
+    try:
+        api_tokens.revoke_token(token, by=request.user, ip=client_ip(request))
+    except LifecycleError as error:
+        messages.info(request, str(error))
+    else:
+        messages.success(request, f"{token} revoked: requests using it are refused from now on.")
+    return redirect("api-tokens", slug=account.slug)
