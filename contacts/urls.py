@@ -1,3 +1,28 @@
 """Contacts of a portal account in the console, and its orphaned users."""
 
-urlpatterns = []
+from django.urls import path
+
+from contacts.views import contact_deletion, contact_pages, orphaned_users, portal_user_card
+
+account = "accounts/<slug:slug>/"
+contact = account + "contacts/<int:contact_pk>/"
+orphan = account + "orphaned-users/<int:user_id>/"
+
+urlpatterns = [
+    path(account + "contacts/", contact_pages.contact_list, name="contacts"),
+    path(contact, contact_pages.contact_page, name="contact"),
+    path(contact + "delete/", contact_deletion.delete_contact, name="contact-delete"),
+    path(contact + "restore/", contact_deletion.restore_contact, name="contact-restore"),
+    path(
+        contact + "portal-user/<str:action>/",
+        portal_user_card.portal_user_action,
+        name="contact-portal-user",
+    ),
+    path(account + "orphaned-users/", orphaned_users.orphaned_user_list, name="orphaned-users"),
+    path(
+        orphan + "restore-contact/",
+        orphaned_users.restore_orphan_contact,
+        name="orphan-restore-contact",
+    ),
+    path(orphan + "associate/", orphaned_users.associate, name="orphan-associate"),
+]

@@ -17,6 +17,7 @@ from accounts.forms.portal_accounts import (
 )
 from accounts.models import UserType
 from accounts.permissions import console_view, is_mssp_admin, mssp_admin_view, mssp_view
+from contacts.orphans import orphaned_users
 
 # The dashboard names this many of the users locked out by a deleted contact, then "and N more".
 BLOCKED_NAMES_SHOWN = 5
@@ -73,9 +74,7 @@ def account_create(request):
 def dashboard(request, slug):
     account = scoping.get_portal_account(request.user, slug)
     users = scoping.portal_users(request.user, account)
-    blocked = users.filter(
-        user_type__in=[UserType.PARTNER, UserType.CUSTOMER], contact__deleted_at__isnull=False
-    ).order_by("name")
+    blocked = orphaned_users(request.user, account).order_by("name")
     blocked_count = blocked.count()
     return render(
         request,

@@ -1,0 +1,50 @@
+"""What the Portal user card on a contact's page offers for each state of the contact's user.
+The labels, consequences and lifecycle calls are the users page's (accounts.user_actions), so
+both screens say and do the same; the server re-checks everything on POST."""
+
+from dataclasses import replace
+
+from accounts.models import UserState
+from accounts.permissions import may_act_on
+from accounts.user_actions import ACTIONS
+
+# Giving the contact a user, and handing over a magic link, are the card's own forms.
+ENABLE = "invite"
+MAGIC_LINK = "magic-link"
+
+CARD_ACTIONS = {
+    **{name: ACTIONS[name] for name in ["disable", "reinvite", "reset-password", "delete"]},
+    "change-role": ACTIONS["change-role"],
+    "send-login-email": ACTIONS["send-login-email"],
+    # On a contact, turning a disabled login back on reads as reactivating it.
+    "enable": replace(ACTIONS["enable"], label="Reactivate", done="reactivated"),
+}
+
+_BY_STATE = {
+    UserState.ENABLED: ["reset-password", "send-login-email", "change-role", "disable"],
+    UserState.UNCONFIRMED: ["reinvite", "change-role", "disable", "delete"],
+    UserState.DISABLED: ["enable", "delete"],
+}
+# Whoever's contact is deleted cannot sign in: only what takes their access away is offered.
+_CONTACT_DELETED = {"disable", "delete", "change-role"}
+
+
+def card_actions(person, user):
+    """The actions the card offers on the user (none on an account admin's own seat)."""
+    if user is None or not may_act_on(person, user):
+        return []
+    names = list(_BY_STATE[user.state])
+    if user.contact_deleted:
+        names = [name for name in names if name in _CONTACT_DELETED]
+    if user.is_account_admin:
+        names = [name for name in names if name != "delete"]
+    return [CARD_ACTIONS[name] for name in names]
+
+
+def may_issue_magic_link(person, user):
+    return (
+        user is not None
+        and may_act_on(person, user)
+        and user.state == UserState.ENABLED
+        and not user.contact_deleted
+    )

@@ -1,0 +1,35 @@
+"""Orphaned users: partner and customer users whose CRM contact is deleted. They cannot sign in
+until their contact is restored or they are moved to another contact of the same CRM account
+(contacts.mirror carries out both; this module only finds who and where)."""
+
+from django.db.models import Q
+
+from accounts import scoping
+from accounts.models import UserType
+
+CANDIDATES_SHOWN = 20
+
+
+def orphaned_users(person, account):
+    return (
+        scoping.portal_users(person, account)
+        .filter(
+            user_type__in=[UserType.PARTNER, UserType.CUSTOMER], contact__deleted_at__isnull=False
+        )
+        .select_related("contact", "role")
+        .order_by("-contact__deleted_at", "name", "pk")
+    )
+
+
+def replacement_contacts(person, account, user, q=""):
+    """Contacts the user may move to: live, in the same portal account and the same CRM
+    account as their deleted contact, and without a portal user of their own."""
+    candidates = (
+        scoping.contacts(person, account)
+        .live()
+        .filter(crm_account_name=user.contact.crm_account_name, user__isnull=True)
+    )
+    q = q.strip()
+    if q:
+        candidates = candidates.filter(Q(email__icontains=q) | Q(name__icontains=q))
+    return candidates.order_by("name", "pk")

@@ -1,0 +1,199 @@
+"""The Portal user card on a contact's page: enable the contact as a portal user, and act on
+the user it has. An HTMX request gets the card alone (a partial of the contact page); a plain
+POST redirects back to the page with a message. Errors show in the card with a 4xx and change
+nothing. A new magic link exists only in the response to the POST that made it, which is not
+cached."""
+
+from django.conf import settings
+from django.contrib import messages
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods
+from django_htmx.http import retarget
+
+from accounts import lifecycle, scoping
+from accounts.audit import client_ip
+from accounts.errors import LifecycleError
+from accounts.permissions import check_may_act_on, console_view, may_act_on
+from accounts.portal_views import SECTIONS
+from contacts.card_actions import (
+    CARD_ACTIONS,
+    ENABLE,
+    MAGIC_LINK,
+    card_actions,
+    may_issue_magic_link,
+)
+from contacts.contact_listing import portal_status, portal_user
+from contacts.forms import CardRoleForm, EnablePortalUserForm
+
+TEMPLATE = "contacts/contact.html"
+
+
+def contact_context(request, account, contact, **extra):
+    """Everything the contact page and its card show."""
+    person, user = request.user, portal_user(contact)
+    actions = card_actions(person, user)
+    context = {
+        "account": account,
+        "section": "contacts",
+        "contact": contact,
+        "portal_user": user,
+        "status": portal_status(contact),
+        "may_act": user is None or may_act_on(person, user),
+        # The role picker is a form of its own; the other actions are buttons, each with what
+        # it does to the person.
+        "actions": [
+            (a, a.consequence.format(name=user.name)) for a in actions if a.name != "change-role"
+        ],
+        "role_form": None,
+        "enable_form": None,
+        "can_magic_link": may_issue_magic_link(person, user),
+        "sections": SECTIONS,
+        "lifetime_minutes": int(settings.TOKEN_LIFETIMES["magic_link"].total_seconds() // 60),
+    }
+    if user is None and not contact.is_deleted:
+        context["enable_form"] = EnablePortalUserForm(person=person, account=account)
+    if any(a.name == "change-role" for a in actions):
+        context["role_form"] = CardRoleForm(
+            person=person, account=account, initial={"role": user.role_id}
+        )
+    context.update(extra)
+    return context
+
+
+def render_contact(request, account, contact_pk, partial=None, status=200, **extra):
+    """The contact as it is now (reloaded after a change): the page, or one of its partials."""
+    contact = scoping.get_contact(request.user, account, contact_pk)
+    context = contact_context(request, account, contact, **extra)
+    template = f"{TEMPLATE}#{partial}" if partial else TEMPLATE
+    return render(request, template, context, status=status)
+
+
+def _card(request, account, contact, status=200, **extra):
+    """After a card action: the card for HTMX, else the page (errors, a new magic link)."""
+    partial = "card" if request.htmx else None
+    return render_contact(
+        request, account, contact.pk, partial, status, card_messages=bool(request.htmx), **extra
+    )
+
+
+def _done(request, account, contact, message):
+    messages.success(request, message)
+    if request.htmx:
+        return _card(request, account, contact)
+    return redirect("contact", slug=account.slug, contact_pk=contact.pk)
+
+
+def confirm(request, context, status=200):
+    """A confirmation: a <dialog> for HTMX, a page of its own without JavaScript."""
+    if request.htmx:
+        response = render(request, "contacts/confirm.html#dialog", context, status=status)
+        return retarget(response, "#dialog-slot")
+    return render(request, "contacts/confirm.html", context, status=status)
+
+
+@never_cache
+@console_view
+@require_http_methods(["GET", "POST"])
+def portal_user_action(request, slug, contact_pk, action):
+    account = scoping.get_portal_account(request.user, slug)
+    contact = scoping.get_contact(request.user, account, contact_pk)
+    if action == ENABLE:
+        return _enable(request, account, contact)
+    if action != MAGIC_LINK and action not in CARD_ACTIONS:
+        raise Http404
+    user = portal_user(contact)
+    if user is None:
+        error = f"{contact.name} has no portal user. Enable the contact as a portal user first."
+        return _card(request, account, contact, status=409, error=error)
+    check_may_act_on(request.user, user)
+    if action == MAGIC_LINK:
+        return _magic_link(request, account, contact, user)
+    return _user_action(request, account, contact, user, CARD_ACTIONS[action])
+
+
+def _enable(request, account, contact):
+    if request.method != "POST":
+        return redirect("contact", slug=account.slug, contact_pk=contact.pk)
+    form = EnablePortalUserForm(request.POST, person=request.user, account=account)
+    if not form.is_valid():
+        return _card(request, account, contact, status=400, enable_form=form)
+    data = form.cleaned_data
+    try:
+        user = lifecycle.invite(
+            account,
+            user_type=data["user_type"],
+            role=data["role"],
+            by=request.user,
+            contact=contact,
+            send_email=data["send_invitation"],
+            ip=client_ip(request),
+        )
+    except LifecycleError as error:
+        return _card(request, account, contact, status=409, error=str(error))
+    sent = " and sent an invitation" if data["send_invitation"] else " (no invitation sent yet)"
+    return _done(request, account, contact, f"{user.name} is now a portal user{sent}.")
+
+
+def _user_action(request, account, contact, user, action):
+    url = reverse("contact-portal-user", args=[account.slug, contact.pk, action.name])
+    form = None
+    if action.needs_role:
+        form = CardRoleForm(
+            request.POST or None,
+            person=request.user,
+            account=account,
+            initial={"role": user.role_id},
+        )
+    context = {
+        "account": account,
+        "section": "contacts",
+        "title": f"{action.label} {user.name}?",
+        "consequences": [action.consequence.format(name=user.name)],
+        "details": f"{user.email or 'No email'} · {user.get_user_type_display()} · "
+        f"{user.get_state_display()}",
+        "post_url": url,
+        "hx_target": "#portal-user-card",
+        "form": form,
+        "button": action.label,
+        "danger": action.danger,
+        "cancel_url": reverse("contact", args=[account.slug, contact.pk]),
+    }
+    if action not in card_actions(request.user, user):
+        why = (
+            "their CRM contact is deleted"
+            if user.contact_deleted
+            else f"the user is {user.get_state_display()}"
+        )
+        error = f"{action.label} is not possible for {user.name} now: {why}."
+        return _card(request, account, contact, status=409, error=error)
+    if request.method != "POST":
+        return confirm(request, context)
+    if action.danger and not request.POST.get("confirmed"):
+        # The dialog is a convenience; the server asks for the confirmation too.
+        return confirm(request, context, status=400)
+    if form is not None and not form.is_valid():
+        return _card(request, account, contact, status=400, error=form.errors["role"][0])
+    try:
+        role = form.cleaned_data["role"] if form else None
+        action.perform(user, request.user, client_ip(request), role)
+    except LifecycleError as error:
+        return _card(request, account, contact, status=409, error=str(error))
+    return _done(request, account, contact, f"{user.name} {action.done}.")
+
+
+def _magic_link(request, account, contact, user):
+    if request.method != "POST":
+        return redirect("contact", slug=account.slug, contact_pk=contact.pk)
+    section = request.POST.get("section", "")
+    try:
+        secret = lifecycle.issue_magic_link(
+            user, by=request.user, target=section, ip=client_ip(request)
+        )
+    except LifecycleError as error:
+        return _card(request, account, contact, status=409, error=str(error))
+    path = reverse("portal-magic-link", kwargs={"slug": account.slug, "token": secret})
+    created = {"url": settings.PORTAL_BASE_URL + path, "section": SECTIONS.get(section, "Home")}
+    return _card(request, account, contact, created=created)
