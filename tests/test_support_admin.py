@@ -5,7 +5,7 @@ from django.urls import reverse
 
 from tests.factories import PortalUserFactory
 
-PROJECT_APPS = ("accounts", "contacts", "imports")
+PROJECT_APPS = ("accounts", "contacts", "imports", "api")
 
 
 def project_models():

@@ -1,0 +1,13 @@
+from django.contrib import admin
+
+from accounts.admin import ReadOnlyAdmin
+from api.models import ApiToken
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(ReadOnlyAdmin):
+    # token_hash is left out: it is no secret, but nobody needs to read it.
+    list_display = ["name", "hint", "portal_account", "created_at", "last_used_at", "revoked_at"]
+    list_filter = ["portal_account"]
+    search_fields = ["name", "hint"]
+    exclude = ["token_hash"]
