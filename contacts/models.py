@@ -41,6 +41,11 @@ class Contact(models.Model):
     crm_account_name = models.CharField(max_length=200, blank=True)
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.CRM)
     deleted_at = models.DateTimeField(null=True, blank=True)
+    # Set on the loser of a merge (which is deleted too): where its portal user went, and why a
+    # repeated merge from the CRM changes nothing.
+    merged_into = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="merged_contacts"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

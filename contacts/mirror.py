@@ -1,0 +1,249 @@
+"""Changes to the CRM mirror that reach a portal user: delete and restore a contact, move an
+orphaned user to another contact, merge two contacts. Each is one transaction that locks the rows
+it reads, checks the rules (LifecycleError with a message fit to show), and writes its audit
+event. The console calls these one at a time; contacts.sync applies the same rules to batches.
+
+A partner or customer user stands on one contact: their name and email follow it, so they change
+here too (a contact without a valid email leaves the user's email as it is, since it is their
+sign-in name)."""
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts import audit
+from accounts.errors import LifecycleError
+from accounts.lifecycle import valid_email
+from accounts.models import User
+from contacts.models import Contact
+
+
+def _locked_contacts(*contacts):
+    """The contacts' rows, locked in primary-key order so that two calls never deadlock."""
+    pks = sorted({contact.pk for contact in contacts})
+    rows = Contact.objects.select_for_update().filter(pk__in=pks).order_by("pk")
+    locked = {row.pk: row for row in rows}
+    return [locked[contact.pk] for contact in contacts]
+
+
+def _locked_user_of(contact):
+    return User.objects.select_for_update().filter(contact=contact).first()
+
+
+def _contact_snapshot(contact):
+    return {
+        "contact_id": contact.contact_id,
+        "deleted": contact.deleted_at is not None,
+        "merged_into": contact.merged_into.contact_id if contact.merged_into_id else None,
+    }
+
+
+def follow_contact(user, contact, *, others=None):
+    """Set the user's name and email from the contact (unsaved). Refuses an email another user
+    of the account has; `others` maps lower-cased emails to such users when the caller looked
+    them up in bulk."""
+    email = valid_email(contact.email) or user.email
+    if email != user.email:
+        if others is not None:
+            holder = others.get(email)
+        else:
+            holder = (
+                User.objects.filter(portal_account_id=user.portal_account_id, email=email)
+                .exclude(pk=user.pk)
+                .first()
+            )
+        if holder is not None and holder.pk != user.pk:
+            raise LifecycleError(
+                f"The email {email} is already used by the portal user {holder.name} of this "
+                f"account, so {user.name} cannot take it. Change one of the two emails in the "
+                "CRM first."
+            )
+    user.name = contact.name
+    user.email = email
+    return user
+
+
+@transaction.atomic
+def delete_contact(contact, *, by, ip=None):
+    """Soft delete, like the CRM's recycle bin. A partner or customer user of the contact can no
+    longer sign in (User.is_active) and is listed under Orphaned users until a fix."""
+    (contact,) = _locked_contacts(contact)
+    if contact.deleted_at is not None:
+        raise LifecycleError(f"{contact.name} is deleted already. Restore it from its page.")
+    user = _locked_user_of(contact)
+    before = _contact_snapshot(contact)
+    contact.deleted_at = timezone.now()
+    contact.save(update_fields=["deleted_at", "updated_at"])
+    audit.record(
+        "delete_contact",
+        by=by,
+        subject=user,
+        portal_account=contact.portal_account,
+        before=before,
+        after=_contact_snapshot(contact),
+        ip=ip,
+        detail=str(contact),
+    )
+    return contact
+
+
+def refuse_restore(contact):
+    """Why the contact cannot be restored, or "" when it can."""
+    if contact.deleted_at is None:
+        return f"{contact.name} is not deleted: there is nothing to restore."
+    if contact.merged_into_id:
+        winner = contact.merged_into
+        # Bringing the loser back would make two contacts of one person again, and its portal
+        # user went to the winner with the merge.
+        return (
+            f"{contact.name} ({contact.contact_id}) was merged into {winner.name} "
+            f"({winner.contact_id}) and cannot be restored while that merge stands. "
+            f"Use {winner.name} instead."
+        )
+    return ""
+
+
+@transaction.atomic
+def restore_contact(contact, *, by, ip=None):
+    """Undo a delete: the contact's user can sign in again if their state allows it."""
+    (contact,) = _locked_contacts(contact)
+    refusal = refuse_restore(contact)
+    if refusal:
+        raise LifecycleError(refusal)
+    user = _locked_user_of(contact)
+    before = _contact_snapshot(contact)
+    contact.deleted_at = None
+    contact.save(update_fields=["deleted_at", "updated_at"])
+    audit.record(
+        "restore_contact",
+        by=by,
+        subject=user,
+        portal_account=contact.portal_account,
+        before=before,
+        after=_contact_snapshot(contact),
+        ip=ip,
+        detail=str(contact),
+    )
+    return contact
+
+
+def _user_snapshot(user):
+    return {
+        "contact_id": user.contact.contact_id if user.contact_id else None,
+        "name": user.name,
+        "email": user.email,
+    }
+
+
+@transaction.atomic
+def move_user_to_contact(user, contact, *, by, ip=None):
+    """The orphan fix: associate a user whose contact is deleted with another live contact of
+    the same CRM account that has no portal user yet."""
+    user = User.objects.select_for_update().select_related("contact").get(pk=user.pk)
+    old = user.contact
+    if old is None:
+        raise LifecycleError(f"{user.name} is not linked to a CRM contact.")
+    old, contact = _locked_contacts(old, contact)
+    if old.deleted_at is None:
+        raise LifecycleError(
+            f"{user.name} is not an orphaned user: their contact {old.name} is not deleted."
+        )
+    if contact.portal_account_id != user.portal_account_id:
+        raise LifecycleError(f"{contact.name} is a contact of another portal account.")
+    if contact.deleted_at is not None:
+        raise LifecycleError(f"{contact.name} is deleted too. Pick a live contact.")
+    if contact.crm_account_name != old.crm_account_name:
+        raise LifecycleError(
+            f"{contact.name} belongs to the CRM account '{contact.crm_account_name}', not "
+            f"'{old.crm_account_name}' like {user.name}'s deleted contact. Pick a contact of "
+            "the same CRM account."
+        )
+    holder = _locked_user_of(contact)
+    if holder is not None:
+        raise LifecycleError(
+            f"{contact.name} already has a portal user ({holder.name}). Pick a contact without one."
+        )
+    before = _user_snapshot(user)
+    follow_contact(user, contact)
+    user.contact = contact
+    user.save(update_fields=["contact", "name", "email"])
+    audit.record(
+        "move_user_to_contact",
+        by=by,
+        subject=user,
+        before=before,
+        after=_user_snapshot(user),
+        ip=ip,
+        detail=f"{old} → {contact}",
+    )
+    return user
+
+
+def refuse_merge(winner, loser, winner_user, loser_user):
+    """Why `loser` cannot be merged into `winner`, or "" when it can (or already was)."""
+    if winner.pk == loser.pk:
+        return f"{winner.name} cannot be merged into itself. Pick two different contacts."
+    if winner.portal_account_id != loser.portal_account_id:
+        return "Both contacts must belong to the same portal account."
+    if loser.merged_into_id == winner.pk:
+        return ""
+    if loser.merged_into_id:
+        other = loser.merged_into
+        return (
+            f"{loser.name} ({loser.contact_id}) was merged into {other.name} "
+            f"({other.contact_id}) already. Merge {other.name} instead."
+        )
+    if winner.deleted_at is not None:
+        return (
+            f"{winner.name} ({winner.contact_id}) is deleted: a merge keeps the winner, so "
+            "restore it first or pick a live winner."
+        )
+    if winner_user is not None and loser_user is not None:
+        return (
+            f"Both contacts have portal users ({winner_user} and {loser_user}): delete one of "
+            "them, or associate it with another contact, then merge again."
+        )
+    return ""
+
+
+@transaction.atomic
+def merge_contacts(winner, loser, *, by, ip=None):
+    """Merge `loser` into `winner`, as the CRM did: the loser is deleted and remembers the winner,
+    and the winner keeps its portal user or takes the loser's. Merging again changes nothing."""
+    winner, loser = _locked_contacts(winner, loser)
+    winner_user = _locked_user_of(winner)
+    loser_user = _locked_user_of(loser) if loser.pk != winner.pk else None
+    refusal = refuse_merge(winner, loser, winner_user, loser_user)
+    if refusal:
+        raise LifecycleError(refusal)
+    if loser.merged_into_id == winner.pk:
+        return winner
+    loser_before, moved_before = _contact_snapshot(loser), None
+    if loser_user is not None:
+        moved_before = _user_snapshot(loser_user)
+        follow_contact(loser_user, winner)
+        loser_user.contact = winner
+        loser_user.save(update_fields=["contact", "name", "email"])
+    apply_merge(winner, loser)
+    audit.record(
+        "merge_contacts",
+        by=by,
+        subject=loser_user or winner_user,
+        portal_account=winner.portal_account,
+        before={"loser": loser_before, "user": moved_before},
+        after={
+            "loser": _contact_snapshot(loser),
+            "user": _user_snapshot(loser_user) if loser_user else None,
+        },
+        ip=ip,
+        detail=f"{loser} merged into {winner}",
+    )
+    return winner
+
+
+def apply_merge(winner, loser):
+    """Mark the loser merged (and deleted) and send what was merged into it on to the winner,
+    so merged_into always names a contact that was never merged away itself."""
+    loser.deleted_at = loser.deleted_at or timezone.now()
+    loser.merged_into = winner
+    loser.save(update_fields=["deleted_at", "merged_into", "updated_at"])
+    Contact.objects.filter(merged_into=loser).update(merged_into=winner, updated_at=timezone.now())
