@@ -128,6 +128,20 @@ def test_a_deleted_contact_cannot_get_a_portal_user(admin_client, account, partn
     assert "Restore the contact first." in page
 
 
+def test_a_merged_contact_points_to_its_winner_and_is_not_restored(admin_client, account):
+    winner = ContactFactory(portal_account=account, name="Will Winner")
+    loser = ContactFactory(
+        portal_account=account, name="Lou Loser", merged_into=winner, deleted_at=timezone.now()
+    )
+    page = admin_client.get(contact_url(loser)).content.decode()
+    assert f'Merged into <a href="{contact_url(winner)}">Will Winner</a>' in page
+    assert "Restore contact" not in page
+    response = admin_client.post(contact_url(loser, "contact-restore"))
+    assert response.status_code == 409
+    assert "was merged into Will Winner" in response.content.decode()
+    assert fresh(loser).deleted_at is not None
+
+
 # --- the orphaned users page ---
 
 
@@ -167,7 +181,7 @@ def test_fix_by_restoring_the_contact(admin_client, account, orphan):
     response = admin_client.post(url, headers=HTMX)
     assert response.status_code == 200
     body = response.content.decode()
-    assert "Contact Jane Doe restored. Jane Doe can sign in again." in body
+    assert "Contact Jane Doe restored. Jane Doe can sign in again as jane@example.com." in body
     assert "No orphaned users" in body
     assert fresh(orphan.contact).deleted_at is None
     assert fresh(orphan).is_active
@@ -242,7 +256,12 @@ def test_associate_asks_first_then_moves_the_user(admin_client, account, orphan,
     assert moved.is_active
     assert moved.state == UserState.ENABLED
     page = admin_client.get(response.url).content.decode()
-    assert "Jane Doe is now associated with Bruce Wayne. Jane Doe can sign in again." in page
+    # The user takes the contact's name and email (their sign-in name) with it.
+    assert (moved.name, moved.email) == ("Bruce Wayne", "bruce@wayne.example")
+    assert (
+        "Jane Doe is now associated with the contact Bruce Wayne. "
+        "Bruce Wayne can sign in again as bruce@wayne.example."
+    ) in page
     assert AuditEvent.objects.filter(subject_user=moved).exists()  # the move is audited
 
 

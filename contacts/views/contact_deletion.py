@@ -13,6 +13,7 @@ from accounts.audit import client_ip
 from accounts.errors import LifecycleError
 from accounts.models import UserState
 from accounts.permissions import check_may_act_on, console_view
+from contacts import mirror
 from contacts.contact_listing import portal_user
 from contacts.views.portal_user_card import confirm, render_contact
 
@@ -79,7 +80,7 @@ def delete_contact(request, slug, contact_pk):
             context["error"] = "The contact changed since you opened this. Read it again."
         return confirm(request, context, status=400)
     try:
-        _mirror().delete_contact(contact, by=request.user, ip=client_ip(request))
+        mirror.delete_contact(contact, by=request.user, ip=client_ip(request))
     except LifecycleError as error:
         context["error"] = str(error)
         return confirm(request, context, status=409)
@@ -92,7 +93,7 @@ def delete_contact(request, slug, contact_pk):
 def restore_contact(request, slug, contact_pk):
     account, contact, user = _contact(request, slug, contact_pk)
     try:
-        _mirror().restore_contact(contact, by=request.user, ip=client_ip(request))
+        mirror.restore_contact(contact, by=request.user, ip=client_ip(request))
     except LifecycleError as error:
         partial = "contact-body" if request.htmx else None
         return render_contact(
@@ -102,11 +103,3 @@ def restore_contact(request, slug, contact_pk):
     if user is not None and user.state == UserState.ENABLED:
         back = f" {user.name} can sign in again."
     return _back(request, account, contact, f"Contact {contact.name} restored.{back}")
-
-
-def _mirror():
-    # TEMPORARY: contacts.mirror is being written alongside; imported late so that the URL conf
-    # loads before it lands.
-    from contacts import mirror
-
-    return mirror

@@ -13,6 +13,7 @@ from accounts.audit import client_ip
 from accounts.errors import LifecycleError
 from accounts.models import UserState
 from accounts.permissions import check_may_act_on, console_view
+from contacts import mirror
 from contacts.orphans import CANDIDATES_SHOWN, orphaned_users, replacement_contacts
 from contacts.views.portal_user_card import confirm
 
@@ -54,7 +55,7 @@ def _fixed(request, account, user, message):
 
 def _sign_in_note(user):
     if user.state == UserState.ENABLED:
-        return f"{user.name} can sign in again."
+        return f"{user.name} can sign in again as {user.email}."
     return f"{user.name} is {user.get_state_display().lower()}, as before."
 
 
@@ -64,7 +65,7 @@ def restore_orphan_contact(request, slug, user_id):
     account, user, error = _orphan(request, slug, user_id)
     if not error:
         try:
-            _mirror().restore_contact(user.contact, by=request.user, ip=client_ip(request))
+            mirror.restore_contact(user.contact, by=request.user, ip=client_ip(request))
         except LifecycleError as refused:
             error = str(refused)
     if error:
@@ -118,8 +119,9 @@ def _confirm_move(request, account, user, chosen):
             f"{user.name} ({user.email or 'no email'}) moves from the deleted contact {old.name} "
             f"({old.contact_id}) to {contact.name} ({contact.email or 'no email'}, "
             f"{contact.contact_id}) of {contact.crm_account_name or 'the same CRM account'}.",
-            "Their login, role and state stay as they are; the deleted contact is left without "
-            "a portal user.",
+            f"Their name and email become the contact's ({contact.name}, "
+            f"{contact.email or 'their email stays'}); their password, role and state stay as "
+            "they are. The deleted contact is left without a portal user.",
         ],
         "post_url": reverse("orphan-associate", args=[account.slug, user.pk]),
         "hidden": [("contact", contact.pk)],
@@ -132,21 +134,13 @@ def _confirm_move(request, account, user, chosen):
     if request.POST.get("confirmed") != context["confirm_value"]:
         return confirm(request, context, status=400)
     try:
-        _mirror().move_user_to_contact(user, contact, by=request.user, ip=client_ip(request))
+        moved = mirror.move_user_to_contact(user, contact, by=request.user, ip=client_ip(request))
     except LifecycleError as error:
         context["error"] = str(error)
         return confirm(request, context, status=409)
     return _fixed(
         request,
         account,
-        user,
-        f"{user.name} is now associated with {contact.name}. {_sign_in_note(user)}",
+        moved,
+        f"{user.name} is now associated with the contact {contact.name}. {_sign_in_note(moved)}",
     )
-
-
-def _mirror():
-    # TEMPORARY: contacts.mirror is being written alongside; imported late so that the URL conf
-    # loads before it lands.
-    from contacts import mirror
-
-    return mirror
