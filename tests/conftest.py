@@ -192,3 +192,26 @@ def sample_world(db):
     )
     load_world(account)
     return account
+
+
+@pytest.fixture
+def api_token(account, mssp_admin):
+    """A live API token of `account`, its secret at hand as `.secret` (in real life the secret
+    is shown once and never stored)."""
+    from api.api_tokens import create_token
+
+    token, secret = create_token(account, "CRM connector", by=mssp_admin)
+    token.secret = secret
+    return token
+
+
+def api_client_for(secret):
+    """A client sending that token with every request, CSRF checks on as for any caller."""
+    from django.test import Client
+
+    return Client(enforce_csrf_checks=True, headers={"Authorization": f"Bearer {secret}"})
+
+
+@pytest.fixture
+def api_client(api_token):
+    return api_client_for(api_token.secret)
