@@ -34,6 +34,27 @@ from contacts.models import Contact
 from imports.models import ImportJob
 from tests.factories import ContactFactory, PortalUserFactory, RoleFactory
 
+# The CRM API under /api/v1/: an API token, not a console session, is the credential, so these
+# are no console pages. Each is tried with another account's token in tests/test_api_*.py.
+API_URLS = {
+    "api-openapi": "the API's schema, open to anybody (tests/test_api_schema.py)",
+    **{
+        f"api-portal-user{action}": "token API (tests/test_api_portal_users.py)"
+        for action in [
+            "",
+            "-enable",
+            "-disable",
+            "-reactivate",
+            "-reinvite",
+            "-delete",
+            "-reset-password",
+            "-change-role",
+            "-magic-link",
+            "-send-login-email",
+        ]
+    },
+}
+
 # URL names that are not tenant-scoped console pages. Everything else in the URL conf is
 # requested by the tests below; a stale entry here fails too.
 NOT_TENANT_SCOPED = {
@@ -52,10 +73,11 @@ NOT_TENANT_SCOPED = {
     "portal-request-code": "portal side",
     "portal-code": "portal side",
     "portal-forgot-password": "portal side",
+    **API_URLS,
 }
 NOT_TENANT_SCOPED_NAMESPACES = {"admin": "Django admin under /support/ (MSSP staff only)"}
-# Of those, the ones that are no console page at all (open to anybody).
-PUBLIC = {"login", "logout"}
+# Of those, the ones that are no console page at all (open to anybody, or the token API).
+PUBLIC = {"login", "logout", *API_URLS}
 
 MODELS = [
     PortalAccount,

@@ -1,0 +1,200 @@
+"""The portal-user API for CRM cards and workflows, under
+/api/v1/accounts/<slug>/contacts/<contact_ref>/portal-user/: a contact's portal access and what
+may be done with it, and the actions themselves, through the same lifecycle functions, rules and
+messages as the Portal user card on the contact's page.
+
+Answers are JSON: the contact's status after a change, or {"error", "errors"} with 400 (a body
+the API cannot use, an unknown or inactive role), 404 (no such contact for this token), 405 or
+409 (the rules refuse: wrong state, no licenses left). A refused request changes nothing."""
+
+from dataclasses import dataclass
+from functools import wraps
+
+from django.conf import settings
+from django.http import JsonResponse
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+
+from accounts import lifecycle
+from accounts.audit import client_ip
+from accounts.errors import LifecycleError
+from accounts.models import TokenPurpose, UserType
+from api import portal_user_status
+from api.authentication import token_api_view
+from api.json_io import BadPayload, error_response, read_json_object
+from api.portal_user_status import allowed_actions, card_action, get_contact, refusal
+from contacts.contact_listing import portal_user
+from imports.portal_users import DEFAULT_OPTIONS, RowChecker, RowFailure
+
+
+@dataclass(frozen=True)
+class Field:
+    kind: type
+    required: bool = False
+    choices: tuple = ()
+
+
+_KIND_WORDS = {str: "a string", bool: "true or false"}
+ROLE = {"role": Field(str, required=True)}
+TARGET = {"target": Field(str, choices=lifecycle.PORTAL_SECTIONS)}
+ENABLE_FIELDS = {
+    **ROLE,
+    "user_type": Field(str, choices=(UserType.PARTNER.value, UserType.CUSTOMER.value)),
+    "send_invitation": Field(bool),
+}
+
+
+def read_fields(request, fields):
+    """The body's fields (an empty body has none; null is as good as absent); BadPayload
+    listing every wrong field."""
+    body = read_json_object(request) if request.body else {}
+    errors = [
+        {"field": name, "message": f"Unknown field. Use: {', '.join(fields) or 'none'}."}
+        for name in body
+        if name not in fields
+    ]
+    for name, field in fields.items():
+        value = body.get(name)
+        if value is None:
+            if field.required:
+                errors.append({"field": name, "message": "This field is required."})
+        elif type(value) is not field.kind:  # exactly: JSON true is no string, 1 no boolean
+            errors.append({"field": name, "message": f"Must be {_KIND_WORDS[field.kind]}."})
+        elif field.choices and value not in field.choices:
+            choices = ", ".join(field.choices)
+            errors.append({"field": name, "message": f"Must be one of: {choices}."})
+    if errors:
+        raise BadPayload("The body has errors: see 'errors'.", errors)
+    return {name: value for name, value in body.items() if value is not None}
+
+
+def role_named(account, name):
+    """The account's active role of that exact name: the CSV import's rule and messages."""
+    try:
+        return RowChecker(account, DEFAULT_OPTIONS).check_role(name.strip())
+    except RowFailure as failure:
+        raise BadPayload(failure.reason, [{"field": "role", "message": failure.reason}]) from None
+
+
+def allow(*methods):
+    """405 as JSON, naming the methods that work."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapped(request, *args, **kwargs):
+            if request.method not in methods:
+                response = error_response(405, f"Use {' or '.join(methods)} here.")
+                response["Allow"] = ", ".join(methods)
+                return response
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+def api_view(*methods):
+    """Token, tenant and method checked; caller errors answered as JSON 400 / 409."""
+
+    def decorator(view):
+        @allow(*methods)
+        @token_api_view
+        @wraps(view)
+        def wrapped(request, account, **kwargs):
+            try:
+                return view(request, account, **kwargs)
+            except BadPayload as error:
+                return error_response(400, error.message, error.errors)
+            except LifecycleError as error:
+                return error_response(409, str(error))
+
+        return wrapped
+
+    return decorator
+
+
+def _answer(request, account, contact, status=200):
+    fresh = get_contact(request.api_token, account, contact.contact_id)
+    return JsonResponse(portal_user_status.status(request.api_token, account, fresh), status=status)
+
+
+@api_view("GET")
+def portal_user_status_view(request, account, contact_ref):
+    contact = get_contact(request.api_token, account, contact_ref)
+    return _answer(request, account, contact)
+
+
+@api_view("POST")
+def enable(request, account, contact_ref):
+    contact = get_contact(request.api_token, account, contact_ref)
+    body = read_fields(request, ENABLE_FIELDS)
+    lifecycle.invite(
+        account,
+        user_type=body.get("user_type", UserType.PARTNER.value),
+        role=role_named(account, body["role"]),
+        by=None,
+        contact=contact,
+        send_email=body.get("send_invitation", True),
+        ip=client_ip(request),
+    )
+    return _answer(request, account, contact, status=201)
+
+
+def _user_action(name, fields=None, status=200, perform=None):
+    """A POST on the contact's portal user, allowed only when the card would offer it, done by
+    the card's own lifecycle call unless `perform(user, ip, body)` is given."""
+
+    @api_view("POST")
+    def view(request, account, contact_ref):
+        contact = get_contact(request.api_token, account, contact_ref)
+        body = read_fields(request, fields or {})
+        role = role_named(account, body["role"]) if "role" in body else None
+        if name not in allowed_actions(contact):
+            raise LifecycleError(refusal(contact, name))
+        user, ip = portal_user(contact), client_ip(request)
+        if perform:
+            perform(user, ip, body)
+        else:
+            card_action(name).perform(user, None, ip, role)
+        return _answer(request, account, contact, status=status)
+
+    view.__name__ = view.__qualname__ = name.replace("-", "_")
+    return view
+
+
+disable = _user_action("disable")
+reactivate = _user_action("reactivate")
+reinvite = _user_action("reinvite")
+delete = _user_action("delete")
+reset_password = _user_action("reset-password")
+change_role = _user_action("change-role", fields=ROLE)
+send_login_email = _user_action(
+    "send-login-email",
+    fields=TARGET,
+    status=202,  # the email is queued, not sent yet
+    perform=lambda user, ip, body: lifecycle.send_login_email(
+        user, by=None, target=body.get("target", ""), ip=ip
+    ),
+)
+
+
+@never_cache  # the link's secret exists only in this answer
+@api_view("POST")
+def magic_link(request, account, contact_ref):
+    """A one-time sign-in link for the caller to hand over: the lifecycle's own rules and
+    messages (as the card and the user's Sign-in links page)."""
+    contact = get_contact(request.api_token, account, contact_ref)
+    target = read_fields(request, TARGET).get("target", "")
+    user = portal_user(contact)
+    if user is None:
+        raise LifecycleError(refusal(contact, "magic-link"))
+    secret = lifecycle.issue_magic_link(user, by=None, target=target, ip=client_ip(request))
+    issued = user.login_tokens.filter(purpose=TokenPurpose.MAGIC_LINK).order_by("-pk").first()
+    path = reverse("portal-magic-link", kwargs={"slug": account.slug, "token": secret})
+    return JsonResponse(
+        {
+            "url": settings.PORTAL_BASE_URL + path,
+            "expires_at": issued.expires_at.isoformat(),
+            "target": target or None,
+        }
+    )
