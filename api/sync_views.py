@@ -1,0 +1,126 @@
+"""The contact sync endpoint a CRM connector calls: POST a batch of contacts to upsert, delete,
+restore or merge in a portal account's mirror (contacts.sync applies it).
+
+Every endpoint takes a JSON object with one list (at most 1,000 items) and answers 200 with the
+counts and one result per item, in the items' order:
+
+    {"created": 1, "updated": 0, "unchanged": 1,
+     "results": [{"index": 0, "contact_id": "003...", "salesforce_id": "001...",
+                  "outcome": "created"}, ...]}
+
+A batch is all or nothing: if any item is invalid (or names an unknown contact) the answer is
+400 with every item's errors and nothing is applied:
+
+    {"error": "Nothing was applied: 2 items are invalid.",
+     "errors": [{"index": 3, "field": "email", "message": "..."}]}
+
+A batch that changes nothing writes nothing, so sending it again is safe. Other answers: 400 for
+a body that is not a JSON object with that list, 401 without a live token, 404 for a portal
+account the token does not belong to, 405 for anything but POST, 409 when another request
+changed the same contacts at the same moment (send the batch again)."""
+
+from functools import wraps
+
+from django.core.exceptions import RequestDataTooBig
+from django.http import JsonResponse
+
+from accounts.audit import client_ip
+from accounts.errors import LifecycleError
+from api.authentication import token_api_view
+from api.json_io import BadPayload, error_response, read_json_object
+from contacts import sync
+
+
+def post_only(view):
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        if request.method != "POST":
+            response = error_response(405, f"Use POST: {request.method} is not allowed here.")
+            response["Allow"] = "POST"
+            return response
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+def _items(request, key):
+    try:
+        body = read_json_object(request)
+    except RequestDataTooBig:
+        raise BadPayload(
+            f"The body is too large. Send at most {sync.MAX_ITEMS} items a request."
+        ) from None
+    items = body.get(key)
+    if not isinstance(items, list):
+        raise BadPayload(f"The body must have a '{key}' list, e.g. {{\"{key}\": [...]}}.")
+    return items
+
+
+def _apply(request, account, key, operation):
+    try:
+        items = _items(request, key)
+        result = operation(account, items, by=None, ip=client_ip(request))
+    except BadPayload as error:
+        return error_response(400, error.message, error.errors)
+    except sync.InvalidBatch as error:
+        return error_response(400, error.message, error.errors)
+    except LifecycleError as error:
+        return error_response(409, str(error))
+    return JsonResponse(result.as_json())
+
+
+@post_only
+@token_api_view
+def upsert_contacts(request, account):
+    """Create or update contacts: {"contacts": [{"contact_id"?, "salesforce_id"?, "name",
+    "email"?, "crm_account_name"?}, ...]}.
+
+    Each item needs "name" and a "contact_id" (19 letters and digits) or a "salesforce_id" (15 or
+    18 characters; answered in its 18-character form). It updates the contact with that
+    contact_id, else that salesforce_id, else a contact created in the console with the same
+    email (which then takes the item's ids); otherwise it creates one. A field left out is left
+    as it is; null or "" clears an email or CRM account name. A deleted contact is updated and
+    stays deleted. A portal user's name and email follow their contact's; an email another
+    portal user of the account has is an error of the item. Counts: created, updated,
+    unchanged; outcome per item: "created", "updated" or "unchanged"."""
+    return _apply(request, account, "contacts", sync.upsert_contacts)
+
+
+@post_only
+@token_api_view
+def delete_contacts(request, account):
+    """Delete contacts (soft: the CRM's recycle bin): {"contacts": [{"contact_id": "..."} or
+    {"salesforce_id": "..."}, ...]}.
+
+    A deleted contact's partner or customer portal user can no longer sign in until the contact
+    is restored or the user is associated with another contact. Counts: deleted, unchanged;
+    outcome per item: "deleted", or "unchanged" for a contact deleted already. An unknown
+    contact is an error of its item."""
+    return _apply(request, account, "contacts", sync.delete_contacts)
+
+
+@post_only
+@token_api_view
+def restore_contacts(request, account):
+    """Restore deleted contacts: {"contacts": [{"contact_id": "..."} or {"salesforce_id":
+    "..."}, ...]}.
+
+    Their portal users can sign in again if their state allows it. Counts: restored, unchanged;
+    outcome per item: "restored", or "unchanged" for a live contact. An unknown contact, or one
+    merged into another contact, is an error of its item."""
+    return _apply(request, account, "contacts", sync.restore_contacts)
+
+
+@post_only
+@token_api_view
+def merge_contacts(request, account):
+    """Merge contacts as the CRM did: {"merges": [{"winner": {ref}, "loser": {ref}}, ...]}, a ref
+    being {"contact_id": "..."} or {"salesforce_id": "..."}. Applied in order.
+
+    The loser is deleted and remembers the winner; the winner keeps its portal user, or takes
+    the loser's (whose name and email become the winner's). Errors of an item: both contacts
+    have portal users, a contact merged into itself, a deleted winner, a loser merged into
+    another contact already, an unknown contact. Counts: merged, unchanged; each result names
+    the winner ("contact_id", "salesforce_id") and the "loser"; outcome "merged", or "unchanged"
+    for a merge done before."""
+    return _apply(request, account, "merges", sync.merge_contacts)

@@ -1,0 +1,490 @@
+"""The contact sync endpoint a CRM connector calls (api/sync_views.py, contacts.sync): upsert,
+delete, restore and merge batches, all or nothing, idempotent, one account per token."""
+
+import json
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.urls import reverse
+
+from accounts.models import AuditEvent, User
+from api import api_tokens
+from contacts.models import Contact
+from contacts.salesforce_ids import to_18
+from tests.factories import PASSWORD, ContactFactory, PortalUserFactory
+
+SF15 = "0035g00000AbCdE"
+SF18 = to_18(SF15)
+CID = "003AAAAAAAAAAAAAAA1"
+BLOCKED = "Your account may be temporarily disabled, please contact the administrator."
+
+
+def connector_for(secret):
+    return Client(headers={"Authorization": f"Bearer {secret}"})
+
+
+@pytest.fixture
+def token_secret(account, mssp_admin):
+    _, secret = api_tokens.create_token(account, "Salesforce sync", by=mssp_admin)
+    return secret
+
+
+@pytest.fixture
+def connector(token_secret):
+    return connector_for(token_secret)
+
+
+def url(operation, slug="acme"):
+    return reverse(f"api-sync-{operation}", args=[slug])
+
+
+def send(client, operation, body, slug="acme"):
+    return client.post(url(operation, slug), json.dumps(body), content_type="application/json")
+
+
+def upsert(client, *contacts, slug="acme"):
+    return send(client, "upsert", {"contacts": list(contacts)}, slug)
+
+
+def refs(*refs):
+    return {"contacts": list(refs)}
+
+
+def mirror_state():
+    """Everything a refused or repeated batch must leave as it was."""
+    return (
+        sorted(Contact.objects.values_list()),
+        sorted(User.objects.values_list("pk", "contact_id", "name", "email", "state")),
+        AuditEvent.objects.count(),
+    )
+
+
+def fresh(obj):
+    return type(obj).objects.get(pk=obj.pk)
+
+
+@pytest.fixture
+def jane(account, partner_role):
+    return PortalUserFactory(
+        portal_account=account,
+        role=partner_role,
+        name="Jane Doe",
+        email="jane@example.com",
+        contact__contact_id=CID,
+        contact__salesforce_id=SF18,
+    )
+
+
+def signs_in(user):
+    client = Client()
+    page = client.post("/p/acme/login/", {"email": user.email, "password": PASSWORD})
+    return client.get("/p/acme/").status_code == 200, page.content.decode()
+
+
+# --- upsert ---
+
+
+def batch(n, start=0, **extra):
+    return [
+        {
+            "contact_id": f"003BATCH{i:011d}",
+            "salesforce_id": f"0035g{i:010d}",
+            "name": f"Contact {i}",
+            "email": f"contact{i}@crm.example",
+            "crm_account_name": "Wayne Enterprises",
+            **extra,
+        }
+        for i in range(start, start + n)
+    ]
+
+
+def test_upsert_creates_then_the_same_batch_changes_nothing(connector, account):
+    items = batch(5)
+    response = upsert(connector, *items)
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["created"], body["updated"], body["unchanged"]) == (5, 0, 0)
+    assert body["results"][0] == {
+        "index": 0,
+        "contact_id": "003BATCH00000000000",
+        "salesforce_id": to_18("0035g0000000000"),
+        "outcome": "created",
+    }
+    contact = Contact.objects.get(contact_id="003BATCH00000000003")
+    assert (contact.name, contact.email, contact.source) == (
+        "Contact 3",
+        "contact3@crm.example",
+        "crm",
+    )
+    event = AuditEvent.objects.get(action="sync_contacts")
+    assert event.actor_label == "API token 'Salesforce sync'"
+    assert event.after == {"created": 5, "updated": 0, "unchanged": 0}
+
+    before = mirror_state()
+    again = upsert(connector, *items).json()
+    assert (again["created"], again["updated"], again["unchanged"]) == (0, 0, 5)
+    assert {r["outcome"] for r in again["results"]} == {"unchanged"}
+    assert mirror_state() == before  # no updated_at moved, no audit row
+
+
+def test_upsert_by_contact_id_updates_and_fills_the_salesforce_id(connector, account):
+    contact = ContactFactory(portal_account=account, contact_id=CID, salesforce_id=None)
+    body = upsert(connector, {"contact_id": CID, "salesforce_id": SF15, "name": "New Name"}).json()
+    assert body["results"][0]["outcome"] == "updated"
+    assert body["results"][0]["salesforce_id"] == SF18
+    contact = fresh(contact)
+    assert (contact.name, contact.salesforce_id) == ("New Name", SF18)
+
+
+@pytest.mark.parametrize("salesforce_id", [SF15, SF18, SF18[:15] + SF18[15:].lower()])
+def test_upsert_by_salesforce_id_in_15_or_18_characters(connector, account, salesforce_id):
+    contact = ContactFactory(portal_account=account, salesforce_id=SF18, email="old@x.example")
+    body = upsert(connector, {"salesforce_id": salesforce_id, "name": "Renamed"}).json()
+    assert body["updated"] == 1
+    contact = fresh(contact)
+    assert contact.name == "Renamed"
+    assert contact.email == "old@x.example"  # a field left out is left as it is
+
+
+def test_upsert_matches_a_console_contact_by_email(connector, account, partner_role):
+    user = PortalUserFactory(
+        portal_account=account, role=partner_role, email="pat@acme.example", name="Pat"
+    )
+    Contact.objects.filter(pk=user.contact_id).update(source=Contact.Source.CONSOLE)
+    item = {
+        "contact_id": CID,
+        "salesforce_id": SF15,
+        "name": "Pat Smith",
+        "email": "PAT@acme.example",
+    }
+    body = upsert(connector, item).json()
+    assert body["updated"] == 1
+    assert body["created"] == 0
+    contact = fresh(user.contact)
+    assert (contact.contact_id, contact.salesforce_id, contact.source) == (CID, SF18, "crm")
+    assert fresh(user).name == "Pat Smith"  # the user follows their contact
+    # From now on the CRM's ids find it: the same item again is unchanged.
+    assert upsert(connector, item).json()["unchanged"] == 1
+
+
+def test_15_character_ids_are_case_sensitive(connector, account):
+    ContactFactory(portal_account=account, salesforce_id=SF18)
+    body = upsert(connector, {"salesforce_id": SF15.lower(), "name": "Another record"}).json()
+    assert body["created"] == 1
+
+
+def test_a_crm_contact_is_not_matched_by_email(connector, account):
+    ContactFactory(portal_account=account, email="same@acme.example", source=Contact.Source.CRM)
+    body = upsert(connector, {"contact_id": CID, "name": "N", "email": "same@acme.example"}).json()
+    assert body["created"] == 1
+    assert Contact.objects.filter(email="same@acme.example").count() == 2
+
+
+def test_a_new_contact_without_contact_id_gets_one(connector):
+    body = upsert(connector, {"salesforce_id": SF15, "name": "Sam"}).json()
+    contact_id = body["results"][0]["contact_id"]
+    assert len(contact_id) == 19
+    assert Contact.objects.get(salesforce_id=SF18).contact_id == contact_id
+
+
+def test_the_users_email_follows_the_contact(connector, jane):
+    body = upsert(connector, {"contact_id": CID, "name": "Jane Roe", "email": "jane.roe@x.example"})
+    assert body.status_code == 200
+    user = fresh(jane)
+    assert (user.name, user.email) == ("Jane Roe", "jane.roe@x.example")
+    event = AuditEvent.objects.get(action="user_follows_contact")
+    assert event.subject_user == jane
+    assert event.before == {"name": "Jane Doe", "email": "jane@example.com"}
+    assert signs_in(user)[0]
+
+
+def test_an_email_another_user_has_is_an_item_error(connector, jane, account, partner_role):
+    PortalUserFactory(portal_account=account, role=partner_role, email="taken@x.example")
+    before = mirror_state()
+    response = upsert(connector, {"contact_id": CID, "name": "Jane", "email": "taken@x.example"})
+    assert response.status_code == 400
+    [error] = response.json()["errors"]
+    assert error["index"] == 0
+    assert error["field"] == "email"
+    assert "taken@x.example is already used by the portal user" in error["message"]
+    assert mirror_state() == before
+
+
+def test_upserting_a_deleted_contact_updates_it_but_keeps_it_deleted(connector, jane):
+    Contact.objects.filter(pk=jane.contact_id).update(deleted_at="2026-01-01T00:00Z")
+    body = upsert(connector, {"contact_id": CID, "name": "Jane Renamed"}).json()
+    assert body["updated"] == 1
+    contact = fresh(jane.contact)
+    assert contact.name == "Jane Renamed"
+    assert contact.deleted_at is not None
+
+
+def test_one_bad_item_and_nothing_is_applied(connector, jane):
+    before = mirror_state()
+    items = [
+        *batch(3),
+        {"contact_id": CID, "name": "Jane Changed"},
+        {"contact_id": "short", "name": "Bad Id"},
+        {"salesforce_id": "0035g00000AbCdE123", "name": "Bad checksum"},
+        {"contact_id": "003BATCH00000000001", "name": ""},
+        {"salesforce_id": SF15, "name": "No", "email": "not-an-email"},
+        {"name": "No ids"},
+        {"contact_id": "003BATCH00000000002", "name": "Twice"},
+        {"contact_id": CID, "salesforce_id": to_18("0035g0000000001"), "name": "Mixed"},
+        "not an object",
+        {"contact_id": "003BATCH00000000009", "name": "X", "nmae": "typo"},
+        {"contact_id": "003BATCH00000000010", "name": 5},
+    ]
+    response = upsert(connector, *items)
+    assert response.status_code == 400
+    body = response.json()
+    assert body["error"] == "Nothing was applied: 10 items are invalid."
+    fields = {error["index"]: error["field"] for error in body["errors"]}
+    assert fields == {
+        4: "contact_id",
+        5: "salesforce_id",
+        6: "name",
+        7: "email",
+        8: "contact_id",
+        9: "contact_id",
+        10: "salesforce_id",
+        11: None,
+        12: "nmae",
+        13: "name",
+    }
+    messages = {error["index"]: error["message"] for error in body["errors"]}
+    assert "Item 2 names this contact already" in messages[9]
+    assert "expected 19 letters and digits" in messages[4]
+    assert mirror_state() == before
+
+
+def test_ids_naming_two_contacts_are_an_error(connector, account, jane):
+    other = ContactFactory(portal_account=account, salesforce_id=to_18("0035g0000000001"))
+    response = upsert(
+        connector, {"contact_id": other.contact_id, "salesforce_id": SF15, "name": "X"}
+    )
+    assert response.status_code == 400
+    assert "whose Salesforce id is" in response.json()["errors"][0]["message"]
+
+
+def test_size_limit(connector):
+    response = upsert(connector, *batch(1001))
+    assert response.status_code == 400
+    assert "at most 1000 items" in response.json()["error"]
+    assert not Contact.objects.exists()
+
+
+def test_a_500_item_batch_takes_a_few_queries(connector, account, django_assert_max_num_queries):
+    # SQLite cuts a bulk insert into statements of at most 999 values: 6 here, 1 on PostgreSQL.
+    inserts = 6 if connection.vendor == "sqlite" else 1
+    with django_assert_max_num_queries(8 + inserts):
+        assert upsert(connector, *batch(500)).json()["created"] == 500
+    changed = batch(500, crm_account_name="Stark Industries")
+    with django_assert_max_num_queries(10):
+        assert upsert(connector, *changed).json()["updated"] == 500
+    with django_assert_max_num_queries(6):
+        assert upsert(connector, *changed).json()["unchanged"] == 500
+
+
+# --- the request itself ---
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "message"),
+    [
+        ("{not json", "application/json", "The body is not valid JSON"),
+        ("[]", "application/json", "The body must be a JSON object."),
+        ("contacts=1", "application/x-www-form-urlencoded", "Content-Type: application/json"),
+        ('{"contacts": {}}', "application/json", "must have a 'contacts' list"),
+    ],
+)
+def test_a_bad_body_is_400_with_a_plain_message(connector, body, content_type, message):
+    response = connector.post(url("upsert"), body, content_type=content_type)
+    assert response.status_code == 400
+    assert message in response.json()["error"]
+
+
+def test_only_post(connector):
+    response = connector.get(url("upsert"))
+    assert response.status_code == 405
+    assert response["Allow"] == "POST"
+
+
+def test_no_or_revoked_token_is_401(token_secret, account, mssp_admin):
+    assert upsert(Client(), *batch(1)).status_code == 401
+    api_tokens.revoke_token(account.api_tokens.get(), by=mssp_admin)
+    response = upsert(connector_for(token_secret), *batch(1))
+    assert response.status_code == 401
+    assert not Contact.objects.exists()
+
+
+@pytest.mark.parametrize("operation", ["upsert", "delete", "restore", "merge"])
+def test_another_accounts_token_is_404_and_changes_nothing(
+    account, other_account, jane, mssp_admin, operation
+):
+    _, secret = api_tokens.create_token(other_account, "Globex sync", by=mssp_admin)
+    before = mirror_state()
+    body = {
+        "upsert": {"contacts": [{"contact_id": CID, "name": "Hijacked"}]},
+        "delete": refs({"contact_id": CID}),
+        "restore": refs({"contact_id": CID}),
+        "merge": {"merges": [{"winner": {"contact_id": CID}, "loser": {"salesforce_id": SF15}}]},
+    }[operation]
+    response = send(connector_for(secret), operation, body, slug="acme")
+    assert response.status_code == 404
+    assert mirror_state() == before
+
+
+def test_a_token_reaches_only_its_own_accounts_contacts(account, other_account, jane, mssp_admin):
+    """Globex's token on its own slug never finds Acme's contact by Acme's ids."""
+    _, secret = api_tokens.create_token(other_account, "Globex sync", by=mssp_admin)
+    response = send(connector_for(secret), "delete", refs({"contact_id": CID}), slug="globex")
+    assert response.status_code == 400
+    assert fresh(jane.contact).deleted_at is None
+    created = upsert(
+        connector_for(secret), {"contact_id": CID, "name": "Globex's own"}, slug="globex"
+    )
+    assert created.json()["created"] == 1
+    assert fresh(jane.contact).name == "Jane Doe"
+
+
+# --- delete and restore ---
+
+
+def test_delete_locks_the_user_out_and_restore_lets_them_back(connector, jane):
+    response = send(connector, "delete", refs({"salesforce_id": SF15}))
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["deleted"], body["unchanged"]) == (1, 0)
+    assert body["results"][0]["outcome"] == "deleted"
+    can, page = signs_in(jane)
+    assert not can
+    assert BLOCKED in page
+    assert AuditEvent.objects.get(action="delete_contact").subject_user == jane
+    assert AuditEvent.objects.filter(action="sync_delete_contacts").count() == 1
+
+    before = mirror_state()
+    assert send(connector, "delete", refs({"contact_id": CID})).json()["unchanged"] == 1
+    assert mirror_state() == before
+
+    body = send(connector, "restore", refs({"contact_id": CID})).json()
+    assert (body["restored"], body["unchanged"]) == (1, 0)
+    assert signs_in(jane)[0]
+    assert send(connector, "restore", refs({"contact_id": CID})).json()["unchanged"] == 1
+
+
+def test_an_unknown_contact_fails_the_whole_delete(connector, jane):
+    before = mirror_state()
+    response = send(
+        connector, "delete", refs({"contact_id": CID}, {"contact_id": "003UNKNOWN000000000"})
+    )
+    assert response.status_code == 400
+    body = response.json()
+    assert body["error"] == "Nothing was applied: 1 item is invalid."
+    assert body["errors"] == [
+        {
+            "index": 1,
+            "field": "contact_id",
+            "message": (
+                "No contact with the contact_id '003UNKNOWN000000000' in this portal account."
+            ),
+        }
+    ]
+    assert mirror_state() == before
+
+
+def test_a_merged_away_contact_cannot_be_restored(connector, jane, account):
+    winner = ContactFactory(portal_account=account)
+    send(
+        connector,
+        "merge",
+        {"merges": [{"winner": {"contact_id": winner.contact_id}, "loser": {"contact_id": CID}}]},
+    )
+    response = send(connector, "restore", refs({"contact_id": CID}))
+    assert response.status_code == 400
+    assert "cannot be restored while that merge stands" in response.json()["errors"][0]["message"]
+
+
+# --- merge ---
+
+
+def merge(client, winner, loser):
+    return send(client, "merge", {"merges": [{"winner": winner, "loser": loser}]})
+
+
+def test_the_winner_takes_the_losers_user(connector, jane, account):
+    winner = ContactFactory(portal_account=account, name="Jane D.", email="jd@crm.example")
+    response = merge(connector, {"contact_id": winner.contact_id}, {"salesforce_id": SF15})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["merged"] == 1
+    assert body["results"][0]["contact_id"] == winner.contact_id
+    assert body["results"][0]["loser"] == {"contact_id": CID, "salesforce_id": SF18}
+    loser = fresh(jane.contact)
+    assert loser.deleted_at is not None
+    assert loser.merged_into == winner
+    user = fresh(jane)
+    assert (user.contact, user.email) == (winner, "jd@crm.example")
+    assert signs_in(user)[0]
+    assert AuditEvent.objects.get(action="merge_contacts").subject_user == jane
+
+    before = mirror_state()
+    again = merge(connector, {"contact_id": winner.contact_id}, {"salesforce_id": SF15}).json()
+    assert (again["merged"], again["unchanged"]) == (0, 1)
+    assert mirror_state() == before
+
+
+def test_the_winner_keeps_its_user(connector, jane, account):
+    loser = ContactFactory(portal_account=account)
+    body = merge(connector, {"contact_id": CID}, {"contact_id": loser.contact_id}).json()
+    assert body["merged"] == 1
+    assert fresh(jane).contact_id == jane.contact_id
+    assert fresh(loser).merged_into_id == jane.contact_id
+
+
+def test_both_with_users_is_refused_and_nothing_changes(connector, jane, account, partner_role):
+    john = PortalUserFactory(
+        portal_account=account, role=partner_role, name="John Roe", email="john@example.com"
+    )
+    lone = ContactFactory(portal_account=account)
+    before = mirror_state()
+    response = send(
+        connector,
+        "merge",
+        {
+            "merges": [
+                {"winner": {"contact_id": CID}, "loser": {"contact_id": lone.contact_id}},
+                {"winner": {"contact_id": CID}, "loser": {"contact_id": john.contact.contact_id}},
+            ]
+        },
+    )
+    assert response.status_code == 400
+    [error] = response.json()["errors"]
+    assert error["index"] == 1
+    assert error["message"].startswith(
+        "Both contacts have portal users (Jane Doe <jane@example.com> and John Roe "
+        "<john@example.com>)"
+    )
+    assert mirror_state() == before  # the first, valid merge was not applied either
+
+
+def test_merge_item_errors(connector, jane, account):
+    response = send(
+        connector,
+        "merge",
+        {
+            "merges": [
+                {"winner": {"contact_id": CID}, "loser": {"salesforce_id": SF15}},
+                {"winner": {"contact_id": CID}},
+                {"winner": {"contact_id": CID}, "loser": {"contact_id": "003UNKNOWN000000000"}},
+                [],
+            ]
+        },
+    )
+    assert response.status_code == 400
+    errors = {error["index"]: error for error in response.json()["errors"]}
+    assert "cannot be merged into itself" in errors[0]["message"]
+    assert errors[1]["field"] == "loser"
+    assert errors[2]["field"] == "loser.contact_id"
+    assert errors[3]["field"] is None
