@@ -138,7 +138,7 @@ def _user_snapshot(user):
 def move_user_to_contact(user, contact, *, by, ip=None):
     """The orphan fix: associate a user whose contact is deleted with another live contact of
     the same CRM account that has no portal user yet."""
-    user = User.objects.select_for_update().select_related("contact").get(pk=user.pk)
+    user = User.objects.select_for_update(of=("self",)).select_related("contact").get(pk=user.pk)
     old = user.contact
     if old is None:
         raise LifecycleError(f"{user.name} is not linked to a CRM contact.")
