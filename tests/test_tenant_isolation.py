@@ -53,6 +53,10 @@ API_URLS = {
             "-send-login-email",
         ]
     },
+    **{
+        f"api-sync-{operation}": "token API (tests/test_sync_endpoint.py)"
+        for operation in ["upsert", "delete", "restore", "merge"]
+    },
 }
 
 # URL names that are not tenant-scoped console pages. Everything else in the URL conf is
