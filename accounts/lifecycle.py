@@ -381,16 +381,19 @@ def invite_many(portal_account, rows, *, user_type, by, send_email, ip=None):
     """`invite` for a batch of contacts, in one transaction and a handful of queries: what the
     CSV import uses. `rows` are `(contact, role)` pairs the caller has checked already (contact
     live and without a user, role active, a valid email when `send_email`); each is checked
-    again here with in-memory rules only.
+    again here with in-memory rules only. A contact is a `Contact` or any object with its `pk`,
+    `portal_account_id`, `name`, `email` and `deleted_at` (the import passes light rows: building
+    100,000 model instances costs more than inserting them).
 
     The account row is locked once and the seats counted once; the rows past the licenses are
     refused with the message `invite` would give. Users, audit events and outbox rows are
-    written with `bulk_create`, and one `on_commit` hands every outbox row to Celery. The
-    one-user-per-contact and one-email-per-account constraints stay the last guard: if the bulk
-    insert breaks one (a concurrent invite or import), the batch is done again row by row with
-    `invite`, which reports such rows one by one.
+    written with a bulk insert each (COPY on PostgreSQL, see imports.bulk_sql), and one
+    `on_commit` hands every outbox row to Celery in one message. The one-user-per-contact and
+    one-email-per-account constraints stay the last guard: if the bulk insert breaks one (a
+    concurrent invite or import), the batch is done again row by row with `invite`, which
+    reports such rows one by one.
 
-    Returns `(created_users, refused)`: the users in the order of their rows, and
+    Returns `(created, refused)`: `[(row, new user's id)]` in the order of the rows, and
     `[(row, error)]` with a `LifecycleError` (a `NoLicensesLeft` for seats) whose `str()` is the
     message `invite` would have raised for that row.
     """
@@ -411,19 +414,23 @@ def invite_many(portal_account, rows, *, user_type, by, send_email, ip=None):
         for row in rows:
             contact, role = row
             try:
-                created.append(
-                    invite(
-                        portal_account,
-                        user_type=user_type,
-                        role=role,
-                        by=by,
-                        contact=contact,
-                        send_email=send_email,
-                        ip=ip,
-                    )
+                if contact is not None and not isinstance(contact, Contact):
+                    contact = Contact.objects.filter(pk=contact.pk).first()
+                    if contact is None:
+                        raise LifecycleError("The contact no longer exists in the CRM mirror.")
+                user = invite(
+                    portal_account,
+                    user_type=user_type,
+                    role=role,
+                    by=by,
+                    contact=contact,
+                    send_email=send_email,
+                    ip=ip,
                 )
             except LifecycleError as error:
                 refused.append((row, error))
+            else:
+                created.append((row, user.pk))
         return created, refused
 
 
@@ -432,9 +439,10 @@ def _invite_many_bulk(portal_account, rows, *, user_type, by, send_email, ip):
 
     from accounts.errors import NoLicensesLeft
     from accounts.models import AuditEvent, OutboxEmail, PortalAccount
+    from imports.bulk_sql import any_of, insert
 
     refused = []
-    ready = []  # (row, contact, role, email)
+    ready = []  # (row, contact, role, name, email)
     emails_in_batch = set()
     for row in rows:
         contact, role = row
@@ -458,20 +466,26 @@ def _invite_many_bulk(portal_account, rows, *, user_type, by, send_email, ip):
             continue
         if email:
             emails_in_batch.add(email)
-        ready.append((row, contact, role, email))
+        ready.append((row, contact, role, name, email))
+    if not ready:
+        return [], refused
     # The same rules as invite, a query each for the whole batch.
     taken = set(
-        User.objects.filter(contact__in=[contact.pk for _, contact, _, _ in ready]).values_list(
-            "contact_id", flat=True
+        User.objects.filter(contact__in=any_of(contact.pk for _, contact, *_ in ready))
+        .order_by()
+        .values_list("contact_id", flat=True)
+    )
+    taken_emails = set()
+    if emails_in_batch:
+        taken_emails = set(
+            User.objects.filter(portal_account=portal_account, email__in=any_of(emails_in_batch))
+            .exclude(email="")  # the condition of the unique index that answers it
+            .order_by()
+            .values_list("email", flat=True)
         )
-    )
-    taken_emails = set(
-        User.objects.filter(
-            portal_account=portal_account, email__in=[email for *_, email in ready if email]
-        ).values_list("email", flat=True)
-    )
     allowed = []
-    for row, contact, role, email in ready:
+    for entry in ready:
+        row, contact, _role, _name, email = entry
         if contact.pk in taken:
             error = LifecycleError(
                 f"User already exists: {contact.name} already has a portal user."
@@ -479,7 +493,7 @@ def _invite_many_bulk(portal_account, rows, *, user_type, by, send_email, ip):
         elif email in taken_emails:
             error = LifecycleError(f"A portal user with the email {email} already exists here.")
         else:
-            allowed.append((row, contact, role, email))
+            allowed.append(entry)
             continue
         refused.append((row, error))
 
@@ -500,65 +514,80 @@ def _invite_many_bulk(portal_account, rows, *, user_type, by, send_email, ip):
         return [], refused
 
     now = timezone.now()
-    password = make_password(None)
-    users = User.objects.bulk_create(
+    password = make_password(None)  # unusable, as set_unusable_password; one draw per batch
+    account_id = portal_account.pk
+    kind, state, user_type = str(UserKind.PORTAL), str(UserState.UNCONFIRMED), str(user_type)
+    last_invited_at = now if send_email else None
+    user_ids = insert(
+        User,
+        (
+            "kind",
+            "portal_account_id",
+            "user_type",
+            "contact_id",
+            "role_id",
+            "name",
+            "email",
+            "state",
+            "invited_at",
+            "last_invited_at",
+            "password",
+        ),
         [
-            User(
-                kind=UserKind.PORTAL,
-                portal_account=portal_account,
-                user_type=user_type,
-                contact=contact,
-                role=role,
-                name=contact.name.strip(),
-                email=email,
-                state=UserState.UNCONFIRMED,
-                invited_at=now,
-                last_invited_at=now if send_email else None,
-                password=password,
-            )
-            for _row, contact, role, email in allowed
-        ]
+            (kind, account_id, user_type, contact.pk, role.pk, name, email, state, now)
+            + (last_invited_at, password)
+            for _row, contact, role, name, email in allowed
+        ],
+        ids_by="contact_id",
     )
-    actor_label = str(by) if by else "system"
-    AuditEvent.objects.bulk_create(
+    # What audit.user_snapshot gives for each new user: the same for every user of a role.
+    snapshots = {}
+    for _row, _contact, role, _name, _email in allowed:
+        if role.pk not in snapshots:
+            snapshots[role.pk] = audit.user_snapshot(User(state=state, role=role))
+    actor_id, actor_label = (by.pk, str(by)) if by else (None, "system")
+    detail = "" if send_email else "no invitation email"
+    success, before = str(AuditEvent.Outcome.SUCCESS), {}
+    insert(
+        AuditEvent,
+        (
+            "action",
+            "actor_id",
+            "actor_label",
+            "portal_account_id",
+            "subject_user_id",
+            "subject_label",
+            "before",
+            "after",
+            "ip_address",
+            "outcome",
+            "detail",
+        ),
         [
-            AuditEvent(
-                action="invite",
-                actor=by,
-                actor_label=actor_label,
-                portal_account=portal_account,
-                subject_user=user,
-                subject_label=str(user),
-                before={},
-                after=audit.user_snapshot(user),
-                ip_address=ip,
-                outcome=AuditEvent.Outcome.SUCCESS,
-                detail="" if send_email else "no invitation email",
-            )
-            for user in users
-        ]
+            # subject_label is str(user): "name <email>", or the name alone without an email.
+            ("invite", actor_id, actor_label, account_id, user_id)
+            + (f"{name} <{email}>" if email else name, before, snapshots[role.pk], ip)
+            + (success, detail)
+            for user_id, (_row, _contact, role, name, email) in zip(user_ids, allowed, strict=True)
+        ],
     )
     if send_email:
         # New users have no pending email, so there is nothing for queue_email's cancel to do.
         context = {"invited_by": by.name if by else ""}
-        emails = OutboxEmail.objects.bulk_create(
+        invitation = str(EmailKind.INVITATION)
+        email_ids = insert(
+            OutboxEmail,
+            ("portal_account_id", "user_id", "to_email", "kind", "context", "queued_at"),
             [
-                OutboxEmail(
-                    portal_account=portal_account,
-                    user=user,
-                    to_email=user.email,
-                    kind=EmailKind.INVITATION,
-                    context=context,
-                    queued_at=now,
-                )
-                for user in users
-            ]
+                (account_id, user_id, email, invitation, context, now)
+                for user_id, (*_, email) in zip(user_ids, allowed, strict=True)
+            ],
+            ids_by="user_id",
         )
-        ids = [email.pk for email in emails]
-        transaction.on_commit(lambda: _hand_all_to_celery(ids))
-    return users, refused
+        transaction.on_commit(lambda: _hand_all_to_celery(email_ids))
+    created = [(entry[0], user_id) for entry, user_id in zip(allowed, user_ids, strict=True)]
+    return created, refused
 
 
 def _hand_all_to_celery(ids):
-    for row_id in ids:
-        outbox._hand_to_celery(row_id)
+    outbox.hand_many_to_celery(ids)

@@ -24,7 +24,7 @@ def stop_if_cancelled(job):
 
 
 @shared_task(acks_late=True)
-def run_import(job_id, batch_size=500):
+def run_import(job_id, batch_size=None):
     """Apply the import job `job_id`. Safe to run twice: `apply` resumes after the last
     committed row, and a job that is no longer running is left alone."""
     job = ImportJob.objects.filter(pk=job_id).first()
@@ -32,7 +32,9 @@ def run_import(job_id, batch_size=500):
         return None
     pipeline = contacts_import if job.target == ImportJob.Target.CONTACTS else portal_users
     try:
-        pipeline.apply(job, batch_size=batch_size, progress=stop_if_cancelled)
+        pipeline.apply(
+            job, batch_size=batch_size or pipeline.BATCH_SIZE, progress=stop_if_cancelled
+        )
     except ImportCancelled:
         # apply marked the job failed on its way out; it was cancelled.
         ImportJob.objects.filter(pk=job_id).update(

@@ -2,9 +2,8 @@
 with (one transaction, bulk inserts, the licenses counted once, one hand-off to Celery)."""
 
 import pytest
-from django.db import IntegrityError
 
-from accounts import lifecycle, outbox
+from accounts import licenses, lifecycle, outbox
 from accounts.errors import LifecycleError, NoLicensesLeft
 from accounts.models import (
     AuditEvent,
@@ -59,9 +58,10 @@ def test_writes_a_user_an_audit_event_and_an_invitation_per_row(
         )
 
     assert refused == []
-    assert [user.contact_id for user in created] == [contact.pk for contact in contacts]
-    for user, contact in zip(created, contacts, strict=True):
-        user.refresh_from_db()
+    assert [row[0] for row, _user_id in created] == contacts
+    users = [User.objects.get(pk=user_id) for _row, user_id in created]
+    for user, contact in zip(users, contacts, strict=True):
+        assert user.contact == contact
         assert user.email == contact.email.lower()
         assert user.name == contact.name
         assert (user.state, user.role, user.user_type) == (
@@ -127,7 +127,8 @@ def test_without_email_no_outbox_and_the_audit_says_so(
         )
 
     assert refused == []
-    (user,) = created
+    ((_row, user_id),) = created
+    user = User.objects.get(pk=user_id)
     assert (user.email, user.last_invited_at) == ("", None)
     assert AuditEvent.objects.get(subject_user=user).detail == "no invitation email"
     assert not OutboxEmail.objects.exists()
@@ -148,7 +149,10 @@ def test_creates_only_as_many_as_the_licenses_allow(
             account, rows, user_type=UserType.PARTNER, by=technician, send_email=True
         )
 
-    assert [user.contact for user in created] == [contact for contact, _ in rows[:3]]
+    assert [row for row, _user_id in created] == rows[:3]
+    assert {User.objects.get(pk=user_id).contact for _row, user_id in created} == {
+        contact for contact, _ in rows[:3]
+    }
     assert [row for row, _ in refused] == rows[3:]
     for _row, error in refused:
         assert isinstance(error, NoLicensesLeft)
@@ -195,7 +199,8 @@ def test_refuses_what_invite_refuses_and_creates_the_rest(world, handed):
         account, rows, user_type=UserType.PARTNER, by=technician, send_email=True
     )
 
-    assert [user.contact for user in created] == [fine]
+    assert [row[0] for row, _user_id in created] == [fine]
+    assert User.objects.get(pk=created[0][1]).contact == fine
     messages = {row[0].name: str(error) for row, error in refused}
     assert messages == {
         has_user.name: f"User already exists: {has_user.name} already has a portal user.",
@@ -207,15 +212,22 @@ def test_refuses_what_invite_refuses_and_creates_the_rest(world, handed):
 
 
 def test_a_unique_violation_falls_back_to_invite_row_by_row(world, handed, monkeypatch):
-    """A concurrent import that wins a contact between the checks and the insert: the batch is
-    rolled back to before it and done again with `invite`, which reports each row."""
+    """A concurrent invite that wins a contact between the checks and the insert: the bulk
+    insert breaks the one-user-per-contact constraint, the batch is rolled back to before it and
+    done again with `invite`, which reports that row."""
     account, role, technician = world
     contacts = _contacts(account, 3)
+    seats_used = licenses.seats_used
 
-    def collide(*args, **kwargs):
-        raise IntegrityError("duplicate key value violates unique constraint")
+    def a_concurrent_invite_wins(*args):
+        # Runs after the batch's checks, before its insert (and again in each invite).
+        if not User.objects.filter(contact=contacts[1]).exists():
+            PortalUserFactory(
+                portal_account=account, contact=contacts[1], role=role, email="won@example.com"
+            )
+        return seats_used(*args)
 
-    monkeypatch.setattr(User.objects, "bulk_create", collide)
+    monkeypatch.setattr(licenses, "seats_used", a_concurrent_invite_wins)
     created, refused = lifecycle.invite_many(
         account,
         [(contact, role) for contact in contacts],
@@ -224,8 +236,65 @@ def test_a_unique_violation_falls_back_to_invite_row_by_row(world, handed, monke
         send_email=True,
     )
 
-    assert refused == []
-    assert [user.contact for user in created] == contacts
-    assert User.objects.filter(portal_account=account).count() == 3
-    assert AuditEvent.objects.filter(action="invite").count() == 3
-    assert OutboxEmail.objects.count() == 3
+    assert [row[0] for row, _user_id in created] == [contacts[0], contacts[2]]
+    assert [User.objects.get(pk=user_id).contact for _row, user_id in created] == [
+        contacts[0],
+        contacts[2],
+    ]
+    assert [(row[0], str(error)) for row, error in refused] == [
+        (contacts[1], "User already exists: P 1 already has a portal user.")
+    ]
+    assert User.objects.get(contact=contacts[1]).email == "won@example.com"
+    assert AuditEvent.objects.filter(action="invite").count() == 2
+    assert OutboxEmail.objects.count() == 2
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("batch_first", [True, False], ids=["batch-holds", "invite-holds"])
+def test_a_batch_and_an_invite_racing_for_the_last_seats_never_exceed_them(batch_first):
+    """The batch counts the seats once, under the account row lock that `invite` takes too:
+    whichever comes second waits for the first to commit and sees its seats taken."""
+    from tests.test_license_race import first_holds_the_seat_while_second_asks
+
+    account = PortalAccountFactory(customer_licenses=3)
+    role = Role.objects.create(portal_account=account, name="Customer User")
+    technician = StaffFactory()
+    batch_contacts = _contacts(account, 3)
+    (single,) = _contacts(account, 1, start=10)
+
+    def batch():
+        return lifecycle.invite_many(
+            account,
+            [(contact, role) for contact in batch_contacts],
+            user_type=UserType.CUSTOMER,
+            by=technician,
+            send_email=False,
+        )
+
+    def invite():
+        return lifecycle.invite(
+            account,
+            user_type=UserType.CUSTOMER,
+            role=role,
+            by=technician,
+            contact=single,
+            send_email=False,
+        )
+
+    first, second = (batch, invite) if batch_first else (invite, batch)
+    first_racer, second_racer = first_holds_the_seat_while_second_asks(first, second)
+
+    batch_racer, invite_racer = (
+        (first_racer, second_racer) if batch_first else (second_racer, first_racer)
+    )
+    assert batch_racer.error is None, repr(batch_racer.error)
+    created, refused = batch_racer.result
+    if batch_first:
+        assert len(created) == 3
+        assert isinstance(invite_racer.error, NoLicensesLeft)
+    else:
+        assert invite_racer.error is None, repr(invite_racer.error)
+        assert [row[0] for row, _ in created] == batch_contacts[:2]
+        assert [str(error) for _, error in refused] == ["No Customer licenses left: 3 of 3 in use."]
+    assert User.objects.filter(portal_account=account, user_type=UserType.CUSTOMER).count() == 3

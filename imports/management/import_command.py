@@ -35,7 +35,12 @@ class ImportCommand(BaseCommand):
             help="Who the audit log names as the importer (an MSSP staff member's email, or the "
             "account's own admin). Default: system.",
         )
-        parser.add_argument("--batch-size", type=int, default=500, help="Rows per transaction.")
+        parser.add_argument(
+            "--batch-size",
+            type=int,
+            default=self.pipeline.BATCH_SIZE,
+            help=f"Rows per transaction (default: {self.pipeline.BATCH_SIZE}).",
+        )
 
     # What each command says for itself.
 
