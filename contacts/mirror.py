@@ -160,7 +160,7 @@ def move_user_to_contact(user, contact, *, by, ip=None):
     holder = _locked_user_of(contact)
     if holder is not None:
         raise LifecycleError(
-            f"{contact.name} already has a portal user ({holder.name}). Pick a contact without one."
+            f"{contact.name} already has a portal user ({holder}). Pick a contact without one."
         )
     before = _user_snapshot(user)
     follow_contact(user, contact)

@@ -58,12 +58,18 @@ _RACE = (
 
 
 def _atomic_batch(apply):
-    """Run `apply` in one transaction; a concurrent insert of the same ids becomes a refusal."""
-    try:
-        with transaction.atomic():
-            return apply()
-    except IntegrityError as error:
-        raise LifecycleError(_RACE) from error
+    """Run `apply` in one transaction. New contacts have no row to lock beforehand, so two
+    requests creating the same one both try to insert it and the later one breaks a unique
+    constraint: it runs once more and finds the contact then. (Item errors are all found before
+    anything is written, so a second run meets none the first did not.)"""
+    for attempt in range(2):
+        try:
+            with transaction.atomic():
+                return apply()
+        except IntegrityError as error:
+            if attempt or transaction.get_connection().in_atomic_block:
+                # Inside a caller's transaction a second run would see the same snapshot.
+                raise LifecycleError(_RACE) from error
 
 
 def _batch_event(action, account, result, by, ip):

@@ -158,7 +158,7 @@ def test_move_refuses_a_contact_that_has_a_user(orphan, account, partner_role, t
         portal_account=account, role=partner_role, name="Tom Taken", contact__crm_account_name=""
     )
     Contact.objects.filter(pk=taken.contact_id).update(crm_account_name="Wayne Enterprises")
-    with pytest.raises(LifecycleError, match=r"already has a portal user \(Tom Taken\)"):
+    with pytest.raises(LifecycleError, match=r"already has a portal user \(Tom Taken <"):
         mirror.move_user_to_contact(orphan, fresh(taken.contact), by=technician)
     assert fresh(orphan).contact_id == orphan.contact_id
 

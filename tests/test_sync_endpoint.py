@@ -7,12 +7,16 @@ import pytest
 from django.db import connection
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
+from accounts.errors import LifecycleError
 from accounts.models import AuditEvent, User
 from api import api_tokens
+from contacts import mirror
 from contacts.models import Contact
 from contacts.salesforce_ids import to_18
 from tests.factories import PASSWORD, ContactFactory, PortalUserFactory
+from tests.test_license_race import first_holds_the_seat_while_second_asks, outcome
 
 SF15 = "0035g00000AbCdE"
 SF18 = to_18(SF15)
@@ -488,3 +492,60 @@ def test_merge_item_errors(connector, jane, account):
     assert errors[1]["field"] == "loser"
     assert errors[2]["field"] == "loser.contact_id"
     assert errors[3]["field"] is None
+
+
+# --- races: PostgreSQL only (SQLite lets one writer in at a time, so nothing can race) ---
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_connectors_creating_the_same_contacts_create_them_once(account, token_secret):
+    items = batch(50)
+    first, second = first_holds_the_seat_while_second_asks(
+        lambda: upsert(connector_for(token_secret), *items),
+        lambda: upsert(connector_for(token_secret), *items),
+    )
+    answers = [racer.result for racer in (first, second)]
+    assert [a.status_code for a in answers] == [200, 200], [outcome(r) for r in (first, second)]
+    assert answers[0].json()["created"] == 50
+    assert answers[1].json()["unchanged"] == 50  # ran again once the first had committed
+    assert Contact.objects.count() == 50
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_merges_into_one_winner_cannot_both_move_a_user(account, partner_role, technician):
+    winner = ContactFactory(portal_account=account, name="Winner")
+    ann, bob = (
+        PortalUserFactory(portal_account=account, role=partner_role, name=name)
+        for name in ("Ann", "Bob")
+    )
+    first, second = first_holds_the_seat_while_second_asks(
+        lambda: mirror.merge_contacts(winner, ann.contact, by=technician),
+        lambda: mirror.merge_contacts(winner, bob.contact, by=technician),
+    )
+    assert first.error is None, outcome(first)
+    assert isinstance(second.error, LifecycleError), outcome(second)
+    assert "Both contacts have portal users" in str(second.error)
+    assert User.objects.filter(contact=winner).get() == ann
+    assert fresh(bob.contact).deleted_at is None
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_orphans_cannot_both_move_to_one_contact(account, partner_role, technician):
+    target = ContactFactory(portal_account=account, crm_account_name="Acme Corp")
+    ann, bob = (
+        PortalUserFactory(
+            portal_account=account, role=partner_role, name=name, contact__deleted_at=timezone.now()
+        )
+        for name in ("Ann", "Bob")
+    )
+    first, second = first_holds_the_seat_while_second_asks(
+        lambda: mirror.move_user_to_contact(ann, target, by=technician),
+        lambda: mirror.move_user_to_contact(bob, target, by=technician),
+    )
+    assert first.error is None, outcome(first)
+    assert "already has a portal user" in str(second.error), outcome(second)
+    assert fresh(ann).contact == target
+    assert fresh(bob).contact_id == bob.contact_id
