@@ -1,4 +1,4 @@
-"""The contact sync endpoint a CRM connector calls (api/sync_views.py, contacts.sync): upsert,
+"""The contact sync endpoint a CRM api_client calls (api/sync_views.py, contacts.sync): upsert,
 delete, restore and merge batches, all or nothing, idempotent, one account per token."""
 
 import json
@@ -15,6 +15,7 @@ from api import api_tokens
 from contacts import mirror
 from contacts.models import Contact
 from contacts.salesforce_ids import to_18
+from tests.conftest import api_client_for
 from tests.factories import PASSWORD, ContactFactory, PortalUserFactory
 from tests.test_license_race import first_holds_the_seat_while_second_asks, outcome
 
@@ -22,21 +23,6 @@ SF15 = "0035g00000AbCdE"
 SF18 = to_18(SF15)
 CID = "003AAAAAAAAAAAAAAA1"
 BLOCKED = "Your account may be temporarily disabled, please contact the administrator."
-
-
-def connector_for(secret):
-    return Client(headers={"Authorization": f"Bearer {secret}"})
-
-
-@pytest.fixture
-def token_secret(account, mssp_admin):
-    _, secret = api_tokens.create_token(account, "Salesforce sync", by=mssp_admin)
-    return secret
-
-
-@pytest.fixture
-def connector(token_secret):
-    return connector_for(token_secret)
 
 
 def url(operation, slug="acme"):
@@ -103,9 +89,9 @@ def batch(n, start=0, **extra):
     ]
 
 
-def test_upsert_creates_then_the_same_batch_changes_nothing(connector, account):
+def test_upsert_creates_then_the_same_batch_changes_nothing(api_client, account):
     items = batch(5)
-    response = upsert(connector, *items)
+    response = upsert(api_client, *items)
     assert response.status_code == 200
     body = response.json()
     assert (body["created"], body["updated"], body["unchanged"]) == (5, 0, 0)
@@ -122,19 +108,19 @@ def test_upsert_creates_then_the_same_batch_changes_nothing(connector, account):
         "crm",
     )
     event = AuditEvent.objects.get(action="sync_contacts")
-    assert event.actor_label == "API token 'Salesforce sync'"
+    assert event.actor_label == "API token 'CRM connector'"
     assert event.after == {"created": 5, "updated": 0, "unchanged": 0}
 
     before = mirror_state()
-    again = upsert(connector, *items).json()
+    again = upsert(api_client, *items).json()
     assert (again["created"], again["updated"], again["unchanged"]) == (0, 0, 5)
     assert {r["outcome"] for r in again["results"]} == {"unchanged"}
     assert mirror_state() == before  # no updated_at moved, no audit row
 
 
-def test_upsert_by_contact_id_updates_and_fills_the_salesforce_id(connector, account):
+def test_upsert_by_contact_id_updates_and_fills_the_salesforce_id(api_client, account):
     contact = ContactFactory(portal_account=account, contact_id=CID, salesforce_id=None)
-    body = upsert(connector, {"contact_id": CID, "salesforce_id": SF15, "name": "New Name"}).json()
+    body = upsert(api_client, {"contact_id": CID, "salesforce_id": SF15, "name": "New Name"}).json()
     assert body["results"][0]["outcome"] == "updated"
     assert body["results"][0]["salesforce_id"] == SF18
     contact = fresh(contact)
@@ -142,16 +128,16 @@ def test_upsert_by_contact_id_updates_and_fills_the_salesforce_id(connector, acc
 
 
 @pytest.mark.parametrize("salesforce_id", [SF15, SF18, SF18[:15] + SF18[15:].lower()])
-def test_upsert_by_salesforce_id_in_15_or_18_characters(connector, account, salesforce_id):
+def test_upsert_by_salesforce_id_in_15_or_18_characters(api_client, account, salesforce_id):
     contact = ContactFactory(portal_account=account, salesforce_id=SF18, email="old@x.example")
-    body = upsert(connector, {"salesforce_id": salesforce_id, "name": "Renamed"}).json()
+    body = upsert(api_client, {"salesforce_id": salesforce_id, "name": "Renamed"}).json()
     assert body["updated"] == 1
     contact = fresh(contact)
     assert contact.name == "Renamed"
     assert contact.email == "old@x.example"  # a field left out is left as it is
 
 
-def test_upsert_matches_a_console_contact_by_email(connector, account, partner_role):
+def test_upsert_matches_a_console_contact_by_email(api_client, account, partner_role):
     user = PortalUserFactory(
         portal_account=account, role=partner_role, email="pat@acme.example", name="Pat"
     )
@@ -162,38 +148,40 @@ def test_upsert_matches_a_console_contact_by_email(connector, account, partner_r
         "name": "Pat Smith",
         "email": "PAT@acme.example",
     }
-    body = upsert(connector, item).json()
+    body = upsert(api_client, item).json()
     assert body["updated"] == 1
     assert body["created"] == 0
     contact = fresh(user.contact)
     assert (contact.contact_id, contact.salesforce_id, contact.source) == (CID, SF18, "crm")
     assert fresh(user).name == "Pat Smith"  # the user follows their contact
     # From now on the CRM's ids find it: the same item again is unchanged.
-    assert upsert(connector, item).json()["unchanged"] == 1
+    assert upsert(api_client, item).json()["unchanged"] == 1
 
 
-def test_15_character_ids_are_case_sensitive(connector, account):
+def test_15_character_ids_are_case_sensitive(api_client, account):
     ContactFactory(portal_account=account, salesforce_id=SF18)
-    body = upsert(connector, {"salesforce_id": SF15.lower(), "name": "Another record"}).json()
+    body = upsert(api_client, {"salesforce_id": SF15.lower(), "name": "Another record"}).json()
     assert body["created"] == 1
 
 
-def test_a_crm_contact_is_not_matched_by_email(connector, account):
+def test_a_crm_contact_is_not_matched_by_email(api_client, account):
     ContactFactory(portal_account=account, email="same@acme.example", source=Contact.Source.CRM)
-    body = upsert(connector, {"contact_id": CID, "name": "N", "email": "same@acme.example"}).json()
+    body = upsert(api_client, {"contact_id": CID, "name": "N", "email": "same@acme.example"}).json()
     assert body["created"] == 1
     assert Contact.objects.filter(email="same@acme.example").count() == 2
 
 
-def test_a_new_contact_without_contact_id_gets_one(connector):
-    body = upsert(connector, {"salesforce_id": SF15, "name": "Sam"}).json()
+def test_a_new_contact_without_contact_id_gets_one(api_client):
+    body = upsert(api_client, {"salesforce_id": SF15, "name": "Sam"}).json()
     contact_id = body["results"][0]["contact_id"]
     assert len(contact_id) == 19
     assert Contact.objects.get(salesforce_id=SF18).contact_id == contact_id
 
 
-def test_the_users_email_follows_the_contact(connector, jane):
-    body = upsert(connector, {"contact_id": CID, "name": "Jane Roe", "email": "jane.roe@x.example"})
+def test_the_users_email_follows_the_contact(api_client, jane):
+    body = upsert(
+        api_client, {"contact_id": CID, "name": "Jane Roe", "email": "jane.roe@x.example"}
+    )
     assert body.status_code == 200
     user = fresh(jane)
     assert (user.name, user.email) == ("Jane Roe", "jane.roe@x.example")
@@ -203,10 +191,10 @@ def test_the_users_email_follows_the_contact(connector, jane):
     assert signs_in(user)[0]
 
 
-def test_an_email_another_user_has_is_an_item_error(connector, jane, account, partner_role):
+def test_an_email_another_user_has_is_an_item_error(api_client, jane, account, partner_role):
     PortalUserFactory(portal_account=account, role=partner_role, email="taken@x.example")
     before = mirror_state()
-    response = upsert(connector, {"contact_id": CID, "name": "Jane", "email": "taken@x.example"})
+    response = upsert(api_client, {"contact_id": CID, "name": "Jane", "email": "taken@x.example"})
     assert response.status_code == 400
     [error] = response.json()["errors"]
     assert error["index"] == 0
@@ -215,16 +203,16 @@ def test_an_email_another_user_has_is_an_item_error(connector, jane, account, pa
     assert mirror_state() == before
 
 
-def test_upserting_a_deleted_contact_updates_it_but_keeps_it_deleted(connector, jane):
+def test_upserting_a_deleted_contact_updates_it_but_keeps_it_deleted(api_client, jane):
     Contact.objects.filter(pk=jane.contact_id).update(deleted_at="2026-01-01T00:00Z")
-    body = upsert(connector, {"contact_id": CID, "name": "Jane Renamed"}).json()
+    body = upsert(api_client, {"contact_id": CID, "name": "Jane Renamed"}).json()
     assert body["updated"] == 1
     contact = fresh(jane.contact)
     assert contact.name == "Jane Renamed"
     assert contact.deleted_at is not None
 
 
-def test_one_bad_item_and_nothing_is_applied(connector, jane):
+def test_one_bad_item_and_nothing_is_applied(api_client, jane):
     before = mirror_state()
     items = [
         *batch(3),
@@ -240,7 +228,7 @@ def test_one_bad_item_and_nothing_is_applied(connector, jane):
         {"contact_id": "003BATCH00000000009", "name": "X", "nmae": "typo"},
         {"contact_id": "003BATCH00000000010", "name": 5},
     ]
-    response = upsert(connector, *items)
+    response = upsert(api_client, *items)
     assert response.status_code == 400
     body = response.json()
     assert body["error"] == "Nothing was applied: 10 items are invalid."
@@ -263,32 +251,32 @@ def test_one_bad_item_and_nothing_is_applied(connector, jane):
     assert mirror_state() == before
 
 
-def test_ids_naming_two_contacts_are_an_error(connector, account, jane):
+def test_ids_naming_two_contacts_are_an_error(api_client, account, jane):
     other = ContactFactory(portal_account=account, salesforce_id=to_18("0035g0000000001"))
     response = upsert(
-        connector, {"contact_id": other.contact_id, "salesforce_id": SF15, "name": "X"}
+        api_client, {"contact_id": other.contact_id, "salesforce_id": SF15, "name": "X"}
     )
     assert response.status_code == 400
     assert "whose Salesforce id is" in response.json()["errors"][0]["message"]
 
 
-def test_size_limit(connector):
-    response = upsert(connector, *batch(1001))
+def test_size_limit(api_client):
+    response = upsert(api_client, *batch(1001))
     assert response.status_code == 400
     assert "at most 1000 items" in response.json()["error"]
     assert not Contact.objects.exists()
 
 
-def test_a_500_item_batch_takes_a_few_queries(connector, account, django_assert_max_num_queries):
+def test_a_500_item_batch_takes_a_few_queries(api_client, account, django_assert_max_num_queries):
     # SQLite cuts a bulk insert into statements of at most 999 values: 6 here, 1 on PostgreSQL.
     inserts = 6 if connection.vendor == "sqlite" else 1
     with django_assert_max_num_queries(8 + inserts):
-        assert upsert(connector, *batch(500)).json()["created"] == 500
+        assert upsert(api_client, *batch(500)).json()["created"] == 500
     changed = batch(500, crm_account_name="Stark Industries")
     with django_assert_max_num_queries(10):
-        assert upsert(connector, *changed).json()["updated"] == 500
+        assert upsert(api_client, *changed).json()["updated"] == 500
     with django_assert_max_num_queries(6):
-        assert upsert(connector, *changed).json()["unchanged"] == 500
+        assert upsert(api_client, *changed).json()["unchanged"] == 500
 
 
 # --- the request itself ---
@@ -303,22 +291,22 @@ def test_a_500_item_batch_takes_a_few_queries(connector, account, django_assert_
         ('{"contacts": {}}', "application/json", "must have a 'contacts' list"),
     ],
 )
-def test_a_bad_body_is_400_with_a_plain_message(connector, body, content_type, message):
-    response = connector.post(url("upsert"), body, content_type=content_type)
+def test_a_bad_body_is_400_with_a_plain_message(api_client, body, content_type, message):
+    response = api_client.post(url("upsert"), body, content_type=content_type)
     assert response.status_code == 400
     assert message in response.json()["error"]
 
 
-def test_only_post(connector):
-    response = connector.get(url("upsert"))
+def test_only_post(api_client):
+    response = api_client.get(url("upsert"))
     assert response.status_code == 405
     assert response["Allow"] == "POST"
 
 
-def test_no_or_revoked_token_is_401(token_secret, account, mssp_admin):
+def test_no_or_revoked_token_is_401(api_token, account, mssp_admin):
     assert upsert(Client(), *batch(1)).status_code == 401
-    api_tokens.revoke_token(account.api_tokens.get(), by=mssp_admin)
-    response = upsert(connector_for(token_secret), *batch(1))
+    api_tokens.revoke_token(api_token, by=mssp_admin)
+    response = upsert(api_client_for(api_token.secret), *batch(1))
     assert response.status_code == 401
     assert not Contact.objects.exists()
 
@@ -335,7 +323,7 @@ def test_another_accounts_token_is_404_and_changes_nothing(
         "restore": refs({"contact_id": CID}),
         "merge": {"merges": [{"winner": {"contact_id": CID}, "loser": {"salesforce_id": SF15}}]},
     }[operation]
-    response = send(connector_for(secret), operation, body, slug="acme")
+    response = send(api_client_for(secret), operation, body, slug="acme")
     assert response.status_code == 404
     assert mirror_state() == before
 
@@ -343,11 +331,11 @@ def test_another_accounts_token_is_404_and_changes_nothing(
 def test_a_token_reaches_only_its_own_accounts_contacts(account, other_account, jane, mssp_admin):
     """Globex's token on its own slug never finds Acme's contact by Acme's ids."""
     _, secret = api_tokens.create_token(other_account, "Globex sync", by=mssp_admin)
-    response = send(connector_for(secret), "delete", refs({"contact_id": CID}), slug="globex")
+    response = send(api_client_for(secret), "delete", refs({"contact_id": CID}), slug="globex")
     assert response.status_code == 400
     assert fresh(jane.contact).deleted_at is None
     created = upsert(
-        connector_for(secret), {"contact_id": CID, "name": "Globex's own"}, slug="globex"
+        api_client_for(secret), {"contact_id": CID, "name": "Globex's own"}, slug="globex"
     )
     assert created.json()["created"] == 1
     assert fresh(jane.contact).name == "Jane Doe"
@@ -356,8 +344,8 @@ def test_a_token_reaches_only_its_own_accounts_contacts(account, other_account, 
 # --- delete and restore ---
 
 
-def test_delete_locks_the_user_out_and_restore_lets_them_back(connector, jane):
-    response = send(connector, "delete", refs({"salesforce_id": SF15}))
+def test_delete_locks_the_user_out_and_restore_lets_them_back(api_client, jane):
+    response = send(api_client, "delete", refs({"salesforce_id": SF15}))
     assert response.status_code == 200
     body = response.json()
     assert (body["deleted"], body["unchanged"]) == (1, 0)
@@ -369,19 +357,19 @@ def test_delete_locks_the_user_out_and_restore_lets_them_back(connector, jane):
     assert AuditEvent.objects.filter(action="sync_delete_contacts").count() == 1
 
     before = mirror_state()
-    assert send(connector, "delete", refs({"contact_id": CID})).json()["unchanged"] == 1
+    assert send(api_client, "delete", refs({"contact_id": CID})).json()["unchanged"] == 1
     assert mirror_state() == before
 
-    body = send(connector, "restore", refs({"contact_id": CID})).json()
+    body = send(api_client, "restore", refs({"contact_id": CID})).json()
     assert (body["restored"], body["unchanged"]) == (1, 0)
     assert signs_in(jane)[0]
-    assert send(connector, "restore", refs({"contact_id": CID})).json()["unchanged"] == 1
+    assert send(api_client, "restore", refs({"contact_id": CID})).json()["unchanged"] == 1
 
 
-def test_an_unknown_contact_fails_the_whole_delete(connector, jane):
+def test_an_unknown_contact_fails_the_whole_delete(api_client, jane):
     before = mirror_state()
     response = send(
-        connector, "delete", refs({"contact_id": CID}, {"contact_id": "003UNKNOWN000000000"})
+        api_client, "delete", refs({"contact_id": CID}, {"contact_id": "003UNKNOWN000000000"})
     )
     assert response.status_code == 400
     body = response.json()
@@ -398,14 +386,14 @@ def test_an_unknown_contact_fails_the_whole_delete(connector, jane):
     assert mirror_state() == before
 
 
-def test_a_merged_away_contact_cannot_be_restored(connector, jane, account):
+def test_a_merged_away_contact_cannot_be_restored(api_client, jane, account):
     winner = ContactFactory(portal_account=account)
     send(
-        connector,
+        api_client,
         "merge",
         {"merges": [{"winner": {"contact_id": winner.contact_id}, "loser": {"contact_id": CID}}]},
     )
-    response = send(connector, "restore", refs({"contact_id": CID}))
+    response = send(api_client, "restore", refs({"contact_id": CID}))
     assert response.status_code == 400
     assert "cannot be restored while that merge stands" in response.json()["errors"][0]["message"]
 
@@ -417,9 +405,9 @@ def merge(client, winner, loser):
     return send(client, "merge", {"merges": [{"winner": winner, "loser": loser}]})
 
 
-def test_the_winner_takes_the_losers_user(connector, jane, account):
+def test_the_winner_takes_the_losers_user(api_client, jane, account):
     winner = ContactFactory(portal_account=account, name="Jane D.", email="jd@crm.example")
-    response = merge(connector, {"contact_id": winner.contact_id}, {"salesforce_id": SF15})
+    response = merge(api_client, {"contact_id": winner.contact_id}, {"salesforce_id": SF15})
     assert response.status_code == 200
     body = response.json()
     assert body["merged"] == 1
@@ -434,27 +422,27 @@ def test_the_winner_takes_the_losers_user(connector, jane, account):
     assert AuditEvent.objects.get(action="merge_contacts").subject_user == jane
 
     before = mirror_state()
-    again = merge(connector, {"contact_id": winner.contact_id}, {"salesforce_id": SF15}).json()
+    again = merge(api_client, {"contact_id": winner.contact_id}, {"salesforce_id": SF15}).json()
     assert (again["merged"], again["unchanged"]) == (0, 1)
     assert mirror_state() == before
 
 
-def test_the_winner_keeps_its_user(connector, jane, account):
+def test_the_winner_keeps_its_user(api_client, jane, account):
     loser = ContactFactory(portal_account=account)
-    body = merge(connector, {"contact_id": CID}, {"contact_id": loser.contact_id}).json()
+    body = merge(api_client, {"contact_id": CID}, {"contact_id": loser.contact_id}).json()
     assert body["merged"] == 1
     assert fresh(jane).contact_id == jane.contact_id
     assert fresh(loser).merged_into_id == jane.contact_id
 
 
-def test_both_with_users_is_refused_and_nothing_changes(connector, jane, account, partner_role):
+def test_both_with_users_is_refused_and_nothing_changes(api_client, jane, account, partner_role):
     john = PortalUserFactory(
         portal_account=account, role=partner_role, name="John Roe", email="john@example.com"
     )
     lone = ContactFactory(portal_account=account)
     before = mirror_state()
     response = send(
-        connector,
+        api_client,
         "merge",
         {
             "merges": [
@@ -473,9 +461,9 @@ def test_both_with_users_is_refused_and_nothing_changes(connector, jane, account
     assert mirror_state() == before  # the first, valid merge was not applied either
 
 
-def test_merge_item_errors(connector, jane, account):
+def test_merge_item_errors(api_client, jane, account):
     response = send(
-        connector,
+        api_client,
         "merge",
         {
             "merges": [
@@ -499,11 +487,11 @@ def test_merge_item_errors(connector, jane, account):
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_two_connectors_creating_the_same_contacts_create_them_once(account, token_secret):
+def test_two_connectors_creating_the_same_contacts_create_them_once(account, api_token):
     items = batch(50)
     first, second = first_holds_the_seat_while_second_asks(
-        lambda: upsert(connector_for(token_secret), *items),
-        lambda: upsert(connector_for(token_secret), *items),
+        lambda: upsert(api_client_for(api_token.secret), *items),
+        lambda: upsert(api_client_for(api_token.secret), *items),
     )
     answers = [racer.result for racer in (first, second)]
     assert [a.status_code for a in answers] == [200, 200], [outcome(r) for r in (first, second)]
