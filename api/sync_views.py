@@ -14,10 +14,11 @@ A batch is all or nothing: if any item is invalid (or names an unknown contact) 
     {"error": "Nothing was applied: 2 items are invalid.",
      "errors": [{"index": 3, "field": "email", "message": "..."}]}
 
-A batch that changes nothing writes nothing, so sending it again is safe. Other answers: 400 for
-a body that is not a JSON object with that list, 401 without a live token, 404 for a portal
-account the token does not belong to, 405 for anything but POST, 409 when another request
-changed the same contacts at the same moment (send the batch again)."""
+A field of the wrong type, an unknown field, or a contact named twice in one batch is an error
+of its item. A batch that changes nothing writes nothing, so sending it again is safe. Other
+answers: 400 for a body that is not a JSON object with that list, 401 without a live token, 404
+for a portal account the token does not belong to, 405 for anything but POST, 409 when another
+request changed the same contacts at the same moment (send the batch again)."""
 
 from functools import wraps
 

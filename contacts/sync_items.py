@@ -216,15 +216,8 @@ class Found:
         """The contact the ids of `ref` name, or None; refuses ids naming two contacts."""
         by_id = self.by_contact_id.get(ref.contact_id) if ref.contact_id else None
         by_sf = self.by_salesforce_id.get(ref.salesforce_id) if ref.salesforce_id else None
-        if (
-            by_id is not None
-            and ref.salesforce_id
-            and by_id.salesforce_id
-            not in (
-                None,
-                ref.salesforce_id,
-            )
-        ):
+        stored = by_id.salesforce_id if by_id is not None else None
+        if stored and ref.salesforce_id and stored != ref.salesforce_id:
             raise Refused(
                 _path(prefix, "salesforce_id"),
                 f"The contact_id '{ref.contact_id}' is {by_id.name}, whose Salesforce id is "
