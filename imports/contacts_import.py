@@ -44,13 +44,13 @@ from imports.column_mapping import CONTACT_FIELDS, MappingError, map_columns
 from imports.csv_reader import CsvError, read_csv
 from imports.models import ImportJob
 from imports.pipeline import (
-    COUNT_FIELDS,
     DryRunReport,
     batches,
     failure_counts,
     mark_failed,
     max_bytes,
     open_source,
+    save_progress,
 )
 from imports.result_files import ResultFiles
 
@@ -467,7 +467,7 @@ def _apply_batch(job, account, checker, batch, rows, results):
                 detail=f"import job {job.pk}, lines {rows[0][0]}–{rows[-1][0]}",
             )
         results.commit_point()
-        job.save(update_fields=COUNT_FIELDS)
+        save_progress(job)
 
 
 __all__ = [

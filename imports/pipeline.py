@@ -88,7 +88,37 @@ RESUMABLE = (
 )
 
 
+class Cancelled(Exception):
+    """Someone cancelled the job (in the console) while it ran: the run stops, the batches
+    committed before stay done, the batch in flight is rolled back."""
+
+
+def _no_longer_running(job):
+    """The error for a job whose status changed under the run: Cancelled if it was cancelled."""
+    status = ImportJob.objects.filter(pk=job.pk).values_list("status", flat=True).first()
+    if status == ImportJob.Status.CANCELLED:
+        return Cancelled()
+    return RuntimeError(f"Import job {job.pk} is no longer running (it is {status}).")
+
+
+def stop_if_cancelled(job):
+    """Between batches: stop before doing the next batch's work if the job was cancelled."""
+    if ImportJob.objects.filter(pk=job.pk, status=ImportJob.Status.CANCELLED).exists():
+        raise Cancelled
+
+
+def save_progress(job):
+    """Save the batch's counts, in the batch's transaction, only while the job is running: the
+    UPDATE is conditional, so a cancel that committed first makes the batch roll back
+    (Cancelled), and a cancel that comes later waits for this row lock and then applies."""
+    counts = {name: getattr(job, name) for name in COUNT_FIELDS}
+    if not ImportJob.objects.filter(pk=job.pk, status=ImportJob.Status.RUNNING).update(**counts):
+        raise _no_longer_running(job)
+
+
 def mark_failed(job, error):
+    """The job failed (a bad file, an error): status, message and end time, unless it was
+    cancelled meanwhile (the person's cancel is what they see)."""
     if isinstance(error, CsvError):
         message = error.message
     elif isinstance(error, MappingError):
@@ -98,7 +128,7 @@ def mark_failed(job, error):
     job.status = ImportJob.Status.FAILED
     job.error_message = message
     job.finished_at = timezone.now()
-    ImportJob.objects.filter(pk=job.pk).update(
+    ImportJob.objects.filter(pk=job.pk).exclude(status=ImportJob.Status.CANCELLED).update(
         status=job.status, error_message=job.error_message, finished_at=job.finished_at
     )
 
@@ -130,9 +160,17 @@ def run(
 
     Rows up to that line are only shown to the checker (duplicates still count); the rest go
     to `apply_batch(job, checker, batch, rows, results)`, which commits them with the job's
-    counts. `progress(job)` is called after each committed batch. A CsvError part-way through
-    marks the job failed (rows before it stay done) and is raised. Returns the job."""
+    counts (`save_progress`). `progress(job)` is called after each committed batch. A CsvError
+    part-way through marks the job failed (rows before it stay done) and is raised.
+
+    The run writes the job's status only with conditional UPDATEs, so a cancel from the console
+    is never overwritten: starting claims the job only if it is still resumable, each batch
+    saves its counts only while the job is running, and the job is done only if it was still
+    running at the end. A cancelled job raises Cancelled (status left as the cancel set it).
+    Returns the job."""
     job.refresh_from_db()  # the committed progress, not what a crashed caller held in memory
+    if job.status == ImportJob.Status.CANCELLED:
+        raise Cancelled
     if job.status not in RESUMABLE:
         raise ValueError(f"Import job {job.pk} is {job.get_status_display()}; it cannot run.")
     try:
@@ -144,7 +182,16 @@ def run(
         job.status = ImportJob.Status.RUNNING
         job.started_at = job.started_at or timezone.now()
         job.error_message = ""
-        job.save()
+        claimed = ImportJob.objects.filter(pk=job.pk, status__in=RESUMABLE).update(
+            status=job.status,
+            total_rows=job.total_rows,
+            column_mapping=job.column_mapping,
+            options=job.options,
+            started_at=job.started_at,
+            error_message="",
+        )
+        if not claimed:
+            raise _no_longer_running(job)
         checker = make_checker(job.portal_account, job.options)
         with result_files(job) as results:
             job.save(update_fields=["success_file", "failure_file"])
@@ -157,12 +204,20 @@ def run(
                     else:
                         todo.append((line, values))
                 if todo:
+                    stop_if_cancelled(job)
                     apply_batch(job, checker, batch, todo, results)
                     if progress is not None:
                         progress(job)
-        job.status = ImportJob.Status.DONE
-        job.finished_at = timezone.now()
-        job.save(update_fields=["status", "finished_at"])
+        finished_at = timezone.now()
+        if ImportJob.objects.filter(pk=job.pk, status=ImportJob.Status.RUNNING).update(
+            status=ImportJob.Status.DONE, finished_at=finished_at
+        ):
+            job.status, job.finished_at = ImportJob.Status.DONE, finished_at
+        else:
+            raise _no_longer_running(job)
+    except Cancelled:
+        job.refresh_from_db()
+        raise
     except Exception as error:
         job.refresh_from_db(fields=COUNT_FIELDS)  # a rolled-back batch counted in memory only
         mark_failed(job, error)

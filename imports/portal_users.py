@@ -36,12 +36,12 @@ from imports.column_mapping import PORTAL_USER_FIELDS, MappingError, map_columns
 from imports.csv_reader import CsvError, read_csv
 from imports.models import ImportJob
 from imports.pipeline import (
-    COUNT_FIELDS,
     DryRunReport,
     batches,
     mark_failed,
     max_bytes,
     open_source,
+    save_progress,
 )
 from imports.result_files import ResultFiles
 
@@ -408,7 +408,7 @@ def _apply_batch(job, account, options, checker, batch, rows, results):
             job.processed += 1
             job.last_processed_line = line
         results.commit_point()
-        job.save(update_fields=COUNT_FIELDS)
+        save_progress(job)
 
 
 def _row_failure(error):

@@ -348,3 +348,51 @@ def test_a_rerun_after_a_crash_mid_batch_is_stopped_by_the_existing_user(db):
     assert (job.created, job.failed) == (0, 2)
     assert User.objects.filter(portal_account=account).count() == 2
     assert {row[3] for row in failures_by_line(job).values()} == {portal_users.USER_EXISTS}
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_cancel_during_a_batch_rolls_that_batch_back(monkeypatch):
+    """The cancel commits (another request, another connection) while a batch is in flight: the
+    batch's conditional progress save sees it, the batch rolls back and the job stays
+    cancelled; the batch committed before stays."""
+    import threading
+
+    from django.db import connection
+
+    from accounts import lifecycle
+    from imports.pipeline import Cancelled
+
+    account = PortalAccountFactory(partner_licenses=20)
+    Role.objects.create(portal_account=account, name="Partner User")
+    contacts = [
+        Contact.objects.create(portal_account=account, name=f"P {i}", email=f"p{i}@example.com")
+        for i in range(4)
+    ]
+    job = make_job(account, content=_generated_file(contacts))
+    invite_many = lifecycle.invite_many
+    calls = []
+
+    def cancel_from_another_request():
+        ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.Status.CANCELLED)
+        connection.close()
+
+    def invite_many_cancelled_during_the_second_batch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            other = threading.Thread(target=cancel_from_another_request)
+            other.start()
+            other.join(10)
+        return invite_many(*args, **kwargs)
+
+    monkeypatch.setattr(lifecycle, "invite_many", invite_many_cancelled_during_the_second_batch)
+    with pytest.raises(Cancelled):
+        portal_users.apply(job, batch_size=2)
+
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.CANCELLED
+    assert (job.processed, job.created, job.last_processed_line) == (2, 2, 3)
+    assert set(User.objects.filter(portal_account=account).values_list("contact", flat=True)) == {
+        contact.pk for contact in contacts[:2]
+    }
+    assert AuditEvent.objects.filter(action="invite").count() == 2

@@ -9,7 +9,7 @@ import pytest
 from django.urls import reverse
 
 from accounts.models import Role, User, UserState
-from imports import tasks
+from imports import portal_users, tasks
 from imports.models import ImportJob
 from tests.factories import PortalAccountFactory, PortalUserFactory
 from tests.samples import load_world, sample_path
@@ -295,18 +295,42 @@ def test_cancel_a_running_job(technician_client, world):
 def test_cancel_stops_the_run_between_batches(technician_client, world, monkeypatch):
     job = upload_and_map(technician_client, world, "portal-users-template.csv")
     ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.Status.RUNNING)
-    check = tasks.stop_if_cancelled
+    apply = portal_users.apply
 
-    def cancel_after_first_batch(running_job):
-        technician_client.post(url("import-cancel", world, job.pk))
-        check(running_job)
+    def apply_cancelled_after_the_first_batch(job, **kwargs):
+        def cancel(job):
+            technician_client.post(url("import-cancel", world, job.pk))
 
-    monkeypatch.setattr(tasks, "stop_if_cancelled", cancel_after_first_batch)
-    tasks.run_import(job.pk, batch_size=1)
+        return apply(job, progress=cancel, **kwargs)
+
+    monkeypatch.setattr(portal_users, "apply", apply_cancelled_after_the_first_batch)
+    assert tasks.run_import(job.pk, batch_size=1) == ImportJob.Status.CANCELLED
 
     job.refresh_from_db()
     assert job.status == ImportJob.Status.CANCELLED
     assert (job.created, job.processed) == (1, 1)
+
+
+def test_a_cancel_while_the_worker_starts_is_not_overwritten(technician_client, world, monkeypatch):
+    """The person cancels after the worker picked the job up and before it saved anything: the
+    run's first save must not put the job back to running."""
+    job = upload_and_map(technician_client, world, "portal-users-template.csv")
+    ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.Status.RUNNING)
+    open_and_map = portal_users.open_and_map
+
+    def cancelled_while_reading_the_file(job_or_file, mapping=None):
+        technician_client.post(url("import-cancel", world, job.pk))
+        return open_and_map(job_or_file, mapping)
+
+    monkeypatch.setattr(portal_users, "open_and_map", cancelled_while_reading_the_file)
+    assert tasks.run_import(job.pk) == ImportJob.Status.CANCELLED
+
+    job.refresh_from_db()
+    assert (job.status, job.created, job.processed) == (ImportJob.Status.CANCELLED, 0, 0)
+    assert not User.objects.filter(portal_account=world, state=UserState.UNCONFIRMED).exists()
+    page = technician_client.get(url("import-detail", world, job.pk)).content.decode()
+    assert "Cancelled" in page
+    assert 'hx-trigger="every 1s"' not in page
 
 
 def test_progress_polls_while_running_and_htmx_gets_only_the_fragment(technician_client, world):
