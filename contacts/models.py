@@ -61,6 +61,12 @@ class Contact(models.Model):
                 condition=Q(deleted_at__isnull=False),
                 name="contact_deleted_per_account",
             ),
+            # The contacts page: live contacts of an account in name order, paged over ids.
+            models.Index(
+                fields=["portal_account", "name", "id"],
+                condition=Q(deleted_at__isnull=True),
+                name="contact_live_by_name",
+            ),
         ]
         constraints = [
             models.UniqueConstraint(
