@@ -44,6 +44,31 @@ def _object(properties, required=(), **extra):
     return {**schema, **extra}
 
 
+_CONTACT_ID = {**_STRING, "pattern": "^[A-Za-z0-9]{19}$"}
+_SALESFORCE_ID = {**_STRING, "pattern": "^[A-Za-z0-9]{15}([A-Za-z0-9]{3})?$"}
+
+
+def _batch(key, item):
+    """A sync request: one list of at most 1,000 items, applied all or nothing."""
+    return _object({key: {"type": "array", "maxItems": 1000, "items": item}}, [key])
+
+
+def _sync_result(outcomes, **item_extra):
+    """A sync answer: a count per outcome and each item's outcome, in the items' order."""
+    item = _object(
+        {
+            "index": _COUNT,
+            "contact_id": _STRING,
+            "salesforce_id": _nullable(_STRING),
+            "outcome": {"enum": outcomes},
+            **item_extra,
+        },
+        ["index", "contact_id", "salesforce_id", "outcome", *item_extra],
+    )
+    counts = {outcome: _COUNT for outcome in outcomes}
+    return _object({**counts, "results": {"type": "array", "items": item}}, [*counts, "results"])
+
+
 SCHEMAS = {
     "Error": _object(
         {
@@ -58,7 +83,10 @@ SCHEMAS = {
                 **_COUNT,
                 "description": "Position of the item in the request's list (batch requests).",
             },
-            "field": _STRING,
+            "field": {
+                **_nullable(_STRING),
+                "description": "The field at fault ('winner.contact_id'); null for the whole item.",
+            },
             "message": _STRING,
         },
         ["message"],
@@ -152,77 +180,41 @@ SCHEMAS = {
             )
         }
     ),
-    # The contact sync (api/sync_views.py).
-    "UpsertContacts": _object(
-        {
-            "contacts": {
-                "type": "array",
-                "maxItems": 1000,
-                "items": _object(
-                    {
-                        "contact_id": _STRING,
-                        "salesforce_id": _STRING,
-                        "name": _STRING,
-                        "email": _STRING,
-                        "crm_account_name": _STRING,
-                    },
-                    ["name"],
-                ),
-            }
-        },
-        ["contacts"],
+    # The contact sync (api/sync_views.py, contacts/sync_items.py).
+    "ContactRef": _object(
+        {"contact_id": _nullable(_CONTACT_ID), "salesforce_id": _nullable(_SALESFORCE_ID)},
+        description="A contact by its contact_id and/or salesforce_id (both must name it).",
     ),
-    "ContactRefs": _object(
-        {
-            "contacts": {
-                "type": "array",
-                "maxItems": 1000,
-                "items": {
-                    "oneOf": [
-                        _object({"contact_id": _STRING}, ["contact_id"]),
-                        _object({"salesforce_id": _STRING}, ["salesforce_id"]),
-                    ]
-                },
-            }
-        },
-        ["contacts"],
+    "UpsertContacts": _batch(
+        "contacts",
+        _object(
+            {
+                "contact_id": _nullable(_CONTACT_ID),
+                "salesforce_id": _nullable(_SALESFORCE_ID),
+                "name": {**_STRING, "minLength": 1, "maxLength": 200},
+                "email": _nullable({**_STRING, "maxLength": 254}),
+                "crm_account_name": _nullable({**_STRING, "maxLength": 200}),
+            },
+            ["name"],
+            description="A field left out is left as it is; null or '' clears email and CRM "
+            "account name. contact_id or salesforce_id is needed.",
+        ),
     ),
-    "MergeContacts": _object(
-        {
-            "merges": {
-                "type": "array",
-                "maxItems": 1000,
-                "items": _object(
-                    {
-                        "winner": {**_STRING, "description": "Contact id or Salesforce id."},
-                        "loser": {**_STRING, "description": "Contact id or Salesforce id."},
-                    },
-                    ["winner", "loser"],
-                ),
-            }
-        },
-        ["merges"],
+    "ContactRefs": _batch("contacts", _ref("ContactRef")),
+    "MergeContacts": _batch(
+        "merges",
+        _object({"winner": _ref("ContactRef"), "loser": _ref("ContactRef")}, ["winner", "loser"]),
     ),
-    "SyncResult": {
-        "type": "object",
-        "description": "How many items had each outcome, and each item's outcome in order.",
-        "properties": {
-            "results": {
-                "type": "array",
-                "items": _object(
-                    {
-                        "index": _COUNT,
-                        "contact_id": _STRING,
-                        "salesforce_id": _nullable(_STRING),
-                        "outcome": _STRING,
-                    },
-                    ["index", "contact_id", "salesforce_id", "outcome"],
-                ),
-            }
-        },
-        "additionalProperties": _COUNT,
-        "required": ["results"],
-    },
+    "UpsertResult": _sync_result(["created", "updated", "unchanged"]),
+    "DeleteResult": _sync_result(["deleted", "unchanged"]),
+    "RestoreResult": _sync_result(["restored", "unchanged"]),
+    "MergeResult": _sync_result(
+        ["merged", "unchanged"],
+        loser=_object(
+            {"contact_id": _STRING, "salesforce_id": _nullable(_STRING)},
+            ["contact_id", "salesforce_id"],
+        ),
+    ),
 }
 
 RESPONSES = {
@@ -235,7 +227,8 @@ RESPONSES = {
     "MethodNotAllowed": _error("Another method is expected here.", {"Allow": _HEADER}),
     "Conflict": _error(
         "The rules refuse the action now (the user's state, a deleted contact, no licenses "
-        "left). Nothing was changed."
+        "left), or another request changed the same contacts at that moment (send the batch "
+        "again). Nothing was changed."
     ),
     "Status": _json("The contact's portal access now.", _ref("PortalUserStatus")),
 }
@@ -259,12 +252,12 @@ def _body(schema_name, required):
     }
 
 
-def _post(summary, body, ok, *, body_required=False, codes=("400", "401", "404", "405", "409")):
+def _post(summary, body, ok, *, body_required=False):
     return {
         "post": {
             "summary": summary,
             "requestBody": _body(body, body_required),
-            "responses": _responses(ok, *codes),
+            "responses": _responses(ok, "400", "401", "404", "405", "409"),
         }
     }
 
@@ -272,7 +265,11 @@ def _post(summary, body, ok, *, body_required=False, codes=("400", "401", "404",
 _STATUS = {"200": {"$ref": "#/components/responses/Status"}}
 _PORTAL_USER = "/accounts/{slug}/contacts/{contact_ref}/portal-user/"
 _SYNC = "/accounts/{slug}/contacts/"
-_SYNC_OK = {"200": _json("Every item applied (or already so).", _ref("SyncResult"))}
+
+
+def _sync(summary, body, result):
+    ok = {"200": _json("Every item applied (or already so).", _ref(result))}
+    return _post(summary, body, ok, body_required=True)
 
 
 def _portal_user_paths():
@@ -317,7 +314,6 @@ def _portal_user_paths():
 
 
 def _paths():
-    sync_codes = ("400", "401", "404", "405")
     return {
         "/openapi.json": {
             "get": {
@@ -326,34 +322,23 @@ def _paths():
                 "responses": _responses({"200": _json("OpenAPI 3.1", {"type": "object"})}, "405"),
             }
         },
-        _SYNC + "upsert/": _post(
+        _SYNC + "upsert/": _sync(
             "Create or update contacts (by contact id, else Salesforce id; 15 characters "
-            "accepted). All or nothing.",
+            "accepted). All or nothing; the same batch again changes nothing.",
             "UpsertContacts",
-            _SYNC_OK,
-            body_required=True,
-            codes=sync_codes,
+            "UpsertResult",
         ),
-        _SYNC + "delete/": _post(
+        _SYNC + "delete/": _sync(
             "Soft-delete contacts (the CRM's recycle bin): their portal users cannot sign in.",
             "ContactRefs",
-            _SYNC_OK,
-            body_required=True,
-            codes=sync_codes,
+            "DeleteResult",
         ),
-        _SYNC + "restore/": _post(
-            "Restore soft-deleted contacts.",
-            "ContactRefs",
-            _SYNC_OK,
-            body_required=True,
-            codes=sync_codes,
-        ),
-        _SYNC + "merge/": _post(
-            "Merge each loser into its winner; the winner keeps or takes the portal user.",
+        _SYNC + "restore/": _sync("Restore soft-deleted contacts.", "ContactRefs", "RestoreResult"),
+        _SYNC + "merge/": _sync(
+            "Merge each loser into its winner, in order; the winner keeps or takes the portal "
+            "user (both having one is an error of the item).",
             "MergeContacts",
-            _SYNC_OK,
-            body_required=True,
-            codes=sync_codes,
+            "MergeResult",
         ),
         **_portal_user_paths(),
     }
