@@ -114,8 +114,13 @@ def api_view(*methods):
 
 
 def _answer(request, account, contact, status=200):
+    body = portal_user_status.status(request.api_token, account, contact)
+    return JsonResponse(body, status=status)
+
+
+def _answer_after_change(request, account, contact, status=200):
     fresh = get_contact(request.api_token, account, contact.contact_id)
-    return JsonResponse(portal_user_status.status(request.api_token, account, fresh), status=status)
+    return _answer(request, account, fresh, status)
 
 
 @api_view("GET")
@@ -137,7 +142,7 @@ def enable(request, account, contact_ref):
         send_email=body.get("send_invitation", True),
         ip=client_ip(request),
     )
-    return _answer(request, account, contact, status=201)
+    return _answer_after_change(request, account, contact, status=201)
 
 
 def _user_action(name, fields=None, status=200, perform=None):
@@ -156,7 +161,7 @@ def _user_action(name, fields=None, status=200, perform=None):
             perform(user, ip, body)
         else:
             card_action(name).perform(user, None, ip, role)
-        return _answer(request, account, contact, status=status)
+        return _answer_after_change(request, account, contact, status=status)
 
     view.__name__ = view.__qualname__ = name.replace("-", "_")
     return view

@@ -10,7 +10,7 @@ from accounts.models import AuditEvent, EmailKind, OutboxEmail, User, UserState
 from api import api_tokens
 from contacts.salesforce_ids import to_18
 from tests.conftest import api_client_for
-from tests.factories import ContactFactory, PortalUserFactory
+from tests.factories import ContactFactory, PortalUserFactory, RoleFactory
 
 TOKEN_LABEL = "API token 'CRM connector'"
 SALESFORCE_15 = "0035g00000AbCdE"
@@ -483,3 +483,14 @@ def test_a_token_is_needed_and_must_be_live(client, api_client, api_token, mssp_
 
 def test_a_console_session_is_no_token(admin_client, pia):
     assert admin_client.get(url(pia.contact)).status_code == 401
+
+
+def test_a_lookup_takes_a_fixed_number_of_queries(
+    api_client, account, partner_role, customer_role, pia, django_assert_max_num_queries
+):
+    for n in range(5):
+        RoleFactory(portal_account=account, name=f"Extra role {n}")
+    api_client.get(url(pia.contact))  # the token's "last used" is written once a minute
+    # The token, the account, the contact with its user and role, the active roles.
+    with django_assert_max_num_queries(4):
+        assert api_client.get(url(pia.contact)).status_code == 200
