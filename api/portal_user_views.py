@@ -4,8 +4,9 @@ may be done with it, and the actions themselves, through the same lifecycle func
 messages as the Portal user card on the contact's page.
 
 Answers are JSON: the contact's status after a change, or {"error", "errors"} with 400 (a body
-the API cannot use, an unknown or inactive role), 404 (no such contact for this token), 405 or
-409 (the rules refuse: wrong state, no licenses left). A refused request changes nothing."""
+the API cannot use, an unknown or inactive role), 404 (no such contact for this token), 405
+(another method) or 409 (the rules refuse: wrong state, no licenses left). A refused request
+changes nothing."""
 
 from dataclasses import dataclass
 from functools import wraps

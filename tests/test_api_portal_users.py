@@ -147,20 +147,29 @@ def test_a_deleted_contact_without_a_user_offers_nothing(api_client, carl):
 # --- Enabling a contact ---
 
 
-def test_enable_invites_the_contact_as_the_console_does(api_client, api_token, carl, partner_role):
+def test_enable_invites_the_contact_as_the_console_does(
+    api_client, admin_client, account, carl, partner_role
+):
+    cleo = ContactFactory(portal_account=account, name="Cleo Console", email="cleo@acme.example")
     response = post(api_client, carl, "enable", {"role": "Partner User"})
+    card_url = reverse("contact-portal-user", args=["acme", cleo.pk, "invite"])
+    form = {"role": partner_role.pk, "user_type": "partner", "send_invitation": "on"}
+    assert admin_client.post(card_url, form).status_code == 302
 
     assert response.status_code == 201
     body = response.json()
     assert body["portal_user"]["state"] == "unconfirmed"
     assert body["portal_user"]["role"] == "Partner User"
     assert body["allowed_actions"] == ["reinvite", "change-role", "disable", "delete"]
-    user = User.objects.get(contact=carl)
+    user, console_user = User.objects.get(contact=carl), User.objects.get(contact=cleo)
     assert (user.user_type, user.email) == ("partner", "carl@acme.example")
-    event = AuditEvent.objects.get(action="invite")
-    assert (event.actor, event.actor_label, event.subject_user) == (None, TOKEN_LABEL, user)
-    assert list(OutboxEmail.objects.values_list("user", "kind")) == [
-        (user.pk, EmailKind.INVITATION)
+    event = AuditEvent.objects.get(action="invite", subject_user=user)
+    assert (event.actor, event.actor_label) == (None, TOKEN_LABEL)
+    console_event = AuditEvent.objects.get(action="invite", subject_user=console_user)
+    same = ["before", "after", "detail", "outcome"]
+    assert [getattr(event, f) for f in same] == [getattr(console_event, f) for f in same]
+    assert list(OutboxEmail.objects.filter(user=user).values_list("kind", flat=True)) == [
+        EmailKind.INVITATION
     ]
 
 
