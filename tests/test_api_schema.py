@@ -72,6 +72,18 @@ def test_the_schema_is_served_without_a_token(client):
     assert client.post("/api/v1/openapi.json").status_code == 405
 
 
+def test_other_methods_are_405_naming_the_documented_ones(api_client):
+    for path, operations in SCHEMA["paths"].items():
+        url = "/api/v1" + path.format(slug="acme", contact_ref="003" + "0" * 16)
+        documented = [method.upper() for method in operations if method != "parameters"]
+        for method in ["get", "post", "put", "patch", "delete"]:
+            if method.upper() not in documented:
+                response = getattr(api_client, method)(url)
+                assert response.status_code == 405, (method, url)
+                assert response["Allow"] == ", ".join(documented)
+                assert response.json()["error"]
+
+
 @pytest.fixture
 def wsgi_app(settings):
     """Django's WSGI app, as a server runs it, inside the test's transaction: like Django's test
