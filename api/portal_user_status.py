@@ -41,7 +41,7 @@ def get_contact(token, account, ref):
             condition = Q(salesforce_id=to_18(ref))
         except InvalidSalesforceId:
             condition = Q(pk__in=[])
-    contacts = scoping.contacts(token, account).select_related("user__role", "user__contact")
+    contacts = scoping.contacts(token, account).select_related("user__role")
     return get_object_or_404(contacts, condition)
 
 
