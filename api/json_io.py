@@ -4,6 +4,7 @@
 import json
 
 from django.http import JsonResponse
+from django.views import defaults
 
 
 class BadPayload(Exception):
@@ -33,3 +34,10 @@ def read_json_object(request):
     if not isinstance(body, dict):
         raise BadPayload("The body must be a JSON object.")
     return body
+
+
+def not_found(request, exception):
+    """The site's 404 handler: the API answers in JSON even for a URL it does not have."""
+    if request.path.startswith("/api/"):
+        return error_response(404, f"No API endpoint at {request.path}. See /api/v1/openapi.json.")
+    return defaults.page_not_found(request, exception)

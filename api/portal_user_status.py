@@ -20,17 +20,6 @@ _API_NAMES = {"enable": "reactivate"}  # the card's name -> the API's
 _CARD_NAMES = {api: card for card, api in _API_NAMES.items()}
 
 
-class TokenActor:
-    """How the console's action rules see an API token. MSSP admins issue tokens, so a token
-    may act on every user of its account, the admin seat too (deleting that seat stays refused,
-    by the card and the lifecycle alike); scoping keeps the token inside its own account."""
-
-    is_mssp = True
-
-
-TOKEN = TokenActor()
-
-
 def get_contact(token, account, ref):
     """A contact of the account by its 19-character contact id or its 15/18-character
     Salesforce id; 404 for anything else."""
@@ -45,13 +34,13 @@ def get_contact(token, account, ref):
     return get_object_or_404(contacts, condition)
 
 
-def allowed_actions(contact):
-    """The API actions the rules allow on the contact's portal access now."""
+def allowed_actions(token, contact):
+    """The API actions the rules allow the token on the contact's portal access now."""
     user = portal_user(contact)
     if user is None:
         return [] if contact.is_deleted else [ENABLE]
-    names = [_API_NAMES.get(action.name, action.name) for action in card_actions(TOKEN, user)]
-    if may_issue_magic_link(TOKEN, user):
+    names = [_API_NAMES.get(action.name, action.name) for action in card_actions(token, user)]
+    if may_issue_magic_link(token, user):
         names.append(MAGIC_LINK)
     return names
 
@@ -104,7 +93,7 @@ def status(token, account, contact):
             "activated_at": _when(user.activated_at),
             "last_login": _when(user.last_login),
         },
-        "allowed_actions": allowed_actions(contact),
+        "allowed_actions": allowed_actions(token, contact),
         "roles": list(
             scoping.roles(token, account)
             .filter(active=True)

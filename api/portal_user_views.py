@@ -155,7 +155,7 @@ def _user_action(name, fields=None, status=200, perform=None):
         contact = get_contact(request.api_token, account, contact_ref)
         body = read_fields(request, fields or {})
         role = role_named(account, body["role"]) if "role" in body else None
-        if name not in allowed_actions(contact):
+        if name not in allowed_actions(request.api_token, contact):
             raise LifecycleError(refusal(contact, name))
         user, ip = portal_user(contact), client_ip(request)
         if perform:

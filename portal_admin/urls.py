@@ -13,3 +13,6 @@ urlpatterns = [
     path("p/<slug:slug>/", include("accounts.portal_urls")),
     path("support/", admin.site.urls),
 ]
+
+# The API answers in JSON even for URLs it does not have; everything else gets the usual page.
+handler404 = "api.json_io.not_found"

@@ -140,3 +140,17 @@ def test_missing_or_unknown_tokens_are_401(account, authorization):
     assert response.status_code == 401
     assert "API token" in response.body["error"]
     assert response["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_an_unknown_api_url_is_a_json_404(client):
+    response = client.get("/api/v1/no-such-thing/")
+
+    assert response.status_code == 404
+    assert "openapi.json" in response.json()["error"]
+
+
+def test_an_unknown_console_url_is_still_a_page(admin_client):
+    response = admin_client.get("/accounts/no-such-account/")
+
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("text/html")
