@@ -95,7 +95,9 @@ def test_reinvite_and_disable_through_the_dialogs(
     expect(page).to_have_url(re.compile(re.escape(reverse("dashboard", args=[account.slug]))))
     accessibility.check(page, "dashboard")
     screenshots.take(page, "dashboard")
-    page.get_by_role("navigation", name=account.name).get_by_role("link", name="Users").click()
+    page.get_by_role("navigation", name=account.name).get_by_role(
+        "link", name="Users", exact=True
+    ).click()
     expect(page.get_by_role("heading", name="Users", level=1)).to_be_visible()
     expect(page.locator("#user-list")).to_contain_text("Ada Lovelace")
     assert (tab_count(page, "Enabled"), tab_count(page, "Unconfirmed")) == (2, 2)
