@@ -538,7 +538,7 @@ def _invite_many_bulk(portal_account, rows, *, user_type, by, send_email, ip):
             + (last_invited_at, password)
             for _row, contact, role, name, email in allowed
         ],
-        ids_by="contact_id",
+        returning_ids=True,
     )
     # What audit.user_snapshot gives for each new user: the same for every user of a role.
     snapshots = {}
@@ -582,7 +582,7 @@ def _invite_many_bulk(portal_account, rows, *, user_type, by, send_email, ip):
                 (account_id, user_id, email, invitation, context, now)
                 for user_id, (*_, email) in zip(user_ids, allowed, strict=True)
             ],
-            ids_by="user_id",
+            returning_ids=True,
         )
         transaction.on_commit(lambda: _hand_all_to_celery(email_ids))
     created = [(entry[0], user_id) for entry, user_id in zip(allowed, user_ids, strict=True)]

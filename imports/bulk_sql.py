@@ -11,7 +11,11 @@ What stays the same as an INSERT: every constraint and trigger of the table appl
 unique violation (a concurrent import of the same contact) raises `IntegrityError` and the
 caller's savepoint rolls the whole COPY back; foreign keys are checked (at commit: Django makes
 them DEFERRABLE INITIALLY DEFERRED). COPY returns nothing, so the new ids, when the caller needs
-them, are read back with one query by a column that tells the new rows apart (`ids_by`).
+them, are drawn from the table's sequence first (`nextval`, one query for the lot, safe with
+concurrent inserts: about 4 us an id) and written with the rows. Reading them back by a key
+instead was cheaper at first, then grew with the table: the outbox ids of a 5,000-row batch
+took 84 ms on average to read back over a 1,000,000-row import, against 20 ms from the
+sequence.
 
 Columns the caller does not give get what `bulk_create` would give them: the field's default
 (a callable one is called per row, except `dict` and `list`), the time of the call for
@@ -30,35 +34,22 @@ from django.utils import timezone
 _SHARED_DEFAULTS = (dict, list)  # callables whose value is the same JSON for every row
 
 
-def insert(model, fields, rows, *, ids_by=None):
-    """Insert `rows` into `model`'s table and return the new ids in row order when `ids_by` is
-    given, else None. Each row is a tuple of values for `fields` (attribute names, such as
+def insert(model, fields, rows, *, returning_ids=False):
+    """Insert `rows` into `model`'s table; return the new ids in row order with `returning_ids`,
+    else None. Each row is a tuple of values for `fields` (attribute names, such as
     "contact_id"), in Python form: ints for foreign keys, str, datetime, bool, None, dict or list
-    for JSON. `ids_by` names one of `fields` whose value no other row of the table can have when
-    the insert succeeds: a unique column, or a foreign key to rows created in the same
-    transaction. Call it inside a transaction (atomic), so that a failure leaves nothing."""
+    for JSON. Call it inside a transaction (atomic), so that a failure leaves nothing."""
     if not rows:
-        return [] if ids_by else None
+        return [] if returning_ids else None
     connection = connections[router.db_for_write(model)]
     if connection.vendor != "postgresql":
         objects = [model(**dict(zip(fields, row, strict=True))) for row in rows]
         model._base_manager.using(connection.alias).bulk_create(objects)
-        return [obj.pk for obj in objects] if ids_by else None
-    _copy(connection, model, fields, rows)
-    if not ids_by:
-        return None
-    key = fields.index(ids_by)
-    keys = [row[key] for row in rows]
-    id_of = dict(
-        model._base_manager.using(connection.alias)
-        .filter(**{f"{ids_by}__in": any_of(keys)})
-        .order_by()
-        .values_list(ids_by, "pk")
-    )
-    return [id_of[value] for value in keys]
+        return [obj.pk for obj in objects] if returning_ids else None
+    return _copy(connection, model, fields, rows, returning_ids)
 
 
-def _copy(connection, model, fields, rows):
+def _copy(connection, model, fields, rows, returning_ids):
     meta = model._meta
     by_attname = {field.attname: field for field in meta.concrete_fields}
     given = [by_attname[name] for name in fields]
@@ -86,19 +77,31 @@ def _copy(connection, model, fields, rows):
         rows = _with_json_text(rows, json_columns, given)
 
     columns = [field.column for field in given + constant_fields + per_row_defaults]
-    quote = connection.ops.quote_name
-    sql = f"COPY {quote(meta.db_table)} ({', '.join(quote(c) for c in columns)}) FROM STDIN"
-    with connection.cursor() as cursor, connection.wrap_database_errors, cursor.copy(sql) as copy:
-        write = copy.write_row
-        if per_row_defaults:
-            for row in rows:
-                defaults = tuple(
-                    _db_value(connection, field, field.get_default()) for field in per_row_defaults
-                )
-                write(row + constants + defaults)
-        else:
-            for row in rows:
-                write(row + constants)
+    ids = None
+    with connection.cursor() as cursor, connection.wrap_database_errors:
+        if returning_ids:
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+                [meta.db_table, meta.pk.column, len(rows)],
+            )
+            ids = [pk for (pk,) in cursor.fetchall()]
+            columns.insert(0, meta.pk.column)
+            rows = [(pk, *row) for pk, row in zip(ids, rows, strict=True)]
+        quote = connection.ops.quote_name
+        sql = f"COPY {quote(meta.db_table)} ({', '.join(quote(c) for c in columns)}) FROM STDIN"
+        with cursor.copy(sql) as copy:
+            write = copy.write_row
+            if per_row_defaults:
+                for row in rows:
+                    defaults = tuple(
+                        _db_value(connection, field, field.get_default())
+                        for field in per_row_defaults
+                    )
+                    write(row + constants + defaults)
+            else:
+                for row in rows:
+                    write(row + constants)
+    return ids
 
 
 def _with_json_text(rows, json_columns, fields):

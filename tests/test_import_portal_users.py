@@ -396,3 +396,20 @@ def test_a_cancel_during_a_batch_rolls_that_batch_back(monkeypatch):
         contact.pk for contact in contacts[:2]
     }
     assert AuditEvent.objects.filter(action="invite").count() == 2
+
+
+def test_first_lines_remembers_the_first_line_of_each_contact_like_a_dict():
+    """The compact map behind the duplicate rule (a million-row file must not need 100 MB)."""
+    import random
+
+    from imports.first_lines import FirstLines
+
+    rng = random.Random(6)
+    ids = [rng.randrange(10**12) for _ in range(3_000)] + list(range(5_000))  # grows twice
+    first_lines, expected = FirstLines(), {}
+    for line, contact_pk in enumerate(ids + ids[::3], start=2):
+        assert first_lines.setdefault(contact_pk, line) == expected.setdefault(contact_pk, line)
+    assert len(first_lines) == len(expected)
+    assert all(first_lines.get(pk) == line for pk, line in expected.items())
+    assert 10**13 not in first_lines
+    assert first_lines.get(10**13, "none") == "none"
