@@ -46,6 +46,7 @@ from imports.models import ImportJob
 from imports.pipeline import (
     DryRunReport,
     batches,
+    end_dry_run,
     failure_counts,
     mark_failed,
     max_bytes,
@@ -348,10 +349,13 @@ class ValidationReport(DryRunReport):
         }
 
 
-def validate(job_or_file, account, mapping=None, options=None, *, batch_size=BATCH_SIZE):
+def validate(
+    job_or_file, account, mapping=None, options=None, *, batch_size=BATCH_SIZE, progress=None
+):
     """The dry run: what `apply` would do with this file, writing nothing but the job's status,
-    mapping and row count (when given a job). Raises CsvError / MappingError for a file that
-    cannot be imported at all."""
+    mapping and row count (when given a job, see pipeline.end_dry_run). `progress(rows
+    checked)` is called after each batch. Raises CsvError / MappingError for a file that cannot
+    be imported at all."""
     try:
         csv_file, mapping = open_and_map(job_or_file, mapping)
     except (CsvError, MappingError) as error:
@@ -360,28 +364,32 @@ def validate(job_or_file, account, mapping=None, options=None, *, batch_size=BAT
         raise
     checker = RowChecker(account)
     report = ValidationReport(mapping=mapping, encoding=csv_file.encoding_label)
-    for rows in batches(csv_file, mapping, batch_size):
-        batch = checker.load_batch(rows)
-        for line, values in rows:
-            report.total_rows += 1
-            try:
-                row, contact = checker.check(line, values, batch)
-            except RowFailure as failure:
-                report.add_failure(line, values, failure)
-                continue
-            if contact is None:
-                report.would_create += 1
-                _remember_new(batch, _new_contact(account, row))
-            else:
-                report.would_update += 1
-    if isinstance(job_or_file, ImportJob):
-        job = job_or_file
-        job.source_file.close()
-        job.column_mapping = mapping
-        job.options = normalised_options(options)
-        job.total_rows = report.total_rows
-        job.status = ImportJob.Status.VALIDATED
-        job.save(update_fields=["column_mapping", "options", "total_rows", "status"])
+    try:
+        for rows in batches(csv_file, mapping, batch_size):
+            batch = checker.load_batch(rows)
+            for line, values in rows:
+                report.total_rows += 1
+                try:
+                    row, contact = checker.check(line, values, batch)
+                except RowFailure as failure:
+                    report.add_failure(line, values, failure)
+                    continue
+                if contact is None:
+                    report.would_create += 1
+                    _remember_new(batch, _new_contact(account, row))
+                else:
+                    report.would_update += 1
+            if progress is not None:
+                progress(report.total_rows)
+    finally:
+        if isinstance(job_or_file, ImportJob):
+            job_or_file.source_file.close()
+    end_dry_run(
+        job_or_file,
+        mapping=mapping,
+        options=normalised_options(options),
+        total_rows=report.total_rows,
+    )
     return report
 
 

@@ -54,6 +54,11 @@ class ImportJob(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     error_message = models.TextField(blank=True)
 
+    # The review step's dry run, kept so that the page survives a reload while a worker checks a
+    # big file (imports.dry_runs): {"token", "options", "state", "checked", "report", "error",
+    # "started_at", "finished_at"}; empty until the review page first asks for it.
+    dry_run = models.JSONField(default=dict, blank=True)
+
     success_file = models.FileField(upload_to="imports/results/", blank=True)
     failure_file = models.FileField(upload_to="imports/results/", blank=True)
 

@@ -79,6 +79,12 @@ COUNT_FIELDS = [
 ]
 
 
+SETTING_UP = (
+    ImportJob.Status.UPLOADED,
+    ImportJob.Status.MAPPED,
+    ImportJob.Status.VALIDATED,
+)
+
 RESUMABLE = (
     ImportJob.Status.UPLOADED,
     ImportJob.Status.MAPPED,
@@ -131,6 +137,21 @@ def mark_failed(job, error):
     ImportJob.objects.filter(pk=job.pk).exclude(status=ImportJob.Status.CANCELLED).update(
         status=job.status, error_message=job.error_message, finished_at=job.finished_at
     )
+
+
+def end_dry_run(job_or_file, *, mapping, options, total_rows):
+    """After a dry run of a job: it keeps the mapping, options and row count and becomes
+    validated, only while it is still being set up (a dry run that ends after the import
+    started, or after a cancel, changes nothing)."""
+    if not isinstance(job_or_file, ImportJob):
+        return
+    job = job_or_file
+    changes = {"column_mapping": mapping, "options": options, "total_rows": total_rows}
+    if ImportJob.objects.filter(pk=job.pk, status__in=SETTING_UP).update(
+        status=ImportJob.Status.VALIDATED, **changes
+    ):
+        for name, value in {"status": ImportJob.Status.VALIDATED, **changes}.items():
+            setattr(job, name, value)
 
 
 def failure_counts(job):

@@ -39,6 +39,7 @@ from imports.models import ImportJob
 from imports.pipeline import (
     DryRunReport,
     batches,
+    end_dry_run,
     mark_failed,
     max_bytes,
     open_source,
@@ -296,10 +297,13 @@ class ValidationReport(DryRunReport):
         return {"contact_id": values["contact_id"], "role": values["role"]}
 
 
-def validate(job_or_file, account, mapping=None, options=None, *, batch_size=BATCH_SIZE):
+def validate(
+    job_or_file, account, mapping=None, options=None, *, batch_size=BATCH_SIZE, progress=None
+):
     """The dry run: what `apply` would do with this file, writing nothing but the job's status
-    and row count (when given a job). Raises CsvError / MappingError for a file that cannot be
-    imported at all."""
+    and row count (when given a job, see pipeline.end_dry_run). `progress(rows checked)` is
+    called after each batch. Raises CsvError / MappingError for a file that cannot be imported
+    at all."""
     options = normalised_options(options)
     try:
         csv_file, mapping = open_and_map(job_or_file, mapping)
@@ -313,36 +317,37 @@ def validate(job_or_file, account, mapping=None, options=None, *, batch_size=BAT
     report = ValidationReport(
         user_type=user_type, licenses_free=free, mapping=mapping, encoding=csv_file.encoding_label
     )
-    for rows in batches(csv_file, mapping, batch_size):
-        batch = checker.load_batch(rows)
-        for line, values in rows:
-            report.total_rows += 1
-            try:
-                checker.check(line, values, batch)
-            except RowFailure as failure:
-                report.add_failure(line, values, failure)
-                continue
-            report.licenses_needed += 1
-            if report.would_create < free:
-                report.would_create += 1
-            else:
-                used = account.licenses_for(user_type) - free + report.would_create
-                message = (
-                    f"No {UserType(user_type).label} licenses left: "
-                    f"{used} of {account.licenses_for(user_type)} in use."
-                )
-                report.add_failure(
-                    line, values, RowFailure(NO_LICENSES, _no_licenses_reason(message))
-                )
-    if isinstance(job_or_file, ImportJob):
-        job = job_or_file
-        job.source_file.close()
-        job.column_mapping = mapping
-        job.options = options
-        job.total_rows = report.total_rows
-        job.status = ImportJob.Status.VALIDATED
-        job.save(update_fields=["column_mapping", "options", "total_rows", "status"])
+    try:
+        for rows in batches(csv_file, mapping, batch_size):
+            _check_batch(report, checker, account, free, rows)
+            if progress is not None:
+                progress(report.total_rows)
+    finally:
+        if isinstance(job_or_file, ImportJob):
+            job_or_file.source_file.close()
+    end_dry_run(job_or_file, mapping=mapping, options=options, total_rows=report.total_rows)
     return report
+
+
+def _check_batch(report, checker, account, free, rows):
+    """One batch of the dry run: each row checked, counted or added to the failures."""
+    user_type = report.user_type
+    limit = account.licenses_for(user_type)
+    batch = checker.load_batch(rows)
+    for line, values in rows:
+        report.total_rows += 1
+        try:
+            checker.check(line, values, batch)
+        except RowFailure as failure:
+            report.add_failure(line, values, failure)
+            continue
+        report.licenses_needed += 1
+        if report.would_create < free:
+            report.would_create += 1
+        else:
+            used = limit - free + report.would_create
+            message = f"No {UserType(user_type).label} licenses left: {used} of {limit} in use."
+            report.add_failure(line, values, RowFailure(NO_LICENSES, _no_licenses_reason(message)))
 
 
 def apply(job, *, batch_size=BATCH_SIZE, progress=None):

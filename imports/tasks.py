@@ -4,7 +4,7 @@ import logging
 
 from celery import shared_task
 
-from imports import contacts_import, portal_users
+from imports import contacts_import, dry_runs, portal_users
 from imports.column_mapping import MappingError
 from imports.csv_reader import CsvError
 from imports.models import ImportJob
@@ -29,3 +29,10 @@ def run_import(job_id, batch_size=None):
     except (CsvError, MappingError) as error:
         logger.info("Import job %s stopped: %s", job_id, error)  # apply marked it failed
     return ImportJob.objects.filter(pk=job_id).values_list("status", flat=True).first()
+
+
+@shared_task(acks_late=True)
+def dry_run(job_id, token):
+    """The review step's dry run of a big file (imports.dry_runs): its progress and report are
+    kept on the job, which the review page polls. Run twice, the second run does it again."""
+    dry_runs.run(job_id, token)

@@ -4,7 +4,9 @@ imports.portal_users (portal users) and imports.contacts_import (contacts), pick
 target; the run happens in the Celery task imports.tasks.run_import."""
 
 import logging
+from datetime import datetime
 from pathlib import PurePath
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
@@ -18,7 +20,7 @@ from django.utils import timezone
 from accounts import scoping
 from accounts.models import UserType
 from accounts.permissions import console_view
-from imports import contacts_import, portal_users
+from imports import contacts_import, dry_runs, pipeline, portal_users
 from imports.column_mapping import PORTAL_USER_FIELDS, MappingError, auto_map, map_columns
 from imports.csv_reader import CsvError, read_csv
 from imports.forms import MapForm, OptionsForm, UploadForm
@@ -29,12 +31,12 @@ from imports.tasks import run_import
 logger = logging.getLogger(__name__)
 
 Status = ImportJob.Status
-SETTING_UP = (Status.UPLOADED, Status.MAPPED, Status.VALIDATED)
+SETTING_UP = pipeline.SETTING_UP
 STARTABLE = (Status.MAPPED, Status.VALIDATED)
 CANCELLABLE = (*SETTING_UP, Status.RUNNING)
 EXAMPLE_CONTACT_ID = "0035e00000AbCdEfGhI"
 EXAMPLE_SALESFORCE_ID = "a01M00000062mPgIAI"
-MISSING_FILE = "The uploaded file is no longer on the server. Upload it again."
+MISSING_FILE = dry_runs.MISSING_FILE
 
 
 def _account_and_job(request, slug, job_id):
@@ -42,11 +44,6 @@ def _account_and_job(request, slug, job_id):
     account = scoping.get_portal_account(request.user, slug)
     job = get_object_or_404(ImportJob.objects.filter(portal_account=account), pk=job_id)
     return account, job
-
-
-def _pipeline(job):
-    """The validate/apply module of the job's target."""
-    return contacts_import if job.target == ImportJob.Target.CONTACTS else portal_users
 
 
 def _fields(job):
@@ -159,7 +156,8 @@ def job_map(request, slug, job_id):
                 errors = error.messages
             else:
                 job.status = Status.MAPPED
-                job.save(update_fields=["column_mapping", "status"])
+                job.dry_run = {}  # it was of the old columns
+                job.save(update_fields=["column_mapping", "status", "dry_run"])
                 return redirect("import-review", account.slug, job.pk)
     status = 400 if errors or (form is not None and form.errors) else 200
     context = _context(account, job=job, form=form, header=header, errors=errors)
@@ -168,53 +166,55 @@ def job_map(request, slug, job_id):
 
 @console_view
 def job_review(request, slug, job_id):
-    """The dry run over the whole file with the chosen options (GET: it changes no data)."""
+    """Options and the dry run over the whole file (imports.dry_runs): a small file is checked
+    in this request, a big one by a worker while the page polls (`poll=1`: only show the state).
+    The dry run is kept on the job; it is done again when the options change or the person asks
+    ("Check again" names the dry run it replaces, so a reload does not start another)."""
     account, job = _account_and_job(request, slug, job_id)
     if job.status not in SETTING_UP:
         return redirect("import-detail", account.slug, job.pk)
     if job.status == Status.UPLOADED:
         return redirect("import-map", account.slug, job.pk)
-    if job.target == ImportJob.Target.CONTACTS:
-        return _contacts_review(request, account, job)
-    options = dict(job.options)
-    if "send_activation" in request.GET or request.GET.get("checked"):
-        options["send_activation"] = bool(request.GET.get("send_activation"))
-    form = OptionsForm(initial={"send_activation": options.get("send_activation", False)})
-    report, error = None, ""
-    try:
-        report = portal_users.validate(job, account, job.column_mapping, options)
-    except CsvError as exc:
-        error = exc.message
-    except MappingError as exc:
-        error = " ".join(exc.messages)
-    except OSError:
-        error = MISSING_FILE
+    contacts = job.target == ImportJob.Target.CONTACTS
+    query = {}
+    if contacts:
+        options = contacts_import.normalised_options(job.options)
+    else:
+        options = dict(job.options)
+        if "send_activation" in request.GET or request.GET.get("checked"):
+            options["send_activation"] = bool(request.GET.get("send_activation"))
+        options = portal_users.normalised_options(options)
+        query = {"checked": "1", "send_activation": "1" if options["send_activation"] else ""}
+    again = request.GET.get("again")
+    if not request.GET.get("poll") and (
+        not dry_runs.is_current(job, options) or again == job.dry_run.get("token")
+    ):
+        dry_runs.start(job, options)
+    dry_run = job.dry_run
+    review_url = reverse("import-review", args=[account.slug, job.pk])
     context = _context(
         account,
         job=job,
-        form=form,
-        report=report,
-        error=error,
+        contacts=contacts,
+        form=None
+        if contacts
+        else OptionsForm(initial={"send_activation": options["send_activation"]}),
+        dry_run=dry_run,
+        report=dry_runs.report(job),
+        error=dry_run.get("error", "") if dry_run.get("state") == dry_runs.FAILED else "",
+        polling=dry_run.get("state") == dry_runs.RUNNING,
+        poll_url=f"{review_url}?{urlencode({**query, 'poll': '1'})}",
+        again_url=f"{review_url}?{urlencode({**query, 'again': dry_run.get('token', '')})}",
+        checked_at=_parsed(dry_run.get("finished_at")),
         send_activation=bool(options.get("send_activation")),
-        user_type_label=UserType(portal_users.normalised_options(options)["user_type"]).label,
+        user_type_label="" if contacts else UserType(options["user_type"]).label,
     )
     template = "imports/review.html#review" if request.htmx else "imports/review.html"
-    return render(request, template, context, status=400 if error else 200)
+    return render(request, template, context, status=400 if context["error"] else 200)
 
 
-def _contacts_review(request, account, job):
-    report, error = None, ""
-    try:
-        report = contacts_import.validate(job, account, job.column_mapping)
-    except CsvError as exc:
-        error = exc.message
-    except MappingError as exc:
-        error = " ".join(exc.messages)
-    except OSError:
-        error = MISSING_FILE
-    context = _context(account, job=job, report=report, error=error, contacts=True)
-    template = "imports/review.html#review" if request.htmx else "imports/review.html"
-    return render(request, template, context, status=400 if error else 200)
+def _parsed(iso_datetime):
+    return datetime.fromisoformat(iso_datetime) if iso_datetime else None
 
 
 @console_view
@@ -287,7 +287,7 @@ def job_detail(request, slug, job_id):
     account, job = _account_and_job(request, slug, job_id)
     failures = []
     if job.status in (Status.DONE, Status.CANCELLED, Status.FAILED) and job.failed:
-        labels = _pipeline(job).REASON_LABELS
+        labels = dry_runs.pipeline_of(job).REASON_LABELS
         failures = [
             (labels.get(code, code), count)
             for code, count in sorted(failure_counts(job).items(), key=lambda item: -item[1])

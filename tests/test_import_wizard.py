@@ -4,12 +4,13 @@ downloads; history, bad files, cancel, HTMX polling, and tenant scoping of every
 
 import csv
 import io
+import re
 
 import pytest
 from django.urls import reverse
 
 from accounts.models import Role, User, UserState
-from imports import portal_users, tasks
+from imports import dry_runs, portal_users, tasks
 from imports.models import ImportJob
 from tests.factories import PortalAccountFactory, PortalUserFactory
 from tests.samples import load_world, sample_path
@@ -355,3 +356,125 @@ def test_progress_polls_while_running_and_htmx_gets_only_the_fragment(technician
     fragment = technician_client.get(path, headers={"HX-Request": "true"}).content.decode()
     assert 'hx-trigger="every 1s"' not in fragment
     assert "2 / 2 rows" in fragment
+
+
+@pytest.fixture
+def big_file_threshold(monkeypatch):
+    """Every file counts as big: its dry run goes to the worker."""
+    monkeypatch.setattr(dry_runs, "INLINE_MAX_BYTES", 0)
+
+
+@pytest.fixture
+def queued_dry_runs(monkeypatch):
+    """Dry runs handed to Celery, kept for the test to run as the worker would."""
+    queued = []
+    monkeypatch.setattr(tasks.dry_run, "delay", lambda *args: queued.append(args))
+    return queued
+
+
+def poll_url(html):
+    return re.search(r'hx-get="([^"]+)" hx-trigger="every 1s"', html).group(1).replace("&amp;", "&")
+
+
+def test_a_big_file_is_checked_by_the_worker_while_the_review_page_polls(
+    technician_client,
+    world,
+    big_file_threshold,
+    queued_dry_runs,
+    django_capture_on_commit_callbacks,
+):
+    job = upload_and_map(technician_client, world, "portal-users-mixed.csv")
+    path = url("import-review", world, job.pk)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        page = technician_client.get(path)
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "Checking every row of the file" in html
+    assert "Refresh" in html  # without JavaScript
+    assert len(queued_dry_runs) == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        reloaded = technician_client.get(path).content.decode()
+    assert "Checking every row of the file" in reloaded
+    assert len(queued_dry_runs) == 1  # a reload does not start another dry run
+
+    tasks.dry_run(*queued_dry_runs[0])  # the worker
+
+    fragment = technician_client.get(poll_url(html), headers={"HX-Request": "true"})
+    assert fragment.status_code == 200
+    fragment = fragment.content.decode()
+    assert "<html" not in fragment
+    assert 'hx-trigger="every 1s"' not in fragment
+    assert "Role not found" in fragment
+    assert "Duplicate row in file" in fragment
+    assert "Start import" in fragment
+    assert not User.objects.filter(portal_account=world, state=UserState.UNCONFIRMED).exists()
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.VALIDATED
+
+    with django_capture_on_commit_callbacks(execute=True):
+        technician_client.get(path)
+    assert len(queued_dry_runs) == 1  # the page shows the kept report
+    token = job.dry_run["token"]
+    with django_capture_on_commit_callbacks(execute=True):
+        technician_client.get(path, {"checked": "1", "send_activation": "", "again": token})
+    assert len(queued_dry_runs) == 2  # "Check again"
+
+
+def test_without_a_broker_the_big_files_dry_run_runs_at_once(
+    technician_client, world, big_file_threshold, django_capture_on_commit_callbacks
+):
+    """Celery runs eagerly: the task runs when the request queues it (in a test, where the
+    request runs inside the test's transaction, when the captured on-commit callbacks run)."""
+    job = upload_and_map(technician_client, world, "portal-users-template.csv")
+    path = url("import-review", world, job.pk)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        technician_client.get(path)
+    page = technician_client.get(path).content.decode()
+
+    assert "2 will be created" in page
+    assert 'hx-trigger="every 1s"' not in page
+
+
+def test_changed_options_replace_a_dry_run_still_in_the_worker(
+    technician_client,
+    world,
+    big_file_threshold,
+    queued_dry_runs,
+    django_capture_on_commit_callbacks,
+):
+    job = upload_and_map(technician_client, world, "portal-users-template.csv")
+    path = url("import-review", world, job.pk)
+    with django_capture_on_commit_callbacks(execute=True):
+        technician_client.get(path)
+        technician_client.get(path, {"checked": "1", "send_activation": "on"})
+    first, second = queued_dry_runs
+
+    tasks.dry_run(*first)  # too late: replaced
+    job.refresh_from_db()
+    assert (job.dry_run["token"], job.dry_run["state"]) == (second[1], "running")
+
+    tasks.dry_run(*second)
+    job.refresh_from_db()
+    assert job.dry_run["state"] == "done"
+    assert job.dry_run["options"]["send_activation"] is True
+
+
+def test_a_dry_run_that_ends_after_the_start_leaves_the_import_alone(
+    technician_client,
+    world,
+    big_file_threshold,
+    queued_dry_runs,
+    django_capture_on_commit_callbacks,
+):
+    job = upload_and_map(technician_client, world, "portal-users-template.csv")
+    with django_capture_on_commit_callbacks(execute=True):
+        technician_client.get(url("import-review", world, job.pk))
+    job = start(technician_client, world, job, django_capture_on_commit_callbacks)
+    assert job.status == ImportJob.Status.DONE
+
+    tasks.dry_run(*queued_dry_runs[0])
+
+    job.refresh_from_db()
+    assert (job.status, job.created) == (ImportJob.Status.DONE, 2)
