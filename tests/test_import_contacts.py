@@ -130,8 +130,20 @@ def test_sample_fills_an_empty_account(empty):
         contacts_import.EMAIL_INVALID,
     )
     assert "not a valid email address" in reason
-    event = AuditEvent.objects.get(portal_account=empty, action="import_contacts")
-    assert event.after == {"created": 12, "updated": 0}
+    events = AuditEvent.objects.filter(portal_account=empty)
+    assert set(events.values_list("action", flat=True)) == {"create_contact"}
+    assert events.count() == 12
+    zoe = events.get(subject_label=f"Zoë Ångström ({ZOE})")
+    assert zoe.before == {}
+    assert zoe.after == {
+        "contact_id": ZOE,
+        "salesforce_id": "003cL0n95KDk033QQB",
+        "name": "Zoë Ångström",
+        "email": contacts[ZOE].email,
+        "crm_account_name": contacts[ZOE].crm_account_name,
+    }
+    zoe_line = next(line for line, row in enumerate(sample_rows(), 2) if row["contact_id"] == ZOE)
+    assert zoe.detail == f"CSV import {job.pk}, line {zoe_line}"
 
 
 def test_reimport_updates_everything_and_creates_nothing(empty):
@@ -145,6 +157,24 @@ def test_reimport_updates_everything_and_creates_nothing(empty):
     assert after == before
     _header, *rows = result_rows(job.success_file)
     assert {row[3] for row in rows} == {"updated"}
+    updates = AuditEvent.objects.filter(portal_account=empty, action="update_contact")
+    assert updates.count() == 12
+    assert all(event.before == event.after for event in updates)  # the same file twice
+
+
+def test_an_update_audits_the_values_before_and_after(empty):
+    run(empty)
+    content = csv_bytes("ContactId,Name,Email", f"{ZOE},Zoe Angstrom,zoe@new.example")
+
+    job = run(empty, content=content)
+
+    assert contacts_import.updated_count(job) == 1
+    event = AuditEvent.objects.get(portal_account=empty, action="update_contact")
+    (zoe,) = [row for row in sample_rows() if row["contact_id"] == ZOE]
+    assert (event.before["name"], event.before["email"]) == ("Zoë Ångström", zoe["email"])
+    assert (event.after["name"], event.after["email"]) == ("Zoe Angstrom", "zoe@new.example")
+    assert event.subject_label == f"Zoe Angstrom ({ZOE})"
+    assert event.detail == f"CSV import {job.pk}, line 2"
 
 
 def test_dry_run_counts_creates_updates_and_failures_and_writes_nothing(empty):
