@@ -17,6 +17,9 @@ from accounts.models import (
 from contacts.models import Contact
 from tests.factories import PortalAccountFactory, PortalUserFactory, StaffFactory
 
+# The real worker's fixtures, for the worker test below.
+from tests.test_outbox_worker import broker, smtp_server, start_worker  # noqa: F401
+
 
 @pytest.fixture
 def world(db):
@@ -298,3 +301,36 @@ def test_a_batch_and_an_invite_racing_for_the_last_seats_never_exceed_them(batch
         assert [row[0] for row, _ in created] == batch_contacts[:2]
         assert [str(error) for _, error in refused] == ["No Customer licenses left: 3 of 3 in use."]
     assert User.objects.filter(portal_account=account, user_type=UserType.CUSTOMER).count() == 3
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_hands_its_invitations_to_a_real_worker_in_one_message(
+    account, partner_role, technician, request
+):
+    """One Celery message for the batch; the worker gives each row its own paced task, and
+    every invitation is sent once."""
+    from tests.test_outbox_worker import row_in
+
+    queue = request.getfixturevalue("broker")
+    contacts = _contacts(account, 3)
+    created, refused = lifecycle.invite_many(
+        account,
+        [(contact, partner_role) for contact in contacts],
+        user_type=UserType.PARTNER,
+        by=technician,
+        send_email=True,
+    )  # commits: on_commit hands the batch to Celery
+    assert (len(created), refused) == (3, [])
+    assert queue.llen("celery") == 1
+
+    smtp = request.getfixturevalue("smtp_server")()
+    worker = request.getfixturevalue("start_worker")(smtp.port)
+    for row in OutboxEmail.objects.all():
+        worker.wait_for(f"invitation {row.pk} to be sent", lambda row=row: row_in("sent", row))
+
+    assert sorted(message.rcpt_tos[0] for message in smtp.messages) == [
+        "p0@example.com",
+        "p1@example.com",
+        "p2@example.com",
+    ]
