@@ -9,6 +9,7 @@ from django.db.models import Count, F, OuterRef, Q, Subquery
 
 from accounts import scoping
 from accounts.models import LoginToken, OutboxEmail, TokenPurpose, UserState
+from accounts.search_terms import search_term
 from contacts.models import Contact
 
 PAGE_SIZE = 50
@@ -65,7 +66,7 @@ class Listing:
             page_number = max(int(params.get("page", 1)), 1)
         except ValueError:
             page_number = 1
-        return cls(tab=tab, q=params.get("q", "").strip()[:200], sort=sort, page_number=page_number)
+        return cls(tab=tab, q=search_term(params), sort=sort, page_number=page_number)
 
     def query_string(self, **changes):
         values = {"tab": self.tab, "q": self.q, "sort": self.sort, "page": self.page_number}

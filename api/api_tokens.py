@@ -15,6 +15,8 @@ def create_token(portal_account, name, *, by, ip=None):
     name = (name or "").strip()
     if not name:
         raise LifecycleError("Name the token after what will use it, e.g. 'Salesforce sync'.")
+    if len(name) > ApiToken._meta.get_field("name").max_length:
+        raise LifecycleError("Keep the token's name to 100 characters.")
     if portal_account.api_tokens.live().filter(name=name).exists():
         raise LifecycleError(f"A token named '{name}' already exists. Pick another name.")
     secret = ApiToken.new_secret()

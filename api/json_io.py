@@ -3,6 +3,7 @@
 
 import json
 
+from django.core.exceptions import RequestDataTooBig
 from django.http import JsonResponse
 from django.views import defaults
 
@@ -23,14 +24,23 @@ def error_response(status, message, errors=None):
     return JsonResponse(body, status=status)
 
 
-def read_json_object(request):
-    """The body as a dict; BadPayload when it is not a JSON object."""
+def read_json_object(request, *, empty_ok=False, too_large_hint=""):
+    """The body as a dict ({} for an empty body if empty_ok); BadPayload when it is too large
+    or not a JSON object."""
+    try:
+        raw = request.body
+    except RequestDataTooBig:
+        raise BadPayload(f"The body is too large. {too_large_hint}".strip()) from None
+    if empty_ok and not raw:
+        return {}
     if request.content_type != "application/json":
         raise BadPayload("Send the body as JSON with 'Content-Type: application/json'.")
     try:
-        body = json.loads(request.body or b"null")
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise BadPayload(f"The body is not valid JSON: {error}.") from error
+        body = json.loads(raw or b"null")
+    # ValueError covers malformed JSON and numbers longer than Python converts; RecursionError
+    # a body nested too deep.
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:
+        raise BadPayload(f"The body is not valid JSON: {error}.") from None
     if not isinstance(body, dict):
         raise BadPayload("The body must be a JSON object.")
     return body

@@ -6,6 +6,7 @@ actions), so the API offers and refuses exactly what the card does; only the nam
 API's URLs ("reactivate" for the card's "enable", "enable" for giving a contact a user)."""
 
 from django.db.models import Q
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 
 from accounts import scoping
@@ -23,6 +24,8 @@ _CARD_NAMES = {api: card for card, api in _API_NAMES.items()}
 def get_contact(token, account, ref):
     """A contact of the account by its 19-character contact id or its 15/18-character
     Salesforce id; 404 for anything else."""
+    if not (ref.isascii() and ref.isalnum()):  # ids are letters and digits, nothing else
+        raise Http404
     if len(ref) == CONTACT_ID_LENGTH:
         condition = Q(contact_id=ref)
     else:

@@ -48,7 +48,7 @@ ENABLE_FIELDS = {
 def read_fields(request, fields):
     """The body's fields (an empty body has none; null is as good as absent); BadPayload
     listing every wrong field."""
-    body = read_json_object(request) if request.body else {}
+    body = read_json_object(request, empty_ok=True)
     errors = [
         {"field": name, "message": f"Unknown field. Use: {', '.join(fields) or 'none'}."}
         for name in body

@@ -22,7 +22,6 @@ request changed the same contacts at the same moment (send the batch again)."""
 
 from functools import wraps
 
-from django.core.exceptions import RequestDataTooBig
 from django.http import JsonResponse
 
 from accounts.audit import client_ip
@@ -45,12 +44,12 @@ def post_only(view):
 
 
 def _items(request, key):
-    try:
-        body = read_json_object(request)
-    except RequestDataTooBig:
-        raise BadPayload(
-            f"The body is too large. Send at most {sync.MAX_ITEMS} items a request."
-        ) from None
+    body = read_json_object(
+        request, too_large_hint=f"Send at most {sync.MAX_ITEMS} items a request."
+    )
+    unknown = sorted(set(body) - {key})
+    if unknown:
+        raise BadPayload(f"Unknown keys {', '.join(unknown)}: the body has only '{key}'.")
     items = body.get(key)
     if not isinstance(items, list):
         raise BadPayload(f"The body must have a '{key}' list, e.g. {{\"{key}\": [...]}}.")

@@ -9,6 +9,7 @@ from django.core.paginator import Paginator
 from django.db.models import Count, Q
 
 from accounts import scoping
+from accounts.search_terms import search_term
 from contacts.salesforce_ids import InvalidSalesforceId, to_18
 
 PAGE_SIZE = 50
@@ -46,7 +47,7 @@ class ContactListing:
             page_number = max(int(params.get("page", 1)), 1)
         except ValueError:
             page_number = 1
-        return cls(show=show, q=params.get("q", "").strip()[:200], page_number=page_number)
+        return cls(show=show, q=search_term(params), page_number=page_number)
 
     def query_string(self, **changes):
         values = {"show": self.show, "q": self.q, "page": self.page_number}

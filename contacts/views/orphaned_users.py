@@ -1,6 +1,8 @@
 """Orphaned users: partner and customer users whose CRM contact is deleted, and the two fixes,
 restoring the contact or associating the user with another contact of the same CRM account."""
 
+import re
+
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import Http404
@@ -13,6 +15,7 @@ from accounts.audit import client_ip
 from accounts.errors import LifecycleError
 from accounts.models import UserState
 from accounts.permissions import check_may_act_on, console_view
+from accounts.search_terms import search_term
 from contacts import mirror
 from contacts.orphans import CANDIDATES_SHOWN, orphaned_users, replacement_contacts
 from contacts.views.portal_user_card import confirm
@@ -90,7 +93,7 @@ def associate(request, slug, user_id):
 
 
 def _candidates(request, account, user, status=200, error=""):
-    q = request.GET.get("q", "").strip()[:200]
+    q = search_term(request.GET)
     found = list(replacement_contacts(request.user, account, user, q)[: CANDIDATES_SHOWN + 1])
     context = {
         "account": account,
@@ -107,7 +110,7 @@ def _candidates(request, account, user, status=200, error=""):
 
 
 def _confirm_move(request, account, user, chosen):
-    if not chosen.isdigit():
+    if not re.fullmatch(r"[0-9]{1,18}", chosen):  # not str.isdigit(): "²" is a digit to it
         raise Http404
     contact = scoping.get_contact(request.user, account, int(chosen))
     old = user.contact
