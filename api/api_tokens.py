@@ -1,7 +1,7 @@
 """Creating and revoking a portal account's API tokens: each one transaction with its audit
 event."""
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts import audit
@@ -20,13 +20,17 @@ def create_token(portal_account, name, *, by, ip=None):
     if portal_account.api_tokens.live().filter(name=name).exists():
         raise LifecycleError(f"A token named '{name}' already exists. Pick another name.")
     secret = ApiToken.new_secret()
-    token = ApiToken.objects.create(
-        portal_account=portal_account,
-        name=name,
-        token_hash=token_hash(secret),
-        hint=secret[:8],
-        created_by=by,
-    )
+    try:
+        with transaction.atomic():
+            token = ApiToken.objects.create(
+                portal_account=portal_account,
+                name=name,
+                token_hash=token_hash(secret),
+                hint=secret[:8],
+                created_by=by,
+            )
+    except IntegrityError:  # the same name created at the same moment
+        raise LifecycleError(f"A token named '{name}' already exists. Pick another name.") from None
     audit.record("create_api_token", by=by, portal_account=portal_account, ip=ip, detail=token.name)
     return token, secret
 

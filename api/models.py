@@ -43,6 +43,14 @@ class ApiToken(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        constraints = [
+            # Names tell a connector's token apart in the list and the audit log.
+            models.UniqueConstraint(
+                fields=["portal_account", "name"],
+                condition=models.Q(revoked_at__isnull=True),
+                name="live_api_token_name_unique_per_account",
+            )
+        ]
 
     def __str__(self):
         return f"API token '{self.name}'"
