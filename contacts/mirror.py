@@ -5,16 +5,23 @@ event. The console calls these one at a time; contacts.sync applies the same rul
 
 A partner or customer user stands on one contact: their name and email follow it, so they change
 here too (a contact without a valid email leaves the user's email as it is, since it is their
-sign-in name)."""
+sign-in name). Whatever was on its way to the old address dies with the change
+(settle_email_change), and a deleted contact takes its user's pending emails and live links
+with it.
+
+Locks: every path locks the contacts first (in primary-key order, one statement), then their
+users, like contacts.sync, so that no two of them wait for each other."""
 
 from django.db import transaction
 from django.utils import timezone
 
-from accounts import audit
+from accounts import audit, outbox, tokens
 from accounts.errors import LifecycleError
 from accounts.lifecycle import valid_email
-from accounts.models import User
+from accounts.models import EmailKind, LoginToken, OutboxEmail, TokenPurpose, User, UserState
 from contacts.models import Contact
+
+_INVITATIONS = (EmailKind.INVITATION, EmailKind.REINVITATION)
 
 
 def _locked_contacts(*contacts):
@@ -62,10 +69,76 @@ def follow_contact(user, contact, *, others=None):
     return user
 
 
+def stop_mail_and_links(user, reason):
+    """Cancel the user's pending emails, then kill their live login tokens: {what: how many}.
+    In this order because the outbox sender locks its row and then mints a token (revoking the
+    older ones), so taking the tokens first could leave the two waiting for each other."""
+    cancelled = outbox.cancel_pending(user, reason=reason)
+    revoked = tokens.revoke(user)
+    return {"emails_cancelled": cancelled, "links_revoked": revoked}
+
+
+def settle_email_change(user, old_email):
+    """After saving a user whose email follow_contact changed (inside the same transaction):
+    nothing meant for the old address may reach it or keep working, since that mailbox may be
+    somebody else's now. Cancels the user's pending emails and kills their live login tokens.
+    An unconfirmed user whose invitation was on its way (a pending invitation email, or a live
+    invitation link) gets it again at the new address, with the same words; a user whose contact
+    is deleted does not (they could not sign in). Returns what it did, for the caller's audit
+    event, or None when the email did not change."""
+    if user.email == old_email:
+        return None
+    invitation = None
+    if user.state == UserState.UNCONFIRMED and user.email and not user.contact_deleted:
+        pending = (
+            OutboxEmail.objects.filter(
+                user=user, status=OutboxEmail.Status.PENDING, kind__in=_INVITATIONS
+            )
+            .order_by("-queued_at", "-pk")
+            .first()
+        )
+        live_link = LoginToken.objects.filter(
+            user=user,
+            purpose=TokenPurpose.ACTIVATION,
+            used_at__isnull=True,
+            revoked_at__isnull=True,
+            expires_at__gt=timezone.now(),
+        ).exists()
+        if pending is not None:
+            invitation = (pending.kind, pending.context)
+        elif live_link:
+            invitation = (EmailKind.INVITATION, {})
+    done = {"old_email": old_email, **stop_mail_and_links(user, "The user's email changed.")}
+    done["invitation_sent_to"] = None
+    if invitation is not None:
+        kind, context = invitation
+        user.last_invited_at = timezone.now()
+        User.objects.filter(pk=user.pk).update(last_invited_at=user.last_invited_at)
+        outbox.queue_email(user, kind, **context)
+        done["invitation_sent_to"] = user.email
+    return done
+
+
+def email_change_note(done):
+    """The audit detail's words for settle_email_change's result."""
+    if done is None:
+        return ""
+    note = (
+        f" Email changed from {done['old_email'] or '(none)'}: {done['emails_cancelled']} "
+        f"pending email(s) cancelled, {done['links_revoked']} sign-in link(s) revoked"
+    )
+    if done["invitation_sent_to"]:
+        note += f", invitation sent again to {done['invitation_sent_to']}"
+    return note + "."
+
+
 @transaction.atomic
 def delete_contact(contact, *, by, ip=None):
     """Soft delete, like the CRM's recycle bin. A partner or customer user of the contact can no
-    longer sign in (User.is_active) and is listed under Orphaned users until a fix."""
+    longer sign in (User.is_active) and is listed under Orphaned users until a fix; the emails
+    queued for them are cancelled and their live links killed, so that none of them (a pending
+    invitation, say) lets them in. Restoring the contact gives back none of those: an admin
+    reinvites, or the user asks for a new link."""
     (contact,) = _locked_contacts(contact)
     if contact.deleted_at is not None:
         raise LifecycleError(f"{contact.name} is deleted already. Restore it from its page.")
@@ -73,13 +146,16 @@ def delete_contact(contact, *, by, ip=None):
     before = _contact_snapshot(contact)
     contact.deleted_at = timezone.now()
     contact.save(update_fields=["deleted_at", "updated_at"])
+    after = _contact_snapshot(contact)
+    if user is not None:
+        after["user"] = stop_mail_and_links(user, "The user's contact was deleted.")
     audit.record(
         "delete_contact",
         by=by,
         subject=user,
         portal_account=contact.portal_account,
         before=before,
-        after=_contact_snapshot(contact),
+        after=after,
         ip=ip,
         detail=str(contact),
     )
@@ -137,12 +213,20 @@ def _user_snapshot(user):
 @transaction.atomic
 def move_user_to_contact(user, contact, *, by, ip=None):
     """The orphan fix: associate a user whose contact is deleted with another live contact of
-    the same CRM account that has no portal user yet."""
-    user = User.objects.select_for_update(of=("self",)).select_related("contact").get(pk=user.pk)
-    old = user.contact
+    the same CRM account that has no portal user yet. Locks the two contacts before the user,
+    like every other path, so the user's contact is read first without a lock and checked
+    again once the user is locked."""
+    old = User.objects.select_related("contact").get(pk=user.pk).contact
     if old is None:
         raise LifecycleError(f"{user.name} is not linked to a CRM contact.")
     old, contact = _locked_contacts(old, contact)
+    user = User.objects.select_for_update(of=("self",)).get(pk=user.pk)
+    if user.contact_id != old.pk:
+        raise LifecycleError(
+            f"{user.name}'s contact changed at the same moment (a CRM sync, say). Reload the "
+            "page and try again."
+        )
+    user.contact = old
     if old.deleted_at is None:
         raise LifecycleError(
             f"{user.name} is not an orphaned user: their contact {old.name} is not deleted."
@@ -166,16 +250,38 @@ def move_user_to_contact(user, contact, *, by, ip=None):
     follow_contact(user, contact)
     user.contact = contact
     user.save(update_fields=["contact", "name", "email"])
+    done = settle_email_change(user, before["email"])
+    after = _user_snapshot(user)
+    if done is not None:
+        after["email_change"] = done
     audit.record(
         "move_user_to_contact",
         by=by,
         subject=user,
         before=before,
-        after=_user_snapshot(user),
+        after=after,
         ip=ip,
-        detail=f"{old} → {contact}",
+        detail=f"{old} → {contact}{email_change_note(done)}",
     )
     return user
+
+
+def already_merged(winner, loser):
+    """Whether merging `loser` into `winner` was done before: the loser is merged into the
+    winner, or into what the winner was merged into since. (A later merge of the winner sends
+    the loser on to the new winner too, see apply_merge, so replaying a batch of chained merges
+    finds each one done.)"""
+    if not loser.merged_into_id or winner.pk == loser.pk:
+        return False
+    if loser.merged_into_id == winner.pk:
+        return True
+    seen, current = set(), winner
+    while current.merged_into_id and current.pk not in seen:
+        seen.add(current.pk)
+        if current.merged_into_id == loser.merged_into_id:
+            return True
+        current = current.merged_into
+    return False
 
 
 def refuse_merge(winner, loser, winner_user, loser_user):
@@ -184,7 +290,7 @@ def refuse_merge(winner, loser, winner_user, loser_user):
         return f"{winner.name} cannot be merged into itself. Pick two different contacts."
     if winner.portal_account_id != loser.portal_account_id:
         return "Both contacts must belong to the same portal account."
-    if loser.merged_into_id == winner.pk:
+    if already_merged(winner, loser):
         return ""
     if loser.merged_into_id:
         other = loser.merged_into
@@ -215,27 +321,28 @@ def merge_contacts(winner, loser, *, by, ip=None):
     refusal = refuse_merge(winner, loser, winner_user, loser_user)
     if refusal:
         raise LifecycleError(refusal)
-    if loser.merged_into_id == winner.pk:
+    if already_merged(winner, loser):
         return winner
-    loser_before, moved_before = _contact_snapshot(loser), None
+    loser_before, moved_before, done = _contact_snapshot(loser), None, None
     if loser_user is not None:
         moved_before = _user_snapshot(loser_user)
         follow_contact(loser_user, winner)
         loser_user.contact = winner
         loser_user.save(update_fields=["contact", "name", "email"])
+        done = settle_email_change(loser_user, moved_before["email"])
     apply_merge(winner, loser)
+    moved_after = _user_snapshot(loser_user) if loser_user else None
+    if done is not None:
+        moved_after["email_change"] = done
     audit.record(
         "merge_contacts",
         by=by,
         subject=loser_user or winner_user,
         portal_account=winner.portal_account,
         before={"loser": loser_before, "user": moved_before},
-        after={
-            "loser": _contact_snapshot(loser),
-            "user": _user_snapshot(loser_user) if loser_user else None,
-        },
+        after={"loser": _contact_snapshot(loser), "user": moved_after},
         ip=ip,
-        detail=f"{loser} merged into {winner}",
+        detail=f"{loser} merged into {winner}{email_change_note(done)}",
     )
     return winner
 

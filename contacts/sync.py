@@ -10,10 +10,17 @@ contacts.mirror's rules, and a portal user they touch gets an audit event of its
 batch's one.
 
 Upsert matches an item to a contact by contact_id, else salesforce_id (15-character ids as their
-18-character form), else by email to a contact the console created for a user (source console, no
-Salesforce id), which then takes the CRM's ids. A field left out of an item is left as it is; a
-null or "" email or CRM account name clears it. Each item needs a contact_id or a salesforce_id,
-so that the next sync finds the same contact again."""
+18-character form), else by email to a live contact the console created for a user (source
+console, no Salesforce id), which then takes the CRM's ids: it is adopted. A console contact is
+adopted by one item of a batch, the first; later items with its email create contacts of their
+own. A deleted console contact is never adopted (the item creates a new contact): adopting it
+would update a contact the console deleted, silently and without restoring it. A field left out
+of an item is left as it is; a null or "" email or CRM account name clears it. Each item needs a
+contact_id or a salesforce_id, so that the next sync finds the same contact again.
+
+Locks: the batch's contacts (those its ids name and the console contacts its emails may adopt)
+in one statement, in primary-key order, then their portal users; contacts.mirror takes them in
+the same order."""
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -96,26 +103,52 @@ def upsert_contacts(portal_account, items, *, by=None, ip=None):
     return _atomic_batch(lambda: _upsert(portal_account, rows, errors, by, ip))
 
 
+def _adoptable(contact, emails):
+    return (
+        contact.source == Contact.Source.CONSOLE
+        and contact.salesforce_id is None
+        and contact.deleted_at is None
+        and contact.email in emails
+    )
+
+
 def _match_upserts(account, rows, errors):
     """[(row, contact or None, adopted)]: the contact each valid row updates (None: a new one),
-    adopted when it is a console contact found by email."""
+    adopted when it is a console contact found by email (see the module's docstring)."""
     emails = {row.values["email"] for row in rows if row.values.get("email")}
-    ids = Found.locked(account, rows)
-    console = Q(source=Contact.Source.CONSOLE, salesforce_id__isnull=True, email__in=emails)
-    found = Found.locked_where(account, console) if emails else Found([])
-    by_email = {}
-    # Live ones first, then the oldest: the contact a person most likely means.
-    for contact in sorted(found.contacts, key=lambda c: (c.deleted_at is not None, c.pk)):
-        by_email.setdefault(contact.email, contact)
-    once, matched = Once(), []
+    contact_ids = {row.contact_id for row in rows if row.contact_id}
+    salesforce_ids = {row.salesforce_id for row in rows if row.salesforce_id}
+    condition = Q(contact_id__in=contact_ids) | Q(salesforce_id__in=salesforce_ids)
+    if emails:
+        condition |= Q(
+            source=Contact.Source.CONSOLE,
+            salesforce_id__isnull=True,
+            deleted_at__isnull=True,
+            email__in=emails,
+        )
+    found = Found.locked_where(account, condition)  # one statement: one lock order
+    by_ids = []
     for row in rows:
         try:
-            contact = ids.match(row)
-            adopted = contact is None and by_email.get(row.values.get("email")) or None
+            by_ids.append((row, found.match(row)))
+        except Refused as refused:
+            errors.add(row.index, refused.field_name, refused.message)
+    # A contact an item names by its ids is that item's, not one to adopt by email.
+    named = {contact.pk for _, contact in by_ids if contact is not None}
+    by_email = {}
+    for contact in found.contacts:  # in primary-key order: the oldest is the one meant
+        if contact.pk not in named and _adoptable(contact, emails):
+            by_email.setdefault(contact.email, contact)
+    once, matched = Once(), []
+    for row, contact in by_ids:
+        adopted = None if contact else by_email.get(row.values.get("email"))
+        try:
             once.check(row.index, row, contact or adopted)
         except Refused as refused:
             errors.add(row.index, refused.field_name, refused.message)
             continue
+        if adopted is not None:
+            del by_email[adopted.email]  # adopted once a batch: later items create contacts
         matched.append((row, contact or adopted, adopted is not None))
     return matched
 
@@ -169,14 +202,18 @@ def _upsert(account, rows, errors, by, ip):
     if followers:
         User.objects.bulk_update([user for user, _ in followers], ["name", "email"])
     for user, before in followers:
+        after = {"name": user.name, "email": user.email}
+        done = mirror.settle_email_change(user, before["email"])
+        if done is not None:
+            after["email_change"] = done
         audit.record(
             "user_follows_contact",
             by=by,
             subject=user,
             before=before,
-            after={"name": user.name, "email": user.email},
+            after=after,
             ip=ip,
-            detail=f"CRM sync changed {user.contact}.",
+            detail=f"CRM sync changed {user.contact}.{mirror.email_change_note(done)}",
         )
     if to_create or to_update:
         _batch_event("sync_contacts", account, result, by, ip)
@@ -262,13 +299,18 @@ def _apply_set_deleted(account, refs, errors, by, ip, delete):
     Contact.objects.filter(pk__in=[c.pk for c in changing]).update(
         deleted_at=now if delete else None, updated_at=now
     )
-    for user in User.objects.filter(contact__in=changing).select_related("contact"):
+    users = User.objects.select_for_update(of=("self",)).filter(contact__in=changing)
+    for user in users.select_related("contact").order_by("pk"):
+        after = {"contact_id": user.contact.contact_id, "deleted": delete}
+        if delete:
+            # As contacts.mirror.delete_contact: nothing on its way to the user lets them in.
+            after["user"] = mirror.stop_mail_and_links(user, "The user's contact was deleted.")
         audit.record(
             "delete_contact" if delete else "restore_contact",
             by=by,
             subject=user,
             before={"contact_id": user.contact.contact_id, "deleted": not delete},
-            after={"contact_id": user.contact.contact_id, "deleted": delete},
+            after=after,
             ip=ip,
             detail=f"CRM sync: {user.contact}",
         )
@@ -317,9 +359,9 @@ def _merge(winner, loser, users, by, ip):
     refusal = mirror.refuse_merge(winner, loser, winner_user, loser_user)
     if refusal:
         raise Refused(None, refusal)
-    if loser.merged_into_id == winner.pk:
+    if mirror.already_merged(winner, loser):
         return "unchanged"
-    moved = None
+    moved, done = None, None
     if loser_user is not None:
         moved = {"contact_id": loser.contact_id, "name": loser_user.name, "email": loser_user.email}
         try:
@@ -328,16 +370,20 @@ def _merge(winner, loser, users, by, ip):
             raise Refused("winner", str(error)) from None
         loser_user.contact = winner
         loser_user.save(update_fields=["contact", "name", "email"])
+        done = mirror.settle_email_change(loser_user, moved["email"])
         users[winner.pk] = users.pop(loser.pk)
     mirror.apply_merge(winner, loser)
     if winner_user or loser_user:
+        after = {"winner": winner.contact_id}
+        if done is not None:
+            after["email_change"] = done
         audit.record(
             "merge_contacts",
             by=by,
             subject=winner_user or loser_user,
             before={"loser": loser.contact_id, "user": moved},
-            after={"winner": winner.contact_id},
+            after=after,
             ip=ip,
-            detail=f"CRM sync: {loser} merged into {winner}",
+            detail=f"CRM sync: {loser} merged into {winner}{mirror.email_change_note(done)}",
         )
     return "merged"

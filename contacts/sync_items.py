@@ -79,6 +79,19 @@ def _path(prefix, name):
     return f"{prefix}.{name}" if prefix else name
 
 
+def _storable(value):
+    """Whether the database can store the text: PostgreSQL refuses NUL characters, and neither
+    database takes a lone surrogate (half of a UTF-16 pair, which JSON's \\u escapes can
+    carry), since it is no character UTF-8 can encode."""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _text(item, name, *, required=False):
     """The field's value stripped; None when it is absent or null."""
     value = item.get(name)
@@ -88,6 +101,12 @@ def _text(item, name, *, required=False):
         return None
     if not isinstance(value, str):
         raise Refused(name, f"'{name}' must be a string.")
+    if not _storable(value):
+        raise Refused(
+            name,
+            f"'{name}' holds a character that cannot be stored (a NUL or an unpaired "
+            "surrogate): send plain text.",
+        )
     value = value.strip()
     if required and not value:
         raise Refused(name, f"'{name}' is required: it cannot be empty.")

@@ -2,9 +2,13 @@
 merging two contacts, and what each does to the portal user standing on them."""
 
 import pytest
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
 
+from accounts import lifecycle, tokens
 from accounts.errors import LifecycleError
-from accounts.models import AuditEvent, User
+from accounts.models import AuditEvent, EmailKind, OutboxEmail, TokenPurpose, User, UserState
 from contacts import mirror
 from contacts.models import Contact
 from tests.factories import PASSWORD, ContactFactory, PortalUserFactory
@@ -101,6 +105,62 @@ def test_a_merged_away_contact_cannot_be_restored(jane, wayne, technician):
     assert fresh(jane.contact).deleted_at is not None
 
 
+def pending(user):
+    rows = OutboxEmail.objects.filter(user=user, status=OutboxEmail.Status.PENDING)
+    return list(rows.order_by("pk").values_list("kind", "to_email"))
+
+
+def magic_link(user):
+    secret = tokens.issue(user, TokenPurpose.MAGIC_LINK)
+    return reverse("portal-magic-link", args=[user.portal_account.slug, secret])
+
+
+@pytest.fixture
+def invited(account, partner_role, technician):
+    """An unconfirmed user: their invitation still in the outbox, and the link of one sent."""
+    contact = ContactFactory(
+        portal_account=account,
+        name="Ivy Green",
+        email="ivy@old.example",
+        crm_account_name="Wayne Enterprises",
+    )
+    user = lifecycle.invite(
+        account, user_type="partner", role=partner_role, by=technician, contact=contact
+    )
+    user.activation_path = reverse(
+        "portal-activate", args=[account.slug, tokens.issue(user, TokenPurpose.ACTIVATION)]
+    )
+    return user
+
+
+def activates(path):
+    password = "a-new-password-for-ivy"
+    answer = Client().post(path, {"new_password1": password, "new_password2": password})
+    return answer.status_code == 302
+
+
+def test_deleting_a_contact_stops_its_users_mail_and_links(invited, technician):
+    mirror.delete_contact(invited.contact, by=technician)
+    assert pending(invited) == []
+    assert OutboxEmail.objects.get(user=invited).last_error == "The user's contact was deleted."
+    assert not activates(invited.activation_path)  # an orphan cannot activate
+    assert fresh(invited).state == UserState.UNCONFIRMED
+    event = AuditEvent.objects.get(action="delete_contact")
+    assert event.after["user"] == {"emails_cancelled": 1, "links_revoked": 1}
+    # Restoring the contact brings none of them back: an admin reinvites.
+    mirror.restore_contact(invited.contact, by=technician)
+    assert pending(invited) == []
+    assert not activates(invited.activation_path)
+
+
+def test_deleting_a_contact_kills_an_enabled_users_links(jane, technician):
+    link = magic_link(jane)
+    lifecycle.send_login_email(jane, by=technician)
+    mirror.delete_contact(jane.contact, by=technician)
+    assert pending(jane) == []
+    assert Client().get(link).status_code == 400
+
+
 # --- moving an orphaned user ---
 
 
@@ -123,6 +183,28 @@ def test_move_an_orphan_to_a_contact_of_the_same_crm_account(client, orphan, way
     assert event.subject_user == moved
     assert event.before["contact_id"] == old.contact_id
     assert event.after["contact_id"] == wayne.contact_id
+
+
+def test_a_move_to_another_email_stops_the_old_addresss_mail_and_links(
+    invited, wayne, account, technician
+):
+    # An orphan whose mail and links outlived the deletion (deleted before deletions stopped
+    # them): moved to a contact with another email, the old address gets nothing more.
+    Contact.objects.filter(pk=invited.contact_id).update(deleted_at=timezone.now())
+    mirror.move_user_to_contact(fresh(invited), wayne, by=technician)
+    assert not activates(invited.activation_path)
+    # Their invitation was on its way: it goes to the new address, from the same person.
+    assert pending(invited) == [(EmailKind.INVITATION, "janet@wayne.example")]
+    row = OutboxEmail.objects.get(user=invited, status=OutboxEmail.Status.PENDING)
+    assert row.context == {"invited_by": technician.name}
+    event = AuditEvent.objects.get(action="move_user_to_contact")
+    assert event.after["email_change"] == {
+        "old_email": "ivy@old.example",
+        "emails_cancelled": 1,
+        "links_revoked": 1,
+        "invitation_sent_to": "janet@wayne.example",
+    }
+    assert "invitation sent again to janet@wayne.example" in event.detail
 
 
 def test_a_target_without_email_leaves_the_users_email(orphan, wayne, technician):
@@ -195,6 +277,18 @@ def test_the_winner_takes_the_losers_user(client, jane, wayne, technician):
     assert event.after["user"]["contact_id"] == wayne.contact_id
 
 
+def test_a_merge_to_another_email_stops_the_old_addresss_mail_and_links(jane, wayne, technician):
+    link = magic_link(jane)
+    lifecycle.send_login_email(jane, by=technician)
+    mirror.merge_contacts(wayne, jane.contact, by=technician)
+    assert fresh(jane).email == "janet@wayne.example"
+    assert pending(jane) == []
+    assert Client().get(link).status_code == 400
+    event = AuditEvent.objects.get(action="merge_contacts")
+    assert event.after["user"]["email_change"]["emails_cancelled"] == 1
+    assert event.after["user"]["email_change"]["links_revoked"] == 1
+
+
 def test_the_winner_keeps_its_user(jane, wayne, technician):
     winner = jane.contact
     mirror.merge_contacts(winner, wayne, by=technician)
@@ -257,6 +351,17 @@ def test_a_chain_of_merges_points_at_the_last_winner(jane, wayne, account, techn
     mirror.merge_contacts(last, wayne, by=technician)
     assert fresh(jane.contact).merged_into == last
     assert fresh(jane).contact == last
+
+
+def test_a_merge_done_before_a_chain_is_done_still(jane, wayne, account, technician):
+    last = ContactFactory(portal_account=account, name="Last Winner")
+    mirror.merge_contacts(wayne, jane.contact, by=technician)
+    mirror.merge_contacts(last, wayne, by=technician)
+    events = AuditEvent.objects.count()
+    # Jane's contact now points at Last Winner, which is what Janet Doe became: done already.
+    assert mirror.merge_contacts(wayne, jane.contact, by=technician) == wayne
+    assert fresh(jane.contact).merged_into == last
+    assert AuditEvent.objects.count() == events
 
 
 def test_a_merge_refuses_an_email_another_user_has(jane, wayne, account, partner_role, technician):

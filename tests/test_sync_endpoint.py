@@ -2,22 +2,34 @@
 delete, restore and merge batches, all or nothing, idempotent, one account per token."""
 
 import json
+import re
+import threading
+from unittest import mock
 
 import pytest
+from django.core import mail
 from django.db import connection
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts import lifecycle, outbox, tokens
 from accounts.errors import LifecycleError
-from accounts.models import AuditEvent, User
+from accounts.models import AuditEvent, EmailKind, OutboxEmail, TokenPurpose, User, UserState
 from api import api_tokens
 from contacts import mirror
 from contacts.models import Contact
 from contacts.salesforce_ids import to_18
+from contacts.sync_items import Found
 from tests.conftest import api_client_for
 from tests.factories import PASSWORD, ContactFactory, PortalUserFactory
-from tests.test_license_race import first_holds_the_seat_while_second_asks, outcome
+from tests.test_license_race import (
+    TIMEOUT,
+    Racer,
+    first_holds_the_seat_while_second_asks,
+    outcome,
+    wait_until_blocked,
+)
 
 SF15 = "0035g00000AbCdE"
 SF18 = to_18(SF15)
@@ -279,6 +291,199 @@ def test_a_500_item_batch_takes_a_few_queries(api_client, account, django_assert
         assert upsert(api_client, *changed).json()["unchanged"] == 500
 
 
+@pytest.mark.parametrize("field", ["name", "email", "crm_account_name"])
+@pytest.mark.parametrize(
+    "character", [chr(0xD800), chr(0xDFFF), "\x00"], ids=["high", "low", "nul"]
+)
+def test_text_the_database_cannot_store_is_an_item_error(api_client, jane, field, character):
+    # A lone surrogate (JSON's "\ud800") is no character UTF-8 can encode, and PostgreSQL
+    # stores no NUL: both made the database fail, a 500.
+    before = mirror_state()
+    value = f"jane{character}@example.com" if field == "email" else f"a{character}b"
+    response = upsert(api_client, {"contact_id": CID, "name": "Jane Doe", field: value})
+    assert response.status_code == 400
+    [error] = response.json()["errors"]
+    assert (error["index"], error["field"]) == (0, field)
+    assert "cannot be stored" in error["message"]
+    assert mirror_state() == before
+
+
+def console_contact(account, **fields):
+    return ContactFactory(
+        portal_account=account,
+        source=Contact.Source.CONSOLE,
+        name="Jo",
+        email="jo@x.example",
+        **fields,
+    )
+
+
+def outcomes(response):
+    return [result["outcome"] for result in response.json()["results"]]
+
+
+def test_a_console_contact_is_adopted_by_the_first_item_of_a_batch_only(api_client, account):
+    console = console_contact(account)
+    items = [
+        {"contact_id": CID, "name": "Jo", "email": "jo@x.example"},
+        {"contact_id": "003BBBBBBBBBBBBBBB1", "name": "Jo (dup)", "email": "jo@x.example"},
+    ]
+    response = upsert(api_client, *items)
+    assert response.status_code == 200, response.json()
+    assert outcomes(response) == ["updated", "created"]
+    adopted = fresh(console)
+    assert (adopted.contact_id, adopted.source) == (CID, Contact.Source.CRM)
+    created = Contact.objects.get(contact_id="003BBBBBBBBBBBBBBB1")
+    assert (created.email, created.source) == ("jo@x.example", Contact.Source.CRM)
+    before = mirror_state()
+    assert outcomes(upsert(api_client, *items)) == ["unchanged", "unchanged"]
+    assert mirror_state() == before
+
+
+def test_a_console_contact_named_by_its_id_is_not_adopted_by_another_item(api_client, account):
+    console = console_contact(account)
+    items = [
+        {"contact_id": "003BBBBBBBBBBBBBBB1", "name": "Jo (CRM)", "email": "jo@x.example"},
+        {"contact_id": console.contact_id, "name": "Jo", "email": "jo@x.example"},
+    ]
+    response = upsert(api_client, *items)
+    assert response.status_code == 200, response.json()
+    assert outcomes(response) == ["created", "unchanged"]
+
+
+def test_a_deleted_console_contact_is_not_adopted(api_client, account):
+    deleted = console_contact(account, deleted_at=timezone.now())
+    before = Contact.objects.filter(pk=deleted.pk).values().get()
+    response = upsert(api_client, {"contact_id": CID, "name": "Jo", "email": "jo@x.example"})
+    assert response.status_code == 200
+    assert outcomes(response) == ["created"]
+    assert Contact.objects.get(contact_id=CID).deleted_at is None
+    assert Contact.objects.filter(pk=deleted.pk).values().get() == before
+
+
+def test_a_live_console_contact_is_adopted_next_to_a_deleted_one(api_client, account):
+    console_contact(account, deleted_at=timezone.now())
+    live = console_contact(account)
+    response = upsert(api_client, {"contact_id": CID, "name": "Jo", "email": "jo@x.example"})
+    assert outcomes(response) == ["updated"]
+    assert fresh(live).contact_id == CID
+
+
+# --- what an email change or a deletion does to mail and links on their way ---
+
+
+def pending(user):
+    rows = OutboxEmail.objects.filter(user=user, status=OutboxEmail.Status.PENDING)
+    return list(rows.order_by("pk").values_list("kind", "to_email"))
+
+
+def sent_link(row):
+    """Send an outbox row as the worker does; the portal path of the link its email carries."""
+    outbox.deliver(row.pk)
+    return re.search(r"https?://[^/\s]+(/p/\S+/)", mail.outbox[-1].body).group(1)
+
+
+@pytest.fixture
+def invited(account, partner_role, technician):
+    """An unconfirmed user with their invitation pending, on the CRM contact CID."""
+    contact = ContactFactory(
+        portal_account=account, contact_id=CID, name="Ivy Green", email="ivy@old.example"
+    )
+    return lifecycle.invite(
+        account, user_type="partner", role=partner_role, by=technician, contact=contact
+    )
+
+
+def new_email(client, email):
+    response = upsert(client, {"contact_id": CID, "name": "Ivy Green", "email": email})
+    assert response.status_code == 200, response.json()
+
+
+def test_an_email_change_stops_the_mail_and_links_of_the_old_address(api_client, jane):
+    magic = reverse("portal-magic-link", args=["acme", tokens.issue(jane, TokenPurpose.MAGIC_LINK)])
+    lifecycle.send_login_email(jane, by=None)
+    assert pending(jane) == [(EmailKind.LOGIN_LINK, "jane@example.com")]
+
+    response = upsert(
+        api_client, {"contact_id": CID, "name": "Jane Doe", "email": "jane@new.example"}
+    )
+
+    assert response.status_code == 200
+    assert pending(jane) == []  # the sign-in email would have gone to the old mailbox
+    assert OutboxEmail.objects.get(user=jane).last_error == "The user's email changed."
+    assert Client().get(magic).status_code == 400
+    event = AuditEvent.objects.get(action="user_follows_contact")
+    assert event.after["email_change"] == {
+        "old_email": "jane@example.com",
+        "emails_cancelled": 1,
+        "links_revoked": 1,
+        "invitation_sent_to": None,
+    }
+    assert "1 pending email(s) cancelled, 1 sign-in link(s) revoked" in event.detail
+    assert signs_in(fresh(jane))[0]  # with the new email and her password
+
+
+def test_a_name_change_leaves_the_mail_and_links_alone(api_client, jane):
+    magic = reverse("portal-magic-link", args=["acme", tokens.issue(jane, TokenPurpose.MAGIC_LINK)])
+    lifecycle.send_login_email(jane, by=None)
+    upsert(api_client, {"contact_id": CID, "name": "Jane Roe", "email": "jane@example.com"})
+    assert pending(jane) == [(EmailKind.LOGIN_LINK, "jane@example.com")]
+    assert Client().get(magic).status_code == 200
+
+
+def test_a_pending_invitation_goes_to_the_new_address_instead(api_client, invited):
+    new_email(api_client, "ivy@new.example")
+
+    rows = list(OutboxEmail.objects.filter(user=invited).order_by("pk"))
+    assert [(row.kind, row.to_email, row.status) for row in rows] == [
+        (EmailKind.INVITATION, "ivy@old.example", OutboxEmail.Status.CANCELLED),
+        (EmailKind.INVITATION, "ivy@new.example", OutboxEmail.Status.PENDING),
+    ]
+    link = sent_link(rows[1])
+    assert mail.outbox[-1].to == ["ivy@new.example"]
+    assert "Theo Tech has invited you" in mail.outbox[-1].body  # the same words as before
+    assert Client().get(link).status_code == 200
+    event = AuditEvent.objects.get(action="user_follows_contact")
+    assert event.after["email_change"]["invitation_sent_to"] == "ivy@new.example"
+    assert "invitation sent again to ivy@new.example" in event.detail
+
+
+def test_a_delivered_invitations_link_dies_and_the_new_address_gets_one(api_client, invited):
+    old_link = sent_link(OutboxEmail.objects.get(user=invited))
+    assert mail.outbox[-1].to == ["ivy@old.example"]
+
+    new_email(api_client, "ivy@new.example")
+
+    assert Client().get(old_link).status_code == 400
+    assert pending(invited) == [(EmailKind.INVITATION, "ivy@new.example")]
+    row = OutboxEmail.objects.get(user=invited, status=OutboxEmail.Status.PENDING)
+    assert Client().get(sent_link(row)).status_code == 200
+
+
+def test_no_invitation_is_sent_again_to_a_user_whose_contact_is_deleted(api_client, invited):
+    Contact.objects.filter(pk=invited.contact_id).update(deleted_at=timezone.now())
+    new_email(api_client, "ivy@new.example")
+    assert pending(invited) == []
+
+
+def test_deleting_a_contact_stops_its_users_mail_and_links(api_client, invited):
+    # An invitation still in the outbox, and the link of one already sent.
+    secret = tokens.issue(invited, TokenPurpose.ACTIVATION)
+    activate = reverse("portal-activate", args=["acme", secret])
+
+    response = send(api_client, "delete", refs({"contact_id": CID}))
+
+    assert response.status_code == 200
+    assert pending(invited) == []
+    assert OutboxEmail.objects.get(user=invited).last_error == "The user's contact was deleted."
+    password = "a-new-password-for-ivy"
+    answer = Client().post(activate, {"new_password1": password, "new_password2": password})
+    assert answer.status_code == 400  # the orphan cannot activate
+    assert fresh(invited).state == UserState.UNCONFIRMED
+    event = AuditEvent.objects.get(action="delete_contact")
+    assert event.after["user"] == {"emails_cancelled": 1, "links_revoked": 1}
+
+
 # --- the request itself ---
 
 
@@ -482,6 +687,42 @@ def test_merge_item_errors(api_client, jane, account):
     assert errors[3]["field"] is None
 
 
+def test_replaying_a_chain_of_merges_changes_nothing(api_client, jane, account):
+    b, c = ContactFactory(portal_account=account), ContactFactory(portal_account=account)
+    body = {
+        "merges": [
+            {"winner": {"contact_id": b.contact_id}, "loser": {"contact_id": CID}},
+            {"winner": {"contact_id": c.contact_id}, "loser": {"contact_id": b.contact_id}},
+        ]
+    }
+    assert send(api_client, "merge", body).json()["merged"] == 2
+    assert fresh(jane.contact).merged_into == c  # sent on to the last winner
+    assert fresh(jane).contact == c
+
+    before = mirror_state()
+    again = send(api_client, "merge", body)
+    assert again.status_code == 200, again.json()
+    assert (again.json()["merged"], again.json()["unchanged"]) == (0, 2)
+    assert outcomes(again) == ["unchanged", "unchanged"]
+    assert mirror_state() == before
+
+
+def test_a_merge_moving_a_user_to_a_new_email_stops_the_old_addresss_mail(
+    api_client, jane, account
+):
+    magic = reverse("portal-magic-link", args=["acme", tokens.issue(jane, TokenPurpose.MAGIC_LINK)])
+    lifecycle.send_login_email(jane, by=None)
+    winner = ContactFactory(portal_account=account, email="jd@crm.example")
+    assert (
+        merge(api_client, {"contact_id": winner.contact_id}, {"contact_id": CID}).status_code == 200
+    )
+    assert fresh(jane).email == "jd@crm.example"
+    assert pending(jane) == []
+    assert Client().get(magic).status_code == 400
+    event = AuditEvent.objects.get(action="merge_contacts")
+    assert event.after["email_change"]["links_revoked"] == 1
+
+
 # --- races: PostgreSQL only (SQLite lets one writer in at a time, so nothing can race) ---
 
 
@@ -537,3 +778,58 @@ def test_two_orphans_cannot_both_move_to_one_contact(account, partner_role, tech
     assert "already has a portal user" in str(second.error), outcome(second)
     assert fresh(ann).contact == target
     assert fresh(bob).contact_id == bob.contact_id
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_an_orphan_move_and_a_merge_of_the_same_contacts_do_not_deadlock(
+    account, partner_role, technician, api_token
+):
+    """Both lock the contacts before the user. The move used to lock the user first: a merge
+    holding the contacts and then asking for the user waited for the move, which waited for
+    the merge, until PostgreSQL broke the deadlock with an error (a 500)."""
+    target = ContactFactory(portal_account=account, crm_account_name="Acme Corp")
+    ann = PortalUserFactory(
+        portal_account=account, role=partner_role, name="Ann", contact__deleted_at=timezone.now()
+    )
+    contacts_locked, go_on = threading.Event(), threading.Event()
+    lock_contacts = Found.locked.__func__
+
+    def pausing(cls, account, refs):
+        # The merge stops with its contacts locked and before it locks their users.
+        found = lock_contacts(cls, account, refs)
+        if threading.current_thread() is merging:
+            contacts_locked.set()
+            go_on.wait(TIMEOUT)
+        return found
+
+    body = {
+        "merges": [
+            {
+                "winner": {"contact_id": target.contact_id},
+                "loser": {"contact_id": ann.contact.contact_id},
+            }
+        ]
+    }
+    merging = Racer(lambda: send(api_client_for(api_token.secret), "merge", body))
+    moving = Racer(lambda: mirror.move_user_to_contact(ann, target, by=technician))
+    with mock.patch.object(Found, "locked", classmethod(pausing)):
+        try:
+            merging.start()
+            assert contacts_locked.wait(TIMEOUT), outcome(merging)
+            moving.start()
+            assert moving.connected.wait(TIMEOUT)
+            wait_until_blocked(moving, by=merging.pid)
+        finally:
+            go_on.set()
+            for racer in (merging, moving):
+                if racer.ident is not None:
+                    racer.join(TIMEOUT)
+    for racer in (merging, moving):
+        assert not racer.is_alive(), "a racer is stuck: deadlock or a lock never released"
+    assert merging.error is None, outcome(merging)
+    assert merging.result.status_code == 200, merging.result.content
+    # The move then finds the user on another contact: a plain refusal, nothing changed twice.
+    assert isinstance(moving.error, LifecycleError), outcome(moving)
+    assert "changed at the same moment" in str(moving.error)
+    assert fresh(ann).contact == target
