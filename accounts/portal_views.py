@@ -1,5 +1,6 @@
 """The portal as a portal user sees it: enough for every console email to lead somewhere real.
-Links are scanner-safe: GET shows a page with one button; only its POST uses the token."""
+Links are scanner-safe: GET (and HEAD) shows a page with one button; only its POST uses the
+token."""
 
 import re
 
@@ -23,6 +24,9 @@ WRONG_CODE = "That code is not right."
 EXPIRED_CODE = "This code has expired. Ask for a new one."
 SECTIONS = {"courses": "Courses", "communities": "Communities", "affiliates": "Affiliates"}
 PORTAL_BACKEND = "accounts.backends.PortalBackend"
+# HEAD wherever GET: link scanners send HEAD, and a 405 would put the URL (with a link's live
+# secret) in the log. A HEAD is answered as a GET, so it never uses a token either.
+PAGE_METHODS = ["GET", "HEAD", "POST"]
 
 
 def _portal_user(request, account):
@@ -64,10 +68,10 @@ def _login_page(request, account, error="", *, status=200):
     )
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(PAGE_METHODS)
 def login(request, slug):
     account = get_object_or_404(PortalAccount, slug=slug)
-    if request.method == "GET":
+    if request.method != "POST":
         return _login_page(request, account)
     email, password = request.POST.get("email", ""), request.POST.get("password", "")
     ip = client_ip(request)
@@ -153,10 +157,10 @@ def _sent_page(request, account, what):
     return render(request, "portal/email_sent.html", {"account": account, "what": what})
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(PAGE_METHODS)
 def request_link(request, slug):
     """Email me a sign-in link (from the sign-in page, or from a link that no longer works)."""
-    if request.method == "GET":
+    if request.method != "POST":
         return redirect("portal-login", slug=slug)
     account = get_object_or_404(PortalAccount, slug=slug)
     refused = _email_request(request, account, "link", _login_page)
@@ -172,10 +176,10 @@ def _forgot_page(request, account, error="", *, status=200):
     )
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(PAGE_METHODS)
 def forgot_password(request, slug):
     account = get_object_or_404(PortalAccount, slug=slug)
-    if request.method == "GET":
+    if request.method != "POST":
         return _forgot_page(request, account)
     refused = _email_request(request, account, "reset", _forgot_page)
     return refused or _sent_page(request, account, "reset")
@@ -193,9 +197,9 @@ def _code_page(request, account, *, error="", just_sent=False, status=200):
     return render(request, "portal/code.html", context, status=status)
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(PAGE_METHODS)
 def request_code(request, slug):
-    if request.method == "GET":
+    if request.method != "POST":
         return redirect("portal-code", slug=slug)
     account = get_object_or_404(PortalAccount, slug=slug)
     refused = _email_request(request, account, "code", _login_page)
@@ -210,11 +214,11 @@ def _check_code(account, user, email, code):
     return tokens.redeem_code(user, code)
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(PAGE_METHODS)
 def code(request, slug):
     """Enter the 6-digit code from a login-code email."""
     account = get_object_or_404(PortalAccount, slug=slug)
-    if request.method == "GET":
+    if request.method != "POST":
         return _code_page(request, account)
     email = _requested_email(request)
     entered = re.sub(r"\s", "", request.POST.get("code", ""))
@@ -264,7 +268,7 @@ def _token_page(request, slug, token, purpose):
         return None, account, _invalid_link(request, account, error, purpose)
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(PAGE_METHODS)
 def activate(request, slug, token):
     found, account, failure = _token_page(request, slug, token, TokenPurpose.ACTIVATION)
     if failure:
@@ -288,7 +292,7 @@ def activate(request, slug, token):
     )
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(PAGE_METHODS)
 def reset(request, slug, token):
     found, account, failure = _token_page(request, slug, token, TokenPurpose.PASSWORD_RESET)
     if failure:
@@ -313,7 +317,7 @@ def reset(request, slug, token):
     )
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(PAGE_METHODS)
 def link(request, slug, token, purpose=TokenPurpose.LOGIN_EMAIL):
     """A sign-in link: from a login email (or access-restored email), or a magic link an admin
     generated in the console (purpose MAGIC_LINK). Both may open a portal section."""

@@ -1,3 +1,4 @@
+import logging
 import re
 
 import pytest
@@ -147,6 +148,42 @@ def test_a_disabled_users_session_ends_at_once(client, enabled_user, technician)
 def test_a_session_at_one_account_is_not_a_session_at_another(client, enabled_user, other_account):
     client.post("/p/acme/login/", {"email": "alan@example.com", "password": PASSWORD})
     assert client.get(f"/p/{other_account.slug}/").status_code == 302
+
+
+@pytest.mark.parametrize(
+    ("purpose", "url_name", "form"),
+    [
+        (TokenPurpose.MAGIC_LINK, "portal-magic-link", {}),
+        (TokenPurpose.LOGIN_EMAIL, "portal-link", {}),
+        (TokenPurpose.ACTIVATION, "portal-activate", {"new_password1": NEW_PASSWORD}),
+        (TokenPurpose.PASSWORD_RESET, "portal-reset", {"new_password1": NEW_PASSWORD}),
+    ],
+)
+def test_a_link_scanners_head_is_answered_like_a_get_and_leaves_the_link_usable(
+    client, enabled_user, account, caplog, purpose, url_name, form
+):
+    """Link scanners send HEAD. It was a 405, which django.request logs with the URL: a live
+    secret in the log."""
+    if purpose == TokenPurpose.ACTIVATION:
+        User.objects.filter(pk=enabled_user.pk).update(state=UserState.UNCONFIRMED)
+    secret = tokens.issue(enabled_user, purpose)
+    link = reverse(url_name, kwargs={"slug": account.slug, "token": secret})
+    with caplog.at_level(logging.DEBUG):
+        response = client.head(link)
+    assert response.status_code == 200
+    assert not [record for record in caplog.records if record.levelno >= logging.WARNING]
+    assert secret not in caplog.text
+    form = {**form, "new_password2": form["new_password1"]} if form else {}
+    assert client.post(link, form).status_code == 302  # the token was not used
+
+
+@pytest.mark.parametrize(
+    "page", ["login/", "login/email-link/", "login/email-code/", "login/code/", "forgot-password/"]
+)
+def test_the_portals_pages_answer_head_as_get(client, account, page):
+    get, head = client.get(f"/p/acme/{page}"), client.head(f"/p/acme/{page}")
+    assert (head.status_code, head.get("Location")) == (get.status_code, get.get("Location"))
+    assert head.status_code in (200, 302)
 
 
 def test_unknown_portal_is_404(client, db):
