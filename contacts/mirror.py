@@ -216,11 +216,17 @@ def move_user_to_contact(user, contact, *, by, ip=None):
     the same CRM account that has no portal user yet. Locks the two contacts before the user,
     like every other path, so the user's contact is read first without a lock and checked
     again once the user is locked."""
-    old = User.objects.select_related("contact").get(pk=user.pk).contact
+    name = user.name
+    user = User.objects.select_related("contact").filter(pk=user.pk).first()
+    if user is None:
+        raise LifecycleError(f"{name} was deleted. Reload the page.")
+    old = user.contact
     if old is None:
         raise LifecycleError(f"{user.name} is not linked to a CRM contact.")
     old, contact = _locked_contacts(old, contact)
-    user = User.objects.select_for_update(of=("self",)).get(pk=user.pk)
+    user = User.objects.select_for_update(of=("self",)).filter(pk=user.pk).first()
+    if user is None:
+        raise LifecycleError(f"{name} was deleted at the same moment. Reload the page.")
     if user.contact_id != old.pk:
         raise LifecycleError(
             f"{user.name}'s contact changed at the same moment (a CRM sync, say). Reload the "

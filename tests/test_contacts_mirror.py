@@ -245,6 +245,12 @@ def test_move_refuses_a_contact_that_has_a_user(orphan, account, partner_role, t
     assert fresh(orphan).contact_id == orphan.contact_id
 
 
+def test_move_refuses_a_user_deleted_meanwhile(orphan, wayne, technician):
+    User.objects.filter(pk=orphan.pk).delete()
+    with pytest.raises(LifecycleError, match="Jane Doe was deleted"):
+        mirror.move_user_to_contact(orphan, wayne, by=technician)
+
+
 def test_move_refuses_a_user_whose_contact_is_live(jane, wayne, technician):
     with pytest.raises(LifecycleError, match="is not an orphaned user"):
         mirror.move_user_to_contact(jane, wayne, by=technician)
