@@ -324,8 +324,9 @@ def _paths():
             }
         },
         _SYNC + "upsert/": _sync(
-            "Create or update contacts (by contact id, else Salesforce id; 15 characters "
-            "accepted). All or nothing; the same batch again changes nothing.",
+            "Create or update contacts (by contact id, else Salesforce id, 15 characters "
+            "accepted; else a live contact the console created with the same email, adopted by "
+            "the first item naming it). All or nothing; the same batch again changes nothing.",
             "UpsertContacts",
             "UpsertResult",
         ),

@@ -77,8 +77,9 @@ def upsert_contacts(request, account):
 
     Each item needs "name" and a "contact_id" (19 letters and digits) or a "salesforce_id" (15 or
     18 characters; answered in its 18-character form). It updates the contact with that
-    contact_id, else that salesforce_id, else a contact created in the console with the same
-    email (which then takes the item's ids); otherwise it creates one. A field left out is left
+    contact_id, else that salesforce_id, else a live contact created in the console with the same
+    email (which then takes the item's ids; the first item of a batch naming that email does);
+    otherwise it creates one. A field left out is left
     as it is; null or "" clears an email or CRM account name. A deleted contact is updated and
     stays deleted. A portal user's name and email follow their contact's; an email another
     portal user of the account has is an error of the item. Counts: created, updated,
