@@ -8,7 +8,6 @@ import threading
 import time
 from datetime import timedelta
 
-from celery import shared_task
 from django.conf import settings
 from django.core.mail import get_connection
 from django.db import transaction
@@ -41,7 +40,7 @@ def queue_email(user, kind, **context):
         context=context,
         queued_at=timezone.now(),
     )
-    transaction.on_commit(lambda: _hand_to_celery(row.pk))
+    transaction.on_commit(lambda: hand_to_celery(row.pk))
     return row
 
 
@@ -51,7 +50,7 @@ def cancel_pending(user, *, reason):
     )
 
 
-def _hand_to_celery(row_id):
+def hand_to_celery(row_id):
     from accounts.tasks import send_outbox_email
 
     try:
@@ -64,26 +63,19 @@ def hand_many_to_celery(row_ids):
     """Hand many rows to Celery with one message (a bulk invite, the CSV import): a worker then
     gives each row its own task (`hand_out_emails`), paced like any other. Publishing costs about
     half a millisecond a message with Redis, so a 10,000-row import handing its rows one by one
-    spent 5 s on it before the next batch could start. Broker down: as `_hand_to_celery`, the
+    spent 5 s on it before the next batch could start. Broker down: as `hand_to_celery`, the
     rows stay pending and the sweep re-queues them."""
     row_ids = list(row_ids)
     if len(row_ids) <= 1:
         for row_id in row_ids:
-            _hand_to_celery(row_id)
+            hand_to_celery(row_id)
         return
+    from accounts.tasks import hand_out_emails
+
     try:
         hand_out_emails.delay(row_ids)
     except Exception:
         log.exception("Could not queue %s outbox emails; the sweep will retry them", len(row_ids))
-
-
-@shared_task(acks_late=True)
-def hand_out_emails(row_ids):
-    """The worker's half of `hand_many_to_celery`. Run twice (a worker killed part-way), a row
-    gets two tasks; sending stays at most once per row (`deliver` locks it and checks its
-    status)."""
-    for row_id in row_ids:
-        _hand_to_celery(row_id)
 
 
 class SendFailed(Exception):
@@ -272,5 +264,5 @@ def requeue_unsent():
     ids = list(stale.values_list("pk", flat=True)[:5000])
     OutboxEmail.objects.filter(pk__in=ids).update(queued_at=now)
     for row_id in ids:
-        _hand_to_celery(row_id)
+        hand_to_celery(row_id)
     return ids

@@ -27,6 +27,15 @@ def send_outbox_email(self, row_id, slot=None):
         raise self.retry(args=(row_id,), kwargs={}, countdown=failure.retry_in, exc=None) from None
 
 
+@shared_task(acks_late=True)
+def hand_out_emails(row_ids):
+    """The worker's half of `outbox.hand_many_to_celery`. Run twice (a worker killed part-way),
+    a row gets two tasks; sending stays at most once per row (`deliver` locks it and checks its
+    status)."""
+    for row_id in row_ids:
+        outbox.hand_to_celery(row_id)
+
+
 @shared_task
 def requeue_unsent_emails():
     return len(outbox.requeue_unsent())

@@ -229,7 +229,7 @@ def child_apply(path, account, batch_size, broker):
         def count(row_id):
             handed["ids"] += 1
 
-        outbox._hand_to_celery = count
+        outbox.hand_to_celery = count
     admin = User.objects.get(email=ADMIN_EMAIL)
     job = ImportJob(
         portal_account=account,

@@ -19,7 +19,7 @@ Rules, per row (a row gets the first reason that applies):
   id) that appears twice in the file fails the second time ("duplicate_row").
 
 Contacts have no lifecycle, so each batch is one transaction of a bulk insert and a bulk update
-(imports.bulk_sql) plus an audit event per contact created ("create_contact") or updated
+(accounts.bulk_sql) plus an audit event per contact created ("create_contact") or updated
 ("update_contact", with the values before and after), written with one bulk insert; the job's
 counts, `last_processed_line` and result-file sizes are saved in the same transaction, so a
 killed run resumes after the last committed row. `ImportJob` has no `updated` count: updated =
@@ -35,14 +35,11 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from accounts.bulk_sql import insert, update
 from accounts.models import AuditEvent
 from contacts.models import CONTACT_ID_LENGTH, Contact
 from contacts.salesforce_ids import InvalidSalesforceId, to_18
 from imports import pipeline
-from imports.bulk_sql import insert, update
-
-# Generic helpers of the portal-user pipeline (see the report: they would move to a shared
-# module, e.g. imports/pipeline.py, once imports/portal_users.py is free to change).
 from imports.column_mapping import CONTACT_FIELDS, MappingError, map_columns
 from imports.csv_reader import CsvError, read_csv
 from imports.models import ImportJob

@@ -40,7 +40,7 @@ def _contacts(account, count, start=0):
 def handed(monkeypatch):
     """Outbox ids handed to Celery (recorded, not sent)."""
     ids = []
-    monkeypatch.setattr(outbox, "_hand_to_celery", ids.append)
+    monkeypatch.setattr(outbox, "hand_to_celery", ids.append)
     return ids
 
 
