@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts import audit, licenses, outbox, tokens
+from accounts.bulk_sql import any_of, insert
 from accounts.errors import LifecycleError
 from accounts.models import EmailKind, TokenPurpose, User, UserKind, UserState, UserType
 from contacts.models import Contact
@@ -117,6 +118,10 @@ def invite(
     if email_ok and User.objects.filter(portal_account=portal_account, email=email_ok).exists():
         raise LifecycleError(f"A portal user with the email {email_ok} already exists here.")
     licenses.claim_seat(portal_account, user_type)
+    if contact is not None:
+        # Locked and read again: a CRM sync deleting the contact at this moment either goes
+        # first (and the invite is refused) or waits until the user exists (and orphans it).
+        contact = Contact.objects.select_for_update().get(pk=contact.pk)
     contact = _resolve_contact(portal_account, user_type, contact, name, email_ok)
     now = timezone.now()
     user = User(
@@ -155,6 +160,7 @@ def activate(user, password, *, ip=None):
     """The invited person sets a password: unconfirmed -> enabled."""
     user = _locked(user)
     _require_state(user, [UserState.UNCONFIRMED], "activate")
+    _require_live_contact(user)
     before = audit.user_snapshot(user)
     user.set_password(password)
     user.state = UserState.ENABLED
@@ -177,8 +183,10 @@ def disable(user, *, by, ip=None):
     user.disabled_at = timezone.now()
     user.disabled_by = by
     user.save(update_fields=["state", "disabled_at", "disabled_by"])
-    tokens.revoke(user)
+    # The outbox first: `deliver` locks its row and then mints a token, so taking the locks in
+    # the same order cannot deadlock against an email being sent.
     outbox.cancel_pending(user, reason="The user was disabled.")
+    tokens.revoke(user)
     audit.record(
         "disable", by=by, subject=user, ip=ip, before=before, after=audit.user_snapshot(user)
     )
@@ -231,8 +239,8 @@ def delete(user, *, by, ip=None):
         before=audit.user_snapshot(user),
         after={"state": "deleted"},
     )
-    tokens.revoke(user)
     outbox.cancel_pending(user, reason="The user was deleted.")
+    tokens.revoke(user)
     user.delete()
 
 
@@ -242,6 +250,7 @@ def reinvite(user, *, by, ip=None):
     user = _locked(user)
     _require_state(user, [UserState.UNCONFIRMED], "reinvite")
     _require_email(user, "reinvite")
+    _require_live_contact(user)
     tokens.revoke(user, [TokenPurpose.ACTIVATION])
     user.last_invited_at = timezone.now()
     user.save(update_fields=["last_invited_at"])
@@ -263,6 +272,7 @@ def reset_password(user, *, by, ip=None):
     user = _locked(user)
     _require_state(user, [UserState.ENABLED], "reset the password of")
     _require_email(user, "reset the password of")
+    _require_live_contact(user)
     audit.record(
         "reset_password",
         by=by,
@@ -387,7 +397,7 @@ def invite_many(portal_account, rows, *, user_type, by, send_email, ip=None):
 
     The account row is locked once and the seats counted once; the rows past the licenses are
     refused with the message `invite` would give. Users, audit events and outbox rows are
-    written with a bulk insert each (COPY on PostgreSQL, see imports.bulk_sql), and one
+    written with a bulk insert each (COPY on PostgreSQL, see accounts.bulk_sql), and one
     `on_commit` hands every outbox row to Celery in one message. The one-user-per-contact and
     one-email-per-account constraints stay the last guard: if the bulk insert breaks one (a
     concurrent invite or import), the batch is done again row by row with `invite`, which
@@ -439,7 +449,6 @@ def _invite_many_bulk(portal_account, rows, *, user_type, by, send_email, ip):
 
     from accounts.errors import NoLicensesLeft
     from accounts.models import AuditEvent, OutboxEmail, PortalAccount
-    from imports.bulk_sql import any_of, insert
 
     refused = []
     ready = []  # (row, contact, role, name, email)

@@ -274,13 +274,20 @@ def activate(request, slug, token):
     if failure:
         return failure
     user = found.user
+    if user.contact_deleted:  # activating would only lead to the same message
+        return _blocked(request, account)
     form = SetPasswordForm(user, request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
             tokens.redeem(token, TokenPurpose.ACTIVATION, account)
         except InvalidToken as error:
             return _invalid_link(request, account, error, TokenPurpose.ACTIVATION)
-        user = lifecycle.activate(user, form.cleaned_data["new_password1"], ip=client_ip(request))
+        try:
+            user = lifecycle.activate(
+                user, form.cleaned_data["new_password1"], ip=client_ip(request)
+            )
+        except LifecycleError:  # the contact was deleted meanwhile
+            return _blocked(request, account)
         if not user.is_active:
             return _blocked(request, account)
         _sign_in(request, user)

@@ -395,3 +395,25 @@ def test_login_emails_go_to_enabled_users_only(account, partner_role, technician
     lifecycle.disable(user, by=technician)
     with pytest.raises(LifecycleError, match="Cannot send a login email"):
         lifecycle.send_login_email(user, by=technician)
+
+
+@pytest.mark.parametrize(
+    ("state", "action"),
+    [
+        (UserState.UNCONFIRMED, lambda user, by: lifecycle.reinvite(user, by=by)),
+        (UserState.ENABLED, lambda user, by: lifecycle.reset_password(user, by=by)),
+        (UserState.UNCONFIRMED, lambda user, by: lifecycle.activate(user, "a-long-password-1")),
+    ],
+    ids=["reinvite", "reset password", "activate"],
+)
+def test_nothing_reaches_a_user_whose_contact_is_deleted(
+    account, partner_role, technician, state, action
+):
+    user = PortalUserFactory(portal_account=account, role=partner_role, state=state)
+    Contact.objects.filter(pk=user.contact_id).update(deleted_at="2026-01-01T00:00Z")
+
+    with pytest.raises(LifecycleError, match="contact was deleted"):
+        action(user, technician)
+
+    assert User.objects.get(pk=user.pk).state == state
+    assert not OutboxEmail.objects.filter(user=user).exists()

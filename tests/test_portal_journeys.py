@@ -9,10 +9,18 @@ from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts import lifecycle
-from accounts.models import AuditEvent, EmailKind, LoginToken, OutboxEmail, User, UserState
+from accounts import lifecycle, tokens
+from accounts.models import (
+    AuditEvent,
+    EmailKind,
+    LoginToken,
+    OutboxEmail,
+    TokenPurpose,
+    User,
+    UserState,
+)
 from contacts.models import Contact
-from tests.factories import PASSWORD, PortalUserFactory
+from tests.factories import PASSWORD, ContactFactory, PortalUserFactory
 
 SENT = "If an account exists for that address, we have sent an email"
 HINT = (
@@ -409,3 +417,23 @@ def test_a_dead_reset_link_offers_a_new_reset(client, alan, ask):
     assert "replaced by a newer one" in page
     assert "Email me a new reset link" in page
     assert f'action="{FORGOT}"' in page
+
+
+def test_an_invitation_link_of_a_deleted_contact_activates_nothing(
+    client, account, partner_role, technician
+):
+    contact = ContactFactory(portal_account=account, name="Ivy", email="ivy@example.com")
+    user = lifecycle.invite(
+        account, user_type="partner", role=partner_role, by=technician, contact=contact
+    )
+    secret = tokens.issue(user, TokenPurpose.ACTIVATION)
+    Contact.objects.filter(pk=contact.pk).update(deleted_at=timezone.now())
+    url = reverse("portal-activate", args=[account.slug, secret])
+
+    page = client.post(
+        url, {"new_password1": "a-long-password-1", "new_password2": "a-long-password-1"}
+    )
+
+    assert page.status_code == 403
+    assert "temporarily disabled" in page.content.decode()
+    assert User.objects.get(pk=user.pk).state == UserState.UNCONFIRMED
