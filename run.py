@@ -78,7 +78,9 @@ def test(pytest_args):
     }
     run(PYTHON, "manage.py", "check", "--deploy", "--fail-level", "WARNING", env=production)
     say("Test suite")
-    run(PYTHON, "-m", "pytest", *pytest_args)
+    # One pytest process per core (pytest-xdist); `-n 0` among the extra args runs serially.
+    parallel = ["-n", "auto", "--dist", "loadgroup"]
+    run(PYTHON, "-m", "pytest", *parallel, *pytest_args)
 
 
 def main():
