@@ -46,3 +46,24 @@ document.addEventListener("toggle", (event) => {
 document.addEventListener("htmx:beforeRequest", () => {
   document.querySelectorAll("details.row-menu[open]").forEach((menu) => { menu.open = false; });
 });
+
+// A secret shown once: its Copy button appears only where JavaScript can run it; without it
+// the field is still selectable.
+document.addEventListener("htmx:load", (event) => {
+  event.detail.elt.querySelectorAll?.("[data-copy-field][hidden]").forEach((button) => {
+    button.hidden = false;
+  });
+});
+document.addEventListener("click", async (event) => {
+  const button = event.target.closest("[data-copy-field]");
+  if (!button) return;
+  const field = document.getElementById(button.dataset.copyField);
+  const status = document.getElementById(`${field.id}-status`);
+  try {
+    await navigator.clipboard.writeText(field.value);
+    status.textContent = "Copied";
+  } catch {
+    field.select();
+    status.textContent = "Press Ctrl+C (⌘C on a Mac) to copy.";
+  }
+});
