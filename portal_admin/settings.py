@@ -229,7 +229,8 @@ CELERY_BEAT_SCHEDULE = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"portal_secrets": {"()": "accounts.log_redaction.RedactPortalSecrets"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["portal_secrets"]}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     # One line per task is worker noise in the web process when tasks run eagerly.
     "loggers": {
