@@ -78,9 +78,13 @@ def test(pytest_args):
     }
     run(PYTHON, "manage.py", "check", "--deploy", "--fail-level", "WARNING", env=production)
     say("Test suite")
-    # One pytest process per core (pytest-xdist); `-n 0` among the extra args runs serially.
-    parallel = ["-n", "auto", "--dist", "loadgroup"]
-    run(PYTHON, "-m", "pytest", *parallel, *pytest_args)
+    if pytest_args:  # as asked (add `-n auto` to spread them over the cores)
+        run(PYTHON, "-m", "pytest", *pytest_args)
+        return
+    # One pytest process per core (pytest-xdist), except for the tests that start a real Celery
+    # worker: those run after, one at a time, so that two workers never drain the same queue.
+    run(PYTHON, "-m", "pytest", "-n", "auto", "-m", "not worker")
+    run(PYTHON, "-m", "pytest", "-m", "worker")
 
 
 def main():

@@ -52,11 +52,6 @@ def pytest_collection_modifyitems(config, items):
         "postgres": lambda: _postgres_error(config),
         "worker": lambda: _postgres_error(config) or _redis_error(),
     }
-    for item in items:
-        # With run.py's parallel run (pytest-xdist, --dist loadgroup) the tests that start a
-        # real Celery worker share one process, so two workers never drain the same queue.
-        if item.get_closest_marker("worker"):
-            item.add_marker(pytest.mark.xdist_group("celery-worker"))
     for marker, check in needs.items():
         marked = [item for item in items if item.get_closest_marker(marker)]
         if not marked:
