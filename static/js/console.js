@@ -67,3 +67,9 @@ document.addEventListener("click", async (event) => {
     status.textContent = "Press Ctrl+C (⌘C on a Mac) to copy.";
   }
 });
+
+// The page's messages belong to the request that rendered it: once HTMX has swapped in the
+// outcome of a later action (which brings its own message), they would only mislead.
+document.addEventListener("htmx:afterSwap", () => {
+  document.getElementById("page-messages")?.remove();
+});
