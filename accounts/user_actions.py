@@ -123,13 +123,18 @@ _BY_STATE = {
 }
 
 
+# Whoever's contact is deleted cannot sign in until it is fixed (orphaned users): only what takes
+# their access away, or a role change, is offered; the lifecycle refuses the rest.
+CONTACT_DELETED_ACTIONS = {"disable", "delete", "change-role"}
+
+
 def row_actions(person, user):
     """The actions to offer on a user's row (the server re-checks everything on POST)."""
     if not may_act_on(person, user):
         return []
     names = list(_BY_STATE[user.state])
-    if user.state == UserState.ENABLED and user.contact_deleted:
-        names = ["disable", "delete"]  # they cannot sign in until the contact is fixed
+    if user.contact_deleted:
+        names = [name for name in names if name in CONTACT_DELETED_ACTIONS]
     if user.is_account_admin or not may_move_admin_seat(person):
         names = [n for n in names if n != "make-admin"]
     if user.is_account_admin:

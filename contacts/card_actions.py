@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from accounts.models import UserState
 from accounts.permissions import may_act_on
-from accounts.user_actions import ACTIONS
+from accounts.user_actions import ACTIONS, CONTACT_DELETED_ACTIONS
 
 # Giving the contact a user, and handing over a magic link, are the card's own forms.
 ENABLE = "invite"
@@ -25,8 +25,6 @@ _BY_STATE = {
     UserState.UNCONFIRMED: ["reinvite", "change-role", "disable", "delete"],
     UserState.DISABLED: ["enable", "delete"],
 }
-# Whoever's contact is deleted cannot sign in: only what takes their access away is offered.
-_CONTACT_DELETED = {"disable", "delete", "change-role"}
 
 
 def card_actions(person, user):
@@ -35,7 +33,7 @@ def card_actions(person, user):
         return []
     names = list(_BY_STATE[user.state])
     if user.contact_deleted:
-        names = [name for name in names if name in _CONTACT_DELETED]
+        names = [name for name in names if name in CONTACT_DELETED_ACTIONS]
     if user.is_account_admin:
         names = [name for name in names if name != "delete"]
     return [CARD_ACTIONS[name] for name in names]

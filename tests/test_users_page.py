@@ -329,3 +329,21 @@ def test_enabled_users_show_their_last_email_and_its_error(admin_client, account
     OutboxEmail.objects.filter(pk=row.pk).update(status="failed", last_error="SMTP said no")
     page = admin_client.get(users_url(account)).content.decode()
     assert 'title="SMTP said no">Failed</span>' in page
+
+
+@pytest.mark.parametrize("state", [UserState.ENABLED, UserState.UNCONFIRMED, UserState.DISABLED])
+def test_an_orphaned_user_is_offered_only_what_the_lifecycle_allows(
+    admin_client, account, partner_role, state
+):
+    orphan = PortalUserFactory(portal_account=account, role=partner_role, state=state)
+    Contact.objects.filter(pk=orphan.contact_id).update(deleted_at="2026-01-01T00:00Z")
+    tab = "disabled" if state != UserState.UNCONFIRMED else "unconfirmed"
+
+    page = admin_client.get(users_url(account, tab=tab)).content.decode()
+
+    assert reverse("user-action", args=[account.slug, orphan.pk, "delete"]) in page
+    action_urls = {
+        name: reverse("user-action", args=[account.slug, orphan.pk, name])
+        for name in ("reinvite", "reset-password", "send-login-email", "make-admin", "enable")
+    }
+    assert not [name for name, url in action_urls.items() if url in page]
