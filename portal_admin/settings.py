@@ -230,10 +230,28 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {"portal_secrets": {"()": "accounts.log_redaction.RedactPortalSecrets"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["portal_secrets"]}},
+    "formatters": {
+        "django.server": {
+            "()": "django.utils.log.ServerFormatter",
+            "format": "[{server_time}] {message}",
+            "style": "{",
+        }
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "filters": ["portal_secrets"]},
+        "django.server": {
+            "class": "logging.StreamHandler",
+            "formatter": "django.server",
+            "filters": ["portal_secrets"],
+        },
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     # One line per task is worker noise in the web process when tasks run eagerly.
+    # Django's own loggers get the filtered handlers instead of its defaults: they log request
+    # paths, and a portal link's path holds its secret.
     "loggers": {
-        "celery.app.trace": {"level": "INFO" if CELERY_BROKER_URL != "memory://" else "WARNING"}
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "django.server": {"handlers": ["django.server"], "level": "INFO", "propagate": False},
+        "celery.app.trace": {"level": "INFO" if CELERY_BROKER_URL != "memory://" else "WARNING"},
     },
 }

@@ -3,6 +3,8 @@
 import io
 import logging
 
+import pytest
+
 from accounts.log_redaction import RedactPortalSecrets
 
 
@@ -32,6 +34,19 @@ def test_every_token_page_is_covered_and_other_paths_are_left_alone():
     assert _logged("Not Found: /p/acme/login/").strip() == "Not Found: /p/acme/login/"
 
 
-def test_the_console_handler_of_the_settings_uses_the_filter():
-    handlers = logging.getLogger().handlers
-    assert any(isinstance(f, RedactPortalSecrets) for handler in handlers for f in handler.filters)
+def _handlers_reached_from(name):
+    logger, handlers = logging.getLogger(name), []
+    while logger:
+        # pytest's own capturing handlers are not the project's output
+        handlers += [h for h in logger.handlers if not type(h).__module__.startswith("_pytest")]
+        logger = logger.parent if logger.propagate else None
+    return handlers
+
+
+@pytest.mark.parametrize("name", ["django.request", "django.server", "django", "accounts"])
+def test_every_handler_a_log_line_reaches_redacts(name):
+    handlers = _handlers_reached_from(name)
+
+    assert handlers
+    for handler in handlers:
+        assert any(isinstance(f, RedactPortalSecrets) for f in handler.filters), handler
