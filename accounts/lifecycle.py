@@ -86,6 +86,15 @@ def _resolve_contact(portal_account, user_type, contact, name, email):
     return contact
 
 
+def stop_mail_and_links(user, reason):
+    """Cancel the user's pending emails, then kill their live login tokens: {what: how many}.
+    In this order because the outbox sender locks its row and then mints a token (revoking the
+    older ones), so taking the tokens first could leave the two waiting for each other."""
+    cancelled = outbox.cancel_pending(user, reason=reason)
+    revoked = tokens.revoke(user)
+    return {"emails_cancelled": cancelled, "links_revoked": revoked}
+
+
 @transaction.atomic
 def invite(
     portal_account,
@@ -183,10 +192,7 @@ def disable(user, *, by, ip=None):
     user.disabled_at = timezone.now()
     user.disabled_by = by
     user.save(update_fields=["state", "disabled_at", "disabled_by"])
-    # The outbox first: `deliver` locks its row and then mints a token, so taking the locks in
-    # the same order cannot deadlock against an email being sent.
-    outbox.cancel_pending(user, reason="The user was disabled.")
-    tokens.revoke(user)
+    stop_mail_and_links(user, "The user was disabled.")
     audit.record(
         "disable", by=by, subject=user, ip=ip, before=before, after=audit.user_snapshot(user)
     )
@@ -239,8 +245,7 @@ def delete(user, *, by, ip=None):
         before=audit.user_snapshot(user),
         after={"state": "deleted"},
     )
-    outbox.cancel_pending(user, reason="The user was deleted.")
-    tokens.revoke(user)
+    stop_mail_and_links(user, "The user was deleted.")
     user.delete()
 
 

@@ -15,7 +15,7 @@ users, like contacts.sync, so that no two of them wait for each other."""
 from django.db import transaction
 from django.utils import timezone
 
-from accounts import audit, outbox, tokens
+from accounts import audit, lifecycle, outbox
 from accounts.errors import LifecycleError
 from accounts.lifecycle import valid_email
 from accounts.models import EmailKind, LoginToken, OutboxEmail, TokenPurpose, User, UserState
@@ -69,15 +69,6 @@ def follow_contact(user, contact, *, others=None):
     return user
 
 
-def stop_mail_and_links(user, reason):
-    """Cancel the user's pending emails, then kill their live login tokens: {what: how many}.
-    In this order because the outbox sender locks its row and then mints a token (revoking the
-    older ones), so taking the tokens first could leave the two waiting for each other."""
-    cancelled = outbox.cancel_pending(user, reason=reason)
-    revoked = tokens.revoke(user)
-    return {"emails_cancelled": cancelled, "links_revoked": revoked}
-
-
 def settle_email_change(user, old_email):
     """After saving a user whose email follow_contact changed (inside the same transaction):
     nothing meant for the old address may reach it or keep working, since that mailbox may be
@@ -108,7 +99,8 @@ def settle_email_change(user, old_email):
             invitation = (pending.kind, pending.context)
         elif live_link:
             invitation = (EmailKind.INVITATION, {})
-    done = {"old_email": old_email, **stop_mail_and_links(user, "The user's email changed.")}
+    stopped = lifecycle.stop_mail_and_links(user, "The user's email changed.")
+    done = {"old_email": old_email, **stopped}
     done["invitation_sent_to"] = None
     if invitation is not None:
         kind, context = invitation
@@ -148,7 +140,7 @@ def delete_contact(contact, *, by, ip=None):
     contact.save(update_fields=["deleted_at", "updated_at"])
     after = _contact_snapshot(contact)
     if user is not None:
-        after["user"] = stop_mail_and_links(user, "The user's contact was deleted.")
+        after["user"] = lifecycle.stop_mail_and_links(user, "The user's contact was deleted.")
     audit.record(
         "delete_contact",
         by=by,

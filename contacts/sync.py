@@ -26,7 +26,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts import audit
+from accounts import audit, lifecycle
 from accounts.errors import LifecycleError
 from accounts.lifecycle import valid_email
 from accounts.models import User
@@ -304,7 +304,7 @@ def _apply_set_deleted(account, refs, errors, by, ip, delete):
         after = {"contact_id": user.contact.contact_id, "deleted": delete}
         if delete:
             # As contacts.mirror.delete_contact: nothing on its way to the user lets them in.
-            after["user"] = mirror.stop_mail_and_links(user, "The user's contact was deleted.")
+            after["user"] = lifecycle.stop_mail_and_links(user, "The user's contact was deleted.")
         audit.record(
             "delete_contact" if delete else "restore_contact",
             by=by,
