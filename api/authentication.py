@@ -1,7 +1,11 @@
 """How the CRM API knows who calls: `Authorization: Bearer <token>`, one portal account's token.
 
 A token reaches its own account only: any other account's slug in the URL is a 404, as if the
-account did not exist, so a token cannot even confirm that another account is there."""
+account did not exist, so a token cannot even confirm that another account is there.
+
+`api_view` is what every endpoint under /api/v1/accounts/<slug>/ wears: the method (JSON 405),
+the token and tenant, and the caller's errors as JSON (400 for a body it cannot use, 409 for a
+change the rules refuse)."""
 
 from functools import wraps
 
@@ -9,8 +13,10 @@ from django.http import Http404
 from django.views.decorators.csrf import csrf_exempt
 
 from accounts import audit, scoping
-from api.json_io import error_response
+from accounts.errors import LifecycleError
+from api.json_io import BadPayload, error_response
 from api.models import ApiToken
+from contacts.sync import InvalidBatch
 
 
 def _bearer_secret(request):
@@ -45,3 +51,40 @@ def token_api_view(view):
             return error_response(404, "Not found.")
 
     return wrapped
+
+
+def allow(*methods):
+    """405 as JSON, naming the methods that work."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapped(request, *args, **kwargs):
+            if request.method not in methods:
+                response = error_response(405, f"Use {' or '.join(methods)} here.")
+                response["Allow"] = ", ".join(methods)
+                return response
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+def api_view(*methods):
+    """Token, tenant and method checked; caller errors answered as JSON 400 / 409."""
+
+    def decorator(view):
+        @allow(*methods)
+        @token_api_view
+        @wraps(view)
+        def wrapped(request, account, **kwargs):
+            try:
+                return view(request, account, **kwargs)
+            except (BadPayload, InvalidBatch) as error:
+                return error_response(400, error.message, error.errors)
+            except LifecycleError as error:
+                return error_response(409, str(error))
+
+        return wrapped
+
+    return decorator

@@ -7,7 +7,7 @@ from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from accounts.lifecycle import PORTAL_SECTIONS
-from api.portal_user_views import allow
+from api.authentication import allow
 
 
 def _ref(name):

@@ -9,7 +9,6 @@ the API cannot use, an unknown or inactive role), 404 (no such contact for this 
 changes nothing."""
 
 from dataclasses import dataclass
-from functools import wraps
 
 from django.conf import settings
 from django.http import JsonResponse
@@ -21,8 +20,8 @@ from accounts.audit import client_ip
 from accounts.errors import LifecycleError
 from accounts.models import TokenPurpose, UserType
 from api import portal_user_status
-from api.authentication import token_api_view
-from api.json_io import BadPayload, error_response, read_json_object
+from api.authentication import api_view
+from api.json_io import BadPayload, read_json_object
 from api.portal_user_status import allowed_actions, card_action, get_contact, refusal
 from contacts.contact_listing import portal_user
 from imports.portal_users import DEFAULT_OPTIONS, RowChecker, RowFailure
@@ -75,43 +74,6 @@ def role_named(account, name):
         return RowChecker(account, DEFAULT_OPTIONS).check_role(name.strip())
     except RowFailure as failure:
         raise BadPayload(failure.reason, [{"field": "role", "message": failure.reason}]) from None
-
-
-def allow(*methods):
-    """405 as JSON, naming the methods that work."""
-
-    def decorator(view):
-        @wraps(view)
-        def wrapped(request, *args, **kwargs):
-            if request.method not in methods:
-                response = error_response(405, f"Use {' or '.join(methods)} here.")
-                response["Allow"] = ", ".join(methods)
-                return response
-            return view(request, *args, **kwargs)
-
-        return wrapped
-
-    return decorator
-
-
-def api_view(*methods):
-    """Token, tenant and method checked; caller errors answered as JSON 400 / 409."""
-
-    def decorator(view):
-        @allow(*methods)
-        @token_api_view
-        @wraps(view)
-        def wrapped(request, account, **kwargs):
-            try:
-                return view(request, account, **kwargs)
-            except BadPayload as error:
-                return error_response(400, error.message, error.errors)
-            except LifecycleError as error:
-                return error_response(409, str(error))
-
-        return wrapped
-
-    return decorator
 
 
 def _answer(request, account, contact, status=200):

@@ -20,27 +20,12 @@ answers: 400 for a body that is not a JSON object with that list, 401 without a 
 for a portal account the token does not belong to, 405 for anything but POST, 409 when another
 request changed the same contacts at the same moment (send the batch again)."""
 
-from functools import wraps
-
 from django.http import JsonResponse
 
 from accounts.audit import client_ip
-from accounts.errors import LifecycleError
-from api.authentication import token_api_view
-from api.json_io import BadPayload, error_response, read_json_object
+from api.authentication import api_view
+from api.json_io import BadPayload, read_json_object
 from contacts import sync
-
-
-def post_only(view):
-    @wraps(view)
-    def wrapped(request, *args, **kwargs):
-        if request.method != "POST":
-            response = error_response(405, f"Use POST: {request.method} is not allowed here.")
-            response["Allow"] = "POST"
-            return response
-        return view(request, *args, **kwargs)
-
-    return wrapped
 
 
 def _items(request, key):
@@ -57,20 +42,11 @@ def _items(request, key):
 
 
 def _apply(request, account, key, operation):
-    try:
-        items = _items(request, key)
-        result = operation(account, items, by=None, ip=client_ip(request))
-    except BadPayload as error:
-        return error_response(400, error.message, error.errors)
-    except sync.InvalidBatch as error:
-        return error_response(400, error.message, error.errors)
-    except LifecycleError as error:
-        return error_response(409, str(error))
+    result = operation(account, _items(request, key), by=None, ip=client_ip(request))
     return JsonResponse(result.as_json())
 
 
-@post_only
-@token_api_view
+@api_view("POST")
 def upsert_contacts(request, account):
     """Create or update contacts: {"contacts": [{"contact_id"?, "salesforce_id"?, "name",
     "email"?, "crm_account_name"?}, ...]}.
@@ -87,8 +63,7 @@ def upsert_contacts(request, account):
     return _apply(request, account, "contacts", sync.upsert_contacts)
 
 
-@post_only
-@token_api_view
+@api_view("POST")
 def delete_contacts(request, account):
     """Delete contacts (soft: the CRM's recycle bin): {"contacts": [{"contact_id": "..."} or
     {"salesforce_id": "..."}, ...]}.
@@ -100,8 +75,7 @@ def delete_contacts(request, account):
     return _apply(request, account, "contacts", sync.delete_contacts)
 
 
-@post_only
-@token_api_view
+@api_view("POST")
 def restore_contacts(request, account):
     """Restore deleted contacts: {"contacts": [{"contact_id": "..."} or {"salesforce_id":
     "..."}, ...]}.
@@ -112,8 +86,7 @@ def restore_contacts(request, account):
     return _apply(request, account, "contacts", sync.restore_contacts)
 
 
-@post_only
-@token_api_view
+@api_view("POST")
 def merge_contacts(request, account):
     """Merge contacts as the CRM did: {"merges": [{"winner": {ref}, "loser": {ref}}, ...]}, a ref
     being {"contact_id": "..."} or {"salesforce_id": "..."}. Applied in order.
