@@ -25,10 +25,11 @@ from typing import NamedTuple
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 
-from accounts import licenses, lifecycle
+from accounts import licenses, lifecycle, role_names
 from accounts.bulk_sql import any_of
 from accounts.errors import NoLicensesLeft
-from accounts.models import Role, User, UserType
+from accounts.models import User, UserType
+from accounts.role_names import AccountRoles, RoleNameError
 from contacts.models import CONTACT_ID_LENGTH, Contact
 from contacts.salesforce_ids import looks_like_salesforce_id, to_18
 from imports import pipeline
@@ -58,9 +59,10 @@ MISSING_CONTACT_ID = "missing_contact_id"
 CONTACT_NOT_FOUND = "contact_not_found"
 DUPLICATE_ROW = "duplicate_row"
 USER_EXISTS = "user_exists"
-ROLE_MISSING = "role_missing"
-ROLE_NOT_FOUND = "role_not_found"
-ROLE_INACTIVE = "role_inactive"
+EMPTY_ROLE_CELL = "The Role cell is empty. Fill in one of: {active}."
+ROLE_MISSING = role_names.MISSING
+ROLE_NOT_FOUND = role_names.NOT_FOUND
+ROLE_INACTIVE = role_names.INACTIVE
 NO_VALID_EMAIL = "no_valid_email"
 NO_LICENSES = "no_licenses"
 NOT_ALLOWED = "not_allowed"  # any other rule of accounts.lifecycle
@@ -124,10 +126,7 @@ class RowChecker:
     def __init__(self, account, options):
         self.account = account
         self.options = options
-        self.roles = {role.name: role for role in Role.objects.filter(portal_account=account)}
-        self.roles_folded = {}
-        for name in self.roles:
-            self.roles_folded.setdefault(name.casefold(), name)
+        self.roles = AccountRoles(account)
         self.seen = FirstLines()  # contact pk -> line where it first appeared
 
     @staticmethod
@@ -237,31 +236,10 @@ class RowChecker:
         )
 
     def check_role(self, name):
-        if not name:
-            raise RowFailure(
-                ROLE_MISSING, f"The Role cell is empty. Fill in one of: {self._active_names()}."
-            )
-        role = self.roles.get(name)
-        if role is None:
-            suggestion = self.roles_folded.get(name.casefold())
-            if suggestion:
-                hint = (
-                    f"Did you mean '{suggestion}'? Role names must match exactly, including case."
-                )
-            else:
-                hint = f"Use one of: {self._active_names()}."
-            raise RowFailure(ROLE_NOT_FOUND, f"No role named '{name}'. {hint}")
-        if not role.active:
-            raise RowFailure(
-                ROLE_INACTIVE,
-                f"The role '{name}' is inactive. Use an active role ({self._active_names()}), or "
-                "make the role active first.",
-            )
-        return role
-
-    def _active_names(self):
-        names = [f"'{name}'" for name, role in self.roles.items() if role.active]
-        return ", ".join(names) if names else "no active roles yet: create one first"
+        try:
+            return self.roles.find(name, missing=EMPTY_ROLE_CELL)
+        except RoleNameError as error:
+            raise RowFailure(error.code, error.message) from None
 
 
 def _no_licenses_reason(message):
