@@ -5,6 +5,7 @@ from contextvars import ContextVar
 
 from django.conf import settings
 
+from accounts.bulk_sql import insert
 from accounts.models import AuditEvent
 
 # Who acts when no console person does (an API token, say): lifecycle functions take `by` as a
@@ -48,7 +49,7 @@ def record(
     return AuditEvent.objects.create(
         action=action,
         actor=by,
-        actor_label=str(by) if by else _acting_as.get(),
+        actor_label=_actor_label(by),
         portal_account=portal_account,
         subject_user=subject,
         subject_label=str(subject) if subject else "",
@@ -57,6 +58,38 @@ def record(
         ip_address=ip,
         outcome=outcome,
         detail=detail,
+    )
+
+
+def _actor_label(by):
+    return str(by) if by else _acting_as.get()
+
+
+def record_many(events, *, by, portal_account, ip=None):
+    """`record` for thousands of events at once (the CSV import), in one bulk insert. `events`
+    are (action, subject user id or None, subject label, before, after, detail)."""
+    actor_id, actor_label = (by.pk if by else None), _actor_label(by)
+    success = str(AuditEvent.Outcome.SUCCESS)
+    insert(
+        AuditEvent,
+        (
+            "action",
+            "actor_id",
+            "actor_label",
+            "portal_account_id",
+            "subject_user_id",
+            "subject_label",
+            "before",
+            "after",
+            "ip_address",
+            "outcome",
+            "detail",
+        ),
+        [
+            (action, actor_id, actor_label, portal_account.pk, user_id, label, before, after)
+            + (ip, success, detail)
+            for action, user_id, label, before, after, detail in events
+        ],
     )
 
 

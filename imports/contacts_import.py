@@ -35,8 +35,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from accounts import audit
 from accounts.bulk_sql import insert, update
-from accounts.models import AuditEvent
 from contacts.models import CONTACT_ID_LENGTH, Contact
 from contacts.salesforce_ids import InvalidSalesforceId, to_18
 from imports import pipeline
@@ -504,27 +504,20 @@ def _apply_batch(job, account, checker, batch, rows, results):
 
 def _record_events(job, account, events):
     """An audit event per contact created or updated, written with one bulk insert."""
-    by = job.started_by
-    actor_id, actor_label = (by.pk, str(by)) if by else (None, "system")
-    success = str(AuditEvent.Outcome.SUCCESS)
-    insert(
-        AuditEvent,
-        (
-            "action",
-            "actor_id",
-            "actor_label",
-            "portal_account_id",
-            "subject_label",
-            "before",
-            "after",
-            "outcome",
-            "detail",
-        ),
+    audit.record_many(
         [
-            (action, actor_id, actor_label, account.pk, str(contact), before, _audited(contact))
-            + (success, f"CSV import {job.pk}, line {line}")
+            (
+                action,
+                None,
+                str(contact),
+                before,
+                _audited(contact),
+                f"CSV import {job.pk}, line {line}",
+            )
             for line, action, contact, before in events
         ],
+        by=job.started_by,
+        portal_account=account,
     )
 
 
