@@ -376,8 +376,9 @@ PORTAL_SECTIONS = ("courses", "communities", "affiliates")
 @transaction.atomic
 def issue_magic_link(user, *, by, target="", ip=None):
     """A one-time sign-in link a console person hands to an enabled user themselves (optionally
-    opening a portal section). Returns the secret, the only time it exists in clear; every older
-    magic link of the user dies."""
+    opening a portal section). Returns the new LoginToken (its target and expires_at) with
+    `.secret` attached, the only time the secret exists in clear; every older magic link of the
+    user dies."""
     user = _locked(user)
     _require_state(user, [UserState.ENABLED], "create a magic link for")
     if user.contact_deleted:
@@ -389,7 +390,10 @@ def issue_magic_link(user, *, by, target="", ip=None):
         raise LifecycleError(f"'{target}' is not a portal section. Pick one from the list.")
     secret = tokens.issue(user, TokenPurpose.MAGIC_LINK, target=target, by=by)
     audit.record("issue_magic_link", by=by, subject=user, ip=ip, detail=target or "home")
-    return secret
+    # The user's row is locked, so their newest magic link is the one just issued.
+    token = user.login_tokens.filter(purpose=TokenPurpose.MAGIC_LINK).latest("pk")
+    token.secret = secret
+    return token
 
 
 def invite_many(portal_account, rows, *, user_type, by, send_email, ip=None):

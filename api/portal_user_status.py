@@ -11,6 +11,7 @@ from django.shortcuts import get_object_or_404
 
 from accounts import scoping
 from contacts.card_actions import CARD_ACTIONS, card_actions, may_issue_magic_link
+from contacts.card_actions import refusal as card_refusal
 from contacts.contact_listing import portal_user
 from contacts.models import CONTACT_ID_LENGTH
 from contacts.salesforce_ids import InvalidSalesforceId, to_18
@@ -56,15 +57,7 @@ def card_action(name):
 def refusal(contact, action):
     """Why an API action the rules do not allow now is refused: the card's own words."""
     user = portal_user(contact)
-    if user is None:
-        return f"{contact.name} has no portal user. Enable the contact as a portal user first."
-    label = card_action(action).label
-    why = (
-        "their CRM contact is deleted"
-        if user.contact_deleted
-        else f"the user is {user.get_state_display()}"
-    )
-    return f"{label} is not possible for {user.name} now: {why}."
+    return card_refusal(contact, user, None if user is None else card_action(action))
 
 
 def _when(value):

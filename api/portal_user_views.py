@@ -10,15 +10,13 @@ changes nothing."""
 
 from dataclasses import dataclass
 
-from django.conf import settings
 from django.http import JsonResponse
-from django.urls import reverse
 from django.views.decorators.cache import never_cache
 
-from accounts import lifecycle
+from accounts import lifecycle, magic_links
 from accounts.audit import client_ip
 from accounts.errors import LifecycleError
-from accounts.models import TokenPurpose, UserType
+from accounts.models import UserType
 from api import portal_user_status
 from api.authentication import api_view
 from api.json_io import BadPayload, read_json_object
@@ -156,13 +154,12 @@ def magic_link(request, account, contact_ref):
     user = portal_user(contact)
     if user is None:
         raise LifecycleError(refusal(contact, "magic-link"))
-    secret = lifecycle.issue_magic_link(user, by=None, target=target, ip=client_ip(request))
-    issued = user.login_tokens.filter(purpose=TokenPurpose.MAGIC_LINK).order_by("-pk").first()
-    path = reverse("portal-magic-link", kwargs={"slug": account.slug, "token": secret})
+    issued = lifecycle.issue_magic_link(user, by=None, target=target, ip=client_ip(request))
+    created = magic_links.created(account, issued)
     return JsonResponse(
         {
-            "url": settings.PORTAL_BASE_URL + path,
-            "expires_at": issued.expires_at.isoformat(),
-            "target": target or None,
+            "url": created["url"],
+            "expires_at": created["expires_at"].isoformat(),
+            "target": created["target"] or None,
         }
     )

@@ -39,6 +39,19 @@ def card_actions(person, user):
     return [CARD_ACTIONS[name] for name in names]
 
 
+def refusal(contact, user, action=None):
+    """Why the card (or the API) will not do `action` on the contact's portal user `user` now;
+    with no user, why nothing but enabling it can be done."""
+    if user is None:
+        return f"{contact.name} has no portal user. Enable the contact as a portal user first."
+    why = (
+        "their CRM contact is deleted"
+        if user.contact_deleted
+        else f"the user is {user.get_state_display()}"
+    )
+    return f"{action.label} is not possible for {user.name} now: {why}."
+
+
 def may_issue_magic_link(person, user):
     return (
         user is not None

@@ -5,17 +5,15 @@ creating a magic link that a console person hands over themselves.
 A new magic link's secret exists only in the response to the POST that created it: never in a
 URL, the session, a message or a log, and that response is not cached."""
 
-from django.conf import settings
 from django.contrib import messages
 from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import retarget
 
-from accounts import audit, lifecycle, scoping
+from accounts import audit, lifecycle, magic_links, scoping
 from accounts.errors import LifecycleError
 from accounts.models import LoginToken, TokenPurpose, UserState
 from accounts.permissions import check_may_act_on, console_view
@@ -53,7 +51,6 @@ def _opens(token):
 def _context(request, account, target, **extra):
     now = timezone.now()
     issued = target.login_tokens.select_related("created_by").order_by("-created_at", "-pk")
-    lifetime = settings.TOKEN_LIFETIMES["magic_link"]
     return {
         "account": account,
         "section": "users",
@@ -61,7 +58,6 @@ def _context(request, account, target, **extra):
         "rows": [(token, _status(token, now), _opens(token)) for token in issued],
         "sections": SECTIONS,
         "can_issue": target.state == UserState.ENABLED and not target.contact_deleted,
-        "lifetime_minutes": int(lifetime.total_seconds() // 60),
         "in_dialog": request.htmx and request.htmx.target == DIALOG_SLOT,
         **extra,
     }
@@ -86,13 +82,12 @@ def links(request, slug, user_id):
         return _render(request, _context(request, account, target))
     section = request.POST.get("section", "")
     try:
-        secret = lifecycle.issue_magic_link(
+        issued = lifecycle.issue_magic_link(
             target, by=request.user, target=section, ip=audit.client_ip(request)
         )
     except LifecycleError as error:
         return _render(request, _context(request, account, target, error=str(error)), status=409)
-    path = reverse("portal-magic-link", kwargs={"slug": account.slug, "token": secret})
-    created = {"url": settings.PORTAL_BASE_URL + path, "section": SECTIONS.get(section, "Home")}
+    created = magic_links.created(account, issued)
     return _render(request, _context(request, account, target, created=created))
 
 

@@ -4,7 +4,6 @@ POST redirects back to the page with a message. Errors show in the card with a 4
 nothing. A new magic link exists only in the response to the POST that made it, which is not
 cached."""
 
-from django.conf import settings
 from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import redirect, render
@@ -13,7 +12,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 from django_htmx.http import retarget
 
-from accounts import lifecycle, scoping
+from accounts import lifecycle, magic_links, scoping
 from accounts.audit import client_ip
 from accounts.errors import LifecycleError
 from accounts.permissions import check_may_act_on, console_view, may_act_on
@@ -24,6 +23,7 @@ from contacts.card_actions import (
     MAGIC_LINK,
     card_actions,
     may_issue_magic_link,
+    refusal,
 )
 from contacts.contact_listing import portal_status, portal_user
 from contacts.forms import CardRoleForm, EnablePortalUserForm
@@ -51,7 +51,6 @@ def contact_context(request, account, contact, **extra):
         "enable_form": None,
         "can_magic_link": may_issue_magic_link(person, user),
         "sections": SECTIONS,
-        "lifetime_minutes": int(settings.TOKEN_LIFETIMES["magic_link"].total_seconds() // 60),
     }
     if user is None and not contact.is_deleted:
         context["enable_form"] = EnablePortalUserForm(person=person, account=account)
@@ -106,8 +105,7 @@ def portal_user_action(request, slug, contact_pk, action):
         raise Http404
     user = portal_user(contact)
     if user is None:
-        error = f"{contact.name} has no portal user. Enable the contact as a portal user first."
-        return _card(request, account, contact, status=409, error=error)
+        return _card(request, account, contact, status=409, error=refusal(contact, None))
     check_may_act_on(request.user, user)
     if action == MAGIC_LINK:
         return _magic_link(request, account, contact, user)
@@ -162,12 +160,7 @@ def _user_action(request, account, contact, user, action):
         "cancel_url": reverse("contact", args=[account.slug, contact.pk]),
     }
     if action not in card_actions(request.user, user):
-        why = (
-            "their CRM contact is deleted"
-            if user.contact_deleted
-            else f"the user is {user.get_state_display()}"
-        )
-        error = f"{action.label} is not possible for {user.name} now: {why}."
+        error = refusal(contact, user, action)
         return _card(request, account, contact, status=409, error=error)
     if request.method != "POST":
         return confirm(request, context)
@@ -189,11 +182,9 @@ def _magic_link(request, account, contact, user):
         return redirect("contact", slug=account.slug, contact_pk=contact.pk)
     section = request.POST.get("section", "")
     try:
-        secret = lifecycle.issue_magic_link(
+        issued = lifecycle.issue_magic_link(
             user, by=request.user, target=section, ip=client_ip(request)
         )
     except LifecycleError as error:
         return _card(request, account, contact, status=409, error=str(error))
-    path = reverse("portal-magic-link", kwargs={"slug": account.slug, "token": secret})
-    created = {"url": settings.PORTAL_BASE_URL + path, "section": SECTIONS.get(section, "Home")}
-    return _card(request, account, contact, created=created)
+    return _card(request, account, contact, created=magic_links.created(account, issued))
