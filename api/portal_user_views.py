@@ -17,12 +17,12 @@ from accounts import lifecycle, magic_links
 from accounts.audit import client_ip
 from accounts.errors import LifecycleError
 from accounts.models import UserType
+from accounts.role_names import AccountRoles, RoleNameError
 from api import portal_user_status
 from api.authentication import api_view
 from api.json_io import BadPayload, read_json_object
 from api.portal_user_status import allowed_actions, card_action, get_contact, refusal
 from contacts.contact_listing import portal_user
-from imports.portal_users import DEFAULT_OPTIONS, RowChecker, RowFailure
 
 
 @dataclass(frozen=True)
@@ -69,9 +69,9 @@ def read_fields(request, fields):
 def role_named(account, name):
     """The account's active role of that exact name: the CSV import's rule and messages."""
     try:
-        return RowChecker(account, DEFAULT_OPTIONS).check_role(name.strip())
-    except RowFailure as failure:
-        raise BadPayload(failure.reason, [{"field": "role", "message": failure.reason}]) from None
+        return AccountRoles(account).find(name.strip(), missing="Give a role: one of {active}.")
+    except RoleNameError as error:
+        raise BadPayload(error.message, [{"field": "role", "message": error.message}]) from None
 
 
 def _answer(request, account, contact, status=200):
