@@ -457,7 +457,7 @@ def _invite_many_bulk(portal_account, rows, *, user_type, by, send_email, ip):
     from django.contrib.auth.hashers import make_password
 
     from accounts.errors import NoLicensesLeft
-    from accounts.models import AuditEvent, OutboxEmail, PortalAccount
+    from accounts.models import OutboxEmail, PortalAccount
 
     refused = []
     ready = []  # (row, contact, role, name, email)
@@ -563,31 +563,17 @@ def _invite_many_bulk(portal_account, rows, *, user_type, by, send_email, ip):
     for _row, _contact, role, _name, _email in allowed:
         if role.pk not in snapshots:
             snapshots[role.pk] = audit.user_snapshot(User(state=state, role=role))
-    actor_id, actor_label = (by.pk, str(by)) if by else (None, "system")
     detail = "" if send_email else "no invitation email"
-    success, before = str(AuditEvent.Outcome.SUCCESS), {}
-    insert(
-        AuditEvent,
-        (
-            "action",
-            "actor_id",
-            "actor_label",
-            "portal_account_id",
-            "subject_user_id",
-            "subject_label",
-            "before",
-            "after",
-            "ip_address",
-            "outcome",
-            "detail",
-        ),
+    audit.record_many(
         [
-            # subject_label is str(user): "name <email>", or the name alone without an email.
-            ("invite", actor_id, actor_label, account_id, user_id)
-            + (f"{name} <{email}>" if email else name, before, snapshots[role.pk], ip)
-            + (success, detail)
+            # The subject label is str(user): "name <email>", or the name alone without an email.
+            ("invite", user_id, f"{name} <{email}>" if email else name, {}, snapshots[role.pk])
+            + (detail,)
             for user_id, (_row, _contact, role, name, email) in zip(user_ids, allowed, strict=True)
         ],
+        by=by,
+        portal_account=portal_account,
+        ip=ip,
     )
     if send_email:
         # New users have no pending email, so there is nothing for queue_email's cancel to do.
