@@ -1,7 +1,8 @@
 """Changes to the CRM mirror that reach a portal user: delete and restore a contact, move an
 orphaned user to another contact, merge two contacts. Each is one transaction that locks the rows
 it reads, checks the rules (LifecycleError with a message fit to show), and writes its audit
-event. The console calls these one at a time; contacts.sync applies the same rules to batches.
+event. The console calls these one at a time; contacts.sync applies the same rules to batches
+(merge_locked, repoint_user's steps), writing its own audit events.
 
 A partner or customer user stands on one contact: their name and email follow it, so they change
 here too (a contact without a valid email leaves the user's email as it is, since it is their
@@ -11,6 +12,8 @@ with it.
 
 Locks: every path locks the contacts first (in primary-key order, one statement), then their
 users, like contacts.sync, so that no two of them wait for each other."""
+
+from dataclasses import dataclass
 
 from django.db import transaction
 from django.utils import timezone
@@ -44,10 +47,14 @@ def _contact_snapshot(contact):
     }
 
 
+class EmailTaken(LifecycleError):
+    """follow_contact's refusal: another user of the account has the contact's email."""
+
+
 def follow_contact(user, contact, *, others=None):
     """Set the user's name and email from the contact (unsaved). Refuses an email another user
-    of the account has; `others` maps lower-cased emails to such users when the caller looked
-    them up in bulk."""
+    of the account has (EmailTaken); `others` maps lower-cased emails to such users when the
+    caller looked them up in bulk."""
     email = valid_email(contact.email) or user.email
     if email != user.email:
         if others is not None:
@@ -59,7 +66,7 @@ def follow_contact(user, contact, *, others=None):
                 .first()
             )
         if holder is not None and holder.pk != user.pk:
-            raise LifecycleError(
+            raise EmailTaken(
                 f"The email {email} is already used by the portal user {holder.name} of this "
                 f"account, so {user.name} cannot take it. Change one of the two emails in the "
                 "CRM first."
@@ -122,6 +129,50 @@ def email_change_note(done):
     if done["invitation_sent_to"]:
         note += f", invitation sent again to {done['invitation_sent_to']}"
     return note + "."
+
+
+@dataclass(frozen=True)
+class Followed:
+    """A user who took a contact's name and email (and maybe the contact itself), ready for
+    the audit event: `before` and `after` (with "email_change" when the email changed),
+    `done` (settle_email_change's result) and `note` (its words for the detail)."""
+
+    before: dict
+    after: dict
+    done: dict | None
+
+    @property
+    def note(self):
+        return email_change_note(self.done)
+
+
+def settle_follow(user, before, after):
+    """After saving a user follow_contact changed (in the same transaction): settle the email
+    change (settle_email_change) and describe the change. `before` and `after` are the
+    caller's snapshots of the user; `before` has the old "email"."""
+    done = settle_email_change(user, before["email"])
+    if done is not None:
+        after = {**after, "email_change": done}
+    return Followed(before, after, done)
+
+
+def _user_snapshot(user):
+    return {
+        "contact_id": user.contact.contact_id if user.contact_id else None,
+        "name": user.name,
+        "email": user.email,
+    }
+
+
+def repoint_user(user, contact):
+    """Move the user (locked, after the contacts) to `contact`: they take its name and email
+    (follow_contact, which may refuse), the change is saved and settled. Returns Followed, with
+    before and after naming the contacts."""
+    before = _user_snapshot(user)
+    follow_contact(user, contact)
+    user.contact = contact
+    user.save(update_fields=["contact", "name", "email"])
+    return settle_follow(user, before, _user_snapshot(user))
 
 
 @transaction.atomic
@@ -194,14 +245,6 @@ def restore_contact(contact, *, by, ip=None):
     return contact
 
 
-def _user_snapshot(user):
-    return {
-        "contact_id": user.contact.contact_id if user.contact_id else None,
-        "name": user.name,
-        "email": user.email,
-    }
-
-
 @transaction.atomic
 def move_user_to_contact(user, contact, *, by, ip=None):
     """The orphan fix: associate a user whose contact is deleted with another live contact of
@@ -244,22 +287,15 @@ def move_user_to_contact(user, contact, *, by, ip=None):
         raise LifecycleError(
             f"{contact.name} already has a portal user ({holder}). Pick a contact without one."
         )
-    before = _user_snapshot(user)
-    follow_contact(user, contact)
-    user.contact = contact
-    user.save(update_fields=["contact", "name", "email"])
-    done = settle_email_change(user, before["email"])
-    after = _user_snapshot(user)
-    if done is not None:
-        after["email_change"] = done
+    moved = repoint_user(user, contact)
     audit.record(
         "move_user_to_contact",
         by=by,
         subject=user,
-        before=before,
-        after=after,
+        before=moved.before,
+        after=moved.after,
         ip=ip,
-        detail=f"{old} → {contact}{email_change_note(done)}",
+        detail=f"{old} → {contact}{moved.note}",
     )
     return user
 
@@ -267,7 +303,7 @@ def move_user_to_contact(user, contact, *, by, ip=None):
 def already_merged(winner, loser):
     """Whether merging `loser` into `winner` was done before: the loser is merged into the
     winner, or into what the winner was merged into since. (A later merge of the winner sends
-    the loser on to the new winner too, see apply_merge, so replaying a batch of chained merges
+    the loser on to the new winner too, see _apply_merge, so replaying a batch of chained merges
     finds each one done.)"""
     if not loser.merged_into_id or winner.pk == loser.pk:
         return False
@@ -316,36 +352,43 @@ def merge_contacts(winner, loser, *, by, ip=None):
     winner, loser = _locked_contacts(winner, loser)
     winner_user = _locked_user_of(winner)
     loser_user = _locked_user_of(loser) if loser.pk != winner.pk else None
-    refusal = refuse_merge(winner, loser, winner_user, loser_user)
-    if refusal:
-        raise LifecycleError(refusal)
-    if already_merged(winner, loser):
+    loser_before = _contact_snapshot(loser)
+    merged, moved = merge_locked(winner, loser, winner_user, loser_user)
+    if not merged:
         return winner
-    loser_before, moved_before, done = _contact_snapshot(loser), None, None
-    if loser_user is not None:
-        moved_before = _user_snapshot(loser_user)
-        follow_contact(loser_user, winner)
-        loser_user.contact = winner
-        loser_user.save(update_fields=["contact", "name", "email"])
-        done = settle_email_change(loser_user, moved_before["email"])
-    apply_merge(winner, loser)
-    moved_after = _user_snapshot(loser_user) if loser_user else None
-    if done is not None:
-        moved_after["email_change"] = done
     audit.record(
         "merge_contacts",
         by=by,
         subject=loser_user or winner_user,
         portal_account=winner.portal_account,
-        before={"loser": loser_before, "user": moved_before},
-        after={"loser": _contact_snapshot(loser), "user": moved_after},
+        before={"loser": loser_before, "user": moved.before if moved else None},
+        after={"loser": _contact_snapshot(loser), "user": moved.after if moved else None},
         ip=ip,
-        detail=f"{loser} merged into {winner}{email_change_note(done)}",
+        detail=f"{loser} merged into {winner}{moved.note if moved else ''}",
     )
     return winner
 
 
-def apply_merge(winner, loser):
+def merge_locked(winner, loser, winner_user, loser_user):
+    """The merge itself, once the caller locked both contacts and then their users (None for a
+    contact without one): checks the rules (LifecycleError; EmailTaken when the loser's user
+    cannot take the winner's email), moves the loser's user to the winner and marks the loser
+    merged. Returns (merged, moved): merged False when the merge was done before (nothing
+    changed), moved the loser's user's Followed or None."""
+    refusal = refuse_merge(winner, loser, winner_user, loser_user)
+    if refusal:
+        raise LifecycleError(refusal)
+    if already_merged(winner, loser):
+        return False, None
+    moved = None
+    if loser_user is not None:
+        loser_user.contact = loser  # the locked row, for the snapshot
+        moved = repoint_user(loser_user, winner)
+    _apply_merge(winner, loser)
+    return True, moved
+
+
+def _apply_merge(winner, loser):
     """Mark the loser merged (and deleted) and send what was merged into it on to the winner,
     so merged_into always names a contact that was never merged away itself."""
     loser.deleted_at = loser.deleted_at or timezone.now()

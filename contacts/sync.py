@@ -41,6 +41,7 @@ from contacts.sync_items import (
     Refused,
     SyncResult,
     check_size,
+    ids_condition,
     merge_item,
     raise_if,
     read_items,
@@ -116,9 +117,7 @@ def _match_upserts(account, rows, errors):
     """[(row, contact or None, adopted)]: the contact each valid row updates (None: a new one),
     adopted when it is a console contact found by email (see the module's docstring)."""
     emails = {row.values["email"] for row in rows if row.values.get("email")}
-    contact_ids = {row.contact_id for row in rows if row.contact_id}
-    salesforce_ids = {row.salesforce_id for row in rows if row.salesforce_id}
-    condition = Q(contact_id__in=contact_ids) | Q(salesforce_id__in=salesforce_ids)
+    condition = ids_condition(rows)
     if emails:
         condition |= Q(
             source=Contact.Source.CONSOLE,
@@ -202,18 +201,15 @@ def _upsert(account, rows, errors, by, ip):
     if followers:
         User.objects.bulk_update([user for user, _ in followers], ["name", "email"])
     for user, before in followers:
-        after = {"name": user.name, "email": user.email}
-        done = mirror.settle_email_change(user, before["email"])
-        if done is not None:
-            after["email_change"] = done
+        followed = mirror.settle_follow(user, before, {"name": user.name, "email": user.email})
         audit.record(
             "user_follows_contact",
             by=by,
             subject=user,
-            before=before,
-            after=after,
+            before=followed.before,
+            after=followed.after,
             ip=ip,
-            detail=f"CRM sync changed {user.contact}.{mirror.email_change_note(done)}",
+            detail=f"CRM sync changed {user.contact}.{followed.note}",
         )
     if to_create or to_update:
         _batch_event("sync_contacts", account, result, by, ip)
@@ -356,34 +352,27 @@ def _apply_merges(account, pairs, errors, by, ip):
 def _merge(winner, loser, users, by, ip):
     """One merge of the batch (users: the batch's contacts' users by contact pk, kept current)."""
     winner_user, loser_user = users.get(winner.pk), users.get(loser.pk)
-    refusal = mirror.refuse_merge(winner, loser, winner_user, loser_user)
-    if refusal:
-        raise Refused(None, refusal)
-    if mirror.already_merged(winner, loser):
+    try:
+        merged, moved = mirror.merge_locked(winner, loser, winner_user, loser_user)
+    except mirror.EmailTaken as error:
+        raise Refused("winner", str(error)) from None
+    except LifecycleError as error:
+        raise Refused(None, str(error)) from None
+    if not merged:
         return "unchanged"
-    moved, done = None, None
-    if loser_user is not None:
-        moved = {"contact_id": loser.contact_id, "name": loser_user.name, "email": loser_user.email}
-        try:
-            mirror.follow_contact(loser_user, winner)
-        except LifecycleError as error:
-            raise Refused("winner", str(error)) from None
-        loser_user.contact = winner
-        loser_user.save(update_fields=["contact", "name", "email"])
-        done = mirror.settle_email_change(loser_user, moved["email"])
+    if moved is not None:
         users[winner.pk] = users.pop(loser.pk)
-    mirror.apply_merge(winner, loser)
     if winner_user or loser_user:
         after = {"winner": winner.contact_id}
-        if done is not None:
-            after["email_change"] = done
+        if moved is not None and moved.done is not None:
+            after["email_change"] = moved.done
         audit.record(
             "merge_contacts",
             by=by,
             subject=winner_user or loser_user,
-            before={"loser": loser.contact_id, "user": moved},
+            before={"loser": loser.contact_id, "user": moved.before if moved else None},
             after=after,
             ip=ip,
-            detail=f"CRM sync: {loser} merged into {winner}{mirror.email_change_note(done)}",
+            detail=f"CRM sync: {loser} merged into {winner}{moved.note if moved else ''}",
         )
     return "merged"

@@ -205,6 +205,13 @@ def read_items(items, read, errors):
 # --- finding contacts ---
 
 
+def ids_condition(refs):
+    """The contacts any of the refs names, by contact_id or by salesforce_id."""
+    contact_ids = {ref.contact_id for ref in refs if ref.contact_id}
+    salesforce_ids = {ref.salesforce_id for ref in refs if ref.salesforce_id}
+    return Q(contact_id__in=contact_ids) | Q(salesforce_id__in=salesforce_ids)
+
+
 def locked_contacts(account, condition):
     return list(
         Contact.objects.select_for_update().filter(condition, portal_account=account).order_by("pk")
@@ -221,11 +228,7 @@ class Found:
 
     @classmethod
     def locked(cls, account, refs):
-        contact_ids = {ref.contact_id for ref in refs if ref.contact_id}
-        salesforce_ids = {ref.salesforce_id for ref in refs if ref.salesforce_id}
-        return cls.locked_where(
-            account, Q(contact_id__in=contact_ids) | Q(salesforce_id__in=salesforce_ids)
-        )
+        return cls.locked_where(account, ids_condition(refs))
 
     @classmethod
     def locked_where(cls, account, condition):
