@@ -388,11 +388,8 @@ def issue_magic_link(user, *, by, target="", ip=None):
         )
     if target and target not in PORTAL_SECTIONS:
         raise LifecycleError(f"'{target}' is not a portal section. Pick one from the list.")
-    secret = tokens.issue(user, TokenPurpose.MAGIC_LINK, target=target, by=by)
+    token = tokens.issue_token(user, TokenPurpose.MAGIC_LINK, target=target, by=by)
     audit.record("issue_magic_link", by=by, subject=user, ip=ip, detail=target or "home")
-    # The user's row is locked, so their newest magic link is the one just issued.
-    token = user.login_tokens.filter(purpose=TokenPurpose.MAGIC_LINK).latest("pk")
-    token.secret = secret
     return token
 
 

@@ -32,7 +32,7 @@ def revoke(user, purposes=None):
 
 def _create(user, purpose, secret, *, target="", by=None):
     revoke(user, [purpose])
-    LoginToken.objects.create(
+    return LoginToken.objects.create(
         user=user,
         purpose=purpose,
         token_hash=_digest(secret),
@@ -45,11 +45,17 @@ def _create(user, purpose, secret, *, target="", by=None):
 def issue(user, purpose, *, target="", by=None):
     """Create a token and return its secret, the only time it exists in clear.
     Issuing a token kills the user's older ones of the same purpose."""
+    return issue_token(user, purpose, target=target, by=by).secret
+
+
+def issue_token(user, purpose, *, target="", by=None):
+    """`issue`, returning the token row (its expiry, its target) with `.secret` attached."""
     if purpose == TokenPurpose.LOGIN_CODE:
         raise ValueError("Use issue_code() for one-time codes.")
     secret = secrets.token_urlsafe(32)
-    _create(user, purpose, secret, target=target, by=by)
-    return secret
+    token = _create(user, purpose, secret, target=target, by=by)
+    token.secret = secret
+    return token
 
 
 def issue_code(user):
