@@ -3,10 +3,8 @@
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-from django.conf import settings
-
-from accounts.bulk_sql import insert
 from accounts.models import AuditEvent
+from helpers.bulk_sql import insert
 
 # Who acts when no console person does (an API token, say): lifecycle functions take `by` as a
 # User, so the API names itself here instead of threading a label through every function.
@@ -91,16 +89,3 @@ def record_many(events, *, by, portal_account, ip=None):
             for action, user_id, label, before, after, detail in events
         ],
     )
-
-
-def client_ip(request):
-    """Where a request came from (audit log, sign-in throttling). Behind proxies REMOTE_ADDR is
-    the nearest proxy; each of the TRUSTED_PROXY_HOPS proxies appends the address it saw to
-    X-Forwarded-For, so the client is that many entries from the right. Entries further left
-    are whatever the client sent and are never trusted."""
-    hops = settings.TRUSTED_PROXY_HOPS
-    forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
-    forwarded = [part for part in forwarded if part]
-    if hops and len(forwarded) >= hops:
-        return forwarded[-hops]
-    return request.META.get("REMOTE_ADDR") or None

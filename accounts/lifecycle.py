@@ -13,10 +13,10 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts import audit, licenses, outbox, tokens
-from accounts.bulk_sql import any_of, insert
 from accounts.errors import LifecycleError
 from accounts.models import EmailKind, TokenPurpose, User, UserKind, UserState, UserType
 from contacts.models import Contact
+from helpers.bulk_sql import any_of, insert
 
 
 def valid_email(value):
@@ -403,7 +403,7 @@ def invite_many(portal_account, rows, *, user_type, by, send_email, ip=None):
 
     The account row is locked once and the seats counted once; the rows past the licenses are
     refused with the message `invite` would give. Users, audit events and outbox rows are
-    written with a bulk insert each (COPY on PostgreSQL, see accounts.bulk_sql), and one
+    written with a bulk insert each (COPY on PostgreSQL, see helpers.bulk_sql), and one
     `on_commit` hands every outbox row to Celery in one message. The one-user-per-contact and
     one-email-per-account constraints stay the last guard: if the bulk insert breaks one (a
     concurrent invite or import), the batch is done again row by row with `invite`, which

@@ -13,7 +13,7 @@ The same cache also holds a decoy code for addresses that were sent no code (see
 from django.conf import settings
 from django.core.cache import cache
 
-from accounts import attempt_counter
+from helpers import attempt_counter
 
 FAILURES = "failures"
 REQUESTS = "requests"

@@ -8,9 +8,9 @@ from django.conf import settings
 from django.contrib.auth.views import LoginView
 from django.forms.forms import NON_FIELD_ERRORS
 
-from accounts import attempt_counter
-from accounts.audit import client_ip
 from accounts.forms.sign_in import SignInForm
+from helpers import attempt_counter
+from helpers.client_ip import client_ip
 
 
 def _window_seconds():

@@ -9,8 +9,8 @@ from django.db.models import Count, F, OuterRef, Q, Subquery
 
 from accounts import scoping
 from accounts.models import LoginToken, OutboxEmail, TokenPurpose, UserState
-from accounts.search_terms import search_term
 from contacts.models import Contact
+from helpers.search_terms import search_term
 
 PAGE_SIZE = 50
 SEARCH_COUNT_CAP = 1000

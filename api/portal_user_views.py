@@ -14,7 +14,6 @@ from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 
 from accounts import lifecycle, magic_links
-from accounts.audit import client_ip
 from accounts.errors import LifecycleError
 from accounts.models import UserType
 from accounts.role_names import AccountRoles, RoleNameError
@@ -23,6 +22,7 @@ from api.authentication import api_view
 from api.json_io import BadPayload, read_json_object
 from api.portal_user_status import allowed_actions, card_action, get_contact, refusal
 from contacts.contact_listing import portal_user
+from helpers.client_ip import client_ip
 
 
 @dataclass(frozen=True)

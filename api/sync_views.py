@@ -22,10 +22,10 @@ request changed the same contacts at the same moment (send the batch again)."""
 
 from django.http import JsonResponse
 
-from accounts.audit import client_ip
 from api.authentication import api_view
 from api.json_io import BadPayload, read_json_object
 from contacts import sync
+from helpers.client_ip import client_ip
 
 
 def _items(request, key):

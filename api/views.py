@@ -9,10 +9,10 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import scoping
-from accounts.audit import client_ip
 from accounts.errors import LifecycleError
 from accounts.permissions import mssp_admin_view
 from api import api_tokens
+from helpers.client_ip import client_ip
 
 TEMPLATE = "api/api_tokens.html"
 

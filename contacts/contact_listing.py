@@ -9,8 +9,8 @@ from django.core.paginator import Paginator
 from django.db.models import Count, Q
 
 from accounts import scoping
-from accounts.search_terms import search_term
 from contacts.salesforce_ids import InvalidSalesforceId, to_18
+from helpers.search_terms import search_term
 
 PAGE_SIZE = 50
 SEARCH_COUNT_CAP = 1000

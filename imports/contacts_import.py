@@ -19,7 +19,7 @@ Rules, per row (a row gets the first reason that applies):
   id) that appears twice in the file fails the second time ("duplicate_row").
 
 Contacts have no lifecycle, so each batch is one transaction of a bulk insert and a bulk update
-(accounts.bulk_sql) plus an audit event per contact created ("create_contact") or updated
+(helpers.bulk_sql) plus an audit event per contact created ("create_contact") or updated
 ("update_contact", with the values before and after), written with one bulk insert; the job's
 counts, `last_processed_line` and result-file sizes are saved in the same transaction, so a
 killed run resumes after the last committed row. `ImportJob` has no `updated` count: updated =
@@ -36,9 +36,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts import audit
-from accounts.bulk_sql import insert, update
 from contacts.models import CONTACT_ID_LENGTH, Contact
 from contacts.salesforce_ids import InvalidSalesforceId, to_18
+from helpers.bulk_sql import insert, update
 from imports import pipeline
 from imports.column_mapping import CONTACT_FIELDS, MappingError, map_columns
 from imports.csv_reader import CsvError, read_csv

@@ -26,12 +26,12 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 
 from accounts import licenses, lifecycle, role_names
-from accounts.bulk_sql import any_of
 from accounts.errors import NoLicensesLeft
 from accounts.models import User, UserType
 from accounts.role_names import AccountRoles, RoleNameError
 from contacts.models import CONTACT_ID_LENGTH, Contact
 from contacts.salesforce_ids import looks_like_salesforce_id, to_18
+from helpers.bulk_sql import any_of
 from imports import pipeline
 from imports.column_mapping import PORTAL_USER_FIELDS, MappingError, map_columns
 from imports.csv_reader import CsvError, read_csv

@@ -15,7 +15,7 @@ import csv
 import io
 import os
 
-from accounts.spreadsheet_safety import neutralise_row
+from helpers.spreadsheet_safety import neutralise_row
 
 SUCCESS_HEADER = ("ContactId", "Role", "UserId")
 FAILURE_HEADER = ("Line", "ContactId", "Role", "ReasonCode", "Reason")

@@ -229,7 +229,7 @@ CELERY_BEAT_SCHEDULE = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"portal_secrets": {"()": "accounts.log_redaction.RedactPortalSecrets"}},
+    "filters": {"portal_secrets": {"()": "helpers.log_redaction.RedactPortalSecrets"}},
     "formatters": {
         "django.server": {
             "()": "django.utils.log.ServerFormatter",

@@ -1,7 +1,7 @@
 import pytest
 from django.test import RequestFactory
 
-from accounts.audit import client_ip
+from helpers.client_ip import client_ip
 
 
 @pytest.mark.parametrize(

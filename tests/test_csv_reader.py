@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from accounts.spreadsheet_safety import neutralise
+from helpers.spreadsheet_safety import neutralise
 from imports.column_mapping import (
     PORTAL_USER_FIELDS,
     Field,

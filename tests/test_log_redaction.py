@@ -5,7 +5,7 @@ import logging
 
 import pytest
 
-from accounts.log_redaction import RedactPortalSecrets
+from helpers.log_redaction import RedactPortalSecrets
 
 
 def _logged(message, *args):

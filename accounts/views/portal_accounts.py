@@ -8,7 +8,6 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
 from accounts import scoping, seat_usage
-from accounts.audit import client_ip
 from accounts.forms.portal_accounts import (
     PortalAccountForm,
     RoleForm,
@@ -18,6 +17,7 @@ from accounts.forms.portal_accounts import (
 from accounts.models import UserType
 from accounts.permissions import console_view, is_mssp_admin, mssp_admin_view, mssp_view
 from contacts.orphans import orphaned_users
+from helpers.client_ip import client_ip
 
 # The dashboard names this many of the users locked out by a deleted contact, then "and N more".
 BLOCKED_NAMES_SHOWN = 5

@@ -18,6 +18,7 @@ from accounts.errors import LifecycleError
 from accounts.models import LoginToken, TokenPurpose, UserState
 from accounts.permissions import check_may_act_on, console_view
 from accounts.portal_views import SECTIONS
+from helpers.client_ip import client_ip
 
 TEMPLATE = "accounts/user_links.html"
 DIALOG_SLOT = "dialog-slot"
@@ -83,7 +84,7 @@ def links(request, slug, user_id):
     section = request.POST.get("section", "")
     try:
         issued = lifecycle.issue_magic_link(
-            target, by=request.user, target=section, ip=audit.client_ip(request)
+            target, by=request.user, target=section, ip=client_ip(request)
         )
     except LifecycleError as error:
         return _render(request, _context(request, account, target, error=str(error)), status=409)
@@ -112,7 +113,7 @@ def revoke(request, slug, user_id, token_id):
                 "revoke_link",
                 by=request.user,
                 subject=target,
-                ip=audit.client_ip(request),
+                ip=client_ip(request),
                 detail=label,
             )
     if not revoked:

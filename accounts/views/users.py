@@ -13,13 +13,13 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import push_url, retarget
 
 from accounts import lifecycle, scoping
-from accounts.audit import client_ip
 from accounts.errors import LifecycleError
 from accounts.forms.users import AddUserForm, ChangeRoleForm
 from accounts.permissions import check_may_act_on, console_view, may_move_admin_seat
-from accounts.spreadsheet_safety import neutralise_row
 from accounts.user_actions import ACTIONS, BULK_ACTIONS, bulk_actions_for, row_actions
 from accounts.user_listing import SORTS, Listing, tab_counts
+from helpers.client_ip import client_ip
+from helpers.spreadsheet_safety import neutralise_row
 
 BULK_LIMIT = 1000
 TEMPLATE = "accounts/users.html"

@@ -9,13 +9,13 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import scoping
-from accounts.audit import client_ip
 from accounts.errors import LifecycleError
 from accounts.models import UserState
 from accounts.permissions import check_may_act_on, console_view
 from contacts import mirror
 from contacts.contact_listing import portal_user
 from contacts.views.portal_user_card import confirm, render_contact
+from helpers.client_ip import client_ip
 
 
 def _contact(request, slug, contact_pk):

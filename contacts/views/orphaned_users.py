@@ -11,14 +11,14 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import scoping
-from accounts.audit import client_ip
 from accounts.errors import LifecycleError
 from accounts.models import UserState
 from accounts.permissions import check_may_act_on, console_view
-from accounts.search_terms import search_term
 from contacts import mirror
 from contacts.orphans import CANDIDATES_SHOWN, orphaned_users, replacement_contacts
 from contacts.views.portal_user_card import confirm
+from helpers.client_ip import client_ip
+from helpers.search_terms import search_term
 
 LIST_TEMPLATE = "contacts/orphaned_users.html"
 ASSOCIATE_TEMPLATE = "contacts/associate.html"

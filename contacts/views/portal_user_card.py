@@ -13,7 +13,6 @@ from django.views.decorators.http import require_http_methods
 from django_htmx.http import retarget
 
 from accounts import lifecycle, magic_links, scoping
-from accounts.audit import client_ip
 from accounts.errors import LifecycleError
 from accounts.permissions import check_may_act_on, console_view, may_act_on
 from accounts.portal_views import SECTIONS
@@ -27,6 +26,7 @@ from contacts.card_actions import (
 )
 from contacts.contact_listing import portal_status, portal_user
 from contacts.forms import CardRoleForm, EnablePortalUserForm
+from helpers.client_ip import client_ip
 
 TEMPLATE = "contacts/contact.html"
 
