@@ -12,11 +12,12 @@ from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts import audit, licenses, outbox, tokens
+from accounts import audit, licenses, tokens
 from accounts.errors import LifecycleError
 from accounts.models import EmailKind, TokenPurpose, User, UserKind, UserState, UserType
 from contacts.models import Contact
 from helpers.bulk_sql import any_of, insert
+from mail import outbox
 
 
 def valid_email(value):

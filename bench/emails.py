@@ -84,7 +84,7 @@ from accounts.models import (  # noqa: E402
     UserState,
     UserType,
 )
-from accounts.send_pace import windows  # noqa: E402
+from mail.send_pace import windows  # noqa: E402
 from portal_admin.celery import app as celery_app  # noqa: E402
 
 

@@ -204,11 +204,11 @@ def child_apply(path, account, batch_size, broker):
     from django.conf import settings
     from django.core.files import File
 
-    from accounts import outbox
     from accounts.models import AuditEvent, OutboxEmail
     from imports import portal_users
     from imports.models import ImportJob
     from imports.pipeline import failure_counts
+    from mail import outbox
 
     handed = {"ids": 0, "messages": 0, "seconds": 0.0}
     if broker:

@@ -18,11 +18,12 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
-from accounts import audit, lifecycle, outbox
+from accounts import audit, lifecycle
 from accounts.errors import LifecycleError
 from accounts.lifecycle import valid_email
 from accounts.models import EmailKind, LoginToken, OutboxEmail, TokenPurpose, User, UserState
 from contacts.models import Contact
+from mail import outbox
 
 _INVITATIONS = (EmailKind.INVITATION, EmailKind.REINVITATION)
 

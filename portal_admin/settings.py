@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "contacts",
     "imports",
     "api",
+    "mail",
 ]
 
 MIDDLEWARE = [
@@ -149,7 +150,7 @@ CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 # --- Email and the outbox ---
 EMAIL_BACKEND = env(
     "EMAIL_BACKEND",
-    default="accounts.mail_folder.MailFolderBackend"
+    default="mail.mail_folder.MailFolderBackend"
     if DEBUG
     else "django.core.mail.backends.smtp.EmailBackend",
 )
@@ -221,7 +222,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 CELERY_BEAT_SCHEDULE = {
     "requeue-unsent-outbox": {
-        "task": "accounts.tasks.requeue_unsent_emails",
+        "task": "mail.tasks.requeue_unsent_emails",
         "schedule": env.int("OUTBOX_SWEEP_EVERY_SECONDS", default=300),
     },
 }

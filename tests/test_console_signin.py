@@ -79,7 +79,7 @@ def test_sign_out_is_a_post(admin_client):
 def test_sent_mail_page_exists_only_in_debug_with_the_mail_folder(admin_client, settings, tmp_path):
     assert admin_client.get(reverse("sent-mail")).status_code == 404
     settings.DEBUG = True
-    settings.EMAIL_BACKEND = "accounts.mail_folder.MailFolderBackend"
+    settings.EMAIL_BACKEND = "mail.mail_folder.MailFolderBackend"
     settings.MAIL_FOLDER = tmp_path
     from django.core.mail import send_mail
 

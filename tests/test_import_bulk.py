@@ -3,7 +3,7 @@ with (one transaction, bulk inserts, the licenses counted once, one hand-off to 
 
 import pytest
 
-from accounts import licenses, lifecycle, outbox
+from accounts import licenses, lifecycle
 from accounts.errors import LifecycleError, NoLicensesLeft
 from accounts.models import (
     AuditEvent,
@@ -15,6 +15,7 @@ from accounts.models import (
     UserType,
 )
 from contacts.models import Contact
+from mail import outbox
 from tests.factories import PortalAccountFactory, PortalUserFactory, StaffFactory
 
 # The real worker's fixtures, for the worker test below.

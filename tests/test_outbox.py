@@ -7,9 +7,10 @@ from django.core import mail
 from django.core.mail.backends.base import BaseEmailBackend
 from django.utils import timezone
 
-from accounts import lifecycle, outbox
+from accounts import lifecycle
 from accounts.models import EmailKind, LoginToken, OutboxEmail, TokenPurpose, UserType
-from accounts.tasks import requeue_unsent_emails, send_outbox_email
+from mail import outbox
+from mail.tasks import requeue_unsent_emails, send_outbox_email
 from tests.factories import ContactFactory, PortalUserFactory
 
 

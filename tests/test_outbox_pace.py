@@ -11,9 +11,9 @@ import pytest
 from celery.exceptions import Retry
 from django.core import mail
 
-from accounts import outbox
 from accounts.models import EmailKind, LoginToken, OutboxEmail
-from accounts.tasks import send_outbox_email
+from mail import outbox
+from mail.tasks import send_outbox_email
 from tests.factories import PortalUserFactory
 
 NOON = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)

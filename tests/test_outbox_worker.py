@@ -29,7 +29,7 @@ from django.db import connection
 
 from accounts import lifecycle, tokens
 from accounts.models import LoginToken, OutboxEmail, TokenPurpose, UserType
-from accounts.tasks import send_outbox_email
+from mail.tasks import send_outbox_email
 from portal_admin.celery import app as celery_app
 from tests.factories import ContactFactory
 

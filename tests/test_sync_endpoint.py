@@ -13,7 +13,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts import lifecycle, outbox, tokens
+from accounts import lifecycle, tokens
 from accounts.errors import LifecycleError
 from accounts.models import AuditEvent, EmailKind, OutboxEmail, TokenPurpose, User, UserState
 from api import api_tokens
@@ -21,6 +21,7 @@ from contacts import mirror
 from contacts.models import Contact
 from contacts.salesforce_ids import to_18
 from contacts.sync_items import Found
+from mail import outbox
 from tests.conftest import api_client_for
 from tests.factories import PASSWORD, ContactFactory, PortalUserFactory
 from tests.test_license_race import (

@@ -322,8 +322,8 @@ def test_a_broad_search_counts_up_to_a_cap(admin_client, account, partner_role, 
 
 
 def test_enabled_users_show_their_last_email_and_its_error(admin_client, account, people):
-    from accounts import outbox
     from accounts.models import EmailKind
+    from mail import outbox
 
     row = outbox.queue_email(people["ada"], EmailKind.PASSWORD_RESET)
     OutboxEmail.objects.filter(pk=row.pk).update(status="failed", last_error="SMTP said no")

@@ -2,8 +2,8 @@ from django.conf import settings
 from django.http import Http404
 from django.shortcuts import render
 
-from accounts.mail_folder import read_folder
 from accounts.permissions import mssp_view
+from mail.mail_folder import read_folder
 
 
 @mssp_view

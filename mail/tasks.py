@@ -1,7 +1,7 @@
 from celery import shared_task
 from celery.signals import worker_process_shutdown, worker_shutdown
 
-from accounts import outbox
+from mail import outbox
 
 
 @shared_task(bind=True, max_retries=None, acks_late=True)

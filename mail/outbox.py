@@ -1,6 +1,6 @@
 """The outbox: every email is a row written with the change that caused it, handed to Celery
 only once that change has committed, and sent at most once, at the portal account's pace
-(accounts/send_pace.py), over a mail server session that the worker keeps open."""
+(mail/send_pace.py), over a mail server session that the worker keeps open."""
 
 import logging
 import os
@@ -14,9 +14,9 @@ from django.db import transaction
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
-from accounts import send_pace
-from accounts.emails import build_message
 from accounts.models import EmailKind, OutboxEmail
+from mail import send_pace
+from mail.emails import build_message
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def cancel_pending(user, *, reason):
 
 
 def hand_to_celery(row_id):
-    from accounts.tasks import send_outbox_email
+    from mail.tasks import send_outbox_email
 
     try:
         send_outbox_email.delay(row_id)
@@ -70,7 +70,7 @@ def hand_many_to_celery(row_ids):
         for row_id in row_ids:
             hand_to_celery(row_id)
         return
-    from accounts.tasks import hand_out_emails
+    from mail.tasks import hand_out_emails
 
     try:
         hand_out_emails.delay(row_ids)
