@@ -586,10 +586,6 @@ def _invite_many_bulk(portal_account, rows, *, user_type, by, send_email, ip):
             ],
             returning_ids=True,
         )
-        transaction.on_commit(lambda: _hand_all_to_celery(email_ids))
+        outbox.hand_over_on_commit(email_ids)
     created = [(entry[0], user_id) for entry, user_id in zip(allowed, user_ids, strict=True)]
     return created, refused
-
-
-def _hand_all_to_celery(ids):
-    outbox.hand_many_to_celery(ids)

@@ -73,7 +73,6 @@ import redis  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 
-from accounts import outbox  # noqa: E402
 from accounts.models import (  # noqa: E402
     EmailKind,
     LoginToken,
@@ -84,6 +83,7 @@ from accounts.models import (  # noqa: E402
     UserState,
     UserType,
 )
+from mail import outbox  # noqa: E402
 from mail.send_pace import windows  # noqa: E402
 from portal_admin.celery import app as celery_app  # noqa: E402
 

@@ -208,13 +208,13 @@ def child_apply(path, account, batch_size, broker):
     from imports import portal_users
     from imports.models import ImportJob
     from imports.pipeline import failure_counts
-    from mail import outbox
+    from mail import tasks as mail_tasks
 
     handed = {"ids": 0, "messages": 0, "seconds": 0.0}
     if broker:
         if settings.CELERY_TASK_ALWAYS_EAGER or broker != settings.CELERY_BROKER_URL:
             raise SystemExit(f"the child runs without the broker {broker}")
-        hand_many = outbox.hand_many_to_celery
+        hand_many = mail_tasks.hand_many_to_celery
 
         def timed_hand_many(ids):
             started = time.perf_counter()
@@ -223,13 +223,13 @@ def child_apply(path, account, batch_size, broker):
             handed["ids"] += len(ids)
             handed["messages"] += 1
 
-        outbox.hand_many_to_celery = timed_hand_many
+        mail_tasks.hand_many_to_celery = timed_hand_many
     else:
         # No broker: tasks would run in-process and send every email. Count the ids instead.
         def count(row_id):
             handed["ids"] += 1
 
-        outbox.hand_to_celery = count
+        mail_tasks.hand_to_celery = count
     admin = User.objects.get(email=ADMIN_EMAIL)
     job = ImportJob(
         portal_account=account,

@@ -40,7 +40,7 @@ after, close to twice the limit in 60 seconds. Why not the database: the counter
 short-lived and need no history, and a lock per portal account would serialise every sender of
 the account and contend with the license locks on the same row.
 
-Waiting is not failing: a deferred row keeps its attempts and has no error; outbox.deliver
+Waiting is not failing: a deferred row keeps its attempts and has no error; delivery.deliver
 writes its turn to `next_attempt_at`, which keeps the sweep away from the row until its turn
 has come. Tasks run eagerly (no broker: the embedded demo, most tests) skip the pace, since
 nothing would run them later. A limit of 0 turns the pace off.

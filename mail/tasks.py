@@ -1,7 +1,18 @@
+"""The Celery tasks that deliver the outbox, and the hand-off of rows to them (mail/outbox.py
+queues a row; these send it through mail/delivery.py)."""
+
+import logging
+
 from celery import shared_task
 from celery.signals import worker_process_shutdown, worker_shutdown
+from django.conf import settings
+from django.db.models.functions import Coalesce, Greatest
+from django.utils import timezone
 
-from mail import outbox
+from accounts.models import OutboxEmail
+from mail import delivery
+
+log = logging.getLogger(__name__)
 
 
 @shared_task(bind=True, max_retries=None, acks_late=True)
@@ -10,8 +21,8 @@ def send_outbox_email(self, row_id, slot=None):
     # there, and a failed row stays pending for the sweep instead of retrying at once in a loop.
     eager = self.request.is_eager
     try:
-        return outbox.deliver(row_id, pace=not eager, slot=slot)
-    except outbox.SendDeferred as deferred:
+        return delivery.deliver(row_id, pace=not eager, slot=slot)
+    except delivery.SendDeferred as deferred:
         # The task comes back at its turn, carrying its reservation. Until then Celery keeps it
         # aside (a task with a countdown occupies no process of the pool): no worker sleeps on
         # it, and the emails of other accounts go ahead.
@@ -21,7 +32,7 @@ def send_outbox_email(self, row_id, slot=None):
             countdown=deferred.countdown,
             exc=None,
         ) from None
-    except outbox.SendFailed as failure:
+    except delivery.SendFailed as failure:
         if failure.final or eager:
             return False
         raise self.retry(args=(row_id,), kwargs={}, countdown=failure.retry_in, exc=None) from None
@@ -29,20 +40,67 @@ def send_outbox_email(self, row_id, slot=None):
 
 @shared_task(acks_late=True)
 def hand_out_emails(row_ids):
-    """The worker's half of `outbox.hand_many_to_celery`. Run twice (a worker killed part-way),
+    """The worker's half of `hand_many_to_celery`. Run twice (a worker killed part-way),
     a row gets two tasks; sending stays at most once per row (`deliver` locks it and checks its
     status)."""
     for row_id in row_ids:
-        outbox.hand_to_celery(row_id)
+        hand_to_celery(row_id)
 
 
 @shared_task
 def requeue_unsent_emails():
-    return len(outbox.requeue_unsent())
+    return len(requeue_unsent())
+
+
+def hand_to_celery(row_id):
+    try:
+        send_outbox_email.delay(row_id)
+    except Exception:  # broker down: the row stays pending and the sweep re-queues it
+        log.exception("Could not queue outbox email %s; the sweep will retry it", row_id)
+
+
+def hand_many_to_celery(row_ids):
+    """Hand many rows to Celery with one message (a bulk invite, the CSV import): a worker then
+    gives each row its own task (`hand_out_emails`), paced like any other. Publishing costs about
+    half a millisecond a message with Redis, so a 10,000-row import handing its rows one by one
+    spent 5 s on it before the next batch could start. Broker down: as `hand_to_celery`, the
+    rows stay pending and the sweep re-queues them."""
+    row_ids = list(row_ids)
+    if len(row_ids) <= 1:
+        for row_id in row_ids:
+            hand_to_celery(row_id)
+        return
+    try:
+        hand_out_emails.delay(row_ids)
+    except Exception:
+        log.exception("Could not queue %s outbox emails; the sweep will retry them", len(row_ids))
+
+
+def requeue_unsent():
+    """Hand Celery again every pending row that has waited too long since it was queued or
+    since its next attempt (a retry after a failure, its turn in the pace) was due: the broker
+    was down, or a worker died holding its task. Returns the ids."""
+    now = timezone.now()
+    # Counting from the due time, not only from the queue time, leaves a row of a long pace
+    # backlog, or one whose retry is just due, to the task that is about to run it.
+    cutoff = now - settings.OUTBOX_REQUEUE_AFTER
+    due = Greatest("queued_at", Coalesce("next_attempt_at", "queued_at"))
+    stale = OutboxEmail.objects.alias(due=due).filter(
+        # The first condition follows from the second; it lets the (status, queued_at) index
+        # do the work.
+        status=OutboxEmail.Status.PENDING,
+        queued_at__lt=cutoff,
+        due__lt=cutoff,
+    )
+    ids = list(stale.values_list("pk", flat=True)[:5000])
+    OutboxEmail.objects.filter(pk__in=ids).update(queued_at=now)
+    for row_id in ids:
+        hand_to_celery(row_id)
+    return ids
 
 
 @worker_process_shutdown.connect
 @worker_shutdown.connect
 def _close_mail_session(**kwargs):
     # A polite QUIT, rather than a dropped connection in the mail server's log.
-    outbox.mail_session.close()
+    delivery.mail_session.close()

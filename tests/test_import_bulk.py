@@ -15,7 +15,7 @@ from accounts.models import (
     UserType,
 )
 from contacts.models import Contact
-from mail import outbox
+from mail import tasks
 from tests.factories import PortalAccountFactory, PortalUserFactory, StaffFactory
 
 # The real worker's fixtures, for the worker test below.
@@ -41,7 +41,7 @@ def _contacts(account, count, start=0):
 def handed(monkeypatch):
     """Outbox ids handed to Celery (recorded, not sent)."""
     ids = []
-    monkeypatch.setattr(outbox, "hand_to_celery", ids.append)
+    monkeypatch.setattr(tasks, "hand_to_celery", ids.append)
     return ids
 
 

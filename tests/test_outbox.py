@@ -9,8 +9,8 @@ from django.utils import timezone
 
 from accounts import lifecycle
 from accounts.models import EmailKind, LoginToken, OutboxEmail, TokenPurpose, UserType
-from mail import outbox
-from mail.tasks import requeue_unsent_emails, send_outbox_email
+from mail import delivery, outbox
+from mail.tasks import requeue_unsent, requeue_unsent_emails, send_outbox_email
 from tests.factories import ContactFactory, PortalUserFactory
 
 
@@ -73,7 +73,7 @@ def test_a_committed_invitation_is_sent_with_html_text_and_a_working_link(
 def test_every_email_kind_renders(account, partner_role, kind, subject, link_part):
     user = PortalUserFactory(portal_account=account, role=partner_role)
     row = outbox.queue_email(user, kind)
-    assert outbox.deliver(row.pk) is True
+    assert delivery.deliver(row.pk) is True
     [message] = mail.outbox
     assert message.subject == subject
     assert f"/p/acme{link_part}" in message.body
@@ -95,9 +95,9 @@ def test_a_failure_is_kept_on_the_row_and_retried_later(invited, settings):
             "django.core.mail.EmailMultiAlternatives.send",
             side_effect=smtplib.SMTPServerDisconnected("Connection unexpectedly closed"),
         ),
-        pytest.raises(outbox.SendFailed) as failure,
+        pytest.raises(delivery.SendFailed) as failure,
     ):
-        outbox.deliver(row.pk)
+        delivery.deliver(row.pk)
 
     assert failure.value.retry_in == 30
     row.refresh_from_db()
@@ -116,8 +116,8 @@ def test_backoff_doubles_and_the_row_fails_after_the_last_attempt(invited, setti
     delays = []
     with mock.patch("django.core.mail.EmailMultiAlternatives.send", side_effect=OSError("refused")):
         for _ in range(3):
-            with pytest.raises(outbox.SendFailed) as failure:
-                outbox.deliver(row.pk)
+            with pytest.raises(delivery.SendFailed) as failure:
+                delivery.deliver(row.pk)
             delays.append(failure.value.retry_in)
     assert delays == [10, 20, 40]
     assert failure.value.final
@@ -146,7 +146,7 @@ def test_the_sweep_waits_for_the_backoff(invited, settings):
         queued_at=timezone.now() - settings.OUTBOX_REQUEUE_AFTER - timedelta(seconds=1),
         next_attempt_at=timezone.now() + timedelta(minutes=5),
     )
-    assert outbox.requeue_unsent() == []
+    assert requeue_unsent() == []
 
 
 def test_a_broker_outage_leaves_the_row_for_the_sweep(
@@ -230,9 +230,9 @@ class SessionCountingBackend(BaseEmailBackend):
 def mail_server(settings):
     SERVER.reset()
     settings.EMAIL_BACKEND = f"{__name__}.SessionCountingBackend"
-    outbox.mail_session.close()
+    delivery.mail_session.close()
     yield SERVER
-    outbox.mail_session.close()
+    delivery.mail_session.close()
 
 
 @pytest.fixture
@@ -259,15 +259,15 @@ def test_a_broken_session_is_closed_and_the_next_email_opens_a_new_one(
     mail_server, login_links, monkeypatch
 ):
     # Straight to the send, no NOOP first: the session breaks during the message.
-    monkeypatch.setattr(outbox.MailSession, "CHECK_AFTER_IDLE_SECONDS", 3600)
+    monkeypatch.setattr(delivery.MailSession, "CHECK_AFTER_IDLE_SECONDS", 3600)
     first, second, third = login_links(3)
-    outbox.deliver(first.pk)
+    delivery.deliver(first.pk)
     mail_server.drop_sessions()
 
-    with pytest.raises(outbox.SendFailed):
-        outbox.deliver(second.pk)
-    assert outbox.deliver(third.pk) is True
-    assert outbox.deliver(second.pk) is True
+    with pytest.raises(delivery.SendFailed):
+        delivery.deliver(second.pk)
+    assert delivery.deliver(third.pk) is True
+    assert delivery.deliver(second.pk) is True
 
     assert len(mail_server.sessions) == 2
     assert OutboxEmail.objects.get(pk=second.pk).attempts == 2
@@ -277,12 +277,12 @@ def test_a_broken_session_is_closed_and_the_next_email_opens_a_new_one(
 def test_a_session_dropped_while_idle_is_replaced_before_the_email_is_sent(
     mail_server, login_links, monkeypatch
 ):
-    monkeypatch.setattr(outbox.MailSession, "CHECK_AFTER_IDLE_SECONDS", 0)
+    monkeypatch.setattr(delivery.MailSession, "CHECK_AFTER_IDLE_SECONDS", 0)
     first, second = login_links(2)
-    outbox.deliver(first.pk)
+    delivery.deliver(first.pk)
     mail_server.drop_sessions()  # the server's idle timeout
 
-    assert outbox.deliver(second.pk) is True
+    assert delivery.deliver(second.pk) is True
     row = OutboxEmail.objects.get(pk=second.pk)
     assert (row.attempts, row.last_error) == (1, "")  # not counted as a failed attempt
     assert len(mail_server.sessions) == 2

@@ -12,8 +12,8 @@ from celery.exceptions import Retry
 from django.core import mail
 
 from accounts.models import EmailKind, LoginToken, OutboxEmail
-from mail import outbox
-from mail.tasks import send_outbox_email
+from mail import delivery, outbox
+from mail.tasks import requeue_unsent, send_outbox_email
 from tests.factories import PortalUserFactory
 
 NOON = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
@@ -59,11 +59,11 @@ def login_links(account, count):
 
 def send(row, **kwargs):
     """As the worker's task does: at the portal account's pace."""
-    return outbox.deliver(row.pk, pace=True, **kwargs)
+    return delivery.deliver(row.pk, pace=True, **kwargs)
 
 
 def deferred(row, **kwargs):
-    with pytest.raises(outbox.SendDeferred) as waiting:
+    with pytest.raises(delivery.SendDeferred) as waiting:
         send(row, **kwargs)
     return waiting.value
 
@@ -75,7 +75,7 @@ def turns(rows, clock):
         try:
             send(row)
             moments.append(clock.now)
-        except outbox.SendDeferred as waiting:
+        except delivery.SendDeferred as waiting:
             moments.append(datetime.fromtimestamp(waiting.slot / 1000, tz=UTC))
     return moments
 
@@ -220,9 +220,9 @@ def test_the_sweep_leaves_a_waiting_email_to_its_task_until_long_after_its_turn(
     OutboxEmail.objects.filter(pk=last.pk).update(queued_at=at(hours=-1))
 
     clock.set(minutes=5, seconds=1)
-    assert last.pk not in outbox.requeue_unsent()
+    assert last.pk not in requeue_unsent()
     clock.now = at(minutes=5) + settings.OUTBOX_REQUEUE_AFTER + timedelta(seconds=1)
-    assert last.pk in outbox.requeue_unsent()
+    assert last.pk in requeue_unsent()
 
 
 def test_a_limit_of_zero_turns_the_pace_off(account, clock, limit):

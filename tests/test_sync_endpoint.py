@@ -21,7 +21,7 @@ from contacts import mirror
 from contacts.models import Contact
 from contacts.salesforce_ids import to_18
 from contacts.sync_items import Found
-from mail import outbox
+from mail import delivery
 from tests.conftest import api_client_for
 from tests.factories import PASSWORD, ContactFactory, PortalUserFactory
 from tests.test_license_race import (
@@ -380,7 +380,7 @@ def pending(user):
 
 def sent_link(row):
     """Send an outbox row as the worker does; the portal path of the link its email carries."""
-    outbox.deliver(row.pk)
+    delivery.deliver(row.pk)
     return re.search(r"https?://[^/\s]+(/p/\S+/)", mail.outbox[-1].body).group(1)
 
 

@@ -1,0 +1,187 @@
+"""Sending one outbox row: at most once (row lock + status check), at the portal account's pace
+(mail/send_pace.py), over a mail server session that the worker keeps open; a failure stays on
+the row and is retried with exponential backoff."""
+
+import logging
+import os
+import threading
+import time
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.mail import get_connection
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import OutboxEmail
+from mail import send_pace
+from mail.emails import build_message
+
+log = logging.getLogger(__name__)
+
+
+class SendFailed(Exception):
+    def __init__(self, row, error):
+        super().__init__(str(error))
+        self.row = row
+        self.retry_in = retry_delay(row.attempts)
+        self.final = row.status == OutboxEmail.Status.FAILED
+
+
+def retry_delay(attempts):
+    return settings.OUTBOX_RETRY_BASE_SECONDS * 2 ** max(attempts - 1, 0)
+
+
+class SendDeferred(Exception):
+    """The portal account's pace has no room yet. Not a failure: send again in `countdown`
+    seconds, with `slot` (the turn reserved, in milliseconds since the epoch)."""
+
+    def __init__(self, row_id, turn):
+        super().__init__(f"Outbox email {row_id} waits for its turn at {turn.starts:%H:%M:%S.%f}")
+        self.slot = turn.slot
+        self.countdown = turn.wait
+
+
+def deliver(row_id, *, pace=False, slot=None):
+    """Send one row. Returns True when this call sent it, False when there was nothing to do
+    (already sent, cancelled, or being sent by another worker). Raises SendFailed when sending
+    failed. With `pace` (the worker's task), the row waits for its portal account's turn:
+    SendDeferred when there is no room yet (`slot`: a turn that an earlier call reserved)."""
+    turn = None
+    try:
+        with transaction.atomic():
+            row = (
+                OutboxEmail.objects.select_for_update(skip_locked=True, of=("self",))
+                .select_related("user", "portal_account")
+                .filter(pk=row_id, status=OutboxEmail.Status.PENDING)
+                .first()
+            )
+            if row is None or row.user is None:
+                return False
+            # After the row checks, so that a row already sent or cancelled takes no place.
+            if pace and row.portal_account_id is not None:
+                turn = send_pace.take_turn(row.portal_account_id, slot)
+            if turn is None or turn.now:
+                _send(row)
+                return True
+            # Only the time, not an attempt: it keeps the sweep away until the turn has come.
+            row.next_attempt_at = turn.starts
+            row.save(update_fields=["next_attempt_at"])
+    except Exception as error:
+        row = _record_failure(row_id, error)
+        raise SendFailed(row, error) from error
+    raise SendDeferred(row_id, turn)
+
+
+def _send(row):
+    message = build_message(row)
+    mail_session.send(message)
+    row.status = OutboxEmail.Status.SENT
+    row.sent_at = timezone.now()
+    row.attempts += 1
+    row.last_error = ""
+    row.subject = message.subject
+    row.save(update_fields=["status", "sent_at", "attempts", "last_error", "subject"])
+
+
+class MailSession(threading.local):
+    """One open session with the mail server per worker process (and thread), reused for the
+    messages it sends one after another: a burst of emails costs one TCP connection, EHLO,
+    STARTTLS and login, not one per message. Any backend works; those without connections
+    (locmem, the demo's mail folder) just have nothing to keep.
+
+    A session that failed is closed and the next message opens a new one. A session that sat
+    idle is checked with NOOP first, since servers drop idle sessions and the message would
+    otherwise fail (and count as a failed attempt) on a connection that was already gone."""
+
+    # Postfix's own client stops reusing a session after 300 s (smtp_connection_reuse_time_limit).
+    MAX_AGE_SECONDS = 300
+    CHECK_AFTER_IDLE_SECONDS = 1
+
+    def __init__(self):
+        self.backend = None
+        self.config = None
+        self.pid = None
+        self.opened_at = self.used_at = 0.0
+
+    def send(self, message):
+        try:
+            message.connection = self._open()
+            message.send()
+        except Exception:
+            # Whatever state the session is in, it is not reused.
+            self.close()
+            raise
+        self.used_at = time.monotonic()
+
+    def close(self):
+        backend, self.backend = self.backend, None
+        if backend is None:
+            return
+        try:
+            backend.close()
+        except Exception:
+            # QUIT on a broken session may fail too; the session is dropped either way.
+            log.debug("Closing the mail session failed", exc_info=True)
+
+    def _open(self):
+        config = _mail_config()
+        now = time.monotonic()
+        if self.backend is not None and self.pid != os.getpid():
+            # Inherited through fork: the socket is the parent's, never ours to QUIT.
+            self.backend = None
+        elif self.backend is not None and (
+            self.config != config
+            or now - self.opened_at > self.MAX_AGE_SECONDS
+            or (now - self.used_at > self.CHECK_AFTER_IDLE_SECONDS and not self._alive())
+        ):
+            self.close()
+        if self.backend is None:
+            self.backend = get_connection(fail_silently=False)
+            self.config, self.pid, self.opened_at = config, os.getpid(), now
+        # Also after a close by the backend itself; a no-op when its session is open.
+        self.backend.open()
+        return self.backend
+
+    def _alive(self):
+        smtp = getattr(self.backend, "connection", None)
+        if smtp is None or not hasattr(smtp, "noop"):
+            return True
+        try:
+            return smtp.noop()[0] == 250
+        except Exception:
+            return False
+
+
+def _mail_config():
+    # A changed setting (override_settings in tests, mostly) must not send through a session
+    # opened with the old one.
+    return tuple(
+        getattr(settings, name, None)
+        for name in (
+            "EMAIL_BACKEND",
+            "EMAIL_HOST",
+            "EMAIL_PORT",
+            "EMAIL_HOST_USER",
+            "EMAIL_HOST_PASSWORD",
+            "EMAIL_USE_TLS",
+            "EMAIL_USE_SSL",
+            "EMAIL_TIMEOUT",
+        )
+    )
+
+
+mail_session = MailSession()
+
+
+def _record_failure(row_id, error):
+    with transaction.atomic():
+        row = OutboxEmail.objects.select_for_update().get(pk=row_id)
+        row.attempts += 1
+        row.last_error = f"{type(error).__name__}: {error}"[:2000]
+        row.next_attempt_at = timezone.now() + timedelta(seconds=retry_delay(row.attempts))
+        if row.attempts >= settings.OUTBOX_MAX_ATTEMPTS:
+            row.status = OutboxEmail.Status.FAILED
+        row.save(update_fields=["attempts", "last_error", "next_attempt_at", "status"])
+    log.warning("Outbox email %s failed (attempt %s): %s", row_id, row.attempts, row.last_error)
+    return row
