@@ -26,7 +26,7 @@ from imports.csv_reader import CsvError, read_csv
 from imports.forms import MapForm, OptionsForm, UploadForm
 from imports.models import ImportJob
 from imports.pipeline import failure_counts
-from imports.tasks import run_import
+from imports.tasks import run_import, start_dry_run
 
 logger = logging.getLogger(__name__)
 
@@ -189,7 +189,7 @@ def job_review(request, slug, job_id):
     if not request.GET.get("poll") and (
         not dry_runs.is_current(job, options) or again == job.dry_run.get("token")
     ):
-        dry_runs.start(job, options)
+        start_dry_run(job, options)
     dry_run = job.dry_run
     review_url = reverse("import-review", args=[account.slug, job.pk])
     context = _context(
