@@ -15,6 +15,7 @@ from django.utils import timezone
 from accounts import audit, licenses, tokens
 from accounts.errors import LifecycleError
 from accounts.models import EmailKind, TokenPurpose, User, UserKind, UserState, UserType
+from accounts.portal_sections import SECTIONS
 from contacts.models import Contact
 from helpers.bulk_sql import any_of, insert
 from mail import outbox
@@ -368,10 +369,8 @@ def send_login_email(user, *, by, target="", ip=None):
     return user
 
 
-# The portal sections a sign-in link may open (the keys of accounts.portal_views.SECTIONS, which
-# holds their labels). Kept here so the rule lives with the other lifecycle rules: importing the
-# portal views from this module would invert the layering (they import it).
-PORTAL_SECTIONS = ("courses", "communities", "affiliates")
+# The portal sections a sign-in link may open.
+PORTAL_SECTIONS = tuple(SECTIONS)
 
 
 @transaction.atomic

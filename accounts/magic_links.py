@@ -6,7 +6,7 @@ from django.conf import settings
 from django.urls import reverse
 
 from accounts.models import TokenPurpose
-from accounts.portal_views import SECTIONS
+from accounts.portal_sections import SECTIONS
 
 
 def lifetime_minutes():

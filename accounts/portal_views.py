@@ -15,6 +15,7 @@ from accounts import portal_throttle as throttle
 from accounts.backends import PortalBackend
 from accounts.errors import InvalidToken, LifecycleError
 from accounts.models import PortalAccount, TokenPurpose, User, UserState
+from accounts.portal_sections import SECTIONS
 from helpers.client_ip import client_ip
 
 BLOCKED_MESSAGE = "Your account may be temporarily disabled, please contact the administrator."
@@ -22,7 +23,6 @@ WRONG_PASSWORD = "That email and password do not match. Check them and try again
 # The same words as accounts.tokens.redeem_code, so that a decoy answers like a real code.
 WRONG_CODE = "That code is not right."
 EXPIRED_CODE = "This code has expired. Ask for a new one."
-SECTIONS = {"courses": "Courses", "communities": "Communities", "affiliates": "Affiliates"}
 PORTAL_BACKEND = "accounts.backends.PortalBackend"
 # HEAD wherever GET: link scanners send HEAD, and a 405 would put the URL (with a link's live
 # secret) in the log. A HEAD is answered as a GET, so it never uses a token either.

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from accounts import lifecycle, tokens
 from accounts.models import AuditEvent, LoginToken, TokenPurpose, UserState
-from accounts.portal_views import SECTIONS
+from accounts.portal_sections import SECTIONS
 from contacts.models import Contact
 from tests.factories import PortalUserFactory
 

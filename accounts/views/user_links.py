@@ -17,7 +17,7 @@ from accounts import audit, lifecycle, magic_links, scoping
 from accounts.errors import LifecycleError
 from accounts.models import LoginToken, TokenPurpose, UserState
 from accounts.permissions import check_may_act_on, console_view
-from accounts.portal_views import SECTIONS
+from accounts.portal_sections import SECTIONS
 from helpers.client_ip import client_ip
 
 TEMPLATE = "accounts/user_links.html"

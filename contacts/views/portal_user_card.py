@@ -15,7 +15,7 @@ from django_htmx.http import retarget
 from accounts import lifecycle, magic_links, scoping
 from accounts.errors import LifecycleError
 from accounts.permissions import check_may_act_on, console_view, may_act_on
-from accounts.portal_views import SECTIONS
+from accounts.portal_sections import SECTIONS
 from contacts.card_actions import (
     CARD_ACTIONS,
     ENABLE,
