@@ -5,7 +5,7 @@ a log file must never hold a usable sign-in link."""
 import logging
 import re
 
-# /p/<slug>/activate|reset|link|magic/<secret>/ : the portal's token pages (accounts.portal_urls).
+# /p/<slug>/activate|reset|link|magic/<secret>/ : the portal's token pages (portal.urls).
 TOKEN_PATH = re.compile(r"(/p/[^/\s]+/(?:activate|reset|link|magic)/)[^/\s\"']+")
 
 

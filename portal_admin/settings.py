@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "imports",
     "api",
     "mail",
+    "portal",
 ]
 
 MIDDLEWARE = [

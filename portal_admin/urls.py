@@ -10,7 +10,7 @@ urlpatterns = [
     path("", include("contacts.urls")),
     path("", include("api.console_urls")),
     path("api/", include("api.urls")),
-    path("p/<slug:slug>/", include("accounts.portal_urls")),
+    path("p/<slug:slug>/", include("portal.urls")),
     path("support/", admin.site.urls),
 ]
 

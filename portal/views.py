@@ -11,12 +11,12 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 
 from accounts import lifecycle, tokens
-from accounts import portal_throttle as throttle
 from accounts.backends import PortalBackend
 from accounts.errors import InvalidToken, LifecycleError
 from accounts.models import PortalAccount, TokenPurpose, User, UserState
 from accounts.portal_sections import SECTIONS
 from helpers.client_ip import client_ip
+from portal import throttle
 
 BLOCKED_MESSAGE = "Your account may be temporarily disabled, please contact the administrator."
 WRONG_PASSWORD = "That email and password do not match. Check them and try again."

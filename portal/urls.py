@@ -1,7 +1,7 @@
 from django.urls import path
 
-from accounts import portal_views
 from accounts.models import TokenPurpose
+from portal import views as portal_views
 
 urlpatterns = [
     path("", portal_views.home, name="portal-home"),
