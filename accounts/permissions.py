@@ -8,8 +8,8 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 
+from accounts import actors
 from accounts.models import UserKind
-from api.models import ApiToken
 
 CONSOLE_BACKEND = "accounts.backends.ConsoleBackend"
 
@@ -63,9 +63,10 @@ def mssp_view(view):
 
 def may_act_on(person, target):
     """Every user action is open to console people within their scope, except that a
-    portal-account admin never acts on their own admin seat. An API token (MSSP admins issue
-    them) acts on every user of its own account, as MSSP staff do; scoping keeps it there."""
-    return isinstance(person, ApiToken) or person.is_mssp or not target.is_account_admin
+    portal-account admin never acts on their own admin seat. A registered actor (an API token:
+    MSSP admins issue them) acts on every user of its own account, as MSSP staff do; scoping
+    keeps it there."""
+    return actors.is_account_actor(person) or person.is_mssp or not target.is_account_admin
 
 
 def check_may_act_on(person, target):

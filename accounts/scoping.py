@@ -7,15 +7,16 @@ Anything out of scope is a 404, so a guessed id reveals nothing."""
 
 from django.shortcuts import get_object_or_404
 
+from accounts import actors
 from accounts.models import AuditEvent, PortalAccount, Role, User, UserKind
-from api.models import ApiToken
 from contacts.models import Contact
 
 
 def portal_accounts(person):
-    """What a console person, or an API token (its own account only), may reach."""
-    if isinstance(person, ApiToken):
-        return PortalAccount.objects.filter(pk=person.portal_account_id)
+    """What a console person, or a registered actor such as an API token (its own account only),
+    may reach."""
+    if actors.is_account_actor(person):
+        return PortalAccount.objects.filter(pk=actors.account_id_of(person))
     if person.is_mssp:
         return PortalAccount.objects.all()
     if person.can_use_console():
@@ -38,10 +39,19 @@ def get_portal_user(person, account, user_id):
     return get_object_or_404(portal_users(person, account), pk=user_id)
 
 
+def account_rows(person, account, rows):
+    """`rows` (a manager or queryset of a model with a portal_account) narrowed to `account`,
+    which must be within the person's reach. How every per-account model is scoped, the other
+    apps' own models too (the api's tokens)."""
+    return rows.filter(portal_account__in=portal_accounts(person), portal_account=account)
+
+
+def get_account_row(person, account, rows, pk):
+    return get_object_or_404(account_rows(person, account, rows), pk=pk)
+
+
 def contacts(person, account):
-    return Contact.objects.filter(
-        portal_account__in=portal_accounts(person), portal_account=account
-    )
+    return account_rows(person, account, Contact.objects)
 
 
 def get_contact(person, account, contact_pk):
@@ -49,21 +59,11 @@ def get_contact(person, account, contact_pk):
 
 
 def roles(person, account):
-    return Role.objects.filter(portal_account__in=portal_accounts(person), portal_account=account)
+    return account_rows(person, account, Role.objects)
 
 
 def get_role(person, account, role_id):
     return get_object_or_404(roles(person, account), pk=role_id)
-
-
-def api_tokens(person, account):
-    return ApiToken.objects.filter(
-        portal_account__in=portal_accounts(person), portal_account=account
-    )
-
-
-def get_api_token(person, account, token_id):
-    return get_object_or_404(api_tokens(person, account), pk=token_id)
 
 
 def audit_events(person, account=None):
@@ -74,6 +74,4 @@ def audit_events(person, account=None):
             if person.kind == UserKind.MSSP_ADMIN
             else AuditEvent.objects.none()
         )
-    return AuditEvent.objects.filter(
-        portal_account__in=portal_accounts(person), portal_account=account
-    )
+    return account_rows(person, account, AuditEvent.objects)

@@ -12,6 +12,7 @@ from accounts import scoping
 from accounts.errors import LifecycleError
 from accounts.permissions import mssp_admin_view
 from api import api_tokens
+from api.models import ApiToken
 from helpers.client_ip import client_ip
 
 TEMPLATE = "api/api_tokens.html"
@@ -21,7 +22,7 @@ def _page(request, account, *, status=200, **extra):
     context = {
         "account": account,
         "section": "api-tokens",
-        "tokens": scoping.api_tokens(request.user, account).select_related(
+        "tokens": scoping.account_rows(request.user, account, ApiToken.objects).select_related(
             "created_by", "revoked_by"
         ),
         # The sync and portal-user endpoints all live under this prefix.
@@ -52,7 +53,7 @@ def token_list(request, slug):
 @require_POST
 def token_revoke(request, slug, api_token_id):
     account = scoping.get_portal_account(request.user, slug)
-    token = scoping.get_api_token(request.user, account, api_token_id)
+    token = scoping.get_account_row(request.user, account, ApiToken.objects, api_token_id)
     try:
         api_tokens.revoke_token(token, by=request.user, ip=client_ip(request))
     except LifecycleError as error:
