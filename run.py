@@ -21,6 +21,18 @@ BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / "python"
 LOCK = ROOT / "requirements-dev.txt"
 STAMP = VENV / ".installed-lock"
+# PACKAGE:OTHER - PACKAGE never imports OTHER. The domain (accounts, contacts) knows none of the
+# apps built on it; helpers know no app at all.
+LAYERING = [
+    f"{low}:{high}"
+    for low, highs in {
+        "accounts": ["api", "portal", "imports"],
+        "contacts": ["api", "portal", "imports"],
+        "mail": ["api", "portal", "imports"],
+        "helpers": ["accounts", "contacts", "mail", "portal", "api", "imports"],
+    }.items()
+    for high in highs
+]
 
 
 def say(text):
@@ -66,6 +78,12 @@ def test(pytest_args):
     say("Lint (ruff)")
     run(BIN / "ruff", "check", ".")
     run(BIN / "ruff", "format", "--check", "--quiet", ".")
+    import_graph = ROOT.parent / "shared" / "tools" / "import-graph.py"
+    if import_graph.exists():
+        say("Layering: no import circle; the domain imports no audience app")
+        run(sys.executable, import_graph, "--forbid", *LAYERING)
+    else:
+        say(f"Layering not checked: {import_graph} is not beside this checkout")
     say("Migrations are up to date")
     env = {**os.environ, "SECRET_KEY": os.environ.get("SECRET_KEY", "tests-only-secret-key")}
     run(PYTHON, "manage.py", "makemigrations", "--check", "--dry-run", "-v", "0", env=env)
