@@ -38,7 +38,7 @@ pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 WAIT_SECONDS = 30
 TASK_DONE = re.compile(
-    r"Task accounts\.tasks\.send_outbox_email\[[0-9a-f-]+\] succeeded in [\d.]+s: (\w+)"
+    r"Task mail\.tasks\.send_outbox_email\[[0-9a-f-]+\] succeeded in [\d.]+s: (\w+)"
 )
 
 
