@@ -307,10 +307,16 @@ def change_role(user, role, *, by, ip=None):
     return user
 
 
+ADMIN_SEAT_RACE = (
+    "Someone else changed the account admin at the same time. Reload the page and try again."
+)
+
+
 @transaction.atomic
 def make_account_admin(user, *, by, ip=None):
     """Move the account admin seat to this user; the previous holder loses it in the same
-    transaction, so an account never has two."""
+    transaction, so an account never has two. When another move lands first, this one is
+    refused (ADMIN_SEAT_RACE) and changes nothing."""
     user = _locked(user)
     if user.is_account_admin:
         raise LifecycleError(f"{user.name} is already the account admin.")
@@ -333,7 +339,14 @@ def make_account_admin(user, *, by, ip=None):
         )
     before = audit.user_snapshot(user)
     user.is_account_admin = True
-    user.save(update_fields=["is_account_admin"])
+    try:
+        with transaction.atomic():
+            user.save(update_fields=["is_account_admin"])
+    except IntegrityError:
+        # Another request gave the seat to someone else after we looked for its holder (the
+        # unique constraint allows one admin per account). Raising rolls back everything this
+        # call did, so the seat stays where the other request put it.
+        raise LifecycleError(ADMIN_SEAT_RACE) from None
     audit.record(
         "make_account_admin",
         by=by,
