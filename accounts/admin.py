@@ -1,9 +1,14 @@
-"""The Django admin for support staff: read-mostly. Changes to portal users go through the
-console so they are audited and mailed; here staff look things up."""
+"""The Django admin for support staff: read-only. Every change to what the console manages
+(accounts, licenses, roles, users) goes through the console, which checks the rules (reserved
+slugs, the license cap) and writes the audit event; here staff look things up. Its sign-in goes
+through the same backend and throttle as the console's."""
 
 from django.contrib import admin
 
+from accounts.forms.sign_in import SupportSignInForm
 from accounts.models import AuditEvent, LoginToken, OutboxEmail, PortalAccount, Role, User
+
+admin.site.login_form = SupportSignInForm
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -23,30 +28,29 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
-class MsspAdminEditable(ReadOnlyAdmin):
-    """Tenant settings (names, licenses, roles) that an MSSP admin may correct here."""
-
-    def has_change_permission(self, request, obj=None):
-        return request.user.is_superuser
-
-    def has_add_permission(self, request):
-        return request.user.is_superuser
-
-
 class RoleInline(admin.TabularInline):
     model = Role
     extra = 0
 
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
 
 @admin.register(PortalAccount)
-class PortalAccountAdmin(MsspAdminEditable):
+class PortalAccountAdmin(ReadOnlyAdmin):
     list_display = ["name", "slug", "partner_licenses", "customer_licenses", "employee_licenses"]
     search_fields = ["name", "slug"]
     inlines = [RoleInline]
 
 
 @admin.register(Role)
-class RoleAdmin(MsspAdminEditable):
+class RoleAdmin(ReadOnlyAdmin):
     list_display = ["name", "portal_account", "active"]
     list_filter = ["active", "portal_account"]
 

@@ -1,12 +1,37 @@
 from django.contrib.auth.backends import ModelBackend
 from django.db.models import Q
 
+from accounts import sign_in_guard
 from accounts.models import User
+from helpers.client_ip import client_ip
+
+
+def _guarded(request, identity):
+    """Raise LockedOut (and leave it on the request for the page to explain) while the identity
+    or the client must wait; returns the client's IP."""
+    ip = client_ip(request) if request is not None else None
+    try:
+        sign_in_guard.check(identity, ip)
+    except sign_in_guard.LockedOut as locked_out:
+        if request is not None:
+            request.sign_in_locked_out = locked_out
+        raise
+    return ip
+
+
+def _counted(user, identity, ip):
+    if user is None:
+        sign_in_guard.failed(identity, ip)
+    else:
+        sign_in_guard.succeeded(identity)
+    return user
 
 
 class ConsoleBackend(ModelBackend):
     """Console sign-in by email: MSSP staff, and portal-account admins. Email is unique per
-    portal account only, so one address may match several admin seats; the password decides."""
+    portal account only, so one address may match several admin seats; the password decides.
+    Every door that signs staff in (the console, the support admin) comes through here, and so
+    through the sign-in throttle."""
 
     def authenticate(self, request, username=None, password=None, **kwargs):
         if "portal_account" in kwargs:
@@ -14,6 +39,11 @@ class ConsoleBackend(ModelBackend):
         email = (username or kwargs.get("email") or "").strip().lower()
         if not email or password is None:
             return None
+        identity = sign_in_guard.console_identity(email)
+        ip = _guarded(request, identity)
+        return _counted(self._check(email, password), identity, ip)
+
+    def _check(self, email, password):
         candidates = User.objects.filter(
             Q(portal_account__isnull=True) | Q(is_account_admin=True), email=email
         ).select_related("contact")
@@ -26,15 +56,25 @@ class ConsoleBackend(ModelBackend):
 
 
 class PortalBackend(ModelBackend):
-    """Portal sign-in: email + password within one portal account."""
+    """Portal sign-in: email + password within one portal account, through the sign-in
+    throttle."""
 
     def authenticate(self, request, portal_account=None, email=None, password=None, **kwargs):
         if portal_account is None or not email or password is None:
             return None
+        identity = sign_in_guard.portal_identity(portal_account, email)
+        ip = _guarded(request, identity)
+        return _counted(self._check(portal_account, email, password), identity, ip)
+
+    def _check(self, portal_account, email, password):
+        email = email.strip().lower()
+        # A NUL is in no stored address, and PostgreSQL refuses it in a query (a 500).
         user = (
-            User.objects.filter(portal_account=portal_account, email=email.strip().lower())
+            User.objects.filter(portal_account=portal_account, email=email)
             .select_related("contact")
             .first()
+            if "\x00" not in email
+            else None
         )
         if user is None:
             User().set_password(password)

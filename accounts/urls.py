@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from accounts.sign_in_throttle import SignInView
+from accounts.sign_in_view import SignInView
 from accounts.views import audit, dev_mail, home, portal_accounts, user_links, users
 
 account = "accounts/<slug:slug>/"

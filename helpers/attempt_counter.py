@@ -1,10 +1,14 @@
-"""Attempt counters in the cache, for throttling the console's and the portal's sign-ins.
+"""Attempt counters in the cache, for throttling sign-ins and the emails people may ask for.
 
-A counter per key (an email's digest, an IP) lives for a window; reaching the limit refuses
-further attempts until a full window has passed since the last one. With Redis as the cache
-(production) add + incr are atomic, so parallel guesses cannot slip under the limit."""
+Two shapes. A rate (`count` / `over_limit`): a counter per key (an email's digest, an IP) lives
+for a window; reaching the limit refuses further attempts until a full window has passed since
+the last one. A lockout (`fail` / `wait_seconds`): past the limit each failure locks the key for
+a delay that doubles with every further failure, and the right answer is taken again as soon as
+the delay is over. With Redis as the cache (production) add + incr are atomic, so parallel
+guesses cannot slip under the limit."""
 
 import hashlib
+import time
 
 from django.core.cache import cache
 
@@ -33,3 +37,33 @@ def count(keys, limit, window_seconds):
 
 def forget(keys):
     cache.delete_many(keys)
+
+
+def fail(key, limit, *, first_delay, max_delay, window_seconds):
+    """Count a failure for `key`; from the `limit`-th on, lock it for `first_delay` seconds,
+    doubled for each failure after that (at most `max_delay`). Returns the lock's length."""
+    count_key = f"{key}:n"
+    cache.add(count_key, 0, timeout=window_seconds)
+    try:
+        failures = cache.incr(count_key)
+    except ValueError:  # expired between add and incr
+        cache.set(count_key, 1, timeout=window_seconds)
+        failures = 1
+    if failures < limit:
+        return 0
+    delay = min(first_delay * 2 ** (failures - limit), max_delay)
+    cache.set(f"{key}:until", time.time() + delay, timeout=int(delay) + 1)
+    # The count outlives the lock by a window, or the next failure would start from 1 again.
+    cache.touch(count_key, timeout=int(delay) + window_seconds)
+    return delay
+
+
+def wait_seconds(keys):
+    """How long the longest lock among `keys` still lasts (0: none is locked)."""
+    now = time.time()
+    untils = cache.get_many([f"{key}:until" for key in keys]).values()
+    return max([until - now for until in untils] + [0])
+
+
+def clear(keys):
+    cache.delete_many([f"{key}:{part}" for key in keys for part in ("n", "until")])

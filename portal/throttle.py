@@ -1,8 +1,8 @@
-"""Portal brute-force limits. Two kinds of counted events, each counted per (portal account +
-email) and per IP address within a window (PORTAL_THROTTLE_WINDOW_MINUTES):
-
-- failures: a wrong password or a wrong one-time code (guessing a credential);
-- requests: asking for a sign-in link, a code or a password reset (each one sends an email).
+"""How often the portal sends email on request: asking for a sign-in link, a code or a
+password reset sends an email, so each is counted per (portal account + email) and per IP within
+PORTAL_THROTTLE_WINDOW_MINUTES. The per-IP limit is far higher than the per-email one: an office
+behind one NAT shares it. Wrong passwords and codes are the sign-in throttle's
+(accounts.sign_in_guard), shared with the console.
 
 A refused request is answered with 429 before anything is checked or sent. Counters live in
 Django's cache (Redis in production) so every web process sees the same counts. The per-email
@@ -15,15 +15,6 @@ from django.core.cache import cache
 
 from helpers import attempt_counter
 
-FAILURES = "failures"
-REQUESTS = "requests"
-
-
-def _limit(kind):
-    if kind == FAILURES:
-        return settings.PORTAL_SIGN_IN_MAX_FAILURES
-    return settings.PORTAL_LINK_REQUESTS_MAX
-
 
 def _window_seconds():
     return settings.PORTAL_THROTTLE_WINDOW_MINUTES * 60
@@ -35,27 +26,27 @@ def refusal_message():
     )
 
 
-def _keys(kind, account, email, ip):
-    keys = []
+def _limits(account, email, ip):
+    limits = {}
     if (email or "").strip():
-        keys.append(f"portal-{kind}:account:{account.pk}:{attempt_counter.email_digest(email)}")
+        key = f"portal-requests:account:{account.pk}:{attempt_counter.email_digest(email)}"
+        limits[key] = settings.PORTAL_LINK_REQUESTS_MAX
     if ip:
         # Not per account: one address spraying many portals is still one address.
-        keys.append(f"portal-{kind}:ip:{ip}")
-    return keys
+        limits[f"portal-requests:ip:{ip}"] = settings.PORTAL_LINK_REQUESTS_MAX_PER_IP
+    return limits
 
 
-def is_refused(kind, account, email, ip):
-    return attempt_counter.over_limit(_keys(kind, account, email, ip), _limit(kind))
+def request_refused(account, email, ip):
+    return any(
+        attempt_counter.over_limit([key], limit)
+        for key, limit in _limits(account, email, ip).items()
+    )
 
 
-def record(kind, account, email, ip):
-    attempt_counter.count(_keys(kind, account, email, ip), _limit(kind), _window_seconds())
-
-
-def clear_failures(account, email):
-    """A successful sign-in forgets that address's earlier mistakes (not the IP's)."""
-    attempt_counter.forget(_keys(FAILURES, account, email, None))
+def record_request(account, email, ip):
+    for key, limit in _limits(account, email, ip).items():
+        attempt_counter.count([key], limit, _window_seconds())
 
 
 # --- Decoy codes ---

@@ -10,7 +10,7 @@ from django.contrib.auth.forms import SetPasswordForm
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 
-from accounts import lifecycle, tokens
+from accounts import lifecycle, sign_in_guard, tokens
 from accounts.backends import PortalBackend
 from accounts.errors import InvalidToken, LifecycleError
 from accounts.models import PortalAccount, TokenPurpose, User, UserState
@@ -74,18 +74,18 @@ def login(request, slug):
     if request.method != "POST":
         return _login_page(request, account)
     email, password = request.POST.get("email", ""), request.POST.get("password", "")
-    ip = client_ip(request)
-    if throttle.is_refused(throttle.FAILURES, account, email, ip):
-        return _login_page(request, account, throttle.refusal_message(), status=429)
     if not password:
         return _login_page(request, account, "Enter your password, or sign in without one below.")
     # The portal backend only: auth.authenticate() would try the console backend first, and it
-    # accepts a staff member's (or another account's admin's) email and password.
-    user = PortalBackend().authenticate(
-        request, portal_account=account, email=email, password=password
-    )
+    # accepts a staff member's (or another account's admin's) email and password. The backend
+    # applies the sign-in throttle.
+    try:
+        user = PortalBackend().authenticate(
+            request, portal_account=account, email=email, password=password
+        )
+    except sign_in_guard.LockedOut as locked_out:
+        return _login_page(request, account, str(locked_out), status=429)
     if user is None:
-        throttle.record(throttle.FAILURES, account, email, ip)
         return _login_page(request, account, WRONG_PASSWORD)
     if not user.is_active:
         # Only after a correct password may the page admit the account exists. An unconfirmed
@@ -95,7 +95,6 @@ def login(request, slug):
             account,
             WRONG_PASSWORD if user.state == UserState.UNCONFIRMED else BLOCKED_MESSAGE,
         )
-    throttle.clear_failures(account, email)
     _sign_in(request, user)
     return redirect("portal-home", slug=slug)
 
@@ -145,9 +144,9 @@ def _email_request(request, account, what, form_page):
     if not email:
         return form_page(request, account, "Enter your email address.")
     ip = client_ip(request)
-    if throttle.is_refused(throttle.REQUESTS, account, email, ip):
+    if throttle.request_refused(account, email, ip):
         return form_page(request, account, throttle.refusal_message(), status=429)
-    throttle.record(throttle.REQUESTS, account, email, ip)
+    throttle.record_request(account, email, ip)
     if not _send(what, _person(account, email), ip) and what == "code":
         throttle.start_decoy(account, email)
     return None
@@ -227,16 +226,18 @@ def code(request, slug):
         return _code_page(
             request, account, error="Enter your email and the 6 digits from the email."
         )
-    ip = client_ip(request)
-    if throttle.is_refused(throttle.FAILURES, account, email, ip):
-        return _code_page(request, account, error=throttle.refusal_message(), status=429)
+    ip, identity = client_ip(request), sign_in_guard.portal_identity(account, email)
+    try:
+        sign_in_guard.check(identity, ip)
+    except sign_in_guard.LockedOut as locked_out:
+        return _code_page(request, account, error=str(locked_out), status=429)
     user = _person(account, email)
     try:
         _check_code(account, user, email, entered)
     except InvalidToken as error:
-        throttle.record(throttle.FAILURES, account, email, ip)
+        sign_in_guard.failed(identity, ip)
         return _code_page(request, account, error=str(error))
-    throttle.clear_failures(account, email)
+    sign_in_guard.succeeded(identity)
     _sign_in(request, user)
     return redirect("portal-home", slug=slug)
 

@@ -143,7 +143,14 @@ SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=12 * 60 * 60)
 # --- Console sessions and sign-in throttling ---
 CONSOLE_IDLE_TIMEOUT_MINUTES = env.int("CONSOLE_IDLE_TIMEOUT_MINUTES", default=30)
 CONSOLE_MAX_SESSION_HOURS = env.int("CONSOLE_MAX_SESSION_HOURS", default=12)
+# One throttle for every sign-in door (accounts/sign_in_guard.py): after SIGN_IN_MAX_FAILURES
+# wrong passwords or codes for one identity, a wait of SIGN_IN_LOCKOUT_SECONDS that doubles with
+# each further failure (at most SIGN_IN_LOCKOUT_MAX_SECONDS). Per IP the limit is far higher: an
+# office behind one NAT shares it. Counts are forgotten a window after the last lock ends.
 SIGN_IN_MAX_FAILURES = env.int("SIGN_IN_MAX_FAILURES", default=5)
+SIGN_IN_MAX_FAILURES_PER_IP = env.int("SIGN_IN_MAX_FAILURES_PER_IP", default=100)
+SIGN_IN_LOCKOUT_SECONDS = env.int("SIGN_IN_LOCKOUT_SECONDS", default=60)
+SIGN_IN_LOCKOUT_MAX_SECONDS = env.int("SIGN_IN_LOCKOUT_MAX_SECONDS", default=60 * 60)
 SIGN_IN_FAILURE_WINDOW_MINUTES = env.int("SIGN_IN_FAILURE_WINDOW_MINUTES", default=15)
 # Failure counters live here; a per-process memory cache only suits a single-process demo.
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
@@ -184,8 +191,8 @@ TOKEN_LIFETIMES = {
 LOGIN_CODE_MAX_ATTEMPTS = env.int("LOGIN_CODE_MAX_ATTEMPTS", default=5)
 
 # --- Portal brute-force limits (per portal account + email, and per IP, in the cache) ---
-PORTAL_SIGN_IN_MAX_FAILURES = env.int("PORTAL_SIGN_IN_MAX_FAILURES", default=5)
 PORTAL_LINK_REQUESTS_MAX = env.int("PORTAL_LINK_REQUESTS_MAX", default=5)
+PORTAL_LINK_REQUESTS_MAX_PER_IP = env.int("PORTAL_LINK_REQUESTS_MAX_PER_IP", default=100)
 PORTAL_THROTTLE_WINDOW_MINUTES = env.int("PORTAL_THROTTLE_WINDOW_MINUTES", default=15)
 
 # --- Outbox sending pace: at most this many emails a minute per portal account, so a large

@@ -235,7 +235,7 @@ def test_a_code_works_once(client, alan, ask):
 
 
 def test_five_wrong_codes_lock_the_code(client, alan, ask, settings):
-    settings.PORTAL_SIGN_IN_MAX_FAILURES = 100  # this test is about the code, not the throttle
+    settings.SIGN_IN_MAX_FAILURES = 100  # this test is about the code, not the throttle
     ask(REQUEST_CODE, "alan@example.com")
     code = code_in(mail.outbox[-1])
     wrong = f"{(int(code) + 1) % 10**6:06d}"
@@ -271,7 +271,7 @@ def test_a_malformed_code_costs_no_attempt(client, alan, ask):
 
 def test_a_code_for_an_address_that_got_none_answers_like_a_real_one(client, alan, ask, settings):
     """Asking for a code and guessing must not tell whether the address has an account."""
-    settings.PORTAL_SIGN_IN_MAX_FAILURES = 100
+    settings.SIGN_IN_MAX_FAILURES = 100
     ask(REQUEST_CODE, "alan@example.com")
     wrong = f"{(int(code_in(mail.outbox[-1])) + 1) % 10**6:06d}"
     ask(REQUEST_CODE, "nobody@example.com")

@@ -1,8 +1,11 @@
 import pytest
 from django.apps import apps
 from django.contrib import admin
+from django.contrib.auth.models import AnonymousUser
+from django.test import RequestFactory
 from django.urls import reverse
 
+from accounts.models import PortalAccount
 from tests.factories import PortalUserFactory
 
 PROJECT_APPS = ("accounts", "contacts", "imports", "api")
@@ -38,3 +41,38 @@ def test_portal_users_are_read_only_here(admin_client, account, partner_role):
 def test_account_admins_cannot_enter_the_support_admin(account_admin_client):
     response = account_admin_client.get(reverse("admin:index"))
     assert response.status_code == 302
+
+
+@pytest.mark.parametrize("model", ["portalaccount", "role", "user", "apitoken", "contact"])
+def test_nothing_the_console_manages_can_be_added_here(model):
+    request = RequestFactory().get("/support/")
+    request.user = AnonymousUser()
+    registered = {m._meta.model_name: a for m, a in admin.site._registry.items()}
+    assert registered[model].has_add_permission(request) is False
+
+
+def test_an_mssp_superuser_cannot_create_an_account_with_a_reserved_slug_here(
+    admin_client, mssp_admin
+):
+    mssp_admin.is_superuser = True
+    mssp_admin.save(update_fields=["is_superuser"])
+    form = {"name": "Sneaky", "slug": "new", "partner_licenses": 2_000_000_000}
+
+    response = admin_client.post(reverse("admin:accounts_portalaccount_add"), form)
+
+    assert response.status_code == 403
+    assert not PortalAccount.objects.filter(slug="new").exists()
+
+
+def test_an_mssp_superuser_cannot_change_licenses_here(admin_client, mssp_admin, account):
+    mssp_admin.is_superuser = True
+    mssp_admin.save(update_fields=["is_superuser"])
+    url = reverse("admin:accounts_portalaccount_change", args=[account.pk])
+    before = account.partner_licenses
+
+    page = admin_client.get(url)
+    admin_client.post(url, {"name": account.name, "slug": account.slug, "partner_licenses": 9})
+
+    assert 'name="_save"' not in page.content.decode()
+    account.refresh_from_db()
+    assert account.partner_licenses == before

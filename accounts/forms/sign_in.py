@@ -1,14 +1,25 @@
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
 
 
-class SignInForm(AuthenticationForm):
-    """Console sign-in. While the sign-in throttle refuses (it sets `refusal`), the form shows
-    why and checks no password at all."""
-
-    refusal = ""
+class ExplainsLockouts:
+    """A sign-in form that says why while the sign-in throttle makes the person wait (the
+    backend checked no password then, and left the reason on the request)."""
 
     def clean(self):
-        if self.refusal:
-            raise ValidationError(self.refusal, code="throttled")
-        return super().clean()
+        try:
+            return super().clean()
+        except ValidationError:
+            locked_out = getattr(self.request, "sign_in_locked_out", None)
+            if locked_out is not None:
+                raise ValidationError(str(locked_out), code="throttled") from None
+            raise
+
+
+class SignInForm(ExplainsLockouts, AuthenticationForm):
+    """Console sign-in."""
+
+
+class SupportSignInForm(ExplainsLockouts, AdminAuthenticationForm):
+    """The support admin's sign-in (/support/login/): the same backend, the same throttle."""
