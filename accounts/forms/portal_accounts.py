@@ -1,5 +1,6 @@
 """Portal accounts and their roles: the forms, and saving them with their audit events."""
 
+import re
 from copy import copy
 
 from django import forms
@@ -15,6 +16,21 @@ ACCOUNT_FIELDS = ["name", "slug", "partner_licenses", "customer_licenses", "empl
 MAX_LICENSES = 1_000_000
 # Slugs that would shadow a console URL under /accounts/ (accounts/new/ is the create page).
 RESERVED_SLUGS = {"new"}
+
+
+# C0 controls (CR and LF among them), DEL, C1 controls and the Unicode line separators. The
+# account name goes into every email's Subject, where a line break makes the mail library refuse
+# the message (BadHeaderError) and the email stays pending for ever.
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def refuse_control_characters(value):
+    if _CONTROL_CHARACTERS.search(value):
+        raise forms.ValidationError(
+            "Remove the line breaks, tabs and other control characters: a name is one line of "
+            "plain text.",
+            code="control_characters",
+        )
 
 
 def account_snapshot(account):
@@ -69,6 +85,7 @@ class PortalAccountForm(forms.ModelForm):
             self.fields[
                 "slug"
             ].help_text = "Changing it moves the portal: links in emails already sent stop working."
+        self.fields["name"].validators.append(refuse_control_characters)
         for user_type in UserType:
             field = self.fields[f"{user_type}_licenses"]
             field.max_value = MAX_LICENSES
@@ -176,6 +193,9 @@ class RoleForm(forms.ModelForm):
         super().__init__(*args, instance=copy(instance) if instance else None, **kwargs)
         self.person, self.account = person, account
         self.instance.portal_account = account
+        # Role names are matched as typed by the CRM, CSV files and the API: an invisible
+        # character would make a role nobody can name.
+        self.fields["name"].validators.append(refuse_control_characters)
 
     def clean_name(self):
         name = self.cleaned_data["name"]
