@@ -24,6 +24,10 @@ CHUNK_BYTES = 64 * 1024
 # A physical line longer than this is not a spreadsheet export; refusing it keeps memory bounded
 # (csv's own field_size_limit bounds a single cell).
 MAX_LINE_CHARS = 1024 * 1024
+# A record (a row, which quoted cells may spread over many short lines) longer than this is
+# refused too: otherwise a row of endless quoted multi-line cells, each under the cell limit,
+# would be parsed into one ever-growing list before any check could see it.
+MAX_RECORD_CHARS = 1024 * 1024
 DELIMITERS = (",", ";", "\t", "|")  # ties go to the earlier one
 DEFAULT_EXAMPLE_HEADER = ("ContactId", "Role")
 
@@ -62,17 +66,23 @@ def column_letter(index):
 
 
 def read_csv(
-    source, *, max_bytes, example_header: Sequence[str] = DEFAULT_EXAMPLE_HEADER
+    source,
+    *,
+    max_bytes,
+    example_header: Sequence[str] = DEFAULT_EXAMPLE_HEADER,
+    max_columns=None,
 ) -> "CsvFile":
     """Open `source` (a binary file-like object, e.g. a Django UploadedFile) as a CSV file.
 
     Reads the header and the first row before returning, so an empty, header-only or non-CSV
     file fails here. `example_header` only appears in messages that tell people what to export.
+    `max_columns` refuses a header with more columns than that (every later step, the mapping
+    page above all, grows with the header's width).
     """
     start = _tell(source)
     size = _declared_size(source, start)
     if size is not None and size > max_bytes:
-        raise CsvError(_too_large_message(max_bytes, size))
+        raise CsvError(too_large_message(max_bytes, size))
     first = _read_up_to(source, SNIFF_BYTES)
     at_eof = len(first) < SNIFF_BYTES
     if not at_eof:
@@ -87,7 +97,7 @@ def read_csv(
         max_bytes=max_bytes,
         start=start,
     )
-    csv_file._open(first, example_header)
+    csv_file._open(first, example_header, max_columns)
     return csv_file
 
 
@@ -142,7 +152,7 @@ class CsvFile:
         next(records)  # the header, already known
         return records
 
-    def _open(self, first_chunk, example_header):
+    def _open(self, first_chunk, example_header, max_columns):
         records = self._records(first_chunk)
         header_record = next(records, None)
         if header_record is None:
@@ -151,6 +161,8 @@ class CsvFile:
         header[0] = header[0].lstrip("\ufeff").strip()
         while header and not header[-1]:
             header.pop()
+        if max_columns is not None and len(header) > max_columns:
+            raise CsvError(_too_many_columns_message(len(header), max_columns, example_header))
         self.header = header
         _refuse_duplicate_header(header)
         first_row = next(records, None)
@@ -168,6 +180,7 @@ class CsvFile:
         previous_end = 0
         while True:
             start = previous_end + 1
+            lines.begin_record(start)
             try:
                 record = next(reader)
             except StopIteration:
@@ -198,6 +211,28 @@ class _Lines:
         self._encoding = encoding
         self.count = 0
         self.at_end = False
+        self._record_start = 1
+        self._record_chars = 0
+
+    def begin_record(self, line):
+        """The csv parser asks for lines one at a time, so every line handed out after this
+        belongs to the record starting on `line` until the next call."""
+        self._record_start = line
+        self._record_chars = 0
+
+    def _handed_out(self, lines):
+        for line in lines:
+            self._record_chars += len(line)
+            if self._record_chars > MAX_RECORD_CHARS:
+                start = self._record_start
+                raise CsvError(
+                    f"The row starting on line {start} is longer than {MAX_RECORD_CHARS:,} "
+                    "characters, which a spreadsheet export never is. This usually means a "
+                    'quote (") is opened but never closed. Fix the quote, or check that this '
+                    "is the right file, and upload it again.",
+                    line=start,
+                )
+            yield line
 
     def __iter__(self):
         decoder = codecs.getincrementaldecoder(self._encoding)("strict")
@@ -216,10 +251,10 @@ class _Lines:
                     line=line,
                 )
             self.count += len(lines)
-            yield from lines
+            yield from self._handed_out(lines)
         lines = self._split(carry, self._decode(decoder, b"", carry, final=True))
         self.count += len(lines)
-        yield from lines
+        yield from self._handed_out(lines)
         self.at_end = True
         yield _END + "\n"
 
@@ -247,7 +282,7 @@ def _chunks(first, source, max_bytes):
     while chunk:
         total += len(chunk)
         if total > max_bytes:
-            raise CsvError(_too_large_message(max_bytes))
+            raise CsvError(too_large_message(max_bytes))
         yield chunk
         chunk = source.read(CHUNK_BYTES)
         if isinstance(chunk, str):
@@ -432,13 +467,23 @@ def _empty_message(example_header):
     )
 
 
-def _too_large_message(max_bytes, size=None):
+def too_large_message(max_bytes, size=None):
+    """What to tell someone whose file is over the limit (the upload refuses it with this too,
+    before it is read)."""
     limit = _format_size(max_bytes, math.floor)
     if size is None:
         return f"The file is larger than the limit of {limit}. Split it into smaller files."
     return (
         f"The file is {_format_size(size, math.ceil)}; the limit is {limit}. "
         "Split it into smaller files."
+    )
+
+
+def _too_many_columns_message(count, max_columns, example_header):
+    return (
+        f"The header row has {count:,} columns; the limit is {max_columns:,}. Delete the "
+        f"columns the import does not read (it reads {', '.join(example_header)}) and upload "
+        "the file again."
     )
 
 
