@@ -61,6 +61,12 @@ class ImportJob(models.Model):
 
     success_file = models.FileField(upload_to="imports/results/", blank=True)
     failure_file = models.FileField(upload_to="imports/results/", blank=True)
+    # Set when the retention sweep (imports.tasks.delete_expired_import_files) deleted the
+    # three files above after IMPORT_FILE_RETENTION_DAYS; the row and its counts stay.
+    files_deleted_at = models.DateTimeField(null=True, blank=True)
+    # Failures per reason code, kept by that sweep: until then the job page counts them from
+    # the failure file it deletes.
+    failure_reason_counts = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

@@ -1,17 +1,21 @@
 """The browser import runs here, in a Celery worker (in-process when there is no broker)."""
 
+import csv
 import logging
 import secrets
+from datetime import timedelta
 
 from celery import shared_task
+from django.conf import settings
 from django.db import transaction
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from imports import contacts_import, dry_runs, portal_users
 from imports.column_mapping import MappingError
 from imports.csv_reader import CsvError
 from imports.models import ImportJob
-from imports.pipeline import Cancelled
+from imports.pipeline import Cancelled, failure_counts
 
 logger = logging.getLogger(__name__)
 
@@ -82,3 +86,59 @@ def _queue_dry_run(job_id, token):
             error="The file could not be checked now (task queue unavailable). "
             "Check again in a minute.",
         )
+
+
+FILE_FIELDS = ("source_file", "success_file", "failure_file")
+
+
+@shared_task
+def delete_expired_import_files():
+    """Beat task: delete the uploaded file and the result files of imports that ended (or, never
+    started, were uploaded) more than IMPORT_FILE_RETENTION_DAYS ago. They hold people's data,
+    which is kept no longer than needed; the job's row, its counts and its failures per reason
+    stay as history. A running job keeps its files (a resumed run needs them). Idempotent: a
+    job is done once (`files_deleted_at`), and a second run, or two at once, find nothing left.
+    Returns how many jobs it cleared."""
+    cutoff = timezone.now() - timedelta(days=settings.IMPORT_FILE_RETENTION_DAYS)
+    expired = (
+        ImportJob.objects.filter(files_deleted_at__isnull=True)
+        .exclude(status=ImportJob.Status.RUNNING)
+        .alias(ended=Coalesce("finished_at", "created_at"))
+        .filter(ended__lt=cutoff)
+    )
+    cleared = 0
+    # A plain list, not a server-side cursor held open across the per-job transactions below.
+    for job_id in list(expired.values_list("pk", flat=True)):
+        cleared += _delete_files(job_id)
+    return cleared
+
+
+def _delete_files(job_id):
+    with transaction.atomic():
+        # Locked and checked again: a start from the console between the query and here keeps
+        # the job's files (it is running now), and the start refuses a job already cleared.
+        job = (
+            ImportJob.objects.select_for_update()
+            .filter(pk=job_id, files_deleted_at__isnull=True)
+            .exclude(status=ImportJob.Status.RUNNING)
+            .first()
+        )
+        if job is None:
+            return 0
+        try:
+            reasons = failure_counts(job)
+        except (OSError, ValueError, KeyError, csv.Error):  # gone or unreadable: none to keep
+            reasons = {}
+        for name in FILE_FIELDS:
+            fieldfile = getattr(job, name)
+            if fieldfile.name:
+                fieldfile.storage.delete(fieldfile.name)  # a file already gone is fine
+        # The names are cleared, not only the files: storage hands a freed name to the next
+        # upload, and a stale name would then serve that (maybe another account's) file.
+        ImportJob.objects.filter(pk=job.pk).update(
+            **dict.fromkeys(FILE_FIELDS, ""),
+            files_deleted_at=timezone.now(),
+            failure_reason_counts=reasons,
+        )
+    logger.info("Import job %s: files deleted after the retention period", job_id)
+    return 1

@@ -179,6 +179,12 @@ OUTBOX_RETRY_BASE_SECONDS = env.int("OUTBOX_RETRY_BASE_SECONDS", default=30)
 
 # --- CSV imports ---
 IMPORT_MAX_BYTES = env.int("IMPORT_MAX_MEGABYTES", default=50) * 1024 * 1024
+# A header wider than this is refused at upload: the mapping page lists every column once per
+# field, so 170,000 columns made a 40 MB page.
+IMPORT_MAX_COLUMNS = env.int("IMPORT_MAX_COLUMNS", default=200)
+# Uploaded files and result files hold people's data: deleted this long after the import ended
+# (imports.tasks.delete_expired_import_files); the job's row and counts stay.
+IMPORT_FILE_RETENTION_DAYS = env.int("IMPORT_FILE_RETENTION_DAYS", default=90)
 
 # --- Login tokens ---
 TOKEN_LIFETIMES = {
@@ -232,6 +238,10 @@ CELERY_BEAT_SCHEDULE = {
     "requeue-unsent-outbox": {
         "task": "mail.tasks.requeue_unsent_emails",
         "schedule": env.int("OUTBOX_SWEEP_EVERY_SECONDS", default=300),
+    },
+    "delete-expired-import-files": {
+        "task": "imports.tasks.delete_expired_import_files",
+        "schedule": 60 * 60,  # idempotent and cheap; hourly keeps files at most an hour late
     },
 }
 
