@@ -3,6 +3,8 @@ run, start, progress (polled with HTMX) and downloads. The pipeline itself is in
 imports.portal_users (portal users) and imports.contacts_import (contacts), picked by the job's
 target; the run happens in the Celery task imports.tasks.run_import."""
 
+import csv
+import io
 import logging
 from datetime import datetime
 from pathlib import PurePath
@@ -14,19 +16,23 @@ from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import FileResponse, Http404, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.defaultfilters import date as date_filter
 from django.urls import reverse
 from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from accounts import scoping
 from accounts.models import UserType
 from accounts.permissions import console_view
+from helpers.spreadsheet_safety import neutralise_row
 from imports import contacts_import, dry_runs, pipeline, portal_users
 from imports.column_mapping import PORTAL_USER_FIELDS, MappingError, auto_map, map_columns
-from imports.csv_reader import CsvError, read_csv
+from imports.csv_reader import DEFAULT_EXAMPLE_HEADER, CsvError, read_csv
 from imports.forms import MapForm, OptionsForm, UploadForm
 from imports.models import ImportJob
 from imports.pipeline import failure_counts
 from imports.tasks import run_import, start_dry_run
+from imports.upload_limits import FileSizeLimit
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +64,8 @@ def _context(account, **extra):
 
 
 def _next_step_url(account, job):
+    if job.files_deleted_at:  # nothing left to continue with: the job page says so
+        return reverse("import-detail", args=[account.slug, job.pk])
     if job.status == Status.UPLOADED:
         return reverse("import-map", args=[account.slug, job.pk])
     if job.status in STARTABLE:
@@ -74,38 +82,82 @@ def job_list(request, slug):
     return render(request, "imports/list.html", _context(account, page=page, rows=rows))
 
 
-@console_view
-def template_csv(request, slug):
-    account = scoping.get_portal_account(request.user, slug)
-    if request.GET.get("target") == ImportJob.Target.CONTACTS:
-        body = (
-            "ContactId,SalesforceId,Name,Email,Account\r\n"
-            f"{EXAMPLE_CONTACT_ID},{EXAMPLE_SALESFORCE_ID},Ada Lovelace,ada@example.com,"
-            "Acme Corp\r\n,,Grace Hopper,grace@example.com,Acme Corp\r\n"
-        )
-        response = HttpResponse(body.encode("utf-8-sig"), content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = 'attachment; filename="contacts-template.csv"'
-        return response
-    role = scoping.roles(request.user, account).filter(active=True).order_by("name").first()
-    body = f"ContactId,Role\r\n{EXAMPLE_CONTACT_ID},{role.name if role else 'Partner User'}\r\n"
-    response = HttpResponse(body.encode("utf-8-sig"), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = 'attachment; filename="portal-users-template.csv"'
+def _csv_response(rows, filename):
+    """A CSV download built by the csv module (a comma, quote or line break in a value stays in
+    its cell) with every cell neutralised: values such as role names are typed by people, and
+    one starting with = would run as a formula in the spreadsheet that opens the file."""
+    text = io.StringIO()
+    writer = csv.writer(text)
+    for row in rows:
+        writer.writerow(neutralise_row(row))
+    body = text.getvalue().encode("utf-8-sig")  # the byte-order mark makes Excel read UTF-8
+    response = HttpResponse(body, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
 
 
 @console_view
+def template_csv(request, slug):
+    account = scoping.get_portal_account(request.user, slug)
+    if request.GET.get("target") == ImportJob.Target.CONTACTS:
+        rows = [
+            contacts_import.EXAMPLE_HEADER,
+            [
+                EXAMPLE_CONTACT_ID,
+                EXAMPLE_SALESFORCE_ID,
+                "Ada Lovelace",
+                "ada@example.com",
+                "Acme Corp",
+            ],
+            ["", "", "Grace Hopper", "grace@example.com", "Acme Corp"],
+        ]
+        return _csv_response(rows, "contacts-template.csv")
+    role = scoping.roles(request.user, account).filter(active=True).order_by("name").first()
+    rows = [DEFAULT_EXAMPLE_HEADER, [EXAMPLE_CONTACT_ID, role.name if role else "Partner User"]]
+    return _csv_response(rows, "portal-users-template.csv")
+
+
+@csrf_exempt  # checked by _job_new, once the size limit is in place (see below)
 def job_new(request, slug):
+    """The upload. The size limit has to be among the request's upload handlers before
+    anything reads the body, and CsrfViewMiddleware reads it (request.POST) before the view
+    runs; so, as Django's upload-handler docs prescribe, the middleware skips this view and the
+    view checks CSRF itself right after adding the limit."""
+    limit = FileSizeLimit(request, max_bytes=settings.IMPORT_MAX_BYTES)
+    # Assigned, not inserted: Django raises if the body was already read, which would mean the
+    # limit silently did nothing.
+    request.upload_handlers = [limit, *request.upload_handlers]
+    return _job_new(request, slug, limit)
+
+
+@console_view
+@csrf_protect
+def _job_new(request, slug, limit):
     account = scoping.get_portal_account(request.user, slug)
     form = UploadForm(request.POST or None, request.FILES or None)
-    if request.method == "POST" and form.is_valid():
+    if request.method == "POST" and limit.refused:
+        form.is_valid()  # the other fields' errors show too
+        form.errors.pop("file", None)  # "required": the file was refused, not missing
+        form.add_error("file", limit.message)
+    elif request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
+        target = form.cleaned_data["target"]
+        example_header = (
+            contacts_import.EXAMPLE_HEADER
+            if target == ImportJob.Target.CONTACTS
+            else DEFAULT_EXAMPLE_HEADER
+        )
         try:
-            read_csv(upload, max_bytes=settings.IMPORT_MAX_BYTES)  # refuses a bad file now
+            read_csv(  # refuses a bad file now
+                upload,
+                max_bytes=settings.IMPORT_MAX_BYTES,
+                max_columns=settings.IMPORT_MAX_COLUMNS,
+                example_header=example_header,
+            )
         except CsvError as error:
             form.add_error("file", error.message)
         else:
             upload.seek(0)
-            target = form.cleaned_data["target"]
             if target == ImportJob.Target.CONTACTS:
                 options = dict(contacts_import.DEFAULT_OPTIONS)
             else:
@@ -130,13 +182,17 @@ def job_new(request, slug):
 
 def _read_header(job):
     with job.source_file.open("rb") as source:
-        return read_csv(source, max_bytes=settings.IMPORT_MAX_BYTES).header
+        # The column limit again: a file uploaded before it existed must not build a mapping
+        # page of a select per field times an option per column.
+        return read_csv(
+            source, max_bytes=settings.IMPORT_MAX_BYTES, max_columns=settings.IMPORT_MAX_COLUMNS
+        ).header
 
 
 @console_view
 def job_map(request, slug, job_id):
     account, job = _account_and_job(request, slug, job_id)
-    if job.status not in SETTING_UP:
+    if job.status not in SETTING_UP or job.files_deleted_at:
         return redirect("import-detail", account.slug, job.pk)
     errors, form, header = [], None, []
     try:
@@ -171,7 +227,7 @@ def job_review(request, slug, job_id):
     The dry run is kept on the job; it is done again when the options change or the person asks
     ("Check again" names the dry run it replaces, so a reload does not start another)."""
     account, job = _account_and_job(request, slug, job_id)
-    if job.status not in SETTING_UP:
+    if job.status not in SETTING_UP or job.files_deleted_at:
         return redirect("import-detail", account.slug, job.pk)
     if job.status == Status.UPLOADED:
         return redirect("import-map", account.slug, job.pk)
@@ -226,7 +282,9 @@ def job_start(request, slug, job_id):
         options = contacts_import.normalised_options(job.options)
     else:
         options = {**job.options, "send_activation": bool(request.POST.get("send_activation"))}
-    started = ImportJob.objects.filter(pk=job.pk, status__in=STARTABLE).update(
+    started = ImportJob.objects.filter(
+        pk=job.pk, status__in=STARTABLE, files_deleted_at__isnull=True
+    ).update(
         status=Status.RUNNING,
         options=options,
         started_by=request.user,
@@ -288,9 +346,10 @@ def job_detail(request, slug, job_id):
     failures = []
     if job.status in (Status.DONE, Status.CANCELLED, Status.FAILED) and job.failed:
         labels = dry_runs.pipeline_of(job).REASON_LABELS
+        counts = job.failure_reason_counts if job.files_deleted_at else failure_counts(job)
         failures = [
             (labels.get(code, code), count)
-            for code, count in sorted(failure_counts(job).items(), key=lambda item: -item[1])
+            for code, count in sorted(counts.items(), key=lambda item: -item[1])
         ]
     context = _context(
         account,
@@ -302,6 +361,7 @@ def job_detail(request, slug, job_id):
         polling=job.status == Status.RUNNING,
         can_cancel=job.status in CANCELLABLE,
         next_url=_next_step_url(account, job),
+        files_deleted=files_deleted_message(job) if job.files_deleted_at else "",
     )
     template = "imports/detail.html#progress" if request.htmx else "imports/detail.html"
     return render(request, template, context)
@@ -315,16 +375,52 @@ def job_download(request, slug, job_id, which):
     account, job = _account_and_job(request, slug, job_id)
     if which not in DOWNLOADS:
         raise Http404
+    if job.files_deleted_at:
+        return HttpResponse(
+            files_deleted_message(job), status=410, content_type="text/plain; charset=utf-8"
+        )
     fieldfile = getattr(job, DOWNLOADS[which])
     if not fieldfile or not fieldfile.storage.exists(fieldfile.name):
         raise Http404
+    if which == "source":
+        return _uploaded_file_response(job, fieldfile)
+    # The result files are written by imports.result_files: the csv module, every cell
+    # neutralised, so they are safe to serve as CSV.
     stem = PurePath(job.original_filename or f"import-{job.pk}.csv").stem
     done = "imported" if job.target == ImportJob.Target.CONTACTS else "created"
-    filename = {
-        "source": job.original_filename or f"import-{job.pk}.csv",
-        "success": f"{stem}-{done}.csv",
-        "failure": f"{stem}-failed.csv",
-    }[which]
+    filename = f"{stem}-{done}.csv" if which == "success" else f"{stem}-failed.csv"
     return FileResponse(
         fieldfile.open("rb"), as_attachment=True, filename=filename, content_type="text/csv"
+    )
+
+
+def _uploaded_file_response(job, fieldfile):
+    """The uploaded file, byte for byte, as opaque data that no spreadsheet opens as CSV.
+
+    Its cells are whatever the uploader typed, formulas included, and the person downloading
+    it may be someone else (MSSP staff, another admin of the account); served as a .csv it
+    would run those formulas in their spreadsheet. Re-writing it with neutralised cells was
+    the alternative, but this download exists to show exactly what was uploaded: the failure
+    file cites its physical line numbers, which a re-write would shift (blank lines, quoted
+    line breaks) and whose cells it would change (apostrophes, encoding, separator). So the
+    bytes stay and the framing changes: application/octet-stream with nosniff (no browser
+    or OS handler guesses "CSV" from the content), always an attachment, and a name ending in
+    .txt (opening it starts a text editor, not a spreadsheet)."""
+    original = PurePath(job.original_filename or f"import-{job.pk}.csv").name
+    response = FileResponse(
+        fieldfile.open("rb"),
+        as_attachment=True,
+        filename=f"{original}.txt",
+        content_type="application/octet-stream",
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def files_deleted_message(job):
+    when = date_filter(timezone.localtime(job.files_deleted_at), "M j, Y")
+    return (
+        f"The files of this import (the uploaded file and the result files) were deleted on "
+        f"{when}: import files are kept for {settings.IMPORT_FILE_RETENTION_DAYS} days. "
+        "The counts and this history stay."
     )
