@@ -13,10 +13,10 @@ from django.views.decorators.http import require_http_methods
 from accounts import lifecycle, sign_in_guard, tokens
 from accounts.backends import PortalBackend
 from accounts.errors import InvalidToken, LifecycleError
-from accounts.models import PortalAccount, TokenPurpose, User, UserState
+from accounts.models import PortalAccount, TokenPurpose, UserState
 from accounts.portal_sections import SECTIONS
 from helpers.client_ip import client_ip
-from portal import throttle
+from portal import email_requests, tasks, throttle
 
 BLOCKED_MESSAGE = "Your account may be temporarily disabled, please contact the administrator."
 WRONG_PASSWORD = "That email and password do not match. Check them and try again."
@@ -99,38 +99,6 @@ def login(request, slug):
     return redirect("portal-home", slug=slug)
 
 
-def _person(account, email):
-    return (
-        User.objects.portal_users()
-        .filter(portal_account=account, email=email)
-        .select_related("contact")
-        .first()
-    )
-
-
-SENDERS = {
-    "link": lambda user, ip: lifecycle.send_login_email(user, by=user, ip=ip),
-    "code": lambda user, ip: lifecycle.send_login_code(user, by=user, ip=ip),
-    "reset": lambda user, ip: lifecycle.reset_password(user, by=user, ip=ip),
-}
-
-
-def _send(what, user, ip):
-    """Email the person what they asked for if they may sign in; an invited person who never
-    activated gets their invitation again instead. Returns whether `what` was sent."""
-    if user is None:
-        return False
-    try:
-        if user.is_active:
-            SENDERS[what](user, ip)
-            return True
-        if user.state == UserState.UNCONFIRMED and not user.contact_deleted:
-            lifecycle.reinvite(user, by=user, ip=ip)
-    except LifecycleError:
-        pass  # the user changed in between (disabled a moment ago): nothing to send
-    return False
-
-
 def _requested_email(request):
     return lifecycle.valid_email(request.POST.get("email"))
 
@@ -138,8 +106,9 @@ def _requested_email(request):
 def _email_request(request, account, what, form_page):
     """Shared shape of "email me a link / a code / a password reset": returns the page that
     refuses the request, or None once it is handled. Whoever asks, and whether or not the address
-    has an account, the caller answers with the same page, text and status; the difference (a
-    few database rows, an email handed to Celery) happens out of sight."""
+    has an account, the caller answers with the same page, text and status, in the same time: the
+    request does not even look the address up. A Celery worker decides what, if anything, to
+    send (portal.email_requests)."""
     email = _requested_email(request)
     if not email:
         return form_page(request, account, "Enter your email address.")
@@ -147,8 +116,11 @@ def _email_request(request, account, what, form_page):
     if throttle.request_refused(account, email, ip):
         return form_page(request, account, throttle.refusal_message(), status=429)
     throttle.record_request(account, email, ip)
-    if not _send(what, _person(account, email), ip) and what == "code":
+    if what == "code":
+        # Whether a real code goes out is decided later; a decoy answers guesses for an address
+        # that gets none, and is never read for one that does.
         throttle.start_decoy(account, email)
+    tasks.answer_email_request_on_commit(account, email, what, ip)
     return None
 
 
@@ -231,7 +203,7 @@ def code(request, slug):
         sign_in_guard.check(identity, ip)
     except sign_in_guard.LockedOut as locked_out:
         return _code_page(request, account, error=str(locked_out), status=429)
-    user = _person(account, email)
+    user = email_requests.person(account, email)
     try:
         _check_code(account, user, email, entered)
     except InvalidToken as error:
