@@ -47,12 +47,22 @@ document.addEventListener("htmx:beforeRequest", () => {
   document.querySelectorAll("details.row-menu[open]").forEach((menu) => { menu.open = false; });
 });
 
-// A secret shown once: its Copy button appears only where JavaScript can run it; without it
-// the field is still selectable.
+// A field to copy (a secret shown once, the portal URL): its Copy button appears only where
+// JavaScript can run it; without it the field is still selectable.
 document.addEventListener("htmx:load", (event) => {
   event.detail.elt.querySelectorAll?.("[data-copy-field][hidden]").forEach((button) => {
     button.hidden = false;
   });
+  // The field may have taken focus (autofocus) before this script ran.
+  const focused = document.activeElement;
+  if (focused?.matches("[data-select-on-focus]") && event.detail.elt.contains(focused)) {
+    focused.select();
+  }
+});
+// A secret's field selects itself on focus, ready for Ctrl+C. Not an onfocus="" attribute:
+// the Content-Security-Policy blocks inline handlers.
+document.addEventListener("focusin", (event) => {
+  if (event.target.matches?.("[data-select-on-focus]")) event.target.select();
 });
 document.addEventListener("click", async (event) => {
   const button = event.target.closest("[data-copy-field]");
@@ -61,7 +71,7 @@ document.addEventListener("click", async (event) => {
   const status = document.getElementById(`${field.id}-status`);
   try {
     await navigator.clipboard.writeText(field.value);
-    status.textContent = "Copied";
+    status.textContent = "Copied to the clipboard.";
   } catch {
     field.select();
     status.textContent = "Press Ctrl+C (⌘C on a Mac) to copy.";
