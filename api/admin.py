@@ -7,7 +7,17 @@ from api.models import ApiToken
 @admin.register(ApiToken)
 class ApiTokenAdmin(ReadOnlyAdmin):
     # token_hash is left out: it is no secret, but nobody needs to read it.
-    list_display = ["name", "hint", "portal_account", "created_at", "last_used_at", "revoked_at"]
-    list_filter = ["portal_account"]
+    list_display = [
+        "name",
+        "hint",
+        "portal_account",
+        "scope",
+        "created_at",
+        "expires_at",
+        "last_used_at",
+        "last_used_ip",
+        "revoked_at",
+    ]
+    list_filter = ["portal_account", "scope"]
     search_fields = ["name", "hint"]
     exclude = ["token_hash"]

@@ -3,9 +3,13 @@
 A token reaches its own account only: any other account's slug in the URL is a 404, as if the
 account did not exist, so a token cannot even confirm that another account is there.
 
+A token has a scope: "sync" calls the contact sync endpoints only, "read" looks portal users up
+(GET) only, "full" calls everything. Each endpoint names the scope it needs; another token gets
+a 403 that names it. An expired token is refused like a revoked one (401).
+
 `api_view` is what every endpoint under /api/v1/accounts/<slug>/ wears: the method (JSON 405),
-the token and tenant, and the caller's errors as JSON (400 for a body it cannot use, 409 for a
-change the rules refuse)."""
+the token, its scope and tenant, and the caller's errors as JSON (400 for a body it cannot use,
+409 for a change the rules refuse)."""
 
 from functools import wraps
 
@@ -17,6 +21,15 @@ from accounts.errors import LifecycleError
 from api.json_io import BadPayload, error_response
 from api.models import ApiToken
 from contacts.sync import InvalidBatch
+from helpers.client_ip import client_ip
+
+Scope = ApiToken.Scope
+# What each scope lets a token do, for the 403 that names the scope an endpoint needs.
+SCOPE_REACH = {
+    Scope.SYNC: "the contact sync endpoints only",
+    Scope.READ: "looking up portal users only",
+    Scope.FULL: "every endpoint",
+}
 
 
 def _bearer_secret(request):
@@ -24,27 +37,51 @@ def _bearer_secret(request):
     return secret.strip() if scheme.lower() == "bearer" else ""
 
 
-def token_api_view(view):
+def _unauthorized(message):
+    response = error_response(401, message)
+    response["WWW-Authenticate"] = 'Bearer realm="portal-admin"'
+    return response
+
+
+def _wrong_scope(token, needed):
+    return error_response(
+        403,
+        f"This endpoint needs an API token with the '{needed}' scope. This token has the "
+        f"'{token.scope}' scope ({SCOPE_REACH[token.scope]}): create a token with the "
+        f"'{needed}' scope on the portal account's API tokens page.",
+    )
+
+
+def token_api_view(view=None, *, scope=Scope.FULL):
     """For views under /api/v1/accounts/<slug>/: checks the token, resolves the slug within its
-    reach and calls `view(request, account, **kwargs)` with `request.api_token` set. Audit
-    events written inside name the token as the actor."""
+    reach, checks that the token has `scope` and calls `view(request, account, **kwargs)` with
+    `request.api_token` set. Audit events written inside name the token as the actor."""
+    if view is None:
+        return lambda view: token_api_view(view, scope=scope)
 
     @csrf_exempt  # no cookies are involved: the token in the header is the credential
     @wraps(view)
     def wrapped(request, slug, **kwargs):
         token = ApiToken.find(_bearer_secret(request))
         if token is None:
-            response = error_response(
-                401,
+            return _unauthorized(
                 "Missing, unknown or revoked API token. Send 'Authorization: Bearer <token>' "
-                "with a live token from the portal account's API tokens page.",
+                "with a live token from the portal account's API tokens page."
             )
-            response["WWW-Authenticate"] = 'Bearer realm="portal-admin"'
-            return response
+        if token.is_expired:
+            return _unauthorized(
+                f"This API token expired on {token.expires_at:%Y-%m-%d %H:%M %Z}. Create a new "
+                "one on the portal account's API tokens page."
+            )
         try:
             account = scoping.get_portal_account(token, slug)
-            token.mark_used()
-            request.api_token = token
+        except Http404:
+            return error_response(404, "Not found.")
+        token.mark_used(client_ip(request))
+        if not token.allows(scope):
+            return _wrong_scope(token, scope)
+        request.api_token = token
+        try:
             with audit.acting_as(str(token)):
                 return view(request, account, **kwargs)
         except Http404:
@@ -70,12 +107,13 @@ def allow(*methods):
     return decorator
 
 
-def api_view(*methods):
-    """Token, tenant and method checked; caller errors answered as JSON 400 / 409."""
+def api_view(*methods, scope):
+    """Method, token, tenant and the token's `scope` checked; caller errors answered as JSON
+    400 / 409. Every endpoint names the scope it needs."""
 
     def decorator(view):
         @allow(*methods)
-        @token_api_view
+        @token_api_view(scope=scope)
         @wraps(view)
         def wrapped(request, account, **kwargs):
             try:

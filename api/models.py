@@ -21,7 +21,13 @@ class ApiTokenQuerySet(models.QuerySet):
 
 class ApiToken(models.Model):
     """A portal account's key to the CRM API (sync endpoint and portal-user API). The secret is
-    shown once when it is created; only its hash and its first characters are kept."""
+    shown once when it is created; only its hash and its first characters are kept. Its scope
+    says which endpoints it may call; past `expires_at` it is refused as if revoked."""
+
+    class Scope(models.TextChoices):
+        SYNC = "sync", "Contact sync"
+        READ = "read", "Read portal users"
+        FULL = "full", "Full access"
 
     portal_account = models.ForeignKey(
         "accounts.PortalAccount", on_delete=models.CASCADE, related_name="api_tokens"
@@ -33,7 +39,12 @@ class ApiToken(models.Model):
     created_by = models.ForeignKey(
         "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # No default: whoever creates a token says what it may do (tokens from before scopes
+    # existed could do everything, and were migrated to "full").
+    scope = models.CharField(max_length=8, choices=Scope.choices)
+    expires_at = models.DateTimeField(null=True, blank=True)  # None: never
     last_used_at = models.DateTimeField(null=True, blank=True)
+    last_used_ip = models.GenericIPAddressField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     revoked_by = models.ForeignKey(
         "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -59,9 +70,18 @@ class ApiToken(models.Model):
     def is_revoked(self):
         return self.revoked_at is not None
 
+    @property
+    def is_expired(self):
+        return self.expires_at is not None and self.expires_at <= timezone.now()
+
+    def allows(self, scope):
+        """Whether this token may call an endpoint that needs `scope`: "full" may call all."""
+        return self.scope in (scope, self.Scope.FULL)
+
     @classmethod
     def find(cls, secret):
-        """The live token whose secret this is, or None."""
+        """The unrevoked token whose secret this is (expired or not: the caller tells an expired
+        token apart, to say so), or None."""
         if not secret or not secret.startswith(SECRET_PREFIX):
             return None
         return (
@@ -75,9 +95,14 @@ class ApiToken(models.Model):
     def new_secret(cls):
         return SECRET_PREFIX + secrets.token_urlsafe(32)
 
-    def mark_used(self):
-        # Once a minute is precise enough for "last used" and spares a write per request.
+    def mark_used(self, ip):
+        # Once a minute is precise enough for "last used" and spares a write per request; a
+        # new address is written at once, as a token used from somewhere new is worth seeing.
         now = timezone.now()
-        if self.last_used_at is None or (now - self.last_used_at).total_seconds() > 60:
-            ApiToken.objects.filter(pk=self.pk).update(last_used_at=now)
-            self.last_used_at = now
+        if (
+            self.last_used_at is None
+            or (now - self.last_used_at).total_seconds() > 60
+            or ip != self.last_used_ip
+        ):
+            ApiToken.objects.filter(pk=self.pk).update(last_used_at=now, last_used_ip=ip)
+            self.last_used_at, self.last_used_ip = now, ip

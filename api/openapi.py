@@ -124,8 +124,8 @@ SCHEMAS = {
             "portal_user": {"oneOf": [{"type": "null"}, _ref("PortalUser")]},
             "allowed_actions": {
                 "type": "array",
-                "description": "The actions the rules allow now; each is a POST to "
-                ".../portal-user/<action>/.",
+                "description": "The actions the rules allow this token now; each is a POST "
+                "to .../portal-user/<action>/. Empty for a token without the 'full' scope.",
                 "items": {
                     "enum": [
                         "enable",
@@ -223,7 +223,12 @@ RESPONSES = {
         "The body cannot be used: not JSON, wrong or unknown fields, an unknown or inactive "
         "role. Nothing was changed."
     ),
-    "Unauthorized": _error("Missing, unknown or revoked API token.", {"WWW-Authenticate": _HEADER}),
+    "Unauthorized": _error(
+        "Missing, unknown, revoked or expired API token.", {"WWW-Authenticate": _HEADER}
+    ),
+    "Forbidden": _error(
+        "The token's scope does not reach this endpoint; the error names the scope it needs."
+    ),
     "NotFound": _error("No such portal account or contact within this token's reach."),
     "MethodNotAllowed": _error("Another method is expected here.", {"Allow": _HEADER}),
     "Conflict": _error(
@@ -239,6 +244,7 @@ def _responses(ok, *codes):
     names = {
         "400": "BadRequest",
         "401": "Unauthorized",
+        "403": "Forbidden",
         "404": "NotFound",
         "405": "MethodNotAllowed",
         "409": "Conflict",
@@ -253,12 +259,20 @@ def _body(schema_name, required):
     }
 
 
-def _post(summary, body, ok, *, body_required=False):
+def _needs(scope):
+    """An operation's description: the token scope it needs ("full" reaches everything)."""
+    if scope == "full":
+        return "Needs a token with the 'full' scope."
+    return f"Needs a token with the '{scope}' or the 'full' scope."
+
+
+def _post(summary, body, ok, *, scope, body_required=False):
     return {
         "post": {
             "summary": summary,
+            "description": _needs(scope),
             "requestBody": _body(body, body_required),
-            "responses": _responses(ok, "400", "401", "404", "405", "409"),
+            "responses": _responses(ok, "400", "401", "403", "404", "405", "409"),
         }
     }
 
@@ -270,7 +284,7 @@ _SYNC = "/accounts/{slug}/contacts/"
 
 def _sync(summary, body, result):
     ok = {"200": _json("Every item applied (or already so).", _ref(result))}
-    return _post(summary, body, ok, body_required=True)
+    return _post(summary, body, ok, scope="sync", body_required=True)
 
 
 def _portal_user_paths():
@@ -305,12 +319,15 @@ def _portal_user_paths():
         _PORTAL_USER: {
             "get": {
                 "summary": "The contact's portal user, the actions allowed now, and the roles.",
-                "responses": _responses(_STATUS, "401", "404", "405"),
+                "description": _needs("read"),
+                "responses": _responses(_STATUS, "401", "403", "404", "405"),
             }
         }
     }
     for action, (summary, body, ok) in actions.items():
-        paths[_PORTAL_USER + action] = _post(summary, body, ok, body_required=body == "Role")
+        paths[_PORTAL_USER + action] = _post(
+            summary, body, ok, scope="full", body_required=body == "Role"
+        )
     return paths
 
 
@@ -372,7 +389,9 @@ def build():
             "version": "1",
             "description": "Contact sync and portal-user actions for one portal account, "
             "with that account's API token (Authorization: Bearer <token>). Another account's "
-            "slug or contact is a 404.",
+            "slug or contact is a 404. A token's scope limits what it may call: 'sync' the "
+            "contact sync, 'read' the portal-user look-up, 'full' everything; another endpoint "
+            "is a 403.",
         },
         "servers": [{"url": "/api/v1"}],
         "security": [{"bearerAuth": []}],

@@ -10,6 +10,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404
 
 from accounts import scoping
+from api.models import ApiToken
 from contacts.card_actions import CARD_ACTIONS, card_actions, may_issue_magic_link
 from contacts.card_actions import refusal as card_refusal
 from contacts.contact_listing import portal_user
@@ -39,7 +40,10 @@ def get_contact(token, account, ref):
 
 
 def allowed_actions(token, contact):
-    """The API actions the rules allow the token on the contact's portal access now."""
+    """The API actions the rules allow the token on the contact's portal access now: none for
+    a token whose scope does not reach the actions, so a card shows no button that would fail."""
+    if not token.allows(ApiToken.Scope.FULL):
+        return []
     user = portal_user(contact)
     if user is None:
         return [] if contact.is_deleted else [ENABLE]

@@ -3,10 +3,13 @@
 may be done with it, and the actions themselves, through the same lifecycle functions, rules and
 messages as the Portal user card on the contact's page.
 
+Looking up needs a token with the "read" or "full" scope; every action (magic links and the
+account admin's user included) needs "full".
+
 Answers are JSON: the contact's status after a change, or {"error", "errors"} with 400 (a body
-the API cannot use, an unknown or inactive role), 404 (no such contact for this token), 405
-(another method) or 409 (the rules refuse: wrong state, no licenses left). A refused request
-changes nothing."""
+the API cannot use, an unknown or inactive role), 403 (the token's scope is too narrow), 404 (no
+such contact for this token), 405 (another method) or 409 (the rules refuse: wrong state, no
+licenses left). A refused request changes nothing."""
 
 from dataclasses import dataclass
 
@@ -20,9 +23,12 @@ from accounts.role_names import AccountRoles, RoleNameError
 from api import portal_user_status
 from api.authentication import api_view
 from api.json_io import BadPayload, read_json_object
+from api.models import ApiToken
 from api.portal_user_status import allowed_actions, card_action, get_contact, refusal
 from contacts.contact_listing import portal_user
 from helpers.client_ip import client_ip
+
+Scope = ApiToken.Scope
 
 
 @dataclass(frozen=True)
@@ -84,13 +90,13 @@ def _answer_after_change(request, account, contact, status=200):
     return _answer(request, account, fresh, status)
 
 
-@api_view("GET")
+@api_view("GET", scope=Scope.READ)
 def portal_user_status_view(request, account, contact_ref):
     contact = get_contact(request.api_token, account, contact_ref)
     return _answer(request, account, contact)
 
 
-@api_view("POST")
+@api_view("POST", scope=Scope.FULL)
 def enable(request, account, contact_ref):
     contact = get_contact(request.api_token, account, contact_ref)
     body = read_fields(request, ENABLE_FIELDS)
@@ -110,7 +116,7 @@ def _user_action(name, fields=None, status=200, perform=None):
     """A POST on the contact's portal user, allowed only when the card would offer it, done by
     the card's own lifecycle call unless `perform(user, ip, body)` is given."""
 
-    @api_view("POST")
+    @api_view("POST", scope=Scope.FULL)
     def view(request, account, contact_ref):
         contact = get_contact(request.api_token, account, contact_ref)
         body = read_fields(request, fields or {})
@@ -145,7 +151,7 @@ send_login_email = _user_action(
 
 
 @never_cache  # the link's secret exists only in this answer
-@api_view("POST")
+@api_view("POST", scope=Scope.FULL)
 def magic_link(request, account, contact_ref):
     """A one-time sign-in link for the caller to hand over: the lifecycle's own rules and
     messages (as the card and the user's Sign-in links page)."""

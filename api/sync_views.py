@@ -16,16 +16,20 @@ A batch is all or nothing: if any item is invalid (or names an unknown contact) 
 
 A field of the wrong type, an unknown field, or a contact named twice in one batch is an error
 of its item. A batch that changes nothing writes nothing, so sending it again is safe. Other
-answers: 400 for a body that is not a JSON object with that list, 401 without a live token, 404
-for a portal account the token does not belong to, 405 for anything but POST, 409 when another
+answers: 400 for a body that is not a JSON object with that list, 401 without a live token, 403
+for a token whose scope is neither "sync" nor "full", 404 for a portal account the token does
+not belong to, 405 for anything but POST, 409 when another
 request changed the same contacts at the same moment (send the batch again)."""
 
 from django.http import JsonResponse
 
 from api.authentication import api_view
 from api.json_io import BadPayload, read_json_object
+from api.models import ApiToken
 from contacts import sync
 from helpers.client_ip import client_ip
+
+Scope = ApiToken.Scope
 
 
 def _items(request, key):
@@ -46,7 +50,7 @@ def _apply(request, account, key, operation):
     return JsonResponse(result.as_json())
 
 
-@api_view("POST")
+@api_view("POST", scope=Scope.SYNC)
 def upsert_contacts(request, account):
     """Create or update contacts: {"contacts": [{"contact_id"?, "salesforce_id"?, "name",
     "email"?, "crm_account_name"?}, ...]}.
@@ -63,7 +67,7 @@ def upsert_contacts(request, account):
     return _apply(request, account, "contacts", sync.upsert_contacts)
 
 
-@api_view("POST")
+@api_view("POST", scope=Scope.SYNC)
 def delete_contacts(request, account):
     """Delete contacts (soft: the CRM's recycle bin): {"contacts": [{"contact_id": "..."} or
     {"salesforce_id": "..."}, ...]}.
@@ -75,7 +79,7 @@ def delete_contacts(request, account):
     return _apply(request, account, "contacts", sync.delete_contacts)
 
 
-@api_view("POST")
+@api_view("POST", scope=Scope.SYNC)
 def restore_contacts(request, account):
     """Restore deleted contacts: {"contacts": [{"contact_id": "..."} or {"salesforce_id":
     "..."}, ...]}.
@@ -86,7 +90,7 @@ def restore_contacts(request, account):
     return _apply(request, account, "contacts", sync.restore_contacts)
 
 
-@api_view("POST")
+@api_view("POST", scope=Scope.SYNC)
 def merge_contacts(request, account):
     """Merge contacts as the CRM did: {"merges": [{"winner": {ref}, "loser": {ref}}, ...]}, a ref
     being {"contact_id": "..."} or {"salesforce_id": "..."}. Applied in order.
