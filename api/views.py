@@ -12,13 +12,15 @@ from accounts import scoping
 from accounts.errors import LifecycleError
 from accounts.permissions import mssp_admin_view
 from api import api_tokens
+from api.api_tokens import latest_expiry_date
+from api.forms import ApiTokenForm
 from api.models import ApiToken
 from helpers.client_ip import client_ip
 
 TEMPLATE = "api/api_tokens.html"
 
 
-def _page(request, account, *, status=200, **extra):
+def _page(request, account, form, *, status=200, **extra):
     context = {
         "account": account,
         "section": "api-tokens",
@@ -27,6 +29,8 @@ def _page(request, account, *, status=200, **extra):
         ),
         # The sync and portal-user endpoints all live under this prefix.
         "api_base": request.build_absolute_uri(f"/api/v1/accounts/{account.slug}/"),
+        "form": form,
+        "latest_expiry": latest_expiry_date(),
         **extra,
     }
     return render(request, TEMPLATE, context, status=status)
@@ -38,15 +42,13 @@ def _page(request, account, *, status=200, **extra):
 def token_list(request, slug):
     account = scoping.get_portal_account(request.user, slug)
     if request.method == "GET":
-        return _page(request, account)
-    name = request.POST.get("name", "")
-    try:
-        token, secret = api_tokens.create_token(
-            account, name, by=request.user, ip=client_ip(request)
-        )
-    except LifecycleError as error:
-        return _page(request, account, status=400, error=str(error), name=name)
-    return _page(request, account, created=token, secret=secret)
+        return _page(request, account, ApiTokenForm(account=account))
+    form = ApiTokenForm(request.POST, account=account)
+    created = form.is_valid() and form.create(by=request.user, ip=client_ip(request))
+    if not created:
+        return _page(request, account, form, status=400)
+    token, secret = created
+    return _page(request, account, ApiTokenForm(account=account), created=token, secret=secret)
 
 
 @mssp_admin_view

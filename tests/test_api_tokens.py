@@ -35,7 +35,7 @@ def _call(slug, authorization=None):
 
 
 def test_mssp_admin_creates_a_token_and_sees_its_secret_once(admin_client, account, tokens_url):
-    response = admin_client.post(tokens_url, {"name": "Salesforce sync"})
+    response = admin_client.post(tokens_url, {"name": "Salesforce sync", "scope": "sync"})
 
     assert response.status_code == 200
     token = ApiToken.objects.get(portal_account=account)
