@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
-from accounts import audit, lifecycle
+from accounts import audit, email_changes, lifecycle
 from accounts.errors import LifecycleError
 from accounts.lifecycle import valid_email
 from accounts.models import EmailKind, LoginToken, OutboxEmail, TokenPurpose, User, UserState
@@ -55,7 +55,8 @@ class EmailTaken(LifecycleError):
 def follow_contact(user, contact, *, others=None):
     """Set the user's name and email from the contact (unsaved). Refuses an email another user
     of the account has (EmailTaken); `others` maps lower-cased emails to such users when the
-    caller looked them up in bulk."""
+    caller looked them up in bulk. A user with console rights keeps their email: the new one
+    waits for confirmation (accounts.email_changes), saved with the user as `pending_email`."""
     email = valid_email(contact.email) or user.email
     if email != user.email:
         if others is not None:
@@ -73,7 +74,10 @@ def follow_contact(user, contact, *, others=None):
                 "CRM first."
             )
     user.name = contact.name
-    user.email = email
+    if email_changes.holds_changes(user):
+        user.pending_email = "" if email == user.email else email
+        return user
+    user.email, user.pending_email = email, ""
     return user
 
 
@@ -141,10 +145,11 @@ class Followed:
     before: dict
     after: dict
     done: dict | None
+    held: dict | None = None
 
     @property
     def note(self):
-        return email_change_note(self.done)
+        return email_change_note(self.done) + email_changes.note(self.held)
 
 
 def settle_follow(user, before, after):
@@ -154,7 +159,10 @@ def settle_follow(user, before, after):
     done = settle_email_change(user, before["email"])
     if done is not None:
         after = {**after, "email_change": done}
-    return Followed(before, after, done)
+    held = email_changes.settle(user, before.get("pending_email", ""))
+    if held is not None:
+        after = {**after, "email_change_held": held}
+    return Followed(before, after, done, held)
 
 
 def _user_snapshot(user):
@@ -162,6 +170,7 @@ def _user_snapshot(user):
         "contact_id": user.contact.contact_id if user.contact_id else None,
         "name": user.name,
         "email": user.email,
+        **({"pending_email": user.pending_email} if user.pending_email else {}),
     }
 
 
@@ -172,7 +181,7 @@ def repoint_user(user, contact):
     before = _user_snapshot(user)
     follow_contact(user, contact)
     user.contact = contact
-    user.save(update_fields=["contact", "name", "email"])
+    user.save(update_fields=["contact", "name", "email", "pending_email"])
     return settle_follow(user, before, _user_snapshot(user))
 
 

@@ -199,9 +199,9 @@ def _upsert(account, rows, errors, by, ip):
             [contact for _, contact, _ in to_update], [*sorted(changed_fields), "updated_at"]
         )
     if followers:
-        User.objects.bulk_update([user for user, _ in followers], ["name", "email"])
+        User.objects.bulk_update([user for user, _ in followers], FOLLOWED_FIELDS)
     for user, before in followers:
-        followed = mirror.settle_follow(user, before, {"name": user.name, "email": user.email})
+        followed = mirror.settle_follow(user, before, _followed(user))
         audit.record(
             "user_follows_contact",
             by=by,
@@ -234,16 +234,28 @@ def _users_following(account, to_update, errors):
     }
     followers = []
     for user in users:
-        before = {"name": user.name, "email": user.email}
+        before = _followed(user)
         try:
             mirror.follow_contact(user, user.contact, others=holders)
         except LifecycleError as error:
             errors.add(touched[user.contact_id].index, "email", str(error))
             continue
         holders[user.email] = user
-        if before != {"name": user.name, "email": user.email}:
+        if user.pending_email:
+            holders[user.pending_email] = user
+        if before != _followed(user):
             followers.append((user, before))
     return followers
+
+
+FOLLOWED_FIELDS = ["name", "email", "pending_email"]
+
+
+def _followed(user):
+    followed = {"name": user.name, "email": user.email}
+    if user.pending_email:
+        followed["pending_email"] = user.pending_email
+    return followed
 
 
 # --- delete and restore ---

@@ -5,8 +5,9 @@ a log file must never hold a usable sign-in link."""
 import logging
 import re
 
-# /p/<slug>/activate|reset|link|magic/<secret>/ : the portal's token pages (portal.urls).
-TOKEN_PATH = re.compile(r"(/p/[^/\s]+/(?:activate|reset|link|magic)/)[^/\s\"']+")
+# /p/<slug>/activate|reset|link|magic|confirm-email/<secret>/ : the portal's token pages
+# (portal.urls).
+TOKEN_PATH = re.compile(r"(/p/[^/\s]+/(?:activate|reset|link|magic|confirm-email)/)[^/\s\"']+")
 
 
 def redact(text):

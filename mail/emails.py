@@ -16,10 +16,12 @@ SUBJECTS = {
     EmailKind.ACCESS_RESTORED: "Your access to {portal} is restored",
     EmailKind.LOGIN_LINK: "Your sign-in link for {portal}",
     EmailKind.LOGIN_CODE: "Your sign-in code for {portal}",
+    EmailKind.EMAIL_CHANGE_CONFIRM: "Confirm your new sign-in email for {portal}",
+    EmailKind.EMAIL_CHANGE_NOTICE: "Your sign-in email for {portal} is about to change",
 }
 
 # kind -> (token purpose, portal URL name that redeems it; None: the email carries a code that
-# the person types on the page where they asked for it)
+# the person types on the page where they asked for it). A notice carries no credential at all.
 LINKS = {
     EmailKind.INVITATION: (TokenPurpose.ACTIVATION, "portal-activate"),
     EmailKind.REINVITATION: (TokenPurpose.ACTIVATION, "portal-activate"),
@@ -27,6 +29,8 @@ LINKS = {
     EmailKind.ACCESS_RESTORED: (TokenPurpose.LOGIN_EMAIL, "portal-link"),
     EmailKind.LOGIN_LINK: (TokenPurpose.LOGIN_EMAIL, "portal-link"),
     EmailKind.LOGIN_CODE: (TokenPurpose.LOGIN_CODE, None),
+    EmailKind.EMAIL_CHANGE_CONFIRM: (TokenPurpose.EMAIL_CHANGE, "portal-confirm-email"),
+    EmailKind.EMAIL_CHANGE_NOTICE: (None, None),
 }
 
 
@@ -42,6 +46,8 @@ def _describe_lifetime(delta):
 
 
 def _credential(user, account, purpose, url_name, target):
+    if purpose is None:
+        return {}
     if url_name is None:
         return {"code": tokens.issue_code(user)}
     secret = tokens.issue(user, purpose, target=target)
@@ -59,7 +65,7 @@ def build_message(row):
     context = {
         "user": user,
         "portal_name": account.name,
-        "expires_in": _describe_lifetime(settings.TOKEN_LIFETIMES[purpose]),
+        "expires_in": _describe_lifetime(settings.TOKEN_LIFETIMES[purpose]) if purpose else "",
         "target": target,
         **row.context,
         **_credential(user, account, purpose, url_name, target),

@@ -14,15 +14,16 @@ _FAMILIES = {
 }
 
 
-def queue_email(user, kind, **context):
-    """Write an outbox row for the user; Celery gets it when the surrounding transaction commits."""
+def queue_email(user, kind, *, to=None, **context):
+    """Write an outbox row for the user (to their address, or to `to`); Celery gets it when the
+    surrounding transaction commits."""
     OutboxEmail.objects.filter(
         user=user, status=OutboxEmail.Status.PENDING, kind__in=_FAMILIES.get(kind, [kind])
     ).update(status=OutboxEmail.Status.CANCELLED, last_error="Replaced by a newer email.")
     row = OutboxEmail.objects.create(
         portal_account=user.portal_account,
         user=user,
-        to_email=user.email,
+        to_email=to or user.email,
         kind=kind,
         context=context,
         queued_at=timezone.now(),

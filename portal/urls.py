@@ -14,6 +14,7 @@ urlpatterns = [
     path("activate/<str:token>/", views.activate, name="portal-activate"),
     path("reset/<str:token>/", views.reset, name="portal-reset"),
     path("link/<str:token>/", views.link, name="portal-link"),
+    path("confirm-email/<str:token>/", views.confirm_email, name="portal-confirm-email"),
     path(
         "magic/<str:token>/",
         views.link,

@@ -10,7 +10,7 @@ from django.contrib.auth.forms import SetPasswordForm
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 
-from accounts import lifecycle, sign_in_guard, tokens
+from accounts import email_changes, lifecycle, sign_in_guard, tokens
 from accounts.backends import PortalBackend
 from accounts.errors import InvalidToken, LifecycleError
 from accounts.models import PortalAccount, TokenPurpose, UserState
@@ -315,3 +315,24 @@ def link(request, slug, token, purpose=TokenPurpose.LOGIN_EMAIL):
         target = f"?section={used.target}" if used.target in SECTIONS else ""
         return redirect(f"{account.portal_path()}{target}")
     return render(request, "portal/link_confirm.html", {"account": account, "person": found.user})
+
+
+@require_http_methods(PAGE_METHODS)
+def confirm_email(request, slug, token):
+    """The link sent to a new sign-in email that waits for confirmation (an account admin's,
+    changed in the CRM: accounts.email_changes)."""
+    found, account, failure = _token_page(request, slug, token, TokenPurpose.EMAIL_CHANGE)
+    if failure:
+        return failure
+    context = {"account": account, "person": found.user, "new_email": found.user.pending_email}
+    if request.method == "POST":
+        try:
+            user = email_changes.confirm(token, account, ip=client_ip(request))
+        except InvalidToken as error:
+            return _invalid_link(request, account, error, TokenPurpose.EMAIL_CHANGE)
+        except LifecycleError as error:
+            return render(
+                request, "portal/email_confirmed.html", {**context, "error": error}, status=409
+            )
+        return render(request, "portal/email_confirmed.html", {**context, "new_email": user.email})
+    return render(request, "portal/confirm_email.html", context)

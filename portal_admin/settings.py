@@ -217,6 +217,7 @@ TOKEN_LIFETIMES = {
     "magic_link": timedelta(minutes=env.int("MAGIC_LINK_LIFETIME_MINUTES", default=15)),
     "login_email": timedelta(minutes=env.int("LOGIN_EMAIL_LIFETIME_MINUTES", default=15)),
     "login_code": timedelta(minutes=env.int("LOGIN_CODE_LIFETIME_MINUTES", default=10)),
+    "email_change": timedelta(days=env.int("EMAIL_CHANGE_LIFETIME_DAYS", default=3)),
 }
 LOGIN_CODE_MAX_ATTEMPTS = env.int("LOGIN_CODE_MAX_ATTEMPTS", default=5)
 

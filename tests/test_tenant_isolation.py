@@ -77,6 +77,7 @@ NOT_TENANT_SCOPED = {
     "portal-request-code": "portal side",
     "portal-code": "portal side",
     "portal-forgot-password": "portal side",
+    "portal-confirm-email": "portal side",
     **API_URLS,
 }
 NOT_TENANT_SCOPED_NAMESPACES = {"admin": "Django admin under /support/ (MSSP staff only)"}

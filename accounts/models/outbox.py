@@ -8,6 +8,8 @@ class EmailKind(models.TextChoices):
     ACCESS_RESTORED = "access_restored", "Access restored"
     LOGIN_LINK = "login_link", "Login link"
     LOGIN_CODE = "login_code", "One-time code"
+    EMAIL_CHANGE_CONFIRM = "email_change_confirm", "Confirm a new sign-in email"
+    EMAIL_CHANGE_NOTICE = "email_change_notice", "Sign-in email change notice"
 
 
 class OutboxEmail(models.Model):

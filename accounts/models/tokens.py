@@ -7,6 +7,7 @@ class TokenPurpose(models.TextChoices):
     MAGIC_LINK = "magic_link", "Magic link"
     LOGIN_EMAIL = "login_email", "Login email"
     LOGIN_CODE = "login_code", "One-time code"
+    EMAIL_CHANGE = "email_change", "Email change"
 
 
 class LoginToken(models.Model):

@@ -1,0 +1,92 @@
+"""A new sign-in email from the CRM for a user with console rights (a portal account's admin).
+
+A portal user's email follows their CRM contact. For an account admin that email is also the
+console identity, so a CRM editor (or a sync) that changed it, followed by "forgot password" at
+the new address, would hand the console to whoever holds that mailbox. So the new address does
+not replace the old one at once: it waits on the user (`pending_email`), the old address is told,
+and the new one gets a link to prove it is theirs. Until that link is used, sign-in, password
+resets and every email go to the old address."""
+
+import hashlib
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts import audit, lifecycle, tokens
+from accounts.errors import LifecycleError
+from accounts.models import EmailKind, OutboxEmail, TokenPurpose, User
+from mail import outbox
+
+_CHANGE_MAILS = (EmailKind.EMAIL_CHANGE_CONFIRM, EmailKind.EMAIL_CHANGE_NOTICE)
+
+
+def holds_changes(user):
+    """Whether a new email from the CRM must wait for confirmation."""
+    return user.is_account_admin
+
+
+def target_of(email):
+    """What a confirmation link carries: which address it confirms (a digest, since a link's
+    target is short and the address is no business of the token table)."""
+    return "email:" + hashlib.sha256(email.lower().encode()).hexdigest()[:40]
+
+
+def settle(user, old_pending):
+    """After saving a user whose pending email changed (in the same transaction): the links and
+    emails for the earlier pending address die; a new pending address gets its confirmation and
+    the current address a notice. Returns what it did for the audit event, or None."""
+    if user.pending_email == old_pending:
+        return None
+    OutboxEmail.objects.filter(
+        user=user, status=OutboxEmail.Status.PENDING, kind__in=_CHANGE_MAILS
+    ).update(status=OutboxEmail.Status.CANCELLED, last_error="The pending email changed.")
+    tokens.revoke(user, [TokenPurpose.EMAIL_CHANGE])
+    if not user.pending_email:
+        return {"held_email": None, "withdrawn": old_pending}
+    new = user.pending_email
+    outbox.queue_email(user, EmailKind.EMAIL_CHANGE_NOTICE, new_email=new)
+    outbox.queue_email(user, EmailKind.EMAIL_CHANGE_CONFIRM, to=new, target=target_of(new))
+    return {"held_email": new, "withdrawn": old_pending or None}
+
+
+def note(held):
+    if held is None:
+        return ""
+    if held["held_email"] is None:
+        return f" The sign-in email change to {held['withdrawn']} was withdrawn."
+    return (
+        f" The sign-in email stays until {held['held_email']} confirms it (account admin): a "
+        "confirmation link went to the new address and a notice to the current one."
+    )
+
+
+@transaction.atomic
+def confirm(secret, portal_account, *, ip=None):
+    """Use a confirmation link: the pending address becomes the user's sign-in email. Whatever
+    was on its way to the old address, and every live link, dies with the change. Raises
+    InvalidToken for a dead link, LifecycleError when the change can no longer be made."""
+    used = tokens.redeem(secret, TokenPurpose.EMAIL_CHANGE, portal_account)
+    user = User.objects.select_for_update().get(pk=used.user_id)
+    if not user.pending_email or target_of(user.pending_email) != used.target:
+        raise LifecycleError("This link is for an email change that was replaced or withdrawn.")
+    old, new = user.email, user.pending_email
+    taken = LifecycleError(f"{new} is already the email of another user of this portal.")
+    if User.objects.filter(portal_account=portal_account, email=new).exclude(pk=user.pk).exists():
+        raise taken
+    user.email, user.pending_email = new, ""
+    try:
+        with transaction.atomic():
+            user.save(update_fields=["email", "pending_email"])
+    except IntegrityError:  # taken between the check and the save
+        raise taken from None
+    stopped = lifecycle.stop_mail_and_links(user, "The user's email changed.")
+    audit.record(
+        "confirm_email_change",
+        by=user,
+        subject=user,
+        before={"email": old},
+        after={"email": new, **stopped},
+        ip=ip,
+        detail=f"{new} confirmed as the new sign-in email at {timezone.now():%Y-%m-%d %H:%M}.",
+    )
+    return user

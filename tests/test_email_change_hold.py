@@ -1,0 +1,126 @@
+"""No console takeover through the CRM: a new email from the CRM for an account admin does not
+move their sign-in identity until the new address proves itself; the old address is told, and
+"forgot password" at the new address opens nothing."""
+
+import re
+
+import pytest
+from django.core import mail
+
+from accounts.models import AuditEvent, User
+from helpers.log_redaction import redact
+from tests.factories import PASSWORD, PortalUserFactory
+from tests.test_sync_endpoint import upsert
+
+NEW = "attacker@evil.example"
+
+
+@pytest.fixture
+def ada(account_admin):
+    return account_admin
+
+
+@pytest.fixture
+def sync(api_client, django_capture_on_commit_callbacks):
+    def change_email(user, email):
+        with django_capture_on_commit_callbacks(execute=True):
+            response = upsert(
+                api_client,
+                {"contact_id": user.contact.contact_id, "name": user.name, "email": email},
+            )
+        assert response.status_code == 200, response.content
+        return User.objects.get(pk=user.pk)
+
+    return change_email
+
+
+def confirmation_path():
+    message = next(m for m in mail.outbox if m.to == [NEW])
+    return re.search(r"https?://[^/\s]+(/p/\S+/confirm-email/\S+/)", message.body).group(1)
+
+
+def test_a_crm_email_change_for_an_account_admin_waits_for_the_new_address(ada, sync):
+    user = sync(ada, NEW)
+
+    assert (user.email, user.pending_email) == ("ada.admin@acme.example", NEW)
+    assert user.contact.email == NEW  # the mirror still follows the CRM
+    to_old = [m for m in mail.outbox if m.to == ["ada.admin@acme.example"]]
+    assert "is about to change" in to_old[0].subject
+    assert NEW in to_old[0].body
+    assert "/confirm-email/" in next(m for m in mail.outbox if m.to == [NEW]).body
+    event = AuditEvent.objects.get(action="user_follows_contact")
+    assert "stays until" in event.detail
+
+
+def test_forgot_password_at_the_new_address_opens_nothing(ada, sync, client):
+    sync(ada, NEW)
+    mail.outbox.clear()
+
+    client.post("/p/acme/forgot-password/", {"email": NEW})
+    console = client.post("/sign-in/", {"username": NEW, "password": PASSWORD})
+
+    assert mail.outbox == []
+    assert "_auth_user_id" not in client.session
+    assert console.status_code == 200
+
+
+def test_the_admin_still_signs_in_to_the_console_with_the_old_address(ada, sync, client):
+    sync(ada, NEW)
+    response = client.post("/sign-in/", {"username": ada.email, "password": PASSWORD})
+    assert response.status_code == 302
+
+
+def test_the_link_sent_to_the_new_address_moves_the_email(ada, sync, client):
+    sync(ada, NEW)
+    path = confirmation_path()
+
+    page = client.get(path)
+    assert f"Confirm {NEW}" in page.content.decode()
+    assert User.objects.get(pk=ada.pk).email == ada.email  # a link scanner's GET changes nothing
+
+    done = client.post(path)
+
+    assert done.status_code == 200
+    user = User.objects.get(pk=ada.pk)
+    assert (user.email, user.pending_email) == (NEW, "")
+    assert AuditEvent.objects.filter(action="confirm_email_change", subject_user=ada).exists()
+    assert client.post(path).status_code == 400  # once only
+
+
+def test_a_crm_that_changes_its_mind_withdraws_the_pending_change(ada, sync, client):
+    sync(ada, NEW)
+    path = confirmation_path()
+
+    user = sync(ada, "ada.admin@acme.example")
+
+    assert user.pending_email == ""
+    assert client.post(path).status_code == 400
+    assert User.objects.get(pk=ada.pk).email == "ada.admin@acme.example"
+
+
+def test_a_second_change_kills_the_first_link(ada, sync, client):
+    sync(ada, NEW)
+    first = confirmation_path()
+    sync(ada, "ada.new@acme.example")
+
+    assert client.post(first).status_code == 400
+    assert User.objects.get(pk=ada.pk).pending_email == "ada.new@acme.example"
+
+
+def test_a_portal_user_without_console_rights_still_follows_at_once(account, partner_role, sync):
+    jane = PortalUserFactory(portal_account=account, role=partner_role, email="jane@x.example")
+    user = sync(jane, "jane.roe@x.example")
+    assert (user.email, user.pending_email) == ("jane.roe@x.example", "")
+
+
+def test_the_confirmation_link_is_redacted_from_logs(ada, sync):
+    sync(ada, NEW)
+    path = confirmation_path()
+    secret = path.rstrip("/").rsplit("/", 1)[1]
+    assert secret not in redact(f"GET {path} HTTP/1.1")
+
+
+def test_the_contact_page_shows_the_change_waiting(ada, sync, admin_client):
+    sync(ada, NEW)
+    page = admin_client.get(f"/accounts/acme/contacts/{ada.contact.pk}/")
+    assert f"Changing to {NEW} once that address confirms it" in page.content.decode()
