@@ -42,6 +42,17 @@ def test_a_portal_sign_in_is_not_a_console_sign_in(client, account_admin):
     assert client.get(reverse("users", args=["acme"])).url.startswith(SIGN_IN)
 
 
+def test_a_portal_session_gets_the_sign_in_page_not_a_redirect_loop(client, account_admin):
+    client.force_login(account_admin, backend="accounts.backends.PortalBackend")
+    page = client.get(SIGN_IN)
+    assert page.status_code == 200
+    assert sign_in(client, account_admin.email).status_code == 302
+
+
+def test_a_console_session_skips_the_sign_in_page(admin_client):
+    assert admin_client.get(SIGN_IN).status_code == 302
+
+
 def test_a_disabled_account_admin_cannot_sign_in(client, account_admin):
     account_admin.state = UserState.DISABLED
     account_admin.save()
