@@ -6,7 +6,15 @@ through the same backend and throttle as the console's."""
 from django.contrib import admin
 
 from accounts.forms.sign_in import SupportSignInForm
-from accounts.models import AuditEvent, LoginToken, OutboxEmail, PortalAccount, Role, User
+from accounts.models import (
+    AuditEvent,
+    LoginToken,
+    OutboxEmail,
+    PortalAccount,
+    Role,
+    SignedInSession,
+    User,
+)
 
 admin.site.login_form = SupportSignInForm
 
@@ -91,3 +99,11 @@ class AuditEventAdmin(ReadOnlyAdmin):
     ]
     list_filter = ["action", "outcome"]
     search_fields = ["actor_label", "subject_label"]
+
+
+@admin.register(SignedInSession)
+class SignedInSessionAdmin(ReadOnlyAdmin):
+    list_display = ["user", "door", "ip_address", "created_at", "last_seen_at"]
+    list_filter = ["door"]
+    exclude = ["session_key"]
+    list_select_related = ["user"]

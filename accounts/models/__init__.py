@@ -1,6 +1,7 @@
 from accounts.models.audit import AuditEvent
 from accounts.models.outbox import EmailKind, OutboxEmail
 from accounts.models.portal_account import PortalAccount, Role, UserType
+from accounts.models.signed_in_session import SignedInSession
 from accounts.models.tokens import LoginToken, TokenPurpose
 from accounts.models.user import User, UserKind, UserState
 
@@ -11,6 +12,7 @@ __all__ = [
     "OutboxEmail",
     "PortalAccount",
     "Role",
+    "SignedInSession",
     "TokenPurpose",
     "User",
     "UserKind",

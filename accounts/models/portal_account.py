@@ -21,6 +21,8 @@ class PortalAccount(models.Model):
     partner_licenses = models.PositiveIntegerField(default=0, validators=[MinValueValidator(0)])
     customer_licenses = models.PositiveIntegerField(default=0, validators=[MinValueValidator(0)])
     employee_licenses = models.PositiveIntegerField(default=0, validators=[MinValueValidator(0)])
+    # The account's admin must set up a second factor (TOTP) before using the console.
+    require_two_factor = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
