@@ -2,20 +2,26 @@
 they may see at all."""
 
 from functools import wraps
+from urllib.parse import urlencode
 
 from django.contrib.auth import BACKEND_SESSION_KEY
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
+from django.shortcuts import redirect
+from django.urls import reverse
+from django_htmx.http import HttpResponseClientRedirect
 
-from accounts import actors
+from accounts import actors, two_factor
 from accounts.models import UserKind
 
 CONSOLE_BACKEND = "accounts.backends.ConsoleBackend"
+TWO_FACTOR_PAGES = {"verify": "two-factor-verify", "set_up": "two-factor-set-up"}
 
 
-def console_view(view):
-    """Signed in, and allowed into the console (MSSP staff or a portal account's admin)."""
+def password_checked_view(view):
+    """Signed in at the console with a password, whatever the second factor says: the pages
+    that ask for the code or set the app up."""
 
     @login_required
     @wraps(view)
@@ -29,6 +35,57 @@ def console_view(view):
         return view(request, *args, **kwargs)
 
     return wrapped
+
+
+def console_view(view):
+    """Signed in, allowed into the console (MSSP staff or a portal account's admin), and past
+    the second factor where the person has one or must have one."""
+
+    @password_checked_view
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        needed = two_factor.what_the_session_needs(request)
+        if needed is not None:
+            return _to_two_factor(request, TWO_FACTOR_PAGES[needed])
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+def step_up(request):
+    """Before the most dangerous actions (an API token, a new account admin, a magic link for
+    somebody else): None when the person entered a code in the last few minutes, else the
+    response that asks for one (or to set up a second factor, whoever the person is)."""
+    if not two_factor.is_on(request.user):
+        return _to_two_factor(request, "two-factor-set-up")
+    if not two_factor.fresh_enough(request):
+        return _to_two_factor(request, "two-factor-verify", step_up=True)
+    return None
+
+
+def fresh_code_view(view):
+    """A view that is a dangerous action as a whole (see step_up)."""
+
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        return step_up(request) or view(request, *args, **kwargs)
+
+    return wrapped
+
+
+def _to_two_factor(request, page, *, step_up=False):
+    # Back to the page the person was on: an HTMX request or a POST is no page to come back to.
+    if request.htmx:
+        back = request.htmx.current_url_abs_path
+    elif request.method == "GET":
+        back = request.get_full_path()
+    else:
+        back = request.META.get("HTTP_REFERER", "")
+    query = {"next": back} if back else {}
+    if step_up:
+        query["step_up"] = "1"
+    url = reverse(page) + ("?" + urlencode(query) if query else "")
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
 
 
 def is_mssp_admin(person):

@@ -2,7 +2,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from accounts.sign_in_view import SignInView
-from accounts.views import audit, dev_mail, home, portal_accounts, user_links, users
+from accounts.views import audit, dev_mail, home, portal_accounts, two_factor, user_links, users
 
 account = "accounts/<slug:slug>/"
 
@@ -10,6 +10,16 @@ urlpatterns = [
     path("", home.home, name="home"),
     path("sign-in/", SignInView.as_view(), name="login"),
     path("sign-out/", auth_views.LogoutView.as_view(), name="logout"),
+    # The second factor: a code after the password, the authenticator app and recovery codes.
+    path("sign-in/code/", two_factor.verify, name="two-factor-verify"),
+    path("account/two-factor/", two_factor.manage, name="two-factor"),
+    path("account/two-factor/set-up/", two_factor.set_up, name="two-factor-set-up"),
+    path(
+        "account/two-factor/recovery-codes/",
+        two_factor.recovery_codes,
+        name="two-factor-recovery-codes",
+    ),
+    path("account/two-factor/turn-off/", two_factor.turn_off, name="two-factor-turn-off"),
     path("dev/sent-mail/", dev_mail.sent_mail, name="sent-mail"),
     # Portal accounts (MSSP), their settings (MSSP admin) and dashboards.
     path("accounts/", portal_accounts.account_list, name="portal-accounts"),

@@ -10,7 +10,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import scoping
 from accounts.errors import LifecycleError
-from accounts.permissions import mssp_admin_view
+from accounts.permissions import mssp_admin_view, step_up
 from api import api_tokens
 from api.api_tokens import latest_expiry_date
 from api.forms import ApiTokenForm
@@ -43,6 +43,9 @@ def token_list(request, slug):
     account = scoping.get_portal_account(request.user, slug)
     if request.method == "GET":
         return _page(request, account, ApiTokenForm(account=account))
+    stepped_up = step_up(request)
+    if stepped_up:
+        return stepped_up
     form = ApiTokenForm(request.POST, account=account)
     created = form.is_valid() and form.create(by=request.user, ip=client_ip(request))
     if not created:

@@ -33,6 +33,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "template_partials",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "csp",
     "accounts",
     "contacts",
@@ -51,6 +54,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "portal_admin.security_headers.NoStoreWhenSignedInMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -165,6 +169,12 @@ CONTENT_SECURITY_POLICY = {
 }
 
 # --- Console sessions and sign-in throttling ---
+# A second factor (accounts/two_factor.py): MSSP staff must have one unless this is off; an
+# account's admin when the account's policy says so. Dangerous actions ask for a code again
+# when the last one is older than TWO_FACTOR_STEP_UP_MINUTES.
+TWO_FACTOR_REQUIRED_FOR_MSSP_STAFF = env.bool("TWO_FACTOR_REQUIRED_FOR_MSSP_STAFF", default=True)
+TWO_FACTOR_STEP_UP_MINUTES = env.int("TWO_FACTOR_STEP_UP_MINUTES", default=10)
+OTP_TOTP_ISSUER = env("OTP_TOTP_ISSUER", default="Portal Admin")
 CONSOLE_IDLE_TIMEOUT_MINUTES = env.int("CONSOLE_IDLE_TIMEOUT_MINUTES", default=30)
 CONSOLE_MAX_SESSION_HOURS = env.int("CONSOLE_MAX_SESSION_HOURS", default=12)
 # One throttle for every sign-in door (accounts/sign_in_guard.py): after SIGN_IN_MAX_FAILURES

@@ -158,13 +158,32 @@ def other_admin(other_account):
     )
 
 
+def console_sign_in(client, user):
+    """Sign `client` in at the console as `user` would: the password, then a code from their
+    authenticator app (MSSP staff must have one; see accounts/two_factor.py)."""
+    import time
+
+    from django_otp import DEVICE_ID_SESSION_KEY
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from accounts import two_factor
+
+    client.force_login(user, backend="accounts.backends.ConsoleBackend")
+    device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+    if device is None:
+        device = TOTPDevice.objects.create(user=user, name=two_factor.APP_NAME, confirmed=True)
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session[two_factor.VERIFIED_AT] = time.time()
+    session.save()
+    return client
+
+
 def _client_for(user):
     """Each persona gets a client of its own, so one test can act as several people."""
     from django.test import Client
 
-    client = Client()
-    client.force_login(user, backend="accounts.backends.ConsoleBackend")
-    return client
+    return console_sign_in(Client(), user)
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.models import AuditEvent, User
+from tests.conftest import console_sign_in
 from tests.factories import PortalUserFactory
 from tests.test_license_race import first_holds_the_seat_while_second_asks, outcome, race
 
@@ -41,9 +42,7 @@ def candidates(account, partner_role):
 
 
 def console_client(person):
-    client = Client()
-    client.force_login(person, backend="accounts.backends.ConsoleBackend")
-    return client
+    return console_sign_in(Client(), person)
 
 
 def test_a_seat_move_overtaken_by_another_is_409_and_changes_nothing(

@@ -9,6 +9,7 @@ from django.urls import reverse
 
 from accounts import lifecycle
 from accounts.models import EmailKind, OutboxEmail, User, UserKind, UserState, UserType
+from tests.browser import console_sign_in
 from tests.factories import PASSWORD, PortalUserFactory, StaffFactory
 
 pytest_plugins = ["tests.browser"]
@@ -82,9 +83,7 @@ def test_reinvite_and_disable_through_the_dialogs(
     page.goto(reverse("login"))
     accessibility.check(page, "sign-in page")
     screenshots.take(page, "sign-in")
-    page.get_by_label("Email").fill(technician.email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    console_sign_in(page, technician, PASSWORD)
     expect(page).to_have_url(re.compile(re.escape(reverse("portal-accounts")) + "$"))
     expect(page.get_by_text("Theo Tech")).to_be_visible()
     accessibility.check(page, "portal accounts list")

@@ -9,6 +9,7 @@ import pytest
 from django.urls import reverse
 
 from accounts.models import EmailKind, OutboxEmail, User, UserKind, UserState
+from tests.browser import console_sign_in
 from tests.factories import PASSWORD, ContactFactory, StaffFactory
 
 pytest_plugins = ["tests.browser"]
@@ -36,10 +37,7 @@ def test_enable_a_contact_from_its_card(
     )
     ContactFactory(portal_account=account, name="Bruce Wayne", email="bruce@example.com")
 
-    page.goto(reverse("login"))
-    page.get_by_label("Email").fill(technician.email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    console_sign_in(page, technician, PASSWORD)
     expect(page).to_have_url(re.compile(re.escape(reverse("portal-accounts")) + "$"))
 
     # The account's Contacts page, searched for Jane (an HTMX swap of the results).

@@ -9,6 +9,7 @@ import pytest
 from django.urls import reverse
 
 from accounts.models import UserKind
+from tests.browser import console_sign_in
 from tests.factories import PASSWORD, ContactFactory, PortalUserFactory, StaffFactory
 
 pytest_plugins = ["tests.browser"]
@@ -75,10 +76,7 @@ def test_the_console_runs_under_its_content_security_policy(
     page.set_viewport_size({"width": 1366, "height": 900})
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
 
-    page.goto(reverse("login"))
-    page.get_by_label("Email").fill(admin.email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    console_sign_in(page, admin, PASSWORD)
     expect(page).to_have_url(re.compile(re.escape(reverse("portal-accounts")) + "$"))
     # The seat bars are SVG now, no inline style: one is drawn per user type.
     expect(page.locator("svg.bar rect").first).to_be_attached()

@@ -10,6 +10,7 @@ from django.core import mail
 from django.urls import reverse
 
 from accounts.models import EmailKind, OutboxEmail, User, UserState
+from tests.browser import console_sign_in
 from tests.factories import PASSWORD
 
 pytest_plugins = ["tests.browser"]
@@ -43,10 +44,7 @@ def test_from_invite_in_the_console_to_a_signed_in_portal_user(
     page = browser_page
 
     # The technician invites Katherine from the account's Users page.
-    page.goto(reverse("login"))
-    page.get_by_label("Email").fill(technician.email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    console_sign_in(page, technician, PASSWORD)
     expect(page.get_by_text(technician.name)).to_be_visible()
     page.goto(reverse("users", args=[account.slug]))
     page.get_by_role("link", name="Add user").click()

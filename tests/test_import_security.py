@@ -19,6 +19,7 @@ from django.utils import timezone
 from imports import csv_reader, tasks
 from imports.csv_reader import CsvError, read_csv
 from imports.models import ImportJob
+from tests.conftest import console_sign_in
 from tests.factories import RoleFactory
 from tests.samples import load_world, sample_path
 
@@ -216,9 +217,7 @@ def test_a_file_at_the_limit_is_still_accepted(technician_client, account, setti
 
 @pytest.fixture
 def csrf_client(technician):
-    client = Client(enforce_csrf_checks=True)
-    client.force_login(technician, backend="accounts.backends.ConsoleBackend")
-    return client
+    return console_sign_in(Client(enforce_csrf_checks=True), technician)
 
 
 def test_the_refusal_is_a_page_with_the_form_not_a_csrf_failure(

@@ -12,6 +12,7 @@ from django.urls import reverse
 from accounts.models import Role, User, UserState
 from imports import dry_runs, portal_users, tasks
 from imports.models import ImportJob
+from tests.conftest import console_sign_in
 from tests.factories import PortalAccountFactory, PortalUserFactory
 from tests.samples import load_world, sample_path
 
@@ -41,8 +42,7 @@ def acme_admin_client(world, client):
         name="Ada Admin",
         email="ada.admin@acme.example",
     )
-    client.force_login(admin, backend="accounts.backends.ConsoleBackend")
-    return client
+    return console_sign_in(client, admin)
 
 
 @pytest.fixture

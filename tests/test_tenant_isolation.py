@@ -32,6 +32,7 @@ from api import api_tokens
 from api.models import ApiToken
 from contacts.models import Contact
 from imports.models import ImportJob
+from tests.conftest import console_sign_in
 from tests.factories import ContactFactory, PortalUserFactory, RoleFactory
 
 # The CRM API under /api/v1/: an API token, not a console session, is the credential, so these
@@ -78,6 +79,11 @@ NOT_TENANT_SCOPED = {
     "portal-code": "portal side",
     "portal-forgot-password": "portal side",
     "portal-confirm-email": "portal side",
+    "two-factor-verify": "the person's own second factor, no tenant data",
+    "two-factor": "the person's own second factor",
+    "two-factor-set-up": "the person's own second factor",
+    "two-factor-recovery-codes": "the person's own second factor",
+    "two-factor-turn-off": "the person's own second factor",
     **API_URLS,
 }
 NOT_TENANT_SCOPED_NAMESPACES = {"admin": "Django admin under /support/ (MSSP staff only)"}
@@ -363,6 +369,8 @@ def _listing(lines, limit=40):
 
 
 def _client(user, backend="accounts.backends.ConsoleBackend"):
+    if backend == "accounts.backends.ConsoleBackend":
+        return console_sign_in(Client(), user)
     client = Client()
     client.force_login(user, backend=backend)
     return client

@@ -16,7 +16,7 @@ from django_htmx.http import retarget
 from accounts import audit, lifecycle, magic_links, scoping
 from accounts.errors import LifecycleError
 from accounts.models import LoginToken, TokenPurpose, UserState
-from accounts.permissions import check_may_act_on, console_view
+from accounts.permissions import check_may_act_on, console_view, step_up
 from accounts.portal_sections import SECTIONS
 from helpers.client_ip import client_ip
 
@@ -81,6 +81,9 @@ def links(request, slug, user_id):
     account, target = _target_user(request, slug, user_id)
     if request.method != "POST":
         return _render(request, _context(request, account, target))
+    stepped_up = step_up(request)
+    if stepped_up:
+        return stepped_up
     section = request.POST.get("section", "")
     try:
         issued = lifecycle.issue_magic_link(

@@ -15,7 +15,7 @@ from django_htmx.http import push_url, retarget
 from accounts import lifecycle, scoping
 from accounts.errors import LifecycleError
 from accounts.forms.users import AddUserForm, ChangeRoleForm
-from accounts.permissions import check_may_act_on, console_view, may_move_admin_seat
+from accounts.permissions import check_may_act_on, console_view, may_move_admin_seat, step_up
 from accounts.user_actions import ACTIONS, BULK_ACTIONS, bulk_actions_for, row_actions
 from accounts.user_listing import SORTS, Listing, tab_counts
 from helpers.client_ip import client_ip
@@ -80,8 +80,12 @@ def user_action(request, slug, user_id, action):
     if action is None:
         raise Http404
     check_may_act_on(request.user, target)
-    if action.name == "make-admin" and not may_move_admin_seat(request.user):
-        raise PermissionDenied("Only MSSP staff can move the account admin seat.")
+    if action.name == "make-admin":
+        if not may_move_admin_seat(request.user):
+            raise PermissionDenied("Only MSSP staff can move the account admin seat.")
+        stepped_up = step_up(request)
+        if stepped_up:
+            return stepped_up
     listing = Listing.from_params(request.POST if request.method == "POST" else request.GET)
     form = None
     if action.needs_role:

@@ -14,7 +14,7 @@ from django_htmx.http import retarget
 
 from accounts import lifecycle, magic_links, scoping
 from accounts.errors import LifecycleError
-from accounts.permissions import check_may_act_on, console_view, may_act_on
+from accounts.permissions import check_may_act_on, console_view, may_act_on, step_up
 from accounts.portal_sections import SECTIONS
 from contacts.card_actions import (
     CARD_ACTIONS,
@@ -180,6 +180,9 @@ def _user_action(request, account, contact, user, action):
 def _magic_link(request, account, contact, user):
     if request.method != "POST":
         return redirect("contact", slug=account.slug, contact_pk=contact.pk)
+    stepped_up = step_up(request)
+    if stepped_up:
+        return stepped_up
     section = request.POST.get("section", "")
     try:
         issued = lifecycle.issue_magic_link(
