@@ -1,11 +1,11 @@
 """The Django admin for support staff: read-only. Every change to what the console manages
 (accounts, licenses, roles, users) goes through the console, which checks the rules (reserved
 slugs, the license cap) and writes the audit event; here staff look things up. Its sign-in goes
-through the same backend and throttle as the console's."""
+through the same backend, throttle and second factor as the console's
+(portal_admin/support_admin.py)."""
 
 from django.contrib import admin
 
-from accounts.forms.sign_in import SupportSignInForm
 from accounts.models import (
     AuditEvent,
     LoginToken,
@@ -15,8 +15,6 @@ from accounts.models import (
     SignedInSession,
     User,
 )
-
-admin.site.login_form = SupportSignInForm
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

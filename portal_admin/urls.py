@@ -1,9 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
 
-admin.site.site_header = "Portal Admin — support"
-admin.site.site_title = "Portal Admin support"
-
 urlpatterns = [
     path("", include("accounts.urls")),
     path("", include("imports.urls")),

@@ -1,0 +1,31 @@
+"""The Django admin as support staff's read-only lookup (/support/): signed in through the
+console's backend, throttle and second factor, like the console itself."""
+
+from urllib.parse import urlencode
+
+from django.contrib import admin
+from django.shortcuts import redirect
+from django.urls import reverse
+
+from accounts import two_factor
+from accounts.forms.sign_in import SupportSignInForm
+from accounts.permissions import TWO_FACTOR_PAGES
+
+
+class SupportAdminSite(admin.AdminSite):
+    site_header = "Portal Admin — support"
+    site_title = "Portal Admin support"
+    login_form = SupportSignInForm
+
+    def has_permission(self, request):
+        return super().has_permission(request) and not two_factor.what_the_session_needs(request)
+
+    def login(self, request, extra_context=None):
+        # Staff who typed their password still owe their code: the console's page asks for it.
+        user = request.user
+        if request.method == "GET" and user.is_active and user.is_staff:
+            needed = two_factor.what_the_session_needs(request)
+            if needed:
+                back = request.GET.get("next") or reverse("admin:index")
+                return redirect(f"{reverse(TWO_FACTOR_PAGES[needed])}?{urlencode({'next': back})}")
+        return super().login(request, extra_context)
