@@ -162,6 +162,10 @@ def _matching_device(user, code):
     code = "".join((code or "").split())
     app = app_of(user)
     if app is not None and code.isdigit() and len(code) == 6:
+        allowed, _ = app.verify_is_allowed()
+        if not allowed:
+            # django-otp's own delay after a wrong code (doubling from a second): not a guess.
+            raise LifecycleError("Wait a few seconds after a wrong code, then enter the new one.")
         with transaction.atomic():
             return app if app.verify_token(code) else None
     with transaction.atomic():

@@ -103,11 +103,24 @@ def test_wrong_codes_go_through_the_sign_in_throttle(mssp_admin):
     client = password_only(mssp_admin)
     for _ in range(5):
         client.post(VERIFY, {"code": "123456"})
+        # A patient guesser: django-otp's own delay after a wrong code has passed.
+        TOTPDevice.objects.filter(pk=device.pk).update(throttling_failure_timestamp=None)
 
     response = client.post(VERIFY, {"code": authenticator_code(device)})
 
     assert response.status_code == 429
     assert "Too many failed sign-in attempts" in response.content.decode()
+
+
+def test_a_code_right_after_a_wrong_one_waits_a_moment(mssp_admin):
+    device = app_for(mssp_admin)
+    client = password_only(mssp_admin)
+    client.post(VERIFY, {"code": "123456"})
+
+    response = client.post(VERIFY, {"code": authenticator_code(device)})
+
+    assert response.status_code == 400
+    assert "Wait a few seconds" in response.content.decode()
 
 
 def test_a_recovery_code_works_once(mssp_admin):
