@@ -255,3 +255,23 @@ def test_the_next_page_never_leaves_the_site(mssp_admin):
 @pytest.mark.parametrize("page", ["two-factor", "two-factor-set-up"])
 def test_the_pages_answer_signed_in_staff(admin_client, page):
     assert admin_client.get(reverse(page)).status_code in (200, 302)
+
+
+def test_an_mssp_admin_sets_the_accounts_policy_in_its_settings(admin_client, account):
+    url = reverse("portal-account-settings", args=[account.slug])
+    form = {
+        "name": account.name,
+        "slug": account.slug,
+        "partner_licenses": account.partner_licenses,
+        "customer_licenses": account.customer_licenses,
+        "employee_licenses": account.employee_licenses,
+        "require_two_factor": "on",
+    }
+    assert "must sign in with two-factor" in admin_client.get(url).content.decode()
+
+    admin_client.post(url, form)
+
+    account.refresh_from_db()
+    assert account.require_two_factor
+    event = AuditEvent.objects.get(action="update_portal_account")
+    assert event.after == {"require_two_factor": True}

@@ -11,7 +11,14 @@ from django.utils.text import slugify
 from accounts import audit, licenses, scoping
 from accounts.models import PortalAccount, Role, UserType
 
-ACCOUNT_FIELDS = ["name", "slug", "partner_licenses", "customer_licenses", "employee_licenses"]
+ACCOUNT_FIELDS = [
+    "name",
+    "slug",
+    "partner_licenses",
+    "customer_licenses",
+    "employee_licenses",
+    "require_two_factor",
+]
 # More seats than any real contract; it keeps a typo from overflowing the database column.
 MAX_LICENSES = 1_000_000
 # Slugs that would shadow a console URL under /accounts/ (accounts/new/ is the create page).
@@ -64,9 +71,12 @@ class PortalAccountForm(forms.ModelForm):
             "partner_licenses": "Partner licenses",
             "customer_licenses": "Customer licenses",
             "employee_licenses": "Employee licenses",
+            "require_two_factor": "The account admin must sign in with two-factor",
         }
         help_texts = {
             "slug": "Lowercase letters, numbers and hyphens; the portal is at /p/<name>/.",
+            "require_two_factor": "An authenticator app code after the password, at every "
+            "console sign-in; an admin without one sets it up at their next sign-in.",
         }
 
     def __init__(self, *args, instance=None, **kwargs):
