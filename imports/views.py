@@ -24,6 +24,7 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from accounts import scoping
 from accounts.models import UserType
 from accounts.permissions import console_view
+from helpers.file_uploads import without_refusal
 from helpers.spreadsheet_safety import neutralise_row
 from imports import contacts_import, dry_runs, pipeline, portal_users
 from imports.column_mapping import PORTAL_USER_FIELDS, MappingError, auto_map, map_columns
@@ -126,7 +127,7 @@ def job_new(request, slug):
     limit = FileSizeLimit(request, max_bytes=settings.IMPORT_MAX_BYTES)
     # Assigned, not inserted: Django raises if the body was already read, which would mean the
     # limit silently did nothing.
-    request.upload_handlers = [limit, *request.upload_handlers]
+    request.upload_handlers = [limit, *without_refusal(request.upload_handlers)]
     return _job_new(request, slug, limit)
 
 

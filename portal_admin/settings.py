@@ -63,6 +63,12 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "portal_admin.urls"
+# Files are taken only by the views that ask for them (helpers/file_uploads.py).
+FILE_UPLOAD_HANDLERS = [
+    "helpers.file_uploads.RefuseFiles",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 WSGI_APPLICATION = "portal_admin.wsgi.application"
 
 TEMPLATES = [
