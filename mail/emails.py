@@ -70,7 +70,9 @@ def build_message(row):
         **row.context,
         **_credential(user, account, purpose, url_name, target),
     }
-    subject = SUBJECTS[row.kind].format(portal=account.name)
+    # The account name is refused with line breaks at input; one saved before that rule must not
+    # make the mail library refuse every email of the account (BadHeaderError) for ever.
+    subject = " ".join(SUBJECTS[row.kind].format(portal=account.name).split())
     text = render_to_string(f"emails/{row.kind}.txt", context)
     html = render_to_string(f"emails/{row.kind}.html", context)
     message = EmailMultiAlternatives(subject, text, settings.DEFAULT_FROM_EMAIL, [row.to_email])

@@ -286,3 +286,15 @@ def test_a_session_dropped_while_idle_is_replaced_before_the_email_is_sent(
     row = OutboxEmail.objects.get(pk=second.pk)
     assert (row.attempts, row.last_error) == (1, "")  # not counted as a failed attempt
     assert len(mail_server.sessions) == 2
+
+
+def test_a_line_break_in_an_older_account_name_does_not_stop_its_emails(account):
+    from accounts.models import PortalAccount
+
+    PortalAccount.objects.filter(pk=account.pk).update(name="Acme\r\nBcc: evil@example.com")
+    user = PortalUserFactory(portal_account=account, contact=ContactFactory(portal_account=account))
+    row = outbox.queue_email(user, EmailKind.LOGIN_LINK)
+
+    assert delivery.deliver(row.pk) is True
+    assert mail.outbox[-1].subject == "Your sign-in link for Acme Bcc: evil@example.com"
+    assert "bcc" not in {header.lower() for header in mail.outbox[-1].extra_headers}
