@@ -83,9 +83,7 @@ def test_the_wait_is_capped(client, technician, clock, settings):
     assert sign_in(client, technician.email).status_code == 302
 
 
-def test_the_support_admin_login_counts_and_is_refused_like_the_console(
-    client, mssp_admin, clock
-):
+def test_the_support_admin_login_counts_and_is_refused_like_the_console(client, mssp_admin, clock):
     fail(client, mssp_admin.email, 3, door=SUPPORT_LOGIN)
     fail(client, mssp_admin.email, 2, door=SIGN_IN)
 
