@@ -9,8 +9,8 @@ from django.urls import reverse
 
 from accounts import lifecycle
 from accounts.models import EmailKind, OutboxEmail, User, UserKind, UserState, UserType
-from tests.browser import console_sign_in
 from tests.factories import PASSWORD, PortalUserFactory, StaffFactory
+from tests.signing_in import console_sign_in
 
 pytest_plugins = ["tests.browser"]
 pytestmark = [

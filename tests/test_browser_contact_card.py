@@ -9,8 +9,8 @@ import pytest
 from django.urls import reverse
 
 from accounts.models import EmailKind, OutboxEmail, User, UserKind, UserState
-from tests.browser import console_sign_in
 from tests.factories import PASSWORD, ContactFactory, StaffFactory
+from tests.signing_in import console_sign_in
 
 pytest_plugins = ["tests.browser"]
 pytestmark = [

@@ -9,8 +9,8 @@ import pytest
 from django.urls import reverse
 
 from accounts.models import UserKind
-from tests.browser import console_sign_in
 from tests.factories import PASSWORD, ContactFactory, PortalUserFactory, StaffFactory
+from tests.signing_in import console_sign_in
 
 pytest_plugins = ["tests.browser"]
 pytestmark = [

@@ -10,8 +10,8 @@ from django.core import mail
 from django.urls import reverse
 
 from accounts.models import EmailKind, OutboxEmail, User, UserState
-from tests.browser import console_sign_in
 from tests.factories import PASSWORD
+from tests.signing_in import console_sign_in
 
 pytest_plugins = ["tests.browser"]
 pytestmark = [

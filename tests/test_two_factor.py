@@ -13,8 +13,8 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from accounts import two_factor
 from accounts.models import AuditEvent
 from api.models import ApiToken
-from tests.browser import authenticator_code
 from tests.factories import PASSWORD, PortalUserFactory
+from tests.signing_in import authenticator_code
 
 SIGN_IN = reverse("login")
 VERIFY = reverse("two-factor-verify")
