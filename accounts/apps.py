@@ -6,3 +6,4 @@ class AccountsConfig(AppConfig):
 
     def ready(self):
         from accounts import checks  # noqa: F401 - registers the deployment checks
+        from accounts import sign_in_audit  # noqa: F401 - connects the sign-in receivers

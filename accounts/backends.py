@@ -1,7 +1,7 @@
 from django.contrib.auth.backends import ModelBackend
 from django.db.models import Q
 
-from accounts import sign_in_guard
+from accounts import sign_in_audit, sign_in_guard
 from accounts.models import User
 from helpers.client_ip import client_ip
 
@@ -63,8 +63,21 @@ class PortalBackend(ModelBackend):
         if portal_account is None or not email or password is None:
             return None
         identity = sign_in_guard.portal_identity(portal_account, email)
-        ip = _guarded(request, identity)
-        return _counted(self._check(portal_account, email, password), identity, ip)
+        # Called directly by the portal, so no user_login_failed: the audit events are ours.
+        attempt = {"door": "portal", "method": "password", "email": email}
+        try:
+            ip = _guarded(request, identity)
+        except sign_in_guard.LockedOut as locked_out:
+            sign_in_audit.refused(
+                request, **attempt, portal_account=portal_account, locked_out=locked_out
+            )
+            raise
+        user = self._check(portal_account, email, password)
+        if user is None:
+            sign_in_audit.refused(
+                request, **attempt, portal_account=portal_account, reason="wrong password"
+            )
+        return _counted(user, identity, ip)
 
     def _check(self, portal_account, email, password):
         email = email.strip().lower()

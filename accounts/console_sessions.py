@@ -3,7 +3,9 @@ that finds itself signed out sends the whole page to sign-in instead of swapping
 form into whatever element asked.
 
 Only sessions signed in through the console backend are limited; the portal's sessions have
-their own rules."""
+their own rules (accounts.portal_sessions). At the same once-a-minute rhythm as the idle clock,
+the session's SignedInSession row is told it was seen; a session whose row is gone was ended
+from another browser or by an admin, and is signed out."""
 
 from urllib.parse import urlsplit
 
@@ -16,11 +18,14 @@ from django.shortcuts import redirect, resolve_url
 from django.utils import timezone
 from django_htmx.http import HttpResponseClientRedirect
 
+from accounts import sign_in_audit, signed_in_sessions
+from accounts.models import SignedInSession
 from accounts.permissions import CONSOLE_BACKEND
 
 SIGNED_IN_AT = "console_signed_in_at"
 LAST_SEEN_AT = "console_last_seen_at"
 EXPIRED_MESSAGE = "Your session expired, please sign in again."
+ENDED_MESSAGE = "This session was ended from another browser or by an admin. Sign in again."
 # Writing the session on every request would cost a database write per click; the idle limit
 # tolerates being a minute late.
 LAST_SEEN_PRECISION_SECONDS = 60
@@ -49,6 +54,20 @@ def _expired(session, now):
     idle = settings.CONSOLE_IDLE_TIMEOUT_MINUTES * 60
     total = settings.CONSOLE_MAX_SESSION_HOURS * 60 * 60
     return now - session[LAST_SEEN_AT] > idle or now - session[SIGNED_IN_AT] > total
+
+
+def _row_seen(request):
+    """Tell the session's row it was seen; False when the row is gone (the session was ended)."""
+    if not request.user.is_authenticated:
+        return True  # nothing to keep track of: the auth middleware found nobody
+    return signed_in_sessions.seen(
+        request.session,
+        request.user,
+        door=SignedInSession.Door.CONSOLE,
+        ip=sign_in_audit.ip_of(request),
+        user_agent=sign_in_audit.user_agent(request),
+        now=timezone.now(),
+    )
 
 
 def _page_to_return_to(request):
@@ -83,12 +102,22 @@ class ConsoleSessionMiddleware:
             session = request.session
             if SIGNED_IN_AT not in session or LAST_SEEN_AT not in session:
                 _stamp(session, now)
+                ended = not _row_seen(request)
             elif _expired(session, now):
+                request.sign_out_reason = "session expired"
                 logout(request)
                 messages.info(request, EXPIRED_MESSAGE)
                 return _to_sign_in(request)
             elif now - session[LAST_SEEN_AT] >= LAST_SEEN_PRECISION_SECONDS:
                 session[LAST_SEEN_AT] = now
+                ended = not _row_seen(request)
+            else:
+                ended = False
+            if ended:
+                request.sign_out_reason = "session had been ended"
+                logout(request)
+                messages.info(request, ENDED_MESSAGE)
+                return _to_sign_in(request)
 
         response = self.get_response(request)
 

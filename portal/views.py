@@ -10,7 +10,7 @@ from django.contrib.auth.forms import SetPasswordForm
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 
-from accounts import email_changes, lifecycle, sign_in_guard, tokens
+from accounts import email_changes, lifecycle, sign_in_audit, sign_in_guard, tokens
 from accounts.backends import PortalBackend
 from accounts.errors import InvalidToken, LifecycleError
 from accounts.models import PortalAccount, TokenPurpose, UserState
@@ -34,6 +34,14 @@ def _portal_user(request, account):
     if user.is_authenticated and user.portal_account_id == account.pk:
         return user
     return None
+
+
+def _attempt(method, email):
+    return {"door": "portal", "method": method, "email": email}
+
+
+def _why_blocked(user):
+    return "contact deleted" if user.contact_deleted else f"user {user.get_state_display().lower()}"
 
 
 def _sign_in(request, user):
@@ -88,6 +96,9 @@ def login(request, slug):
     if user is None:
         return _login_page(request, account, WRONG_PASSWORD)
     if not user.is_active:
+        sign_in_audit.refused(
+            request, **_attempt("password", email), user=user, reason=_why_blocked(user)
+        )
         # Only after a correct password may the page admit the account exists. An unconfirmed
         # user has no usable password, so this is the disabled / contact-deleted case.
         return _login_page(
@@ -202,11 +213,16 @@ def code(request, slug):
     try:
         sign_in_guard.check(identity, ip)
     except sign_in_guard.LockedOut as locked_out:
+        attempt = _attempt("code", email)
+        sign_in_audit.refused(request, **attempt, portal_account=account, locked_out=locked_out)
         return _code_page(request, account, error=str(locked_out), status=429)
     user = email_requests.person(account, email)
     try:
         _check_code(account, user, email, entered)
     except InvalidToken as error:
+        sign_in_audit.refused(
+            request, **_attempt("code", email), portal_account=account, user=user, reason=str(error)
+        )
         sign_in_guard.failed(identity, ip)
         return _code_page(request, account, error=str(error))
     sign_in_guard.succeeded(identity)
@@ -310,6 +326,11 @@ def link(request, slug, token, purpose=TokenPurpose.LOGIN_EMAIL):
         except InvalidToken as error:
             return _invalid_link(request, account, error, purpose)
         if not used.user.is_active:
+            method = "magic_link" if purpose == TokenPurpose.MAGIC_LINK else "link"
+            attempt = _attempt(method, used.user.email)
+            sign_in_audit.refused(
+                request, **attempt, user=used.user, reason=_why_blocked(used.user)
+            )
             return _blocked(request, account)
         _sign_in(request, used.user)
         target = f"?section={used.target}" if used.target in SECTIONS else ""

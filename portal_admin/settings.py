@@ -60,6 +60,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "accounts.console_sessions.ConsoleSessionMiddleware",
+    "accounts.portal_sessions.PortalSessionMiddleware",
 ]
 
 ROOT_URLCONF = "portal_admin.urls"
@@ -183,6 +184,8 @@ TWO_FACTOR_STEP_UP_MINUTES = env.int("TWO_FACTOR_STEP_UP_MINUTES", default=10)
 OTP_TOTP_ISSUER = env("OTP_TOTP_ISSUER", default="Portal Admin")
 CONSOLE_IDLE_TIMEOUT_MINUTES = env.int("CONSOLE_IDLE_TIMEOUT_MINUTES", default=30)
 CONSOLE_MAX_SESSION_HOURS = env.int("CONSOLE_MAX_SESSION_HOURS", default=12)
+# Portal sessions end after this long without a request (accounts/portal_sessions.py).
+PORTAL_IDLE_TIMEOUT_MINUTES = env.int("PORTAL_IDLE_TIMEOUT_MINUTES", default=30)
 # One throttle for every sign-in door (accounts/sign_in_guard.py): after SIGN_IN_MAX_FAILURES
 # wrong passwords or codes for one identity, a wait of SIGN_IN_LOCKOUT_SECONDS that doubles with
 # each further failure (at most SIGN_IN_LOCKOUT_MAX_SECONDS). Per IP the limit is far higher: an
