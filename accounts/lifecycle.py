@@ -12,7 +12,7 @@ from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts import audit, licenses, tokens
+from accounts import audit, licenses, signed_in_sessions, tokens
 from accounts.errors import LifecycleError
 from accounts.models import EmailKind, TokenPurpose, User, UserKind, UserState, UserType
 from accounts.portal_sections import SECTIONS
@@ -195,6 +195,7 @@ def disable(user, *, by, ip=None):
     user.disabled_by = by
     user.save(update_fields=["state", "disabled_at", "disabled_by"])
     stop_mail_and_links(user, "The user was disabled.")
+    signed_in_sessions.end_all(user)
     audit.record(
         "disable", by=by, subject=user, ip=ip, before=before, after=audit.user_snapshot(user)
     )
@@ -248,6 +249,7 @@ def delete(user, *, by, ip=None):
         after={"state": "deleted"},
     )
     stop_mail_and_links(user, "The user was deleted.")
+    signed_in_sessions.end_all(user)
     user.delete()
 
 

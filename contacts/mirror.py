@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
-from accounts import audit, email_changes, lifecycle
+from accounts import audit, email_changes, lifecycle, signed_in_sessions
 from accounts.errors import LifecycleError
 from accounts.lifecycle import valid_email
 from accounts.models import EmailKind, LoginToken, OutboxEmail, TokenPurpose, User, UserState
@@ -113,6 +113,8 @@ def settle_email_change(user, old_email):
             invitation = (EmailKind.INVITATION, {})
     stopped = lifecycle.stop_mail_and_links(user, "The user's email changed.")
     done = {"old_email": old_email, **stopped}
+    # Whoever signed in with the old address must prove the new one: their portal sessions end.
+    done["portal_sessions_ended"] = signed_in_sessions.end_portal_sessions(user)
     done["invitation_sent_to"] = None
     if invitation is not None:
         kind, context = invitation

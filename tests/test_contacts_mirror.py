@@ -202,6 +202,7 @@ def test_a_move_to_another_email_stops_the_old_addresss_mail_and_links(
         "old_email": "ivy@old.example",
         "emails_cancelled": 1,
         "links_revoked": 1,
+        "portal_sessions_ended": 0,
         "invitation_sent_to": "janet@wayne.example",
     }
     assert "invitation sent again to janet@wayne.example" in event.detail

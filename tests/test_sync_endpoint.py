@@ -418,6 +418,7 @@ def test_an_email_change_stops_the_mail_and_links_of_the_old_address(api_client,
         "old_email": "jane@example.com",
         "emails_cancelled": 1,
         "links_revoked": 1,
+        "portal_sessions_ended": 0,
         "invitation_sent_to": None,
     }
     assert "1 pending email(s) cancelled, 1 sign-in link(s) revoked" in event.detail
