@@ -113,7 +113,7 @@ def settle_email_change(user, old_email):
             invitation = (EmailKind.INVITATION, {})
     stopped = lifecycle.stop_mail_and_links(user, "The user's email changed.")
     done = {"old_email": old_email, **stopped}
-    # Whoever signed in with the old address must prove the new one: their portal sessions end.
+    # A portal session may have begun from a link sent to the old address: it ends with it.
     done["portal_sessions_ended"] = signed_in_sessions.end_portal_sessions(user)
     done["invitation_sent_to"] = None
     if invitation is not None:

@@ -7,7 +7,7 @@ from django.db.models import Q
 from django.shortcuts import render
 from django.utils.cache import patch_vary_headers
 
-from accounts import scoping
+from accounts import scoping, sign_in_audit, signed_in_sessions
 from accounts.permissions import console_view, mssp_admin_view
 
 PAGE_SIZE = 50
@@ -23,6 +23,23 @@ ACTION_LABELS = {
     "change_role": "Changed role",
     "make_account_admin": "Made account admin",
     "remove_account_admin": "Removed account admin",
+    sign_in_audit.SIGN_IN: "Signed in",
+    sign_in_audit.SIGN_IN_FAILED: "Sign-in failed",
+    sign_in_audit.LOCKED_OUT: "Sign-in locked out",
+    sign_in_audit.SIGN_OUT: "Signed out",
+    signed_in_sessions.END_SESSIONS: "Ended sessions",
+}
+# Filters that pick several actions at once: ?action=sign-ins.
+ACTION_GROUPS = {
+    "sign-ins": ("All sign-in events", sign_in_audit.SIGN_IN_ACTIONS),
+    "sign-ins-refused": ("Failed sign-ins and lockouts", sign_in_audit.REFUSED_ACTIONS),
+}
+# Events whose door and method replace the list of changes.
+_SIGN_IN_EVENTS = {
+    sign_in_audit.SIGN_IN,
+    sign_in_audit.SIGN_IN_FAILED,
+    sign_in_audit.LOCKED_OUT,
+    sign_in_audit.SIGN_OUT,
 }
 FIELD_LABELS = {"is_account_admin": "account admin"}
 
@@ -66,7 +83,9 @@ def person(label):
 def _filtered(request, events):
     action = request.GET.get("action", "")
     who = request.GET.get("person", "").strip()
-    if action:
+    if action in ACTION_GROUPS:
+        events = events.filter(action__in=ACTION_GROUPS[action][1])
+    elif action:
         events = events.filter(action=action)
     if who:
         events = events.filter(Q(actor_label__icontains=who) | Q(subject_label__icontains=who))
@@ -85,11 +104,15 @@ def _render_log(request, events, context):
         event.changes = changes(event.before, event.after)
         event.actor_name, event.actor_email = person(event.actor_label or "system")
         event.subject_name, event.subject_email = person(event.subject_label)
+        event.device = signed_in_sessions.describe_device(event.user_agent)
+        if event.action in _SIGN_IN_EVENTS:
+            event.how, event.changes = sign_in_audit.describe(event), []
     context |= {
         "page": page,
         "filters": filters,
         "filter_query": urlencode({k: v for k, v in filters.items() if v}),
         "actions": [(action, action_label(action)) for action in action_choices],
+        "action_groups": [(value, label) for value, (label, _) in ACTION_GROUPS.items()],
     }
     partial = request.htmx and not request.htmx.history_restore_request
     response = render(request, "accounts/audit_log.html" + ("#rows" if partial else ""), context)

@@ -7,7 +7,7 @@ from django.db.models import Count
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from accounts import scoping, seat_usage
+from accounts import scoping, seat_usage, sign_in_audit
 from accounts.forms.portal_accounts import (
     PortalAccountForm,
     RoleForm,
@@ -89,6 +89,7 @@ def dashboard(request, slug):
             "blocked_names": list(blocked.values_list("name", flat=True)[:BLOCKED_NAMES_SHOWN]),
             "blocked_more": max(0, blocked_count - BLOCKED_NAMES_SHOWN),
             "near_limit_percent": seat_usage.NEAR_LIMIT_PERCENT,
+            "refused": sign_in_audit.refused_counts(scoping.audit_events(request.user, account)),
         },
     )
 
