@@ -3,6 +3,7 @@ from django.urls import path
 
 from accounts.sign_in_view import SignInView
 from accounts.views import audit, dev_mail, home, portal_accounts, two_factor, user_links, users
+from accounts.views import sessions as session_views
 
 account = "accounts/<slug:slug>/"
 
@@ -20,6 +21,16 @@ urlpatterns = [
         name="two-factor-recovery-codes",
     ),
     path("account/two-factor/turn-off/", two_factor.turn_off, name="two-factor-turn-off"),
+    # Your sign-ins and sessions: where you are signed in, ending any of it.
+    path("account/sessions/", session_views.my_sessions, name="my-sessions"),
+    path(
+        "account/sessions/end-others/",
+        session_views.end_other_sessions,
+        name="my-sessions-end-others",
+    ),
+    path(
+        "account/sessions/<int:session_id>/end/", session_views.end_session, name="my-session-end"
+    ),
     path("dev/sent-mail/", dev_mail.sent_mail, name="sent-mail"),
     # Portal accounts (MSSP), their settings (MSSP admin) and dashboards.
     path("accounts/", portal_accounts.account_list, name="portal-accounts"),

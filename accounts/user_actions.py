@@ -4,7 +4,7 @@ confirm dialog says it), for whom it shows, and which lifecycle function carries
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from accounts import lifecycle
+from accounts import lifecycle, signed_in_sessions
 from accounts.models import UserState
 from accounts.permissions import may_act_on, may_move_admin_seat
 
@@ -19,6 +19,31 @@ class UserAction:
     danger: bool = False
     needs_role: bool = False
     bulk: bool = False
+    # What the confirm dialog says, when it depends on more than the name.
+    consequence_for: Callable | None = None
+    question: str = "{label} {name}?"  # the confirm dialog's title
+
+    def ask(self, user):
+        return self.question.format(label=self.label, name=user.name)
+
+    def describe(self, user):
+        if self.consequence_for is not None:
+            return self.consequence_for(user)
+        return self.consequence.format(name=user.name)
+
+
+def _open_sessions_consequence(user):
+    count = signed_in_sessions.open_sessions(user).count()
+    if not count:
+        return (
+            f"{user.name} has no open sessions right now: nobody is signed in as them. Ending "
+            "sessions anyway also closes any that went idle."
+        )
+    sessions = "1 open session" if count == 1 else f"{count} open sessions"
+    return (
+        f"{user.name} has {sessions}. Every browser signed in as them is signed out at once and "
+        "has to sign in again; their account, password and links stay as they are."
+    )
 
 
 ACTIONS = {
@@ -76,6 +101,16 @@ ACTIONS = {
             bulk=True,
         ),
         UserAction(
+            "end-sessions",
+            "End sessions",
+            "signed out everywhere",
+            "{name} is signed out of every browser at once.",
+            lambda user, by, ip, role: signed_in_sessions.end_for_user(user, by=by, ip=ip),
+            danger=True,
+            consequence_for=_open_sessions_consequence,
+            question="End {name}'s sessions?",
+        ),
+        UserAction(
             "make-admin",
             "Make account admin",
             "made the account admin",
@@ -115,6 +150,7 @@ _BY_STATE = {
         "reset-password",
         "change-role",
         "send-login-email",
+        "end-sessions",
         "make-admin",
         "delete",
     ],
@@ -125,7 +161,7 @@ _BY_STATE = {
 
 # Whoever's contact is deleted cannot sign in until it is fixed (orphaned users): only what takes
 # their access away, or a role change, is offered; the lifecycle refuses the rest.
-CONTACT_DELETED_ACTIONS = {"disable", "delete", "change-role"}
+CONTACT_DELETED_ACTIONS = {"disable", "delete", "change-role", "end-sessions"}
 
 
 def row_actions(person, user):

@@ -11,6 +11,8 @@ from accounts.user_actions import ACTIONS, CONTACT_DELETED_ACTIONS
 # Giving the contact a user, and handing over a magic link, are the card's own forms.
 ENABLE = "invite"
 MAGIC_LINK = "magic-link"
+# Console only (the API offers what card_actions lists, and has no such endpoint).
+END_SESSIONS = ACTIONS["end-sessions"]
 
 CARD_ACTIONS = {
     **{name: ACTIONS[name] for name in ["disable", "reinvite", "reset-password", "delete"]},
@@ -37,6 +39,18 @@ def card_actions(person, user):
     if user.is_account_admin:
         names = [name for name in names if name != "delete"]
     return [CARD_ACTIONS[name] for name in names]
+
+
+def may_end_sessions(person, user):
+    """Signing a user out everywhere: for whoever may act on them, while they could be signed in
+    (a user whose contact was deleted too: their sessions are worth ending)."""
+    return user is not None and may_act_on(person, user) and user.state == UserState.ENABLED
+
+
+def console_card_actions(person, user):
+    """What the console's card offers: the shared actions, and ending sessions."""
+    actions = card_actions(person, user)
+    return actions + [END_SESSIONS] if may_end_sessions(person, user) else actions
 
 
 def refusal(contact, user, action=None):

@@ -14,6 +14,7 @@ import pytest
 from django.core.files.base import ContentFile
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, path, reverse
+from django.utils import timezone
 
 from accounts import lifecycle, tokens
 from accounts.models import (
@@ -22,6 +23,7 @@ from accounts.models import (
     OutboxEmail,
     PortalAccount,
     Role,
+    SignedInSession,
     TokenPurpose,
     User,
     UserState,
@@ -84,6 +86,10 @@ NOT_TENANT_SCOPED = {
     "two-factor-set-up": "the person's own second factor",
     "two-factor-recovery-codes": "the person's own second factor",
     "two-factor-turn-off": "the person's own second factor",
+    "my-sessions": "the person's own sessions and sign-ins",
+    "my-sessions-end-others": "the person's own sessions",
+    "my-session-end": "one of the person's own sessions (anybody else's is a 404: "
+    "tests/test_signed_in_sessions.py)",
     **API_URLS,
 }
 NOT_TENANT_SCOPED_NAMESPACES = {"admin": "Django admin under /support/ (MSSP staff only)"}
@@ -201,6 +207,12 @@ FILLERS = {
         .values_list("pk", flat=True)
     ),
     "which": lambda side: ["source", "success", "failure"],
+    # The signed-in sessions of the side's users (made in `world`).
+    "session_id": lambda side: list(
+        SignedInSession.objects.filter(user__in=side.users)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    ),
     # The side's API tokens (made in `world`).
     "api_token_id": lambda side: list(
         ApiToken.objects.filter(portal_account=side.account)
@@ -307,6 +319,14 @@ def world(
     tokens.issue(enabled, TokenPurpose.MAGIC_LINK, target="courses", by=mssp_admin)
     tokens.issue(unconfirmed, TokenPurpose.ACTIVATION)
     tokens.issue(own_user, TokenPurpose.MAGIC_LINK, by=mssp_admin)
+    # A signed-in session on each side.
+    for session_user in (enabled, own_user):
+        SignedInSession.objects.create(
+            user=session_user,
+            session_key=f"world-{session_user.pk}",
+            door=SignedInSession.Door.PORTAL,
+            last_seen_at=timezone.now(),
+        )
     # A live API token on each side.
     for side_account in (other_account, account):
         api_tokens.create_token(side_account, f"{side_account.slug} connector", by=mssp_admin)

@@ -102,7 +102,8 @@ def user_action(request, slug, user_id, action):
         "target": target,
         "form": form,
         "listing": listing,
-        "consequence": action.consequence.format(name=target.name),
+        "consequence": action.describe(target),
+        "question": action.ask(target),
     }
     if request.method != "POST":
         return _confirm(request, context)

@@ -19,8 +19,9 @@ from accounts.portal_sections import SECTIONS
 from contacts.card_actions import (
     CARD_ACTIONS,
     ENABLE,
+    END_SESSIONS,
     MAGIC_LINK,
-    card_actions,
+    console_card_actions,
     may_issue_magic_link,
     refusal,
 )
@@ -34,7 +35,7 @@ TEMPLATE = "contacts/contact.html"
 def contact_context(request, account, contact, **extra):
     """Everything the contact page and its card show."""
     person, user = request.user, portal_user(contact)
-    actions = card_actions(person, user)
+    actions = console_card_actions(person, user)
     context = {
         "account": account,
         "section": "contacts",
@@ -44,9 +45,7 @@ def contact_context(request, account, contact, **extra):
         "may_act": user is None or may_act_on(person, user),
         # The role picker is a form of its own; the other actions are buttons, each with what
         # it does to the person.
-        "actions": [
-            (a, a.consequence.format(name=user.name)) for a in actions if a.name != "change-role"
-        ],
+        "actions": [(a, a.describe(user)) for a in actions if a.name != "change-role"],
         "role_form": None,
         "enable_form": None,
         "can_magic_link": may_issue_magic_link(person, user),
@@ -101,7 +100,8 @@ def portal_user_action(request, slug, contact_pk, action):
     contact = scoping.get_contact(request.user, account, contact_pk)
     if action == ENABLE:
         return _enable(request, account, contact)
-    if action != MAGIC_LINK and action not in CARD_ACTIONS:
+    actions = {**CARD_ACTIONS, END_SESSIONS.name: END_SESSIONS}
+    if action != MAGIC_LINK and action not in actions:
         raise Http404
     user = portal_user(contact)
     if user is None:
@@ -109,7 +109,7 @@ def portal_user_action(request, slug, contact_pk, action):
     check_may_act_on(request.user, user)
     if action == MAGIC_LINK:
         return _magic_link(request, account, contact, user)
-    return _user_action(request, account, contact, user, CARD_ACTIONS[action])
+    return _user_action(request, account, contact, user, actions[action])
 
 
 def _enable(request, account, contact):
@@ -148,8 +148,8 @@ def _user_action(request, account, contact, user, action):
     context = {
         "account": account,
         "section": "contacts",
-        "title": f"{action.label} {user.name}?",
-        "consequences": [action.consequence.format(name=user.name)],
+        "title": action.ask(user),
+        "consequences": [action.describe(user)],
         "details": f"{user.email or 'No email'} · {user.get_user_type_display()} · "
         f"{user.get_state_display()}",
         "post_url": url,
@@ -159,7 +159,7 @@ def _user_action(request, account, contact, user, action):
         "danger": action.danger,
         "cancel_url": reverse("contact", args=[account.slug, contact.pk]),
     }
-    if action not in card_actions(request.user, user):
+    if action not in console_card_actions(request.user, user):
         error = refusal(contact, user, action)
         return _card(request, account, contact, status=409, error=error)
     if request.method != "POST":
