@@ -184,8 +184,14 @@ def _console_people(email):
     return list(
         User.objects.filter(
             Q(portal_account__isnull=True) | Q(is_account_admin=True), email=email
-        ).only("pk", "name", "email", "portal_account_id")
+        ).select_related("contact")
     )
+
+
+def _console_refusal(user):
+    if user.can_use_console():
+        return "wrong password"
+    return "may not use the console now (disabled, not activated or contact deleted)"
 
 
 @receiver(user_login_failed, dispatch_uid="sign_in_audit.failed")
@@ -197,13 +203,22 @@ def _console_refused(sender, credentials, request=None, **kwargs):
     locked_out = getattr(request, "sign_in_locked_out", None)
     action = LOCKED_OUT if locked_out is not None else SIGN_IN_FAILED
     people = _console_people(email)
-    detail = str(locked_out) if locked_out is not None else ""
-    if not people and not detail:
-        detail = "no console user with this email"
+
+    def detail(user):
+        if locked_out is not None:
+            return str(locked_out)
+        return _console_refusal(user) if user else "no console user with this email"
+
     _write(
         [
             _event(
-                action, request, door=door, method=PASSWORD, user=user, label=email, detail=detail
+                action,
+                request,
+                door=door,
+                method=PASSWORD,
+                user=user,
+                label=email,
+                detail=detail(user),
             )
             for user in people or [None]
         ]

@@ -35,10 +35,7 @@ class UserAction:
 def _open_sessions_consequence(user):
     count = signed_in_sessions.open_sessions(user).count()
     if not count:
-        return (
-            f"{user.name} has no open sessions right now: nobody is signed in as them. Ending "
-            "sessions anyway also closes any that went idle."
-        )
+        return f"{user.name} has no open sessions right now: nobody is signed in as them."
     sessions = "1 open session" if count == 1 else f"{count} open sessions"
     return (
         f"{user.name} has {sessions}. Every browser signed in as them is signed out at once and "

@@ -78,7 +78,17 @@ def test_a_wrong_console_password_is_recorded_against_the_person(technician):
     assert event.actor_label == "anonymous"
     assert event.outcome == AuditEvent.Outcome.REFUSED
     assert event.after == {"door": "console", "method": "password"}
+    assert event.detail == "wrong password"
     assert no_secret_in_events("nope")
+
+
+def test_a_disabled_account_admin_at_the_console_is_told_apart(account_admin, technician):
+    lifecycle.disable(account_admin, by=technician)
+    browser().post(SIGN_IN, {"username": account_admin.email, "password": PASSWORD})
+
+    (event,) = events(sign_in_audit.SIGN_IN_FAILED)
+    assert event.subject_user == account_admin
+    assert event.detail.startswith("may not use the console now")
 
 
 def test_an_unknown_email_is_recorded_as_typed_without_a_person(db):
