@@ -20,7 +20,7 @@ from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_otp.qr import write_qrcode_image
 
-from accounts import audit, sign_in_guard
+from accounts import audit, sign_in_audit, sign_in_guard
 from accounts.errors import LifecycleError
 
 RECOVERY_CODE_COUNT = 10
@@ -88,7 +88,7 @@ def confirm_app(request, device, code, *, ip=None):
     """The first code from the app turns two-factor on. Returns the recovery codes, shown once.
     Raises LifecycleError for a wrong code."""
     user = request.user
-    _guarded(user, ip)
+    _guarded(request, ip)
     if not device.verify_token(_digits(code)):
         sign_in_guard.failed(sign_in_guard.console_identity(user.email), ip)
         raise LifecycleError("That code is not right. Enter the 6 digits the app shows now.")
@@ -142,7 +142,7 @@ def verify(request, code, *, ip=None):
 
 def _check_code(request, code, ip):
     user = request.user
-    _guarded(user, ip)
+    _guarded(request, ip)
     device = _matching_device(user, code)
     if device is None:
         sign_in_guard.failed(sign_in_guard.console_identity(user.email), ip)
@@ -175,8 +175,21 @@ def _matching_device(user, code):
     return None
 
 
-def _guarded(user, ip):
-    sign_in_guard.check(sign_in_guard.console_identity(user.email), ip)
+def _guarded(request, ip):
+    user = request.user
+    try:
+        sign_in_guard.check(sign_in_guard.console_identity(user.email), ip)
+    except sign_in_guard.LockedOut as locked_out:
+        sign_in_audit.refused(
+            request,
+            door="console",
+            method="two-factor code",
+            email=user.email,
+            portal_account=user.portal_account,
+            user=user,
+            locked_out=locked_out,
+        )
+        raise
 
 
 def _mark_verified(request, device):

@@ -110,6 +110,7 @@ def test_wrong_codes_go_through_the_sign_in_throttle(mssp_admin):
 
     assert response.status_code == 429
     assert "Too many failed sign-in attempts" in response.content.decode()
+    assert AuditEvent.objects.filter(action="sign_in_locked_out", subject_user=mssp_admin).exists()
 
 
 def test_a_code_right_after_a_wrong_one_waits_a_moment(mssp_admin):
@@ -275,3 +276,8 @@ def test_an_mssp_admin_sets_the_accounts_policy_in_its_settings(admin_client, ac
     assert account.require_two_factor
     event = AuditEvent.objects.get(action="update_portal_account")
     assert event.after == {"require_two_factor": True}
+
+
+def test_the_header_links_to_the_two_factor_page(admin_client):
+    page = admin_client.get(reverse("portal-accounts")).content.decode()
+    assert f'href="{reverse("two-factor")}"' in page
