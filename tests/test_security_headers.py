@@ -95,6 +95,8 @@ def test_htmx_may_not_evaluate_code_or_inject_styles(admin_client, account):
         "allowEval": False,
         "allowScriptTags": False,
         "includeIndicatorStyles": False,
+        # htmx's settle copies these attributes with setAttribute, which the CSP blocks for style.
+        "attributesToSettle": ["class", "width", "height"],
         "responseHandling": None,
     }
 
