@@ -35,14 +35,46 @@ document.addEventListener("htmx:configRequest", (event) => {
   }
 });
 
-// One row menu open at a time; choosing an action closes it.
+// One row menu open at a time; choosing an action closes it. An open menu floats above the
+// page (the table clips what spills past its edge: the last rows' menus showed only their top)
+// and opens upwards when there is no room below it.
+function closeRowMenus(except) {
+  document.querySelectorAll("details.row-menu[open]").forEach((menu) => {
+    if (menu !== except) menu.open = false;
+  });
+}
+function floatRowMenu(details) {
+  const menu = details.querySelector(".menu");
+  const anchor = details.querySelector("summary").getBoundingClientRect();
+  menu.classList.add("menu-floating");
+  const gap = 4;
+  const { offsetHeight: height, offsetWidth: width } = menu;
+  const roomBelow = window.innerHeight - anchor.bottom;
+  const upwards = roomBelow < height + gap && anchor.top > roomBelow;
+  const top = upwards ? anchor.top - height - gap : anchor.bottom + gap;
+  const left = Math.min(anchor.right - width, window.innerWidth - width - gap);
+  menu.style.top = `${Math.max(gap, top)}px`;
+  menu.style.left = `${Math.max(gap, left)}px`;
+  menu.classList.toggle("menu-upwards", upwards);
+}
 document.addEventListener("toggle", (event) => {
   if (event.target.matches?.("details.row-menu") && event.target.open) {
-    document.querySelectorAll("details.row-menu[open]").forEach((menu) => {
-      if (menu !== event.target) menu.open = false;
-    });
+    closeRowMenus(event.target);
+    floatRowMenu(event.target);
   }
 }, true);
+// A floating menu would drift away from its row: scrolling or resizing closes it.
+window.addEventListener("scroll", (event) => {
+  if (!event.target.closest?.(".row-menu")) closeRowMenus();
+}, true);
+window.addEventListener("resize", () => closeRowMenus());
+document.addEventListener("keydown", (event) => {
+  const open = document.querySelector("details.row-menu[open]");
+  if (event.key === "Escape" && open) {
+    open.open = false;
+    open.querySelector("summary").focus();
+  }
+});
 document.addEventListener("htmx:beforeRequest", () => {
   document.querySelectorAll("details.row-menu[open]").forEach((menu) => { menu.open = false; });
 });

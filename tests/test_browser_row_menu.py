@@ -1,0 +1,77 @@
+"""A row's Actions menu is never cut off by the table: in a one-row search result, and on the
+last row of a long page (where it opens upwards), a real mouse click reaches its items."""
+
+import re
+
+import pytest
+from django.urls import reverse
+
+from accounts.models import UserKind
+from tests.factories import PASSWORD, PortalUserFactory, StaffFactory
+from tests.signing_in import console_sign_in
+
+pytest_plugins = ["tests.browser"]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.filterwarnings("ignore:No directory at:UserWarning"),
+]
+
+
+@pytest.fixture
+def signed_in(browser_page, account, partner_role):
+    technician = StaffFactory(kind=UserKind.TECHNICIAN, name="Theo Tech", email="theo@mssp.example")
+    console_sign_in(browser_page, technician, PASSWORD)
+    return browser_page
+
+
+def menu_box_is_on_screen(page, menu):
+    box = menu.bounding_box()
+    viewport = page.viewport_size
+    return box["y"] >= 0 and box["y"] + box["height"] <= viewport["height"]
+
+
+def test_the_menu_of_a_one_row_search_result_can_be_clicked(
+    signed_in, account, partner_role, screenshots
+):
+    from playwright.sync_api import expect
+
+    page = signed_in
+    ada = PortalUserFactory(portal_account=account, role=partner_role, name="Ada Lovelace")
+    page.goto(reverse("users", args=[account.slug]) + "?q=Ada")
+    row = page.locator(f"#user-{ada.pk}")
+
+    row.locator("summary", has_text="Actions").click()
+    menu = row.locator(".menu")
+    expect(menu).to_be_visible()
+    assert menu_box_is_on_screen(page, menu)
+    # The window as it is (a full-page screenshot resizes it, which closes a floating menu).
+    page.screenshot(path=str(screenshots.folder / "one-row-menu.png"))
+    menu.get_by_role("link", name="Disable", exact=True).click()
+
+    expect(page.locator("#dialog-slot dialog[open]")).to_contain_text("Ada Lovelace")
+
+
+def test_the_last_rows_menu_opens_upwards_within_the_window(
+    signed_in, account, partner_role, screenshots
+):
+    from playwright.sync_api import expect
+
+    page = signed_in
+    page.set_viewport_size({"width": 1366, "height": 700})
+    users = [
+        PortalUserFactory(portal_account=account, role=partner_role, name=f"User {n:02d}")
+        for n in range(12)
+    ]
+    page.goto(reverse("users", args=[account.slug]))
+    last = page.locator(f"#user-{users[-1].pk}")
+    last.scroll_into_view_if_needed()
+    page.mouse.wheel(0, 2000)  # the last row at the bottom of the window
+
+    last.locator("summary", has_text="Actions").click()
+    menu = last.locator(".menu")
+    expect(menu).to_be_visible()
+    assert menu_box_is_on_screen(page, menu)
+    page.screenshot(path=str(screenshots.folder / "last-row-menu.png"))
+    menu.get_by_role("link", name="Sign-in links").click()
+    expect(page).to_have_url(re.compile(r"/links/$"))
