@@ -79,6 +79,11 @@ class PortalBackend(ModelBackend):
             )
         return _counted(user, identity, ip)
 
+    def get_user(self, user_id):
+        # A portal session stays attached to its user whose access has ended (a contact deleted
+        # in the CRM), so that the portal can sign them out with the reason instead of silently.
+        return User.objects.filter(pk=user_id).select_related("contact").first()
+
     def _check(self, portal_account, email, password):
         email = email.strip().lower()
         # A NUL is in no stored address, and PostgreSQL refuses it in a query (a 500).

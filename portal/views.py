@@ -5,7 +5,7 @@ token."""
 import re
 
 from django.conf import settings
-from django.contrib import auth
+from django.contrib import auth, messages
 from django.contrib.auth.forms import SetPasswordForm
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
@@ -56,6 +56,10 @@ def _sign_in(request, user):
 def home(request, slug):
     account = get_object_or_404(PortalAccount, slug=slug)
     user = _portal_user(request, account)
+    if user is not None and not user.is_active:
+        auth.logout(request)
+        messages.error(request, BLOCKED_MESSAGE)
+        user = None
     if user is None:
         return redirect("portal-login", slug=slug)
     section = request.GET.get("section", "")

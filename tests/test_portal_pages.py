@@ -7,6 +7,7 @@ from django.urls import reverse
 
 from accounts import lifecycle, tokens
 from accounts.models import TokenPurpose, User, UserState, UserType
+from contacts import mirror
 from contacts.models import Contact
 from tests.factories import PASSWORD, ContactFactory, PortalUserFactory
 
@@ -188,3 +189,15 @@ def test_the_portals_pages_answer_head_as_get(client, account, page):
 
 def test_unknown_portal_is_404(client, db):
     assert client.get("/p/nowhere/").status_code == 404
+
+
+def test_a_signed_in_user_whose_contact_is_deleted_is_told_why(client, account, partner_role):
+    user = PortalUserFactory(portal_account=account, role=partner_role)
+    client.force_login(user, backend="accounts.backends.PortalBackend")
+    mirror.delete_contact(user.contact, by=None)
+
+    page = client.get("/p/acme/", follow=True)
+
+    assert page.redirect_chain[-1][0] == "/p/acme/login/"
+    assert "Your account may be temporarily disabled" in page.content.decode()
+    assert "_auth_user_id" not in client.session
