@@ -75,3 +75,30 @@ def test_the_last_rows_menu_opens_upwards_within_the_window(
     page.screenshot(path=str(screenshots.folder / "last-row-menu.png"))
     menu.get_by_role("link", name="Sign-in links").click()
     expect(page).to_have_url(re.compile(r"/links/$"))
+
+
+def test_a_destructive_dialog_starts_on_cancel_and_gives_focus_back(
+    signed_in, account, partner_role
+):
+    from playwright.sync_api import expect
+
+    page = signed_in
+    ada = PortalUserFactory(portal_account=account, role=partner_role, name="Ada Lovelace")
+    page.goto(reverse("users", args=[account.slug]))
+    row = page.locator(f"#user-{ada.pk}")
+    actions = row.locator("summary", has_text="Actions")
+
+    actions.click()
+    row.locator(".menu").get_by_role("link", name="Delete", exact=True).click()
+    dialog = page.locator("#dialog-slot dialog[open]")
+    expect(dialog.get_by_role("link", name="Cancel")).to_be_focused()
+    page.keyboard.press("Enter")  # Enter cancels: nothing is deleted
+    expect(page.locator("#dialog-slot dialog[open]")).to_have_count(0)
+    expect(actions).to_be_focused()
+
+    actions.click()
+    row.locator(".menu").get_by_role("link", name="Delete", exact=True).click()
+    expect(page.locator("#dialog-slot dialog[open]")).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(actions).to_be_focused()
+    assert ada.__class__.objects.filter(pk=ada.pk).exists()

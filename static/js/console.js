@@ -11,6 +11,18 @@ document.addEventListener("htmx:afterSwap", (event) => {
   }
 });
 
+// Focus goes back to what opened a dialog (a row's Actions button, say) when it closes.
+let dialogOpener = null;
+document.addEventListener("htmx:beforeRequest", (event) => {
+  if (event.detail.target?.id === "dialog-slot") {
+    const opener = event.detail.elt;
+    dialogOpener = opener.closest(".row-menu")?.querySelector("summary") || opener;
+  }
+});
+document.addEventListener("close", (event) => {
+  if (event.target.closest?.("#dialog-slot") && dialogOpener?.isConnected) dialogOpener.focus();
+}, true);
+
 // Cancel inside a dialog closes it instead of following the link.
 document.addEventListener("click", (event) => {
   const closer = event.target.closest("[data-close-dialog]");
