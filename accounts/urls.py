@@ -2,7 +2,16 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from accounts.sign_in_view import SignInView
-from accounts.views import audit, dev_mail, home, portal_accounts, two_factor, user_links, users
+from accounts.views import (
+    audit,
+    dev_mail,
+    home,
+    portal_accounts,
+    two_factor,
+    user_links,
+    user_page,
+    users,
+)
 from accounts.views import sessions as session_views
 
 account = "accounts/<slug:slug>/"
@@ -44,6 +53,7 @@ urlpatterns = [
     path(account + "users/new/", users.user_add, name="user-add"),
     path(account + "users/export.csv", users.user_export, name="users-export"),
     path(account + "users/bulk/", users.bulk_action, name="users-bulk"),
+    path(account + "users/<int:user_id>/", user_page.user_page, name="user"),
     path(account + "users/<int:user_id>/links/", user_links.links, name="user-links"),
     path(
         account + "users/<int:user_id>/links/<int:token_id>/revoke/",
