@@ -1,9 +1,6 @@
 """Errors a person can meet in the console look like the console and say what to do."""
 
-from types import SimpleNamespace
-
 from django.test import Client, override_settings
-from django.urls import path
 
 
 def test_a_missing_page_is_a_styled_404(admin_client):
@@ -25,14 +22,7 @@ def test_the_api_still_answers_json_404s(client):
     assert response["Content-Type"].startswith("application/json")
 
 
-def _broken(request):
-    raise RuntimeError("a bug")
-
-
-BROKEN_SITE = SimpleNamespace(urlpatterns=[path("", _broken)])
-
-
-@override_settings(DEBUG=False, ROOT_URLCONF=BROKEN_SITE)
+@override_settings(DEBUG=False, ROOT_URLCONF="tests.broken_urls")
 def test_a_server_error_is_a_styled_500():
     client = Client(raise_request_exception=False)
     page = client.get("/")
