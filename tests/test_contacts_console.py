@@ -439,3 +439,10 @@ def test_technicians_use_the_card_too(technician_client, jane, partner_role):
     assert enable(technician_client, jane, partner_role).status_code == 302
     user = User.objects.get(contact=jane)
     assert user.kind == UserKind.PORTAL
+
+
+def test_the_contact_page_never_shows_a_literal_none(admin_client, account):
+    contact = ContactFactory(portal_account=account, salesforce_id=None, crm_account_name="")
+    page = admin_client.get(f"/accounts/{account.slug}/contacts/{contact.pk}/").content.decode()
+    assert ">None<" not in page
+    assert "Not linked to Salesforce" in page
