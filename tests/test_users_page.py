@@ -347,3 +347,11 @@ def test_an_orphaned_user_is_offered_only_what_the_lifecycle_allows(
         for name in ("reinvite", "reset-password", "send-login-email", "make-admin", "enable")
     }
     assert not [name for name, url in action_urls.items() if url in page]
+
+
+def test_a_tabs_search_sends_the_tab_once(admin_client, account):
+    url = reverse("users", args=[account.slug])
+    page = admin_client.get(url + "?tab=disabled").content.decode()
+    # The form's own hidden field carries the tab; the URL it submits to has no query of its own.
+    assert f'hx-get="{url}"' in page
+    assert f'action="{url}"' in page
