@@ -185,6 +185,21 @@ def activate(user, password, *, ip=None):
 
 
 @transaction.atomic
+def set_new_password(user, password, *, ip=None):
+    """A password reset link used: the new password, every other reset link and every session
+    opened with the old password gone."""
+    user = _locked(user)
+    _require_state(user, [UserState.ENABLED], "set a new password for")
+    _require_live_contact(user)
+    user.set_password(password)
+    user.save(update_fields=["password"])
+    tokens.revoke(user, [TokenPurpose.PASSWORD_RESET])
+    ended = signed_in_sessions.end_all(user)
+    audit.record("set_new_password", by=user, subject=user, ip=ip, after={"sessions_ended": ended})
+    return user
+
+
+@transaction.atomic
 def disable(user, *, by, ip=None):
     """Stop a user signing in; their seat is freed and every link they hold dies."""
     user = _locked(user)

@@ -304,10 +304,12 @@ def reset(request, slug, token):
             tokens.redeem(token, TokenPurpose.PASSWORD_RESET, account)
         except InvalidToken as error:
             return _invalid_link(request, account, error, TokenPurpose.PASSWORD_RESET)
-        if not user.is_active:
+        try:
+            user = lifecycle.set_new_password(
+                user, form.cleaned_data["new_password1"], ip=client_ip(request)
+            )
+        except LifecycleError:  # disabled, or the contact deleted, since the link was sent
             return _blocked(request, account)
-        form.save()
-        tokens.revoke(user, [TokenPurpose.PASSWORD_RESET])
         _sign_in(request, user)
         return redirect("portal-home", slug=slug)
     return render(

@@ -6,6 +6,7 @@ import re
 
 import pytest
 from django.core import mail
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
@@ -307,6 +308,21 @@ def test_forgot_password_then_the_new_password_works_and_the_old_one_does_not(cl
         "/p/acme/"
     )
     assert AuditEvent.objects.get(action="reset_password").actor == alan
+
+
+def test_a_new_password_is_audited_and_signs_out_the_old_sessions(client, alan, ask):
+    elsewhere = Client()
+    elsewhere.post(LOGIN, {"email": "alan@example.com", "password": PASSWORD})
+    assert elsewhere.get("/p/acme/").status_code == 200
+    ask(FORGOT, "alan@example.com")
+
+    client.post(
+        path_in(mail.outbox[-1]), {"new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD}
+    )
+
+    assert AuditEvent.objects.filter(action="set_new_password", subject_user=alan).exists()
+    assert elsewhere.get("/p/acme/").status_code == 302  # the session opened before is gone
+    assert client.get("/p/acme/").status_code == 200
 
 
 # --- Who gets what: the answer never says ---
