@@ -19,11 +19,22 @@ graceful_timeout = 30
 max_requests = 2000
 max_requests_jitter = 200
 
+
+def _django_log_format():
+    # Django's settings decide (LOG_FORMAT: JSON unless DEBUG), read as the workers will.
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal_admin.settings")
+    from django.conf import settings
+
+    return settings.LOG_FORMAT
+
+
 # Access lines on stdout (the process manager or container runtime collects them), through a
 # logger that blanks portal link secrets out of every field. The combined format plus the
-# client address the proxy saw and the time taken.
+# client address the proxy saw and the time taken. With JSON logs Django writes one line per
+# request itself, with its request id, portal account and actor (operations.middleware), so
+# gunicorn's would only repeat it less well; its own lines are then JSON too (RedactingLogger).
 logger_class = "portal_admin.gunicorn_logger.RedactingLogger"
-accesslog = "-"
+accesslog = None if _django_log_format() == "json" else "-"
 access_log_format = (
     '%(h)s "%({x-forwarded-for}i)s" %(t)s "%(r)s" %(s)s %(b)s %(M)sms "%(f)s" "%(a)s"'
 )

@@ -5,6 +5,7 @@ redaction as the LOGGING setting (helpers.log_redaction)."""
 from gunicorn.glogging import Logger
 
 from helpers.log_redaction import RedactPortalSecrets, redact
+from portal_admin.logging_setup import JsonLines
 
 
 class RedactingLogger(Logger):
@@ -22,3 +23,14 @@ class RedactingLogger(Logger):
         # gunicorn's own error lines name the path too ("Error handling request /p/...").
         if not any(isinstance(f, RedactPortalSecrets) for f in self.error_log.filters):
             self.error_log.addFilter(RedactPortalSecrets())
+        if _json_logs():
+            # Its lines among Django's JSON ones. An access log asked for on the command line
+            # keeps its configured format: that is what its access_log_format says.
+            for handler in self.error_log.handlers:
+                handler.setFormatter(JsonLines())
+
+
+def _json_logs():
+    from django.conf import settings
+
+    return settings.LOG_FORMAT == "json"

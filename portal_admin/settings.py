@@ -1,5 +1,6 @@
 """Settings for Portal Admin: every deploy-specific value comes from the environment."""
 
+import ipaddress
 from datetime import timedelta
 from pathlib import Path
 
@@ -43,9 +44,14 @@ INSTALLED_APPS = [
     "api",
     "mail",
     "portal",
+    "operations",
 ]
 
 MIDDLEWARE = [
+    # /health/ and /metrics first: no host check, redirect, session or CSRF (operations.middleware).
+    "operations.middleware.MonitoringMiddleware",
+    # The request id, log context and request metrics cover everything below.
+    "operations.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "portal_admin.security_headers.PermissionsPolicyMiddleware",
@@ -132,7 +138,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -289,23 +295,55 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# --- Health, metrics and logs (operations/) ---
+# /health/ready/ and the System page call a worker or beat dead once silent this long (a worker
+# writes its heartbeat every 10 s, beat every 30 s), and the outbox late once its oldest waiting
+# email is this old.
+HEALTH_WORKER_MAX_AGE_SECONDS = env.int("HEALTH_WORKER_MAX_AGE_SECONDS", default=60)
+HEALTH_BEAT_MAX_AGE_SECONDS = env.int("HEALTH_BEAT_MAX_AGE_SECONDS", default=120)
+HEALTH_OUTBOX_MAX_AGE_MINUTES = env.int("HEALTH_OUTBOX_MAX_AGE_MINUTES", default=30)
+# /metrics answers a bearer token of this value or an address in METRICS_ALLOWED_IPS (addresses
+# or networks, read like the audit log's client address: TRUSTED_PROXY_HOPS); /health/ready/
+# shows each check's answer to the token too. Empty: neither.
+MONITORING_TOKEN = env("MONITORING_TOKEN", default="")
+METRICS_ALLOWED_IPS = [
+    ipaddress.ip_network(net, strict=False) for net in env.list("METRICS_ALLOWED_IPS", default=[])
+]
+# The load balancer's probe of /health/ready/ may come over plain HTTP (/health/ and /metrics are
+# answered before the redirect anyway).
+SECURE_REDIRECT_EXEMPT = [r"^health/"]
+# "json": one JSON object per line, with the request id, portal account, actor and action
+# (portal_admin/logging_setup.py); production's default. "text": the message alone.
+LOG_FORMAT = env("LOG_FORMAT", default="text" if DEBUG else "json")
+# One line per request from Django (operations.middleware): with JSON logs it replaces gunicorn's
+# access log, which knows neither the request id nor the account.
+LOG_REQUESTS = env.bool("LOG_REQUESTS", default=LOG_FORMAT == "json")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"portal_secrets": {"()": "helpers.log_redaction.RedactPortalSecrets"}},
+    "filters": {
+        "portal_secrets": {"()": "helpers.log_redaction.RedactPortalSecrets"},
+        "log_context": {"()": "portal_admin.logging_setup.AddLogContext"},
+    },
     "formatters": {
         "django.server": {
             "()": "django.utils.log.ServerFormatter",
             "format": "[{server_time}] {message}",
             "style": "{",
-        }
+        },
+        "json": {"()": "portal_admin.logging_setup.JsonLines"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "filters": ["portal_secrets"]},
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["log_context", "portal_secrets"],
+            **({"formatter": "json"} if LOG_FORMAT == "json" else {}),
+        },
         "django.server": {
             "class": "logging.StreamHandler",
-            "formatter": "django.server",
-            "filters": ["portal_secrets"],
+            "formatter": "json" if LOG_FORMAT == "json" else "django.server",
+            "filters": ["log_context", "portal_secrets"],
         },
     },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},

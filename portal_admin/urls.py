@@ -6,6 +6,7 @@ urlpatterns = [
     path("", include("imports.urls")),
     path("", include("contacts.urls")),
     path("", include("api.console_urls")),
+    path("", include("operations.urls")),
     path("api/", include("api.urls")),
     path("p/<slug:slug>/", include("portal.urls")),
     path("support/", admin.site.urls),

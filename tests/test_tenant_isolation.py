@@ -93,8 +93,16 @@ NOT_TENANT_SCOPED = {
     **API_URLS,
 }
 NOT_TENANT_SCOPED_NAMESPACES = {"admin": "Django admin under /support/ (MSSP staff only)"}
+# Monitoring: open to load balancers and Prometheus, no tenant data; details for a token or MSSP
+# staff (tests/test_health.py, tests/test_metrics.py).
+MONITORING_URLS = {
+    "health": "load balancer probe, no tenant data",
+    "health-ready": "readiness, details for a token or MSSP staff",
+    "metrics": "Prometheus, a token or an allowed address",
+}
+NOT_TENANT_SCOPED.update(MONITORING_URLS)
 # Of those, the ones that are no console page at all (open to anybody, or the token API).
-PUBLIC = {"login", "logout", *API_URLS}
+PUBLIC = {"login", "logout", *API_URLS, *MONITORING_URLS}
 
 MODELS = [
     PortalAccount,
