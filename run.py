@@ -1,17 +1,23 @@
 #!/usr/bin/env python3
-"""The two commands a fresh machine needs (only Python 3.11+ and pip are assumed):
+"""The commands a fresh machine needs (only Python 3.11+ and pip are assumed):
 
-    python3 run.py demo    # set up, load demo data, serve the console on http://127.0.0.1:8000
-    python3 run.py test    # set up, lint, run the whole test suite (extra args go to pytest)
+    python3 run.py demo        # set up, load demo data, serve the console on http://127.0.0.1:8000
+    python3 run.py test        # set up, lint, run the whole test suite (extra args go to pytest)
+    python3 run.py production  # gunicorn, a Celery worker and beat against PostgreSQL and Redis
+                               # (--bind HOST:PORT, default 127.0.0.1:8000)
 
-Both create .venv and install the locked dependencies on first use (again only when the lock
-files change), so running either twice in a row is fine.
+Each creates .venv and installs the locked dependencies on first use (again only when the lock
+files change), so running any of them twice in a row is fine.
 """
 
+import contextlib
 import hashlib
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import time
 import venv
 from pathlib import Path
 
@@ -26,10 +32,10 @@ STAMP = VENV / ".installed-lock"
 LAYERING = [
     f"{low}:{high}"
     for low, highs in {
-        "accounts": ["api", "portal", "imports"],
-        "contacts": ["api", "portal", "imports"],
-        "mail": ["api", "portal", "imports"],
-        "helpers": ["accounts", "contacts", "mail", "portal", "api", "imports"],
+        "accounts": ["api", "portal", "imports", "operations"],
+        "contacts": ["api", "portal", "imports", "operations"],
+        "mail": ["api", "portal", "imports", "operations"],
+        "helpers": ["accounts", "contacts", "mail", "portal", "api", "imports", "operations"],
     }.items()
     for high in highs
 ]
@@ -107,13 +113,229 @@ def test(pytest_args):
     run(PYTHON, "-m", "pytest", "-m", "worker")
 
 
+# --- production ---
+#
+# The production shape on one machine: gunicorn (gunicorn.conf.py), a Celery worker and Celery
+# beat, each logging to its own file, after migrate and collectstatic. A small supervisor rather
+# than honcho or supervisord: it must restart nothing (a crash stops the stack and says why,
+# where a silent restart would hide it), give each process the stop it expects (SIGTERM: a
+# graceful gunicorn, a warm Celery shutdown that finishes its tasks) and keep Ctrl+C's SIGINT
+# away from them (their own process groups), which is a few dozen lines of subprocess here.
+
+POSTGRES_SCHEMES = ("postgres://", "postgresql://", "pgsql://")
+REDIS_SCHEMES = ("redis://", "rediss://")
+# Time to finish requests in flight (gunicorn's graceful_timeout is 30 s) and tasks at hand;
+# STOP_TIMEOUT_SECONDS sets it.
+STOP_SECONDS = 60
+# After a cold shutdown (SIGQUIT) the worker hands its unfinished tasks back to Redis
+# (acks_late); this long for that before SIGKILL.
+HAND_BACK_SECONDS = 10
+
+
+def _environment():
+    """The environment as the settings see it: .env under what is set already (django-environ's
+    read_env does the same). Every process started here gets it, run.py's own settings too."""
+    values = {}
+    dotenv = ROOT / ".env"
+    if dotenv.exists():
+        for line in dotenv.read_text().splitlines():
+            key, sep, value = line.strip().partition("=")
+            if sep and key and not key.startswith("#"):
+                values[key.strip()] = value.strip().strip("'\"")
+    return {**values, **os.environ}
+
+
+def refuse_without_services():
+    env = _environment()
+    problems = []
+    if not env.get("DATABASE_URL", "").startswith(POSTGRES_SCHEMES):
+        problems.append(
+            "DATABASE_URL must name a PostgreSQL database, e.g. "
+            "DATABASE_URL=postgres://portal_admin:secret@127.0.0.1:5432/portal_admin "
+            "(without it, Portal Admin uses the demo's SQLite file)."
+        )
+    if not env.get("CELERY_BROKER_URL", "").startswith(REDIS_SCHEMES):
+        problems.append(
+            "CELERY_BROKER_URL must name Redis, e.g. CELERY_BROKER_URL=redis://127.0.0.1:6379/0 "
+            "(without a broker, tasks run in the web process and nothing runs beat's schedule)."
+        )
+    if problems:
+        sys.exit(
+            "run.py production needs PostgreSQL and Redis:\n"
+            + "".join(f"  - {problem}\n" for problem in problems)
+            + "Set them in the environment or in .env (see .env.example)."
+        )
+
+
+def _bind(args, env):
+    if args[:1] == ["--bind"] and len(args) == 2:
+        return args[1]
+    if args:
+        sys.exit("Usage: python3 run.py production [--bind HOST:PORT]")
+    return env.get("BIND") or "127.0.0.1:8000"
+
+
+def production(args):
+    env = _environment()
+    bind = _bind(args, env)
+    # JSON lines unless asked otherwise (settings.LOG_FORMAT's default already, unless DEBUG).
+    env.setdefault("LOG_FORMAT", "json")
+    log_dir = ROOT / env.get("LOG_DIR", "var/log")
+    run_dir = ROOT / env.get("RUN_DIR", "var/run")
+    log_dir.mkdir(parents=True, exist_ok=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    # Counters of every process of this run, added up at /metrics (prometheus_client's
+    # multiprocess mode); a new run starts from zero, as Prometheus expects after a restart.
+    metrics_dir = run_dir / "prometheus"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir()
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+
+    manage = [PYTHON, "manage.py"]
+    say("Migrating the database")
+    run(*manage, "migrate", "--no-input", env=env)
+    say("Collecting static files")
+    run(*manage, "collectstatic", "--no-input", "-v", "0", env=env)
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    web_workers = env.get("WEB_CONCURRENCY") or 2 * (cores or 1) + 1
+    worker = [PYTHON, "-m", "celery", "-A", "portal_admin", "worker", "--loglevel=INFO"]
+    if env.get("WORKER_CONCURRENCY"):
+        worker.append(f"--concurrency={env['WORKER_CONCURRENCY']}")
+    beat_schedule = run_dir / "celerybeat-schedule"
+    processes = [
+        (
+            "web",
+            f"gunicorn, {web_workers} workers, on http://{bind}/",
+            [PYTHON, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--bind", bind]
+            # Its control socket beside this run's files, not one per user shared by every
+            # gunicorn on the machine.
+            + ["--control-socket", run_dir / "gunicorn.ctl", "portal_admin.wsgi"],
+        ),
+        (
+            "worker",
+            f"Celery worker, {env.get('WORKER_CONCURRENCY') or cores} processes",
+            worker,
+        ),
+        (
+            "beat",
+            "Celery beat",
+            [PYTHON, "-m", "celery", "-A", "portal_admin", "beat", "--loglevel=INFO"]
+            + ["--schedule", beat_schedule],
+        ),
+    ]
+    say("Starting (Ctrl+C or SIGTERM stops all three)")
+    supervisor = Supervisor(env, log_dir, float(env.get("STOP_TIMEOUT_SECONDS") or STOP_SECONDS))
+    for name, what, command in processes:
+        supervisor.start(name, what, command)
+    print(f"    health: http://{bind}/health/ and /health/ready/, metrics: /metrics", flush=True)
+    sys.exit(supervisor.watch())
+
+
+class Supervisor:
+    def __init__(self, env, log_dir, stop_seconds):
+        self.env = env
+        self.log_dir = log_dir
+        self.stop_seconds = stop_seconds
+        self.children = {}
+        self.stop_requested = 0
+
+    def start(self, name, what, command):
+        log_path = self.log_dir / f"{name}.log"
+        with open(log_path, "ab") as log:
+            child = subprocess.Popen(
+                [str(part) for part in command],
+                cwd=ROOT,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                # Its own process group: the terminal's Ctrl+C reaches this supervisor only,
+                # which then stops each child the way it expects.
+                process_group=0,
+            )
+        self.children[name] = (child, log_path)
+        print(f"    {name:<6} pid {child.pid:<7} {what}; logs to {log_path}", flush=True)
+
+    def _on_signal(self, signum, frame):
+        self.stop_requested += 1
+
+    def watch(self):
+        """Until a stop is asked for or a child exits; then stop them all. The exit code."""
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGTERM, self._on_signal)
+        while not self.stop_requested:
+            for name, (child, log_path) in self.children.items():
+                if child.poll() is not None:
+                    print(
+                        f"\n==> {name} exited (code {child.returncode}) on its own; nothing is "
+                        f"restarted. The end of {log_path}:",
+                        flush=True,
+                    )
+                    print(_tail(log_path), flush=True)
+                    self.stop_all(f"{name} exited")
+                    return 1
+            time.sleep(0.2)
+        return 0 if self.stop_all("asked to stop") else 1
+
+    def stop_all(self, reason):
+        """SIGTERM each, wait; whoever is left gets SIGQUIT (Celery's cold shutdown hands its
+        tasks back) and at last SIGKILL. Another Ctrl+C skips the waiting. True when all
+        stopped in time."""
+        say(f"Stopping ({reason}); Ctrl+C again to kill them at once")
+        self.stop_requested = 1
+        self._signal_all(signal.SIGTERM)
+        in_time = self._wait(self.stop_seconds)
+        if not in_time:
+            self._signal_all(signal.SIGQUIT)
+            self._wait(HAND_BACK_SECONDS)
+        for name, (child, _log) in self.children.items():
+            if child.poll() is None:
+                print(f"    {name} did not stop: killed", flush=True)
+            # Its leftovers too (a gunicorn or pool worker orphaned by a crash).
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
+        return in_time
+
+    def _signal_all(self, signum):
+        for child, _log in self.children.values():
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    def _wait(self, seconds):
+        deadline = time.monotonic() + seconds
+        reported = set()
+        while time.monotonic() < deadline and self.stop_requested < 2:
+            for name, (child, _log) in self.children.items():
+                if child.poll() is not None and name not in reported:
+                    reported.add(name)
+                    print(f"    {name} stopped (exit code {child.returncode})", flush=True)
+            if len(reported) == len(self.children):
+                return True
+            time.sleep(0.1)
+        return False
+
+
+def _tail(path, lines=20):
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError as error:
+        return f"(could not read it: {error})"
+
+
 def main():
     command = sys.argv[1] if len(sys.argv) > 1 else ""
-    if command not in ("demo", "test"):
+    if command not in ("demo", "test", "production"):
         sys.exit(__doc__)
+    if command == "production":
+        # Before anything is installed: a machine without PostgreSQL and Redis hears it first.
+        refuse_without_services()
     ensure_environment()
     if command == "demo":
         demo()
+    elif command == "production":
+        production(sys.argv[2:])
     else:
         test(sys.argv[2:])
 
