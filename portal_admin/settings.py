@@ -77,6 +77,11 @@ FILE_UPLOAD_HANDLERS = [
     "django.core.files.uploadhandler.TemporaryFileUploadHandler",
 ]
 WSGI_APPLICATION = "portal_admin.wsgi.application"
+# A bulk action on the users page takes at most this many users. Its POST carries one field per
+# user, and Django refuses a body of more than DATA_UPLOAD_MAX_NUMBER_FIELDS fields (1,000 by
+# default: 1,000 ids were refused) before any view runs, so both come from this one number.
+BULK_ACTION_MAX_USERS = 1000
+DATA_UPLOAD_MAX_NUMBER_FIELDS = BULK_ACTION_MAX_USERS + 100  # the form's other fields
 
 TEMPLATES = [
     {
