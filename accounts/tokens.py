@@ -1,5 +1,8 @@
-"""Login tokens: random secrets handed to a person once, stored only as a keyed hash."""
+"""Login tokens: secrets handed to a person once, stored only as a keyed hash. A token an admin
+hands over (a magic link) is random; a token an email carries is derived from that email and a
+server secret, so that the email sent again carries the same link (issue_for_email)."""
 
+import base64
 import hashlib
 import hmac
 import secrets
@@ -7,6 +10,7 @@ import secrets
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 
 from accounts.errors import InvalidToken
 from accounts.models import LoginToken, TokenPurpose
@@ -17,9 +21,12 @@ def _digest(secret):
     return hmac.new(key, secret.encode(), hashlib.sha256).hexdigest()
 
 
-def _code_secret(user_id, code):
-    # Six digits are too few to be unique across users, so a code's hash is bound to its user.
-    return f"code:{user_id}:{code}"
+def _code_secret(user_id, code, outbox_email_id=None):
+    # Six digits are too few to be unique across users, so a code's hash is bound to its user,
+    # and to its email: two emails may derive the same six digits, and the hash is unique.
+    if outbox_email_id is None:
+        return f"code:{user_id}:{code}"
+    return f"code:{user_id}:{outbox_email_id}:{code}"
 
 
 def revoke(user, purposes=None):
@@ -62,6 +69,54 @@ def issue_code(user):
     code = f"{secrets.randbelow(10**6):06d}"
     _create(user, TokenPurpose.LOGIN_CODE, _code_secret(user.pk, code))
     return code
+
+
+def _email_key(email, purpose):
+    # The row's creation time as well as its id: ids come round again after a database is
+    # restored from an older backup, and an old email's link must not open a new token.
+    value = f"{email.pk}:{email.created_at.isoformat()}:{purpose}"
+    return salted_hmac("accounts.tokens.issue_for_email", value, algorithm="sha256").digest()
+
+
+def issue_for_email(email, purpose):
+    """The secret of the link that the outbox email `email` carries. Sending the email is at
+    least once: a worker killed after the mail server took the message, before the row was
+    marked sent, sends it again. So the secret is the same on every attempt, and an attempt
+    neither kills the token of an earlier one nor adds a second: the person may open either
+    copy. A newer email of the purpose still kills this one's link."""
+    if purpose == TokenPurpose.LOGIN_CODE:
+        raise ValueError("Use issue_code_for_email() for one-time codes.")
+    secret = base64.urlsafe_b64encode(_email_key(email, purpose)).rstrip(b"=").decode()
+    _create_for_email(email, purpose, _digest(secret))
+    return secret
+
+
+def issue_code_for_email(email):
+    """The one-time code that the outbox email `email` carries: as issue_for_email, the same
+    six digits on every attempt."""
+    code = f"{int.from_bytes(_email_key(email, TokenPurpose.LOGIN_CODE), 'big') % 10**6:06d}"
+    _create_for_email(
+        email, TokenPurpose.LOGIN_CODE, _digest(_code_secret(email.user_id, code, email.pk))
+    )
+    return code
+
+
+def _create_for_email(email, purpose, token_hash):
+    # The user's other live tokens of the purpose die as with issue(); this email's own stays.
+    LoginToken.objects.filter(
+        user_id=email.user_id, purpose=purpose, used_at__isnull=True, revoked_at__isnull=True
+    ).exclude(token_hash=token_hash).update(revoked_at=timezone.now())
+    token, _ = LoginToken.objects.get_or_create(
+        token_hash=token_hash,
+        defaults={
+            "user_id": email.user_id,
+            "purpose": purpose,
+            "target": email.context.get("target", ""),
+            "outbox_email": email,
+            "expires_at": timezone.now() + settings.TOKEN_LIFETIMES[purpose],
+        },
+    )
+    return token
 
 
 def _use(token):
@@ -115,7 +170,8 @@ def redeem_code(user, code):
         )
         if token is None:
             raise InvalidToken("This code has expired. Ask for a new one.")
-        if hmac.compare_digest(token.token_hash, _digest(_code_secret(user.pk, code.strip()))):
+        typed = _code_secret(user.pk, code.strip(), token.outbox_email_id)
+        if hmac.compare_digest(token.token_hash, _digest(typed)):
             return _use(token)
         token.failed_attempts += 1
         if token.failed_attempts >= settings.LOGIN_CODE_MAX_ATTEMPTS:

@@ -1,6 +1,12 @@
-"""Sending one outbox row: at most once (row lock + status check), at the portal account's pace
-(mail/send_pace.py), over a mail server session that the worker keeps open; a failure stays on
-the row and is retried with exponential backoff."""
+"""Sending one outbox row, at the portal account's pace (mail/send_pace.py), over a mail server
+session that the worker keeps open; a failure stays on the row and is retried with exponential
+backoff.
+
+At least once, and nearly always once: the row lock and status check keep two workers from
+sending the same row, but the mail server takes the message before the row is marked sent in
+the same transaction, so a worker killed between the two (or a lost COMMIT) leaves the row
+pending and the sweep sends it again. The copy is the same email (mail/emails.py): the same
+live link, the same Message-ID."""
 
 import logging
 import os
@@ -15,7 +21,7 @@ from django.utils import timezone
 
 from accounts.models import OutboxEmail
 from mail import send_pace
-from mail.emails import build_message
+from mail.emails import LINKS, build_message
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +64,13 @@ def deliver(row_id, *, pace=False, slot=None):
             )
             if row is None or row.user is None:
                 return False
+            if _superseded(row):
+                # Sending it now would kill the newer email's link (the newest link of a purpose
+                # is the live one).
+                row.status = OutboxEmail.Status.CANCELLED
+                row.last_error = "Replaced by a newer email."
+                row.save(update_fields=["status", "last_error"])
+                return False
             # After the row checks, so that a row already sent or cancelled takes no place.
             if pace and row.portal_account_id is not None:
                 turn = send_pace.take_turn(row.portal_account_id, slot)
@@ -71,6 +84,18 @@ def deliver(row_id, *, pace=False, slot=None):
         row = _record_failure(row_id, error)
         raise SendFailed(row, error) from error
     raise SendDeferred(row_id, turn)
+
+
+def _superseded(row):
+    """A newer email of the same link purpose went out while this one waited (a re-send after
+    a crash, or a retry after an outage)."""
+    purpose = LINKS[row.kind][0]
+    if purpose is None:
+        return False
+    kinds = [kind for kind, (other, _) in LINKS.items() if other == purpose]
+    return OutboxEmail.objects.filter(
+        user_id=row.user_id, kind__in=kinds, pk__gt=row.pk, status=OutboxEmail.Status.SENT
+    ).exists()
 
 
 def _send(row):

@@ -1,5 +1,9 @@
 """What each outbox email says. Rendering mints the login token the email carries, so the
-secret exists only in the message that leaves."""
+secret exists only in the message that leaves. Rendering the same row again gives the same
+message: the same link (accounts.tokens.issue_for_email) and the same Message-ID, since a row
+may be sent twice (mail/delivery.py)."""
+
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
@@ -45,14 +49,21 @@ def _describe_lifetime(delta):
     return f"{minutes} minutes"
 
 
-def _credential(user, account, purpose, url_name, target):
+def _credential(row, purpose, url_name):
     if purpose is None:
         return {}
     if url_name is None:
-        return {"code": tokens.issue_code(user)}
-    secret = tokens.issue(user, purpose, target=target)
-    path = reverse(url_name, kwargs={"slug": account.slug, "token": secret})
+        return {"code": tokens.issue_code_for_email(row)}
+    secret = tokens.issue_for_email(row, purpose)
+    path = reverse(url_name, kwargs={"slug": row.portal_account.slug, "token": secret})
     return {"link": settings.PORTAL_BASE_URL + path}
+
+
+def message_id(row):
+    """The same on every attempt at sending the row: a mail client that receives the email
+    twice can tell it is one email."""
+    domain = urlsplit(settings.PORTAL_BASE_URL).hostname or "localhost"
+    return f"<outbox-{row.pk}.{int(row.created_at.timestamp())}@{domain}>"
 
 
 def build_message(row):
@@ -68,7 +79,7 @@ def build_message(row):
         "expires_in": _describe_lifetime(settings.TOKEN_LIFETIMES[purpose]) if purpose else "",
         "target": target,
         **row.context,
-        **_credential(user, account, purpose, url_name, target),
+        **_credential(row, purpose, url_name),
     }
     # The account name is refused with line breaks at input; one saved before that rule must not
     # make the mail library refuse every email of the account (BadHeaderError) for ever.
@@ -78,4 +89,5 @@ def build_message(row):
     message = EmailMultiAlternatives(subject, text, settings.DEFAULT_FROM_EMAIL, [row.to_email])
     message.attach_alternative(html, "text/html")
     message.extra_headers["X-Outbox-Id"] = str(row.pk)
+    message.extra_headers["Message-ID"] = message_id(row)
     return message

@@ -27,6 +27,12 @@ class LoginToken(models.Model):
     used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     failed_attempts = models.PositiveSmallIntegerField(default=0)
+    # The email that carries this token's secret, if an email does: its secret is derived from
+    # that email, so that sending the same email again carries the same link
+    # (accounts.tokens.issue_for_email).
+    outbox_email = models.ForeignKey(
+        "accounts.OutboxEmail", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         ordering = ["-created_at"]
