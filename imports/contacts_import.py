@@ -31,7 +31,6 @@ from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -45,6 +44,7 @@ from imports.csv_reader import CsvError, read_csv
 from imports.models import ImportJob
 from imports.pipeline import (
     DryRunReport,
+    batch_transaction,
     batches,
     end_dry_run,
     failure_counts,
@@ -408,9 +408,9 @@ class ContactResultFiles(ResultFiles):
         self.failure.write([line, *(values.get(f.name, "") for f in FIELDS), code, reason])
 
 
-def apply(job, *, batch_size=BATCH_SIZE, progress=None):
+def apply(job, *, batch_size=BATCH_SIZE, progress=None, lease=None):
     """Upsert the contacts of `job`'s file, resuming after `job.last_processed_line` (see
-    imports.pipeline.run for progress and failure handling). Returns the job."""
+    imports.pipeline.run for progress, failure handling and `lease`). Returns the job."""
     return pipeline.run(
         job,
         open_and_map=open_and_map,
@@ -422,6 +422,8 @@ def apply(job, *, batch_size=BATCH_SIZE, progress=None):
         ),
         batch_size=batch_size,
         progress=progress,
+        loads=Contact,
+        lease=lease,
     )
 
 
@@ -482,7 +484,7 @@ def _apply_batch(job, account, checker, batch, rows, results):
             to_update.append(contact)  # once: the duplicate rule stops a second row
             outcomes.append((line, values, Outcome(contact, UPDATED)))
             events.append((line, "update_contact", contact, before))
-    with transaction.atomic():
+    with batch_transaction():
         insert(Contact, NEW_CONTACT_FIELDS, [_new_row(contact) for contact in to_create])
         update(
             Contact, to_update, ["name", "email", "crm_account_name", "salesforce_id", "updated_at"]

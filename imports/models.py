@@ -1,5 +1,14 @@
+from datetime import timedelta
+
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
+
+
+def stall_cutoff():
+    """A running job whose progress is older than this has stalled: its worker died or hangs
+    (imports.tasks.resume_stalled_imports hands it to another)."""
+    return timezone.now() - timedelta(minutes=settings.IMPORT_STALL_MINUTES)
 
 
 class ImportJob(models.Model):
@@ -53,6 +62,18 @@ class ImportJob(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     error_message = models.TextField(blank=True)
+    # The heartbeat of a run: set when a run claims the job and with every committed batch. A
+    # running job whose heartbeat is older than IMPORT_STALL_MINUTES has stalled (its worker was
+    # killed, or its task was lost with the broker) and is resumed (imports.tasks).
+    progress_at = models.DateTimeField(null=True, blank=True)
+    # Who may write the job's rows: the token of the run that holds it, or the ticket a queued
+    # task carries to claim it. A run swaps the ticket it was given for a token of its own, and
+    # every write of a run (each batch, done, failed) is conditional on that token, so a run
+    # that was given up on (a slow or paused worker) can never write once another took over.
+    run_token = models.CharField(max_length=32, blank=True)
+    # How many times the job was resumed since its last committed batch: a job that kills its
+    # worker every time is failed after a few tries instead of being resumed for ever.
+    stall_count = models.PositiveSmallIntegerField(default=0)
 
     # The review step's dry run, kept so that the page survives a reload while a worker checks a
     # big file (imports.dry_runs): {"token", "options", "state", "checked", "report", "error",
@@ -74,3 +95,11 @@ class ImportJob(models.Model):
     def __str__(self):
         name = self.original_filename or self.source_file.name
         return f"{self.get_target_display()} import {name} ({self.get_status_display()})"
+
+    @property
+    def heartbeat(self):
+        return self.progress_at or self.started_at or self.created_at
+
+    @property
+    def is_stalled(self):
+        return self.status == self.Status.RUNNING and self.heartbeat < stall_cutoff()

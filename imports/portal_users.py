@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
 
-from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 
 from accounts import licenses, lifecycle, role_names
@@ -39,6 +38,7 @@ from imports.first_lines import FirstLines
 from imports.models import ImportJob
 from imports.pipeline import (
     DryRunReport,
+    batch_transaction,
     batches,
     end_dry_run,
     mark_failed,
@@ -328,9 +328,9 @@ def _check_batch(report, checker, account, free, rows):
             report.add_failure(line, values, RowFailure(NO_LICENSES, _no_licenses_reason(message)))
 
 
-def apply(job, *, batch_size=BATCH_SIZE, progress=None):
+def apply(job, *, batch_size=BATCH_SIZE, progress=None, lease=None):
     """Create the users of `job`'s file, resuming after `job.last_processed_line` (see
-    imports.pipeline.run for progress and failure handling). Returns the job."""
+    imports.pipeline.run for progress, failure handling and `lease`). Returns the job."""
     return pipeline.run(
         job,
         open_and_map=open_and_map,
@@ -342,6 +342,8 @@ def apply(job, *, batch_size=BATCH_SIZE, progress=None):
         ),
         batch_size=batch_size,
         progress=progress,
+        loads=User,
+        lease=lease,
     )
 
 
@@ -349,7 +351,7 @@ def _apply_batch(job, account, options, checker, batch, rows, results):
     """Check every row of the batch, create the users of those that pass with one
     `lifecycle.invite_many`, then write each row's outcome in file order, all in the batch's
     transaction (with the job's counts and `last_processed_line`)."""
-    with transaction.atomic():
+    with batch_transaction():
         outcomes = {}  # line -> RowFailure or the new user's id
         ready = []  # (contact, role)
         line_of = {}  # contact pk -> line

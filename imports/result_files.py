@@ -4,21 +4,27 @@ reason). CSV in UTF-8 with a byte-order mark so Excel opens it with the right ch
 cell goes through `neutralise_row` so a spreadsheet never runs a value as a formula.
 
 Rows are appended a batch at a time to files on the job's storage (streamed, never held in
-memory). The job records how many bytes of each file belong to committed batches, and
-`ResultFiles.open` cuts a file back to that size, so a resumed run after a crash does not repeat
-rows of a batch that was rolled back. This needs a storage with local paths (FileSystemStorage,
-the default); a cloud storage would need the files uploaded when the run ends.
+memory). The job records how many bytes of each file belong to committed batches, and a run
+starts from a copy of exactly those bytes, so a resumed run after a crash does not repeat rows
+of a batch that was rolled back. The copy is a new file that replaces the old one: a run given
+up on (a stalled worker that wakes up after the job was resumed elsewhere) still has the old
+file open, and whatever it writes before it learns that it lost the job goes to that unlinked
+file, never into the rows of the run that took over. This needs a storage with local paths
+(FileSystemStorage, the default); a cloud storage would need the files uploaded when the run
+ends.
 """
 
 import codecs
 import csv
 import io
 import os
+import secrets
 
 from helpers.spreadsheet_safety import neutralise_row
 
 SUCCESS_HEADER = ("ContactId", "Role", "UserId")
 FAILURE_HEADER = ("Line", "ContactId", "Role", "ReasonCode", "Reason")
+COPY_CHUNK = 1024 * 1024
 
 
 class _ResultFile:
@@ -33,15 +39,14 @@ class _ResultFile:
         path = storage.path(fieldfile.name)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         committed = getattr(job, size_name)
-        binary = open(path, "r+b" if committed and os.path.exists(path) else "w+b")  # noqa: SIM115
-        if committed:
-            binary.truncate(committed)
-            binary.seek(committed)
-        else:
-            binary.truncate(0)
-            binary.write(codecs.BOM_UTF8)
-        self._binary = binary
-        self._text = io.TextIOWrapper(binary, encoding="utf-8", newline="", write_through=True)
+        if not os.path.exists(path):
+            committed = 0
+        self._binary = _fresh_copy(path, committed)
+        if not committed:
+            self._binary.write(codecs.BOM_UTF8)
+        self._text = io.TextIOWrapper(
+            self._binary, encoding="utf-8", newline="", write_through=True
+        )
         self._writer = csv.writer(self._text)
         if not committed:
             self.write(header)
@@ -59,6 +64,37 @@ class _ResultFile:
 
     def close(self):
         self._text.close()
+
+
+def _fresh_copy(path, size):
+    """A new file at `path` holding the first `size` bytes of the old one, open for appending
+    after them. Written under a temporary name and moved into place (the directory synced, so
+    the move survives a crash like the rows written after it)."""
+    temporary = f"{path}.{secrets.token_hex(4)}.part"
+    binary = open(temporary, "w+b")  # noqa: SIM115 (closed by _ResultFile.close)
+    try:
+        if size:
+            with open(path, "rb") as old:
+                while size > 0:
+                    chunk = old.read(min(size, COPY_CHUNK))
+                    if not chunk:
+                        break
+                    binary.write(chunk)
+                    size -= len(chunk)
+        binary.flush()
+        os.fsync(binary.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        binary.close()
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+    directory = os.open(os.path.dirname(path), os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+    return binary
 
 
 class ResultFiles:
