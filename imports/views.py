@@ -26,13 +26,13 @@ from accounts.models import UserType
 from accounts.permissions import console_view
 from helpers.file_uploads import without_refusal
 from helpers.spreadsheet_safety import neutralise_row
-from imports import contacts_import, dry_runs, pipeline, portal_users
+from imports import contacts_import, dry_runs, pipeline, portal_users, tasks
 from imports.column_mapping import PORTAL_USER_FIELDS, MappingError, auto_map, map_columns
 from imports.csv_reader import DEFAULT_EXAMPLE_HEADER, CsvError, read_csv
 from imports.forms import MapForm, OptionsForm, UploadForm
 from imports.models import ImportJob
 from imports.pipeline import failure_counts
-from imports.tasks import run_import, start_dry_run
+from imports.tasks import start_dry_run
 from imports.upload_limits import FileSizeLimit
 
 logger = logging.getLogger(__name__)
@@ -283,32 +283,43 @@ def job_start(request, slug, job_id):
         options = contacts_import.normalised_options(job.options)
     else:
         options = {**job.options, "send_activation": bool(request.POST.get("send_activation"))}
-    started = ImportJob.objects.filter(
-        pk=job.pk, status__in=STARTABLE, files_deleted_at__isnull=True
-    ).update(
-        status=Status.RUNNING,
-        options=options,
-        started_by=request.user,
-        started_at=timezone.now(),
-        error_message="",
-    )
-    if not started:
+    ticket = tasks.start_run(job, options, request.user)
+    if ticket is None:
         messages.error(request, "This import cannot be started (it is not ready, or ran already).")
         return redirect("import-detail", account.slug, job.pk)
-    transaction.on_commit(lambda: _queue(job.pk))
+    transaction.on_commit(lambda: _queue(job.pk, ticket))
     return redirect("import-detail", account.slug, job.pk)
 
 
-def _queue(job_id):
-    try:
-        run_import.delay(job_id)
-    except Exception:  # broker unreachable: say so, and let the person start again
-        logger.exception("Could not queue import job %s", job_id)
-        ImportJob.objects.filter(pk=job_id, status=Status.RUNNING).update(
+def _queue(job_id, ticket):
+    if not tasks.queue_run(job_id, ticket):  # say so, and let the person start again
+        ImportJob.objects.filter(pk=job_id, status=Status.RUNNING, run_token=ticket).update(
             status=Status.VALIDATED,
             error_message="The import could not be queued (task queue unavailable). "
             "Start it again in a minute.",
         )
+
+
+@console_view
+def job_resume(request, slug, job_id):
+    """Resume a stalled import (no progress for IMPORT_STALL_MINUTES; the sweep would do it
+    within a minute or two anyway) or a failed one: it goes on after the last committed row."""
+    account, job = _account_and_job(request, slug, job_id)  # scope first: 404 before 405
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    if job.status == Status.FAILED:
+        resumed = tasks.resume_failed(job.pk)
+    else:
+        resumed = tasks.resume_stalled(job.pk)
+    if resumed:
+        messages.success(
+            request, f"Import resumed: it goes on after the {job.processed:,} rows already done."
+        )
+    elif job.status == Status.RUNNING:
+        messages.error(request, "This import is making progress: it needs no resume.")
+    else:
+        messages.error(request, "This import cannot be resumed.")
+    return redirect("import-detail", account.slug, job.pk)
 
 
 @console_view
@@ -361,6 +372,8 @@ def job_detail(request, slug, job_id):
         updated=contacts_import.updated_count(job),
         polling=job.status == Status.RUNNING,
         can_cancel=job.status in CANCELLABLE,
+        can_resume=(job.is_stalled or (job.status == Status.FAILED and job.started_at))
+        and not job.files_deleted_at,
         next_url=_next_step_url(account, job),
         files_deleted=files_deleted_message(job) if job.files_deleted_at else "",
     )
