@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from accounts.models import OutboxEmail
 from mail import delivery
+from portal_admin.celery import BrokerUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,8 @@ def hand_out_emails(row_ids):
     a row gets two tasks; sending stays at most once per row (`deliver` locks it and checks its
     status)."""
     for row_id in row_ids:
-        hand_to_celery(row_id)
+        if hand_to_celery(row_id) is False:
+            break  # the broker failed: the rest wait for the sweep as well
 
 
 @shared_task
@@ -53,10 +55,18 @@ def requeue_unsent_emails():
 
 
 def hand_to_celery(row_id):
+    """Queue the row's task. Returns whether the broker took it; if not (down, or hung: that
+    costs at most settings.REDIS_TIMEOUT_SECONDS), the row stays pending and the sweep
+    re-queues it."""
     try:
         send_outbox_email.delay(row_id)
-    except Exception:  # broker down: the row stays pending and the sweep re-queues it
+    except BrokerUnavailable as error:  # the failure itself was logged moments ago
+        log.warning("Outbox email %s left for the sweep: %s", row_id, error)
+        return False
+    except Exception:
         log.exception("Could not queue outbox email %s; the sweep will retry it", row_id)
+        return False
+    return True
 
 
 def hand_many_to_celery(row_ids):
@@ -95,7 +105,8 @@ def requeue_unsent():
     ids = list(stale.values_list("pk", flat=True)[:5000])
     OutboxEmail.objects.filter(pk__in=ids).update(queued_at=now)
     for row_id in ids:
-        hand_to_celery(row_id)
+        if hand_to_celery(row_id) is False:
+            break  # the broker failed: the next sweep tries the rest again
     return ids
 
 

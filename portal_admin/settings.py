@@ -208,6 +208,13 @@ SIGN_IN_LOCKOUT_MAX_SECONDS = env.int("SIGN_IN_LOCKOUT_MAX_SECONDS", default=60 
 SIGN_IN_FAILURE_WINDOW_MINUTES = env.int("SIGN_IN_FAILURE_WINDOW_MINUTES", default=15)
 # Failure counters live here; a per-process memory cache only suits a single-process demo.
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+# A hung Redis (stopped, not refusing connections) answers nothing: without a timeout a cache
+# call, or handing a task to the broker, waited 5 s and more, and the pages behind it queued up.
+REDIS_TIMEOUT_SECONDS = env.float("REDIS_TIMEOUT_SECONDS", default=0.3)
+if CACHES["default"]["BACKEND"].endswith("RedisCache"):
+    CACHES["default"].setdefault("OPTIONS", {}).update(
+        socket_connect_timeout=REDIS_TIMEOUT_SECONDS, socket_timeout=REDIS_TIMEOUT_SECONDS
+    )
 
 # --- Email and the outbox ---
 EMAIL_BACKEND = env(
@@ -272,22 +279,24 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT", default=3.0)
-# A dead broker must never hang a page: publishing gives up quickly and the outbox sweep
-# re-queues what could not be handed over.
-CELERY_TASK_PUBLISH_RETRY = True
-CELERY_TASK_PUBLISH_RETRY_POLICY = {
-    "max_retries": 1,
-    "interval_start": 0,
-    "interval_step": 0.5,
-    "interval_max": 0.5,
-}
+# A dead or hung broker must never hold a page: publishing tries once, for at most
+# REDIS_TIMEOUT_SECONDS, and what could not be handed over waits for the sweeps (the outbox
+# row stays pending). No retry: redis-py already reconnects a pooled connection that a broker
+# restart dropped, so a retry only doubled the wait on a hung broker (and a broker that failed
+# moments ago is not tried again at all: portal_admin/celery.py).
+CELERY_TASK_PUBLISH_RETRY = False
+# A worker outlives any broker outage: it reconnects for ever (Celery's default gives up after
+# 100 attempts, about 45 minutes, and the worker exits), also when the broker is down at start.
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # visibility_timeout: emails deferred by the per-account pace may wait hours behind a large
 # import; Redis would otherwise hand them out again after one hour (harmless, but wasteful).
+# max_retries: connecting to publish is tried once (the worker's own reconnecting is above).
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": 6 * 60 * 60,
-    "socket_connect_timeout": 3,
-    "socket_timeout": 5,
-    "max_retries": 2,
+    "socket_connect_timeout": REDIS_TIMEOUT_SECONDS,
+    "socket_timeout": REDIS_TIMEOUT_SECONDS,
+    "max_retries": 0,
 }
 CELERY_BEAT_SCHEDULE = {
     "requeue-unsent-outbox": {

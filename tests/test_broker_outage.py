@@ -16,12 +16,15 @@ def dead_broker():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]  # closed again when the block ends: nobody listens
-    previous = (celery_app.conf.broker_url, celery_app.conf.task_always_eager)
-    celery_app.conf.broker_url = f"redis://127.0.0.1:{port}/0"
-    celery_app.conf.task_always_eager = False
+    conf = celery_app.conf
+    previous = (conf.get("broker_write_url"), conf.get("broker_read_url"), conf.task_always_eager)
+    # Not broker_url: Celery reads CELERY_BROKER_URL from the environment before it, so with a
+    # broker configured (CI) tasks went to the real one.
+    conf.broker_write_url = conf.broker_read_url = f"redis://127.0.0.1:{port}/0"
+    conf.task_always_eager = False
     _fresh_connection_pool()
     yield
-    celery_app.conf.broker_url, celery_app.conf.task_always_eager = previous
+    conf.broker_write_url, conf.broker_read_url, conf.task_always_eager = previous
     _fresh_connection_pool()
 
 
