@@ -1,5 +1,10 @@
 """The Celery tasks that deliver the outbox, and the hand-off of rows to them (mail/outbox.py
-queues a row; these send it through mail/delivery.py)."""
+queues a row; these send it through mail/delivery.py).
+
+Each email goes to the queue of its kind: "urgent" for one a person is waiting for (a sign-in
+link or code, a password reset, an invitation asked for again, a new address to confirm),
+"bulk" for the rest (invitations, from a bulk invite or the CSV import above all). The sweep
+runs in "maintenance" (settings.CELERY_TASK_ROUTES)."""
 
 import logging
 
@@ -9,11 +14,26 @@ from django.conf import settings
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
-from accounts.models import OutboxEmail
+from accounts.models import EmailKind, OutboxEmail
 from mail import delivery
 from portal_admin.celery import BrokerUnavailable
 
 log = logging.getLogger(__name__)
+
+URGENT, BULK = "urgent", "bulk"
+URGENT_KINDS = {
+    EmailKind.LOGIN_LINK,
+    EmailKind.LOGIN_CODE,
+    EmailKind.PASSWORD_RESET,
+    # The portal sends it to an invited person who asks for a sign-in link; the console, to one
+    # person at a time (a bulk reinvite is at most BULK_ACTION_MAX_USERS, paced per account).
+    EmailKind.REINVITATION,
+    EmailKind.EMAIL_CHANGE_CONFIRM,
+}
+
+
+def queue_for(kind):
+    return URGENT if kind in URGENT_KINDS else BULK
 
 
 @shared_task(bind=True, max_retries=None, acks_late=True)
@@ -55,11 +75,12 @@ def requeue_unsent_emails():
 
 
 def hand_to_celery(row_id):
-    """Queue the row's task. Returns whether the broker took it; if not (down, or hung: that
-    costs at most settings.REDIS_TIMEOUT_SECONDS), the row stays pending and the sweep
-    re-queues it."""
+    """Queue the row's task on its kind's queue. Returns whether the broker took it; if not
+    (down, or hung: that costs at most settings.REDIS_TIMEOUT_SECONDS), the row stays pending
+    and the sweep re-queues it."""
+    kind = OutboxEmail.objects.filter(pk=row_id).values_list("kind", flat=True).first()
     try:
-        send_outbox_email.delay(row_id)
+        send_outbox_email.apply_async((row_id,), queue=queue_for(kind))
     except BrokerUnavailable as error:  # the failure itself was logged moments ago
         log.warning("Outbox email %s left for the sweep: %s", row_id, error)
         return False
@@ -81,7 +102,7 @@ def hand_many_to_celery(row_ids):
             hand_to_celery(row_id)
         return
     try:
-        hand_out_emails.delay(row_ids)
+        hand_out_emails.delay(row_ids)  # to the "bulk" queue (settings.CELERY_TASK_ROUTES)
     except Exception:
         log.exception("Could not queue %s outbox emails; the sweep will retry them", len(row_ids))
 

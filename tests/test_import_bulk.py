@@ -323,7 +323,7 @@ def test_a_batch_hands_its_invitations_to_a_real_worker_in_one_message(
         send_email=True,
     )  # commits: on_commit hands the batch to Celery
     assert (len(created), refused) == (3, [])
-    assert queue.llen("celery") == 1
+    assert queue.llen("bulk") == 1  # the bulk mail queue (settings.CELERY_TASK_ROUTES)
 
     smtp = request.getfixturevalue("smtp_server")()
     worker = request.getfixturevalue("start_worker")(smtp.port)

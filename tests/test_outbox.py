@@ -153,7 +153,9 @@ def test_a_broker_outage_leaves_the_row_for_the_sweep(
     account, partner_role, technician, django_capture_on_commit_callbacks
 ):
     contact = ContactFactory(portal_account=account, email="grace@example.com")
-    no_broker = mock.patch.object(send_outbox_email, "delay", side_effect=ConnectionError("down"))
+    no_broker = mock.patch.object(
+        send_outbox_email, "apply_async", side_effect=ConnectionError("down")
+    )
     with no_broker, django_capture_on_commit_callbacks(execute=True):
         lifecycle.invite(
             account,

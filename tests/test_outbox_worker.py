@@ -6,8 +6,9 @@ the same database and SECRET_KEY (its links work here), the SMTP conversation ha
 handed to the worker twice is one email, and an SMTP outage is retried by the worker itself.
 
 The test process and the worker share the configured broker (CELERY_BROKER_URL) and its
-default queue; the queue is purged before and after each test so that no message of an
-earlier run, or a retry left behind by this one, reaches a worker it was not meant for."""
+queues; they are purged before and after each test so that no message of an earlier run, or a
+retry left behind by this one, reaches a worker it was not meant for. The worker runs the
+production command, which consumes every queue (settings.CELERY_TASK_QUEUES)."""
 
 import email
 import email.policy
@@ -77,8 +78,9 @@ class Worker:
     """`celery worker` in a subprocess, its output in a file (a pipe nobody reads would fill
     up and stall it)."""
 
-    def __init__(self, log_path, email_port):
+    def __init__(self, log_path, email_port, *, queues=None, env=None):
         self.log_path = log_path
+        self.queues = queues  # None: every queue, as `celery -A portal_admin worker` does
         self.env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "portal_admin.settings",
@@ -99,6 +101,7 @@ class Worker:
             # task_results() reads the worker's "Task ... succeeded" lines, logged at INFO.
             "LOG_LEVEL": "INFO",
             "PYTHONUNBUFFERED": "1",
+            **(env or {}),
         }
         self.process = None
 
@@ -113,8 +116,7 @@ class Worker:
             "--pool=solo",
             "--concurrency=1",
             "--loglevel=INFO",
-            "-Q",
-            "celery",
+            *(["-Q", ",".join(self.queues)] if self.queues else []),
             # Its own name, and no chatter with other workers on the same broker (a developer's,
             # another test run's): mingle alone would also cost a second at start-up.
             "--hostname",
@@ -183,8 +185,8 @@ def start_worker(broker, transactional_db, tmp_path):
     on: the worker is gone before the database is flushed and the queue purged."""
     workers = []
 
-    def start(email_port):
-        worker = Worker(tmp_path / f"worker-{len(workers)}.log", email_port)
+    def start(email_port, **options):
+        worker = Worker(tmp_path / f"worker-{len(workers)}.log", email_port, **options)
         workers.append(worker)
         return worker.start()
 
@@ -237,7 +239,8 @@ def test_the_worker_sends_a_queued_invitation_over_smtp(
     user = invite_grace()  # commits: on_commit hands the row to Celery
     row = OutboxEmail.objects.get(user=user)
     assert row.status == "pending"
-    assert broker.llen("celery") == 1, "the committed invite did not put a task on the queue"
+    # An invitation is bulk mail: its own queue, behind nobody's sign-in link.
+    assert broker.llen("bulk") == 1, "the committed invite did not put a task on the queue"
 
     worker = start_worker(smtp.port)
     sent = worker.wait_for("the invitation to be sent", lambda: row_in("sent", row))
@@ -266,7 +269,7 @@ def test_a_row_handed_to_the_worker_twice_is_sent_once(
     # A second message for the same row before any worker runs: a sweep that overlapped the
     # original task, or the broker redelivering it after a worker died.
     send_outbox_email.delay(row.pk)
-    assert broker.llen("celery") == 2
+    assert broker.llen("bulk") + broker.llen("urgent") == 2
 
     worker = start_worker(smtp.port)
     worker.wait_for("both tasks to finish", lambda: len(worker.task_results()) == 2)
