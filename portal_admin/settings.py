@@ -247,6 +247,14 @@ IMPORT_MAX_COLUMNS = env.int("IMPORT_MAX_COLUMNS", default=200)
 # Uploaded files and result files hold people's data: deleted this long after the import ended
 # (imports.tasks.delete_expired_import_files); the job's row and counts stay.
 IMPORT_FILE_RETENTION_DAYS = env.int("IMPORT_FILE_RETENTION_DAYS", default=90)
+# A running import whose progress is older than this has stalled (its worker was killed, or its
+# task was lost with the broker): imports.tasks.resume_stalled_imports hands it to a worker
+# again, which resumes after the last committed row. Half of it bounds how long a batch's
+# transaction may hang on a paused worker (its locks would hold the resumed run up).
+IMPORT_STALL_MINUTES = env.float("IMPORT_STALL_MINUTES", default=3)
+# Rows per batch of an import run by the worker; 0: each import's own (5,000 portal users,
+# 500 contacts).
+IMPORT_BATCH_SIZE = env.int("IMPORT_BATCH_SIZE", default=0)
 
 # --- Login tokens ---
 TOKEN_LIFETIMES = {
@@ -330,6 +338,10 @@ CELERY_BEAT_SCHEDULE = {
     "delete-expired-import-files": {
         "task": "imports.tasks.delete_expired_import_files",
         "schedule": 60 * 60,  # idempotent and cheap; hourly keeps files at most an hour late
+    },
+    "resume-stalled-imports": {
+        "task": "imports.tasks.resume_stalled_imports",
+        "schedule": env.int("IMPORT_STALL_SWEEP_SECONDS", default=60),
     },
 }
 
