@@ -22,9 +22,7 @@ Locks: the batch's contacts (those its ids name and the console contacts its ema
 in one statement, in primary-key order, then their portal users; contacts.mirror takes them in
 the same order."""
 
-import json
-
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -50,6 +48,7 @@ from contacts.sync_items import (
     ref_item,
     upsert_item,
 )
+from helpers.planner_statistics import LoadStatistics
 
 __all__ = [
     "MAX_ITEMS",
@@ -110,36 +109,14 @@ def upsert_contacts(portal_account, items, *, by=None, ip=None):
     return result
 
 
-# A connector's first sync of a new account creates thousands of contacts a minute. Until the
-# table is analysed again, PostgreSQL's planner believes the account has none and plans the next
-# lookups of its contacts (the sync's, a portal-user import's) for one row: a 5,000-row lookup
-# took over 60 s instead of 123 ms. Autovacuum analyses a minute or more later, or never when it
-# is off or behind, so a batch that created many contacts has the table analysed when the
-# changes since its last ANALYZE outnumber twice what the planner believes the account has
-# (imports/planner_statistics.py applies the same rule to imports; the domain cannot import it).
+# A connector's first sync of a new account creates thousands of contacts a minute, and until
+# the table is analysed PostgreSQL plans the next lookups of them for one row
+# (helpers/planner_statistics.py). A small batch never makes a plan go wrong by much.
 ANALYZE_CHECK_AFTER_CREATED = 100
-ANALYZE_MIN_CHANGED_ROWS = 1000
 
 
 def _analyze_if_far_behind(account, created):
-    if connection.vendor != "postgresql":
-        return
-    table = connection.ops.quote_name(Contact._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_stat_get_mod_since_analyze(%s::regclass)", [Contact._meta.db_table]
-        )
-        changed = (cursor.fetchone()[0] or 0) + created  # this batch's counts may lag
-        if changed < ANALYZE_MIN_CHANGED_ROWS:
-            return
-        cursor.execute(
-            f"EXPLAIN (FORMAT JSON) SELECT 1 FROM {table} WHERE portal_account_id = %s",
-            [account.pk],
-        )
-        (plan,) = cursor.fetchone()
-        estimate = (json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"]["Plan Rows"]
-        if changed > 2 * estimate:
-            cursor.execute(f"ANALYZE (SKIP_LOCKED) {table}")
+    LoadStatistics(Contact, account.pk).added(created)
 
 
 def _adoptable(contact, emails):

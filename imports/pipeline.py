@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
-from imports import planner_statistics
+from helpers import planner_statistics
 from imports.column_mapping import MappingError, row_values
 from imports.csv_reader import CsvError
 from imports.models import ImportJob
@@ -304,7 +304,7 @@ def run(
     its counts only while the job is running and held, and the job is done only if it still
     was at the end. A cancelled job raises Cancelled, a job held by another run Superseded
     (status left as the other side set it). `loads`, the model whose table the batches fill,
-    is analysed when the planner's statistics fall far behind (imports.planner_statistics).
+    is analysed when the planner's statistics fall far behind (helpers.planner_statistics).
 
     An error of a lost database (`database_gone`) is raised with the job left running and
     nothing marked: the caller retries on a new connection, or the stalled-import sweep resumes

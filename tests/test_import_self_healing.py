@@ -38,7 +38,8 @@ from accounts import lifecycle
 from accounts.models import AuditEvent, Role, User
 from contacts import sync
 from contacts.models import Contact
-from imports import contacts_import, pipeline, planner_statistics, portal_users, tasks
+from helpers import planner_statistics
+from imports import contacts_import, pipeline, portal_users, tasks
 from imports.models import ImportJob
 from imports.pipeline import Superseded
 from imports.result_files import ResultFiles

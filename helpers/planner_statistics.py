@@ -13,8 +13,8 @@ the estimate keeps up with (PostgreSQL scales its row counts with the table's si
 ANALYZE samples a bounded number of rows (about 0.2 s for a 50,000-row table) and blocks no
 reader or writer; SKIP_LOCKED leaves it to another session that is analysing the table already.
 
-PostgreSQL only: SQLite has no such planner statistics. contacts/sync.py does the same after a
-CRM connector's large upserts (the domain cannot import this module)."""
+PostgreSQL only: SQLite has no such planner statistics. The imports (imports/pipeline.py) and
+the CRM connector's large upserts (contacts/sync.py) use it."""
 
 import json
 
