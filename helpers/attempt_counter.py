@@ -8,9 +8,35 @@ the delay is over. With Redis as the cache (production) add + incr are atomic, s
 guesses cannot slip under the limit."""
 
 import hashlib
+import logging
 import time
 
-from django.core.cache import cache
+from django.core.cache import cache as shared_cache
+from django.core.cache.backends.locmem import LocMemCache
+
+log = logging.getLogger(__name__)
+_this_process = LocMemCache("attempt-counters-while-the-cache-is-down", {})
+
+
+class _Counters:
+    """The shared cache (Redis in production) or, while it cannot be reached, this process's
+    memory: signing in must keep working when Redis is down, with counts per process meanwhile
+    (weaker: each process allows its own tries) rather than a 500 for everyone."""
+
+    def __getattr__(self, name):
+        def call(*args, **kwargs):
+            try:
+                return getattr(shared_cache, name)(*args, **kwargs)
+            except ValueError:
+                raise  # incr of a key that is not there: an answer, not an outage
+            except Exception:
+                log.warning("The cache is unreachable; attempt counters are per process for now")
+                return getattr(_this_process, name)(*args, **kwargs)
+
+        return call
+
+
+cache = _Counters()
 
 
 def email_digest(email):

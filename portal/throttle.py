@@ -11,9 +11,9 @@ count does not care whether the address exists, so a refusal reveals nothing abo
 The same cache also holds a decoy code for addresses that were sent no code (see decoy_*)."""
 
 from django.conf import settings
-from django.core.cache import cache
 
 from helpers import attempt_counter
+from helpers.attempt_counter import cache
 
 
 def _window_seconds():
