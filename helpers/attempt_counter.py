@@ -21,17 +21,26 @@ _this_process = LocMemCache("attempt-counters-while-the-cache-is-down", {})
 class _Counters:
     """The shared cache (Redis in production) or, while it cannot be reached, this process's
     memory: signing in must keep working when Redis is down, with counts per process meanwhile
-    (weaker: each process allows its own tries) rather than a 500 for everyone."""
+    (weaker: each process allows its own tries) rather than a 500 for everyone. After a failure
+    the shared cache is left alone for a few seconds, so that a request makes one slow call, not
+    one per counter."""
+
+    RETRY_AFTER_SECONDS = 5
+
+    def __init__(self):
+        self.unreachable_until = 0.0
 
     def __getattr__(self, name):
         def call(*args, **kwargs):
-            try:
-                return getattr(shared_cache, name)(*args, **kwargs)
-            except ValueError:
-                raise  # incr of a key that is not there: an answer, not an outage
-            except Exception:
-                log.warning("The cache is unreachable; attempt counters are per process for now")
-                return getattr(_this_process, name)(*args, **kwargs)
+            if time.monotonic() >= self.unreachable_until:
+                try:
+                    return getattr(shared_cache, name)(*args, **kwargs)
+                except ValueError:
+                    raise  # incr of a key that is not there: an answer, not an outage
+                except Exception:
+                    log.warning("The cache is unreachable; attempt counters are per process")
+                    self.unreachable_until = time.monotonic() + self.RETRY_AFTER_SECONDS
+            return getattr(_this_process, name)(*args, **kwargs)
 
         return call
 

@@ -78,11 +78,16 @@ def _eager_celery(request):
 
 @pytest.fixture(autouse=True)
 def _fresh_cache():
-    """Throttle counters live in the cache: one test's failures must not lock out the next."""
+    """Throttle counters live in the cache: one test's failures must not lock out the next (nor a
+    test that made the cache unreachable leave the counters in the process's memory)."""
     from django.core.cache import cache
+
+    from helpers import attempt_counter
 
     cache.clear()
     yield
+    attempt_counter.cache.unreachable_until = 0.0
+    attempt_counter._this_process.clear()
     cache.clear()
 
 

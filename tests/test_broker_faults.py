@@ -242,9 +242,8 @@ def test_a_frozen_redis_holds_no_page_for_more_than_a_fraction_of_a_second(
     assert reset_seconds < ANSWER_WITHIN_SECONDS
     assert bulk_seconds < ANSWER_WITHIN_SECONDS  # one wait for the broker, not twenty
     assert ask_seconds < ANSWER_WITHIN_SECONDS
-    # The portal's request throttle keeps its counters in the cache: with the cache hung it
-    # fails, now at once (README, Reliability).
-    assert asked.status_code == 500
+    # The portal's request throttle counts in this process while the cache hangs (README).
+    assert asked.status_code == 200
     assert page_seconds < ANSWER_WITHIN_SECONDS
 
 

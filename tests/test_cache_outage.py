@@ -5,7 +5,6 @@ import pytest
 from django.core import mail
 from django.test import override_settings
 
-from helpers import attempt_counter
 from tests.factories import PASSWORD, PortalUserFactory
 
 UNREACHABLE = {
@@ -14,12 +13,6 @@ UNREACHABLE = {
         "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens on port 1: refused at once
     }
 }
-
-
-@pytest.fixture(autouse=True)
-def _forget_the_fallback_counts():
-    yield
-    attempt_counter._this_process.clear()
 
 
 @pytest.fixture
