@@ -1,5 +1,5 @@
 """The portal-user import right after a contacts load into a new account, with and without the
-load analysing what it changed (imports/planner_statistics.py): the first import batches.
+load analysing what it changed (helpers/planner_statistics.py): the first import batches.
 
     cd /work/main
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/portal_admin_bench_import_stats \\
