@@ -43,11 +43,14 @@ def test_tabs_show_their_counts_and_their_users(admin_client, account, people):
     assert "Ada Lovelace" not in unconfirmed
 
 
-def test_a_user_whose_contact_was_deleted_shows_as_disabled(admin_client, account, people):
+def test_a_user_whose_contact_was_deleted_stays_under_their_state(admin_client, account, people):
     Contact.objects.filter(pk=people["ada"].contact_id).update(deleted_at="2026-01-01T00:00Z")
-    page = admin_client.get(users_url(account, tab="disabled")).content.decode()
+    page = admin_client.get(users_url(account, tab="enabled")).content.decode()
     assert "Ada Lovelace" in page
-    assert "Contact deleted" in page
+    assert "Orphaned: contact deleted" in page
+    assert (
+        "Ada Lovelace" not in admin_client.get(users_url(account, tab="disabled")).content.decode()
+    )
 
 
 @pytest.mark.parametrize("term", ["lovelace", "ADA@example", "contact-id"])
@@ -337,9 +340,8 @@ def test_an_orphaned_user_is_offered_only_what_the_lifecycle_allows(
 ):
     orphan = PortalUserFactory(portal_account=account, role=partner_role, state=state)
     Contact.objects.filter(pk=orphan.contact_id).update(deleted_at="2026-01-01T00:00Z")
-    tab = "disabled" if state != UserState.UNCONFIRMED else "unconfirmed"
-
-    page = admin_client.get(users_url(account, tab=tab)).content.decode()
+    # An orphan stays under the tab of their state (the row says the contact is deleted).
+    page = admin_client.get(users_url(account, tab=state.value)).content.decode()
 
     assert reverse("user-action", args=[account.slug, orphan.pk, "delete"]) in page
     action_urls = {
