@@ -7,9 +7,11 @@ rules, changes the row, writes its audit event and queues the email that is due.
     any --delete--> gone        enabled --reset password--> enabled        any --change role--> same
 """
 
+import functools
+
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
 from accounts import audit, licenses, signed_in_sessions, tokens
@@ -32,13 +34,57 @@ def valid_email(value):
 
 
 def _locked(user):
+    """The user read again under a row lock, as they are now; LifecycleError when another
+    request deleted them meanwhile (it held the lock first, so this one waited and found no row)."""
     if user.kind != UserKind.PORTAL:
         raise LifecycleError(f"{user} is MSSP staff, not a portal user.")
-    return (
-        User.objects.select_for_update(of=("self",))
-        .select_related("portal_account", "role", "contact")
-        .get(pk=user.pk)
+    # Locked first, read whole afterwards: a locking query that also joins the role, contact and
+    # account rechecks only the user's row after waiting, so a role or contact changed by the
+    # request it waited for came back as None (and a delete then failed on user.role.name).
+    # FOR NO KEY UPDATE, as an UPDATE of the row takes: it still serializes the verbs, but lets
+    # the outbox sender insert a token for this user while it holds the email's row, which
+    # stop_mail_and_links then waits for; FOR UPDATE made the two wait for each other (a
+    # deadlock, and a 500 for the delete or disable PostgreSQL picked as its victim).
+    locked = (
+        User.objects.select_for_update(no_key=True).filter(pk=user.pk).values_list("pk", flat=True)
     )
+    if not list(locked):
+        raise LifecycleError(f"{user.name} was deleted meanwhile.")
+    return User.objects.select_related("portal_account", "role", "contact").get(pk=user.pk)
+
+
+# deadlock_detected, serialization_failure
+RETRYABLE_SQLSTATES = ("40P01", "40001")
+
+
+def _concurrent_change(user):
+    """The message for a constraint a concurrent request broke under this one."""
+    if not User.objects.filter(pk=user.pk).exists():
+        return f"{user.name} was deleted meanwhile."
+    return f"{user.name} was changed meanwhile: reload and try again."
+
+
+def _verb(function):
+    """One transaction for a verb on an existing user (what @transaction.atomic was), with a
+    constraint broken by a concurrent change turned into a LifecycleError naming the person, so
+    the console and the API answer 409 with a plain message instead of 500. Outside the
+    transaction because PostgreSQL checks foreign keys when it commits."""
+
+    @functools.wraps(function)
+    def verb(user, *args, **kwargs):
+        try:
+            with transaction.atomic():
+                return function(user, *args, **kwargs)
+        except IntegrityError as error:
+            raise LifecycleError(_concurrent_change(user)) from error
+        except OperationalError as error:
+            # A deadlock or serialization failure is a concurrent change too; PostgreSQL has
+            # rolled this transaction back, so trying again is safe.
+            if getattr(error.__cause__, "sqlstate", None) not in RETRYABLE_SQLSTATES:
+                raise
+            raise LifecycleError(_concurrent_change(user)) from error
+
+    return verb
 
 
 def _check_role(portal_account, role):
@@ -166,7 +212,7 @@ def invite(
     return user
 
 
-@transaction.atomic
+@_verb
 def activate(user, password, *, ip=None):
     """The invited person sets a password: unconfirmed -> enabled."""
     user = _locked(user)
@@ -184,7 +230,7 @@ def activate(user, password, *, ip=None):
     return user
 
 
-@transaction.atomic
+@_verb
 def set_new_password(user, password, *, ip=None):
     """A password reset link used: the new password, every other reset link and every session
     opened with the old password gone."""
@@ -199,7 +245,7 @@ def set_new_password(user, password, *, ip=None):
     return user
 
 
-@transaction.atomic
+@_verb
 def disable(user, *, by, ip=None):
     """Stop a user signing in; their seat is freed and every link they hold dies."""
     user = _locked(user)
@@ -217,7 +263,7 @@ def disable(user, *, by, ip=None):
     return user
 
 
-@transaction.atomic
+@_verb
 def enable(user, *, by, ip=None):
     """Give a disabled user their access back. Someone who never activated is invited again."""
     user = _locked(user)
@@ -247,7 +293,7 @@ def enable(user, *, by, ip=None):
     return user
 
 
-@transaction.atomic
+@_verb
 def delete(user, *, by, ip=None):
     """Remove the login for good. The contact stays; audit events keep the user's name."""
     user = _locked(user)
@@ -268,7 +314,7 @@ def delete(user, *, by, ip=None):
     user.delete()
 
 
-@transaction.atomic
+@_verb
 def reinvite(user, *, by, ip=None):
     """Send a new invitation; every older invitation link dies."""
     user = _locked(user)
@@ -290,7 +336,7 @@ def reinvite(user, *, by, ip=None):
     return user
 
 
-@transaction.atomic
+@_verb
 def reset_password(user, *, by, ip=None):
     """Email the user a link to choose a new password (the current one keeps working until then)."""
     user = _locked(user)
@@ -309,7 +355,7 @@ def reset_password(user, *, by, ip=None):
     return user
 
 
-@transaction.atomic
+@_verb
 def change_role(user, role, *, by, ip=None):
     user = _locked(user)
     _check_role(user.portal_account, role)
@@ -329,7 +375,7 @@ ADMIN_SEAT_RACE = (
 )
 
 
-@transaction.atomic
+@_verb
 def make_account_admin(user, *, by, ip=None):
     """Move the account admin seat to this user; the previous holder loses it in the same
     transaction, so an account never has two. When another move lands first, this one is
@@ -375,7 +421,7 @@ def make_account_admin(user, *, by, ip=None):
     return user
 
 
-@transaction.atomic
+@_verb
 def send_login_code(user, *, by, ip=None):
     """Email an enabled user a one-time sign-in code (minted when the email is sent)."""
     user = _locked(user)
@@ -387,7 +433,7 @@ def send_login_code(user, *, by, ip=None):
     return user
 
 
-@transaction.atomic
+@_verb
 def send_login_email(user, *, by, target="", ip=None):
     """Email an enabled user a one-click sign-in link (optionally to a portal section)."""
     user = _locked(user)
@@ -403,7 +449,7 @@ def send_login_email(user, *, by, target="", ip=None):
 PORTAL_SECTIONS = tuple(SECTIONS)
 
 
-@transaction.atomic
+@_verb
 def issue_magic_link(user, *, by, target="", ip=None):
     """A one-time sign-in link a console person hands to an enabled user themselves (optionally
     opening a portal section). Returns the new LoginToken (its target and expires_at) with
