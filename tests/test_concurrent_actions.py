@@ -54,6 +54,7 @@ VERBS = {
     "send_login_code": lambda user, by, role: lifecycle.send_login_code(user, by=by),
     "send_login_email": lambda user, by, role: lifecycle.send_login_email(user, by=by),
     "issue_magic_link": lambda user, by, role: lifecycle.issue_magic_link(user, by=by),
+    "end_sessions": lambda user, by, role: lifecycle.end_sessions(user, by=by),
 }
 
 
@@ -202,6 +203,7 @@ def test_a_bulk_disable_waiting_on_a_bulk_delete_reports_each_user_deleted(
     # The first 20 vanished users are named one by one, the rest counted.
     for user in fifty[:20]:
         assert f"{user.name} was deleted meanwhile." in page
+        assert f"{user.name}: {user.name}" not in page  # named once
     assert "…and 30 more were not changed." in page
     assert "users disabled" not in page
     assert not AuditEvent.objects.filter(action="disable").exists()
@@ -254,6 +256,22 @@ def test_a_delete_on_the_card_waiting_on_an_enable_deletes_after_it(ada, two_adm
     # The card offered delete for the disabled user it read; once the enable has committed the
     # delete goes ahead (delete is allowed in every state), so the user is gone.
     assert (enabled.status_code, deleted.status_code) == (302, 302)
+    assert gone(ada)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_ending_sessions_waiting_on_a_delete_is_deleted_meanwhile(ada, technician):
+    # The lifecycle verb the users page's and the card's "End sessions" should call: it waits
+    # for the delete's lock instead of writing an audit event for a user already gone.
+    first, second = first_holds_the_seat_while_second_asks(
+        lambda: lifecycle.delete(ada, by=technician),
+        lambda: lifecycle.end_sessions(ada, by=technician),
+    )
+
+    assert first.error is None, outcome(first)
+    assert isinstance(second.error, LifecycleError), outcome(second)
+    assert str(second.error) == GONE
     assert gone(ada)
 
 

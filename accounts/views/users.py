@@ -166,7 +166,8 @@ def bulk_action(request, slug):
     if done:
         messages.success(request, f"{done} user{'s' if done != 1 else ''} {action.done}.")
     for user, reason in failed[:20]:
-        messages.error(request, f"{user.name}: {reason}")
+        # Most reasons name the person already ("Ada Larsen was deleted meanwhile.").
+        messages.error(request, reason if user.name in reason else f"{user.name}: {reason}")
     if len(failed) > 20:
         messages.error(request, f"…and {len(failed) - 20} more were not changed.")
     return _back_to_list(request, account, listing)
