@@ -113,6 +113,8 @@ def _create_for_email(email, purpose, token_hash):
             "purpose": purpose,
             "target": email.context.get("target", ""),
             "outbox_email": email,
+            # The person who caused the email, not the worker that sends it.
+            "created_by_id": email.queued_by_id,
             "expires_at": timezone.now() + settings.TOKEN_LIFETIMES[purpose],
         },
     )

@@ -1,10 +1,12 @@
 """The outbox: every email is a row written with the change that caused it, and handed to
 Celery only once that change has committed (mail/tasks.py); mail/delivery.py sends it."""
 
+from datetime import timedelta
+
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import EmailKind, OutboxEmail
+from accounts.models import AuditEvent, EmailKind, OutboxEmail
 from mail import tasks
 
 # A newer email of the same family makes a pending older one pointless (its link would be dead).
@@ -12,6 +14,44 @@ _FAMILIES = {
     EmailKind.INVITATION: [EmailKind.INVITATION, EmailKind.REINVITATION],
     EmailKind.REINVITATION: [EmailKind.INVITATION, EmailKind.REINVITATION],
 }
+
+
+# The audit actions that send each kind of email: a lifecycle verb records its audit event (with
+# who acted) and then queues the email in the same transaction.
+_CAUSES = {
+    EmailKind.INVITATION: ["invite", "enable"],
+    EmailKind.REINVITATION: ["reinvite"],
+    EmailKind.PASSWORD_RESET: ["reset_password"],
+    EmailKind.ACCESS_RESTORED: ["enable"],
+    EmailKind.LOGIN_LINK: ["send_login_email"],
+    EmailKind.LOGIN_CODE: ["send_login_code"],
+}
+# An email queued with no audit event of its own (an invitation sent again because the address
+# changed) must not inherit an old one: the cause is written moments before the email.
+_CAUSE_WINDOW = timedelta(minutes=1)
+
+
+def _queued_by(user, kind):
+    """Who caused this email, as the audit log names them: the actor of the audit event the same
+    change just wrote about this user, if it is the action that sends this kind. The lifecycle
+    records `by` in the audit event but does not hand it to queue_email, and the worker that
+    mints the email's token later has no one to credit without this."""
+    causes = _CAUSES.get(kind)
+    if not causes:
+        return None
+    cause = (
+        AuditEvent.objects.filter(subject_user=user)
+        .order_by("-pk")
+        .values("action", "actor_id", "created_at")
+        .first()
+    )
+    if (
+        cause is None
+        or cause["action"] not in causes
+        or cause["created_at"] < timezone.now() - _CAUSE_WINDOW
+    ):
+        return None
+    return cause["actor_id"]
 
 
 def queue_email(user, kind, *, to=None, **context):
@@ -26,6 +66,7 @@ def queue_email(user, kind, *, to=None, **context):
         to_email=to or user.email,
         kind=kind,
         context=context,
+        queued_by_id=_queued_by(user, kind),
         queued_at=timezone.now(),
     )
     transaction.on_commit(lambda: tasks.hand_to_celery(row.pk))

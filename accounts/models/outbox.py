@@ -34,6 +34,11 @@ class OutboxEmail(models.Model):
     kind = models.CharField(max_length=30, choices=EmailKind.choices)
     # Non-secret extras for the template, e.g. a deep-link target or who sent an invitation.
     context = models.JSONField(default=dict, blank=True)
+    # Who caused the email (the admin who reset a password, or the person who asked for their
+    # own link): the worker mints the token later, and credits it to this person.
+    queued_by = models.ForeignKey(
+        "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     status = models.CharField(
         max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True
     )
