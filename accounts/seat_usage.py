@@ -71,15 +71,13 @@ def _count_filters(prefix):
     def q(**lookups):
         return Q(**{prefix + key: value for key, value in lookups.items()})
 
-    # The same split as the Users page tabs (accounts.user_listing.TABS), so a count here is the
-    # count on the tab it links to: an enabled user whose CRM contact is deleted cannot sign in
-    # and is shown with the disabled ones, although it still holds its seat.
-    contact_deleted = q(contact__deleted_at__isnull=False)
+    # The same split as the Users page tabs (accounts.user_listing): by state, so a count here is
+    # the count on the tab it links to. A user whose CRM contact is deleted stays under their
+    # state there, marked orphaned (the dashboard warns about them separately).
     filters = {
         "unconfirmed_count": q(state=UserState.UNCONFIRMED),
-        "enabled_count": q(state=UserState.ENABLED, contact__deleted_at__isnull=True),
-        "disabled_count": q(state=UserState.DISABLED)
-        | (q(state=UserState.ENABLED) & contact_deleted),
+        "enabled_count": q(state=UserState.ENABLED),
+        "disabled_count": q(state=UserState.DISABLED),
     }
     for user_type in UserType.values:
         filters[f"{user_type}_used"] = q(user_type=user_type, state__in=SEAT_STATES)

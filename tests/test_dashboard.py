@@ -115,12 +115,14 @@ def test_the_dashboard_does_not_leak_other_accounts_users(admin_client, account,
     assert "5 of 10 used" not in page
 
 
-def test_enabled_users_without_a_contact_count_as_disabled_like_on_the_users_page(
+def test_enabled_users_without_a_contact_count_under_their_state_like_on_the_users_page(
     admin_client, account
 ):
     delete_contact(users(account, 1)[0])
     users(account, 2)
     page = admin_client.get(dashboard_url(account)).content.decode()
-    assert '<span class="stat-number">2</span>\n      <span class="stat-label">Active' in page
-    assert '<span class="stat-number">1</span>\n      <span class="stat-label">Disabled' in page
+    assert '<span class="stat-number">3</span>\n      <span class="stat-label">Active' in page
+    assert '<span class="stat-number">0</span>\n      <span class="stat-label">Disabled' in page
+    tabs = admin_client.get(f"/accounts/{account.slug}/users/?tab=enabled").content.decode()
+    assert tabs.count("Orphaned: contact deleted") == 1
     assert "3 of 10 used" in page  # still holding their seat until disabled or deleted
