@@ -102,7 +102,7 @@ ACTIONS = {
             "End sessions",
             "signed out everywhere",
             "{name} is signed out of every browser at once.",
-            lambda user, by, ip, role: signed_in_sessions.end_for_user(user, by=by, ip=ip),
+            lambda user, by, ip, role: lifecycle.end_sessions(user, by=by, ip=ip),
             danger=True,
             consequence_for=_open_sessions_consequence,
             question="End {name}'s sessions?",
