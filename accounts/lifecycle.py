@@ -392,7 +392,14 @@ def make_account_admin(user, *, by, ip=None):
     user = _locked(user)
     if user.is_account_admin:
         raise LifecycleError(f"{user.name} is already the account admin.")
-    _require_state(user, [UserState.ENABLED, UserState.UNCONFIRMED], "make account admin")
+    if user.state == UserState.UNCONFIRMED:
+        # The seat's holder manages the account's users in the console, which needs a password;
+        # an invited user has not chosen one yet.
+        raise LifecycleError(
+            f"{user.name} has not accepted their invitation yet: only a confirmed user can become "
+            "the account admin."
+        )
+    _require_state(user, [UserState.ENABLED], "make account admin")
     previous = (
         User.objects.select_for_update()
         .filter(portal_account=user.portal_account, is_account_admin=True)

@@ -32,6 +32,23 @@ class UserAction:
         return self.consequence.format(name=user.name)
 
 
+def _admin_seat_consequence(user):
+    # Naming the current holder: the seat moves, it is not shared, and they keep a normal login.
+    current = (
+        type(user)
+        .objects.filter(portal_account_id=user.portal_account_id, is_account_admin=True)
+        .exclude(pk=user.pk)
+        .only("name")
+        .first()
+    )
+    becomes = (
+        f"{user.name} becomes the account admin and can manage this account's users in the console."
+    )
+    if current is None:
+        return becomes
+    return f"{becomes} {current.name} loses the seat and keeps a normal portal login."
+
+
 def _open_sessions_consequence(user):
     count = signed_in_sessions.open_sessions(user).count()
     if not count:
@@ -114,6 +131,7 @@ ACTIONS = {
             "{name} becomes the account admin and can manage this account's users in the "
             "console. The current account admin loses that seat.",
             lambda user, by, ip, role: lifecycle.make_account_admin(user, by=by, ip=ip),
+            consequence_for=_admin_seat_consequence,
         ),
         UserAction(
             "delete",
@@ -152,7 +170,9 @@ _BY_STATE = {
         "delete",
     ],
     UserState.DISABLED: ["enable", "delete"],
-    UserState.UNCONFIRMED: ["reinvite", "change-role", "make-admin", "delete"],
+    # No make-admin: an invited user has no password yet (the lifecycle refuses it too). Disable
+    # is offered here as the Unconfirmed tab's bulk bar offers it.
+    UserState.UNCONFIRMED: ["reinvite", "disable", "change-role", "delete"],
 }
 
 

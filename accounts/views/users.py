@@ -161,6 +161,7 @@ def bulk_action(request, slug):
         )
         return _confirm(request, context, status=400)
     if not request.POST.get("confirmed"):
+        context["who"] = _first_names(selected, count)
         return _confirm(request, context)
     done, failed = _apply_to_each(request, action, selected)
     if done:
@@ -171,6 +172,20 @@ def bulk_action(request, slug):
     if len(failed) > 20:
         messages.error(request, f"…and {len(failed) - 20} more were not changed.")
     return _back_to_list(request, account, listing)
+
+
+def _first_names(selected, count, shown=3):
+    """'Ada Larsen, Olga Novak and 22 more': the dialog says whom it is about, without reading
+    the whole selection (it may be every user matching a search)."""
+    names = list(selected.order_by("name", "pk").values_list("name", flat=True)[:shown])
+    if not names:
+        return ""
+    rest = count - len(names)
+    if rest > 0:
+        return f"{', '.join(names)} and {rest} more"
+    if len(names) == 1:
+        return names[0]
+    return f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def _apply_to_each(request, action, selected):
