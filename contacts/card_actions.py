@@ -22,6 +22,16 @@ CARD_ACTIONS = {
     "enable": replace(ACTIONS["enable"], label="Reactivate", done="reactivated"),
 }
 
+# Not destructive, but they email the person (and a reinvite kills the link they hold), so the
+# card asks first, as the Users page does.
+_ASK_FIRST = {"enable", "reinvite"}
+
+
+def asks_first(action):
+    """Whether the card opens a confirmation for the action instead of acting on the click."""
+    return action.danger or action.name in _ASK_FIRST
+
+
 _BY_STATE = {
     UserState.ENABLED: ["reset-password", "send-login-email", "change-role", "disable"],
     UserState.UNCONFIRMED: ["reinvite", "change-role", "disable", "delete"],

@@ -111,3 +111,40 @@ def test_disabling_an_unconfirmed_user_from_their_row(admin_client, account, mak
     grace = make(name="Grace Hopper", state=UserState.UNCONFIRMED)
     assert admin_client.post(action_url(account, grace, "disable")).status_code == 302
     assert User.objects.get(pk=grace.pk).state == UserState.DISABLED
+
+
+# --- 5. Reactivate and Reinvite on the contact's Portal user card ask first ---
+
+
+def card_url(user, action):
+    return reverse("contact-portal-user", args=[user.portal_account.slug, user.contact_id, action])
+
+
+@pytest.mark.parametrize(
+    ("state", "action", "label"),
+    [(UserState.DISABLED, "enable", "Reactivate"), (UserState.UNCONFIRMED, "reinvite", "Reinvite")],
+)
+def test_the_card_asks_before_reactivating_or_reinviting(
+    admin_client, account, make, state, action, label
+):
+    dan = make(name="Dan Person", state=state)
+    contact_page = reverse("contact", args=[account.slug, dan.contact_id])
+    page = admin_client.get(contact_page).content.decode()
+    url = card_url(dan, action)
+    # A link that opens the dialog (a page of its own without JavaScript), not a form that acts.
+    assert f'href="{url}" hx-get="{url}" hx-target="#dialog-slot">{label}…</a>' in page
+    assert f'<form method="post" action="{url}"' not in page
+
+    for headers in ({}, HTMX):
+        asked = admin_client.get(url, **headers)
+        assert asked.status_code == 200
+        body = asked.content.decode()
+        assert f"{label} Dan Person?" in body
+        assert f'action="{url}"' in body
+    assert User.objects.get(pk=dan.pk).state == state
+
+    done = admin_client.post(url, {"confirmed": "1"}, **HTMX)
+    assert done.status_code == 200
+    assert "Dan Person re" in done.content.decode()  # "reactivated." / "reinvited."
+    expected = UserState.ENABLED if action == "enable" else UserState.UNCONFIRMED
+    assert User.objects.get(pk=dan.pk).state == expected

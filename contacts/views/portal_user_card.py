@@ -21,6 +21,7 @@ from contacts.card_actions import (
     ENABLE,
     END_SESSIONS,
     MAGIC_LINK,
+    asks_first,
     console_card_actions,
     may_issue_magic_link,
     refusal,
@@ -44,8 +45,10 @@ def contact_context(request, account, contact, **extra):
         "status": portal_status(contact),
         "may_act": user is None or may_act_on(person, user),
         # The role picker is a form of its own; the other actions are buttons, each with what
-        # it does to the person.
-        "actions": [(a, a.describe(user)) for a in actions if a.name != "change-role"],
+        # it does to the person, and whether it asks first.
+        "actions": [
+            (a, a.describe(user), asks_first(a)) for a in actions if a.name != "change-role"
+        ],
         "role_form": None,
         "enable_form": None,
         "can_magic_link": may_issue_magic_link(person, user),
