@@ -39,6 +39,30 @@ document.addEventListener("click", (event) => {
   }
 });
 
+// The bulk buttons wait for a selection ("Reinvite 0 users?" helped nobody). Only with
+// JavaScript: without it they stay enabled and the server answers an empty selection plainly.
+function syncBulkBar(form) {
+  const chosen = form.querySelector("input[name=ids]:checked, input[name=all_matching]:checked");
+  form.querySelectorAll(".bulk-bar button[name=action]").forEach((button) => {
+    button.disabled = !chosen;
+  });
+}
+document.addEventListener("change", (event) => {
+  const form = event.target.closest?.("#bulk-form");
+  // The select-all box's change comes after its click handler has ticked the rows.
+  if (form && event.target.type === "checkbox") syncBulkBar(form);
+});
+// A re-rendered list, and a page the browser restored with its boxes still ticked.
+document.addEventListener("htmx:load", (event) => {
+  const { elt } = event.detail;
+  const form = elt.closest?.("#bulk-form") || elt.querySelector?.("#bulk-form");
+  if (form) syncBulkBar(form);
+});
+window.addEventListener("pageshow", () => {
+  const form = document.getElementById("bulk-form");
+  if (form) syncBulkBar(form);
+});
+
 // A bulk-action button submits through HTMX: tell the server which one was pressed.
 document.addEventListener("htmx:configRequest", (event) => {
   const submitter = event.detail.triggeringEvent && event.detail.triggeringEvent.submitter;
