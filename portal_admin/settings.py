@@ -267,6 +267,16 @@ TOKEN_LIFETIMES = {
 }
 LOGIN_CODE_MAX_ATTEMPTS = env.int("LOGIN_CODE_MAX_ATTEMPTS", default=5)
 
+# --- Retention (operations/retention.py, applied daily by beat and by manage.py apply_retention)
+# Login tokens are deleted this long after they expired (used, revoked or not): a dead token
+# is only history, and a token's expiry is at most its lifetime after its use.
+LOGIN_TOKEN_RETENTION_DAYS = env.int("LOGIN_TOKEN_RETENTION_DAYS", default=30)
+# Sent, cancelled and failed emails (addresses, subjects) this long after they were written;
+# a pending email is never deleted.
+OUTBOX_RETENTION_DAYS = env.int("OUTBOX_RETENTION_DAYS", default=90)
+# The audit log is evidence: kept for ever unless this is set (days).
+AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=None)
+
 # --- Portal brute-force limits (per portal account + email, and per IP, in the cache) ---
 PORTAL_LINK_REQUESTS_MAX = env.int("PORTAL_LINK_REQUESTS_MAX", default=5)
 PORTAL_LINK_REQUESTS_MAX_PER_IP = env.int("PORTAL_LINK_REQUESTS_MAX_PER_IP", default=100)
@@ -342,6 +352,10 @@ CELERY_BEAT_SCHEDULE = {
     "resume-stalled-imports": {
         "task": "imports.tasks.resume_stalled_imports",
         "schedule": env.int("IMPORT_STALL_SWEEP_SECONDS", default=60),
+    },
+    "apply-retention": {
+        "task": "operations.tasks.apply_retention",
+        "schedule": 24 * 60 * 60,  # idempotent; days are the settings' unit, so daily suffices
     },
 }
 

@@ -52,7 +52,12 @@ class OutboxEmail(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["status", "queued_at"])]
+        indexes = [
+            models.Index(fields=["status", "queued_at"]),
+            # Retention deletes old sent, cancelled and failed rows, never reading pending ones
+            # (operations.retention.outbox_emails).
+            models.Index(fields=["status", "created_at"], name="outbox_by_status_created"),
+        ]
 
     def __str__(self):
         return f"{self.get_kind_display()} to {self.to_email} ({self.status})"

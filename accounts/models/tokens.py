@@ -36,7 +36,11 @@ class LoginToken(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["user", "purpose"])]
+        indexes = [
+            models.Index(fields=["user", "purpose"]),
+            # Retention deletes tokens long expired (operations.retention.login_tokens).
+            models.Index(fields=["expires_at"], name="token_by_expiry"),
+        ]
 
     def __str__(self):
         return f"{self.get_purpose_display()} for {self.user_id}"
