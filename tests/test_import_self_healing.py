@@ -19,11 +19,8 @@ import io
 import json
 import re
 import signal
-import subprocess
-import sys
 import threading
 import time
-import uuid
 from datetime import timedelta
 
 import pytest
@@ -653,6 +650,8 @@ class ImportWorker(Worker):
     a job stalled after STALL_SECONDS; with `beat_schedule`, Celery beat runs inside it and
     sweeps for stalled imports every second (in production: every minute, after 3 minutes)."""
 
+    name = "import-test"
+
     def __init__(self, log_path, *, beat_schedule=None):
         super().__init__(log_path, email_port=25)  # activation emails are off: none is sent
         self.beat_schedule = beat_schedule
@@ -665,31 +664,10 @@ class ImportWorker(Worker):
             }
         )
 
-    def start(self):
-        command = [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "portal_admin",
-            "worker",
-            "--pool=solo",
-            "--concurrency=1",
-            "--loglevel=INFO",
-            # No -Q: every queue the settings declare (the import's and the sweep's among them).
-            "--hostname",
-            f"import-test-{uuid.uuid4().hex[:8]}@%h",
-            "--without-mingle",
-            "--without-gossip",
-            "--without-heartbeat",
-        ]
-        if self.beat_schedule:
-            command += ["--beat", "--schedule", str(self.beat_schedule)]
-        with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(
-                command, cwd=PROJECT_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
-            )
-        return self
+    def command(self):
+        # No -Q (every queue the settings declare, the import's and the sweep's among them).
+        beat = ["--beat", "--schedule", str(self.beat_schedule)] if self.beat_schedule else []
+        return [*super().command(), *beat]
 
 
 def forget_unacked_imports(redis_client):

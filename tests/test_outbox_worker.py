@@ -78,6 +78,8 @@ class Worker:
     """`celery worker` in a subprocess, its output in a file (a pipe nobody reads would fill
     up and stall it)."""
 
+    name = "outbox-test"
+
     def __init__(self, log_path, email_port, *, queues=None, env=None):
         self.log_path = log_path
         self.queues = queues  # None: every queue, as `celery -A portal_admin worker` does
@@ -105,8 +107,8 @@ class Worker:
         }
         self.process = None
 
-    def start(self):
-        command = [
+    def command(self):
+        return [
             sys.executable,
             "-m",
             "celery",
@@ -120,14 +122,16 @@ class Worker:
             # Its own name, and no chatter with other workers on the same broker (a developer's,
             # another test run's): mingle alone would also cost a second at start-up.
             "--hostname",
-            f"outbox-test-{uuid.uuid4().hex[:8]}@%h",
+            f"{self.name}-{uuid.uuid4().hex[:8]}@%h",
             "--without-mingle",
             "--without-gossip",
             "--without-heartbeat",
         ]
+
+    def start(self):
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
-                command, cwd=PROJECT_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+                self.command(), cwd=PROJECT_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
             )
         return self
 
