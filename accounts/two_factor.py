@@ -89,7 +89,7 @@ def confirm_app(request, device, code, *, ip=None):
     Raises LifecycleError for a wrong code."""
     user = request.user
     _guarded(request, ip)
-    if not device.verify_token(_digits(code)):
+    if not device.verify_token(_without_spaces(code)):
         sign_in_guard.failed(sign_in_guard.console_identity(user.email), ip)
         raise LifecycleError("That code is not right. Enter the 6 digits the app shows now.")
     TOTPDevice.objects.filter(user=user).exclude(pk=device.pk).delete()
@@ -159,7 +159,7 @@ def _check_code(request, code, ip):
 
 
 def _matching_device(user, code):
-    code = "".join((code or "").split())
+    code = _without_spaces(code)
     app = app_of(user)
     if app is not None and code.isdigit() and len(code) == 6:
         allowed, _ = app.verify_is_allowed()
@@ -205,7 +205,7 @@ def _new_recovery_codes(user):
     return codes
 
 
-def _digits(code):
+def _without_spaces(code):
     return "".join((code or "").split())
 
 
