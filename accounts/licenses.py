@@ -1,14 +1,14 @@
 """License seats: unconfirmed and enabled users of a user type hold one; disabled users don't."""
 
+from accounts import user_counts
 from accounts.errors import NoLicensesLeft
-from accounts.models import PortalAccount, User, UserType
-from accounts.models.user import SEAT_STATES
+from accounts.models import PortalAccount, UserCount, UserType
 
 
 def seats_used(portal_account, user_type):
-    return User.objects.filter(
-        portal_account=portal_account, user_type=user_type, state__in=SEAT_STATES
-    ).count()
+    """From the account's counters: a read of a few rows, however many users it has."""
+    counters = UserCount.objects.filter(portal_account=portal_account, user_type=user_type)
+    return user_counts.seats_of(user_counts.counts_of(counters), user_type)
 
 
 def claim_seat(portal_account, user_type):

@@ -8,7 +8,7 @@ Anything out of scope is a 404, so a guessed id reveals nothing."""
 from django.shortcuts import get_object_or_404
 
 from accounts import actors
-from accounts.models import AuditEvent, PortalAccount, Role, User, UserKind
+from accounts.models import AuditEvent, PortalAccount, Role, User, UserCount, UserKind
 from contacts.models import Contact
 
 
@@ -48,6 +48,11 @@ def account_rows(person, account, rows):
 
 def get_account_row(person, account, rows, pk):
     return get_object_or_404(account_rows(person, account, rows), pk=pk)
+
+
+def user_counts(person, account):
+    """The account's user counters (accounts.user_counts reads them)."""
+    return account_rows(person, account, UserCount.objects)
 
 
 def contacts(person, account):

@@ -1,12 +1,10 @@
-"""How full a portal account is: users per state and license seats per user type, counted in
-one query whether for one account or for the whole list of accounts."""
+"""How full a portal account is: users per state and license seats per user type, read from the
+accounts' user counters (accounts.user_counts), one query for one account or for the list."""
 
 from dataclasses import dataclass
 
-from django.db.models import Count, Q
-
+from accounts import user_counts
 from accounts.models import UserState, UserType
-from accounts.models.user import SEAT_STATES
 
 # At this share of a user type's licenses the console warns that the account is nearly full.
 NEAR_LIMIT_PERCENT = 80
@@ -67,30 +65,15 @@ class Usage:
         return [seat for seat in self.seats if seat.over_limit]
 
 
-def _count_filters(prefix):
-    def q(**lookups):
-        return Q(**{prefix + key: value for key, value in lookups.items()})
-
-    # The same split as the Users page tabs (accounts.user_listing): by state, so a count here is
-    # the count on the tab it links to. A user whose CRM contact is deleted stays under their
-    # state there, marked orphaned (the dashboard warns about them separately).
-    filters = {
-        "unconfirmed_count": q(state=UserState.UNCONFIRMED),
-        "enabled_count": q(state=UserState.ENABLED),
-        "disabled_count": q(state=UserState.DISABLED),
-    }
-    for user_type in UserType.values:
-        filters[f"{user_type}_used"] = q(user_type=user_type, state__in=SEAT_STATES)
-    return filters
-
-
 def _usage(account, counts):
     return Usage(
-        unconfirmed=counts["unconfirmed_count"],
-        enabled=counts["enabled_count"],
-        disabled=counts["disabled_count"],
+        unconfirmed=user_counts.in_state(counts, UserState.UNCONFIRMED),
+        enabled=user_counts.in_state(counts, UserState.ENABLED),
+        disabled=user_counts.in_state(counts, UserState.DISABLED),
         seats=tuple(
-            SeatUse(user_type, counts[f"{user_type}_used"], account.licenses_for(user_type))
+            SeatUse(
+                user_type, user_counts.seats_of(counts, user_type), account.licenses_for(user_type)
+            )
             for user_type in UserType
         ),
     )
@@ -98,21 +81,13 @@ def _usage(account, counts):
 
 def for_accounts(accounts):
     """(account, usage) for every account of a queryset already scoped to the viewer."""
-    filters = _count_filters("users__")
-    # An aggregate drops the model's default ordering, so the order is said again.
-    annotated = accounts.annotate(
-        **{name: Count("users", filter=condition) for name, condition in filters.items()}
-    ).order_by("name", "pk")
-    return [
-        (account, _usage(account, {name: getattr(account, name) for name in filters}))
-        for account in annotated
-    ]
+    accounts = list(accounts.order_by("name", "pk"))
+    counts = user_counts.by_account(accounts)
+    return [(account, _usage(account, counts[account.pk])) for account in accounts]
 
 
-def for_account(account, users):
-    """The usage of one account, from its users as the scoping helper returns them."""
-    filters = _count_filters("")
-    counts = users.aggregate(
-        **{name: Count("pk", filter=condition) for name, condition in filters.items()}
-    )
-    return _usage(account, counts)
+def for_account(account, counters):
+    """The usage of one account, from its counters as accounts.scoping.user_counts returns
+    them. The states are the Users page's tabs, so a count here is the count on the tab it
+    links to."""
+    return _usage(account, user_counts.counts_of(counters))

@@ -5,9 +5,9 @@ from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from django.core.paginator import Paginator
-from django.db.models import Count, F, OuterRef, Q, Subquery
+from django.db.models import F, OuterRef, Q, Subquery
 
-from accounts import scoping
+from accounts import scoping, user_counts
 from accounts.models import LoginToken, OutboxEmail, TokenPurpose, UserState
 from contacts.models import Contact
 from helpers.search_terms import search_term
@@ -140,8 +140,6 @@ _last_email = OutboxEmail.objects.filter(user=OuterRef("pk")).order_by("-created
 
 
 def tab_counts(person, account):
-    """All three tab counts in one query."""
-    counts = scoping.portal_users(person, account).aggregate(
-        **{tab: Count("pk", filter=tab_condition(tab)) for tab in TABS}
-    )
-    return [(tab, label, counts[tab]) for tab, label in TABS.items()]
+    """All three tab counts from the account's counters (a tab is a state, tab_condition)."""
+    counts = user_counts.counts_of(scoping.user_counts(person, account))
+    return [(tab, label, user_counts.in_state(counts, tab)) for tab, label in TABS.items()]

@@ -4,6 +4,7 @@ from accounts.models.portal_account import PortalAccount, Role, UserType
 from accounts.models.signed_in_session import SignedInSession
 from accounts.models.tokens import LoginToken, TokenPurpose
 from accounts.models.user import User, UserKind, UserState
+from accounts.models.user_count import UserCount
 
 __all__ = [
     "AuditEvent",
@@ -15,6 +16,7 @@ __all__ = [
     "SignedInSession",
     "TokenPurpose",
     "User",
+    "UserCount",
     "UserKind",
     "UserState",
     "UserType",

@@ -82,7 +82,7 @@ def dashboard(request, slug):
         {
             "account": account,
             "section": "dashboard",
-            "usage": seat_usage.for_account(account, users),
+            "usage": seat_usage.for_account(account, scoping.user_counts(request.user, account)),
             "portal_url": settings.PORTAL_BASE_URL + account.portal_path(),
             "account_admin": users.filter(is_account_admin=True).first(),
             "blocked_count": blocked_count,
@@ -111,7 +111,7 @@ def account_settings(request, slug):
         else:
             messages.info(request, "Nothing to save: the settings were already like this.")
         return redirect("portal-account-settings", slug=form.instance.slug)
-    usage = seat_usage.for_account(account, scoping.portal_users(request.user, account))
+    usage = seat_usage.for_account(account, scoping.user_counts(request.user, account))
     return render(
         request,
         "accounts/portal_account_settings.html",

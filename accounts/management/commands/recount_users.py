@@ -1,0 +1,33 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from accounts import user_counts
+from accounts.models import PortalAccount
+
+
+class Command(BaseCommand):
+    help = (
+        "Count every portal account's users and compare with the counters the tab counts, seat "
+        "use and license checks read (accounts.models.UserCount). Prints each drift; --fix "
+        "rewrites the counters that differ. Exits with 1 when a drift was found and not fixed, "
+        "so a scheduled run can alert."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--account", metavar="SLUG", help="only this portal account")
+        parser.add_argument("--fix", action="store_true", help="rewrite the counters that differ")
+
+    def handle(self, *args, account=None, fix=False, **options):
+        accounts = PortalAccount.objects.order_by("slug")
+        if account:
+            accounts = accounts.filter(slug=account)
+            if not accounts.exists():
+                raise CommandError(f"No portal account with the slug {account!r}.")
+        drifted = 0
+        for portal_account in accounts.iterator():
+            for drift in user_counts.recount(portal_account, fix=fix):
+                drifted += 1
+                self.stdout.write(f"{drift}{' (fixed)' if fix else ''}")
+        if not drifted:
+            self.stdout.write("The user counters match the users.")
+        elif not fix:
+            raise CommandError(f"{drifted} counter(s) drifted; run again with --fix.")
