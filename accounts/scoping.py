@@ -9,7 +9,7 @@ from django.shortcuts import get_object_or_404
 
 from accounts import actors
 from accounts.models import AuditEvent, PortalAccount, Role, User, UserCount, UserKind
-from contacts.models import Contact
+from contacts.models import Contact, ContactCount
 
 
 def portal_accounts(person):
@@ -53,6 +53,11 @@ def get_account_row(person, account, rows, pk):
 def user_counts(person, account):
     """The account's user counters (accounts.user_counts reads them)."""
     return account_rows(person, account, UserCount.objects)
+
+
+def contact_counts(person, account):
+    """The account's live and deleted contact counters (contacts.contact_listing reads them)."""
+    return account_rows(person, account, ContactCount.objects)
 
 
 def contacts(person, account):

@@ -5,13 +5,13 @@ reads them here: a few rows per account, whatever the account's size. The databa
 (see the model); `recount` is the audit that they are right."""
 
 from collections import Counter
-from dataclasses import dataclass
 
 from django.db import transaction
 from django.db.models import Count
 
 from accounts.models import PortalAccount, User, UserCount, UserKind
 from accounts.models.user import SEAT_STATES
+from helpers import counter_drift
 
 
 def counts_of(account_rows):
@@ -43,48 +43,18 @@ def seats_of(counts, user_type):
     return sum(counts[user_type, state] for state in SEAT_STATES)
 
 
-@dataclass(frozen=True)
-class Drift:
-    account: PortalAccount
-    user_type: str
-    state: str
-    counted: int
-    kept: int
-
-    def __str__(self):
-        return (
-            f"{self.account.slug}: {self.user_type} {self.state} users: {self.kept} kept, "
-            f"{self.counted} counted"
-        )
-
-
 def recount(account, fix=False):
-    """Count the account's users the slow way and compare with the counters; with `fix`,
-    rewrite the counters that differ. The account row and its counters are locked first, so a
-    change to a user either committed before the count (and is in it) or waits for the fix."""
+    """The drifts (helpers.counter_drift) between the account's user counters and a count of
+    its users; with `fix`, the counters are rewritten. The account row is locked first, as for a
+    license check, so no seat is claimed meanwhile."""
     with transaction.atomic():
         locked = PortalAccount.objects.select_for_update().get(pk=account.pk)
-        kept = counts_of(UserCount.objects.select_for_update().filter(portal_account=locked))
-        counted = Counter(
-            {
-                (row["user_type"], row["state"]): row["n"]
-                for row in User.objects.filter(kind=UserKind.PORTAL, portal_account=locked)
-                .values("user_type", "state")
-                .annotate(n=Count("pk"))
-                .order_by()
-            }
+        counted = (
+            User.objects.filter(kind=UserKind.PORTAL, portal_account=locked)
+            .values("user_type", "state")
+            .annotate(n=Count("pk"))
+            .order_by()
         )
-        drifts = [
-            Drift(locked, user_type, state, counted[user_type, state], kept[user_type, state])
-            for user_type, state in sorted(set(counted) | set(kept))
-            if counted[user_type, state] != kept[user_type, state]
-        ]
-        if fix:
-            for drift in drifts:
-                UserCount.objects.update_or_create(
-                    portal_account=locked,
-                    user_type=drift.user_type,
-                    state=drift.state,
-                    defaults={"users": drift.counted},
-                )
-        return drifts
+        return counter_drift.drifts(
+            UserCount, {"portal_account": locked}, ("user_type", "state"), "users", counted, fix
+        )

@@ -6,10 +6,11 @@ from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from django.core.paginator import Paginator
-from django.db.models import Count, Q
+from django.db.models import Q
 
 from accounts import scoping
 from contacts.salesforce_ids import InvalidSalesforceId, to_18
+from helpers.search_paging import search_paginator
 from helpers.search_terms import search_term
 
 PAGE_SIZE = 50
@@ -66,16 +67,14 @@ class ContactListing:
         """Page through ids, then load the 50 rows with their portal user in one query: the
         join runs for the rows shown, not for every row an OFFSET skips. Without a search the
         count is already known (show_total); a search's matches are counted up to a cap."""
-        ids = self.matching(person, account).order_by("name", "pk").values_list("pk", flat=True)
-        paginator = Paginator(ids, PAGE_SIZE)
-        paginator.capped = False
-        # Paginator.count is a cached property: setting it spares a count query.
-        if not self.q:
-            paginator.count = show_total
+        matching = self.matching(person, account)
+        if self.q:
+            paginator = search_paginator(matching, ["name", "pk"], PAGE_SIZE, SEARCH_COUNT_CAP)
         else:
-            found = ids[: SEARCH_COUNT_CAP + 1].count()
-            paginator.count = min(found, SEARCH_COUNT_CAP)
-            paginator.capped = found > SEARCH_COUNT_CAP
+            ids = matching.order_by("name", "pk").values_list("pk", flat=True)
+            paginator = Paginator(ids, PAGE_SIZE)
+            paginator.capped = False
+            paginator.count = show_total  # a cached property: no count query
         page = paginator.get_page(self.page_number)
         page.object_list = list(
             scoping.contacts(person, account)
@@ -101,7 +100,10 @@ def portal_status(contact):
 
 
 def show_counts(person, account):
-    """{"live": n, "deleted": m} in one query."""
-    return scoping.contacts(person, account).aggregate(
-        **{show: Count("pk", filter=condition) for show, condition in SHOW_CONDITIONS.items()}
-    )
+    """{"live": n, "deleted": m} from the account's counters (contacts.models.ContactCount)."""
+    counts = {"live": 0, "deleted": 0}
+    for deleted, contacts in scoping.contact_counts(person, account).values_list(
+        "deleted", "contacts"
+    ):
+        counts["deleted" if deleted else "live"] += contacts
+    return counts

@@ -6,10 +6,11 @@ row) and, in CI, on PostgreSQL (a trigger per statement)."""
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import transaction
+from django.utils import timezone
 
 from accounts import licenses, lifecycle, scoping, user_counts
 from accounts.models import User, UserCount, UserKind, UserState, UserType
-from contacts.models import Contact
+from contacts.models import Contact, ContactCount
 from tests.factories import PortalAccountFactory, PortalUserFactory, StaffFactory
 
 
@@ -121,7 +122,7 @@ def test_counters_are_scoped_like_every_tenant_query(account, other_account, oth
 
 def test_recount_reports_drift_and_fixes_it(account, capsys):
     PortalUserFactory.create_batch(2, portal_account=account)
-    call_command("recount_users")
+    call_command("recount")
     assert "match" in capsys.readouterr().out
 
     # Something wrote the table behind the triggers' back.
@@ -130,20 +131,20 @@ def test_recount_reports_drift_and_fixes_it(account, capsys):
         portal_account=account, user_type=UserType.EMPLOYEE, state=UserState.DISABLED, users=1
     )
     with pytest.raises(CommandError, match="2 counter"):
-        call_command("recount_users", "--account", account.slug)
+        call_command("recount", "--account", account.slug)
     out = capsys.readouterr().out
-    assert "partner enabled users: 7 kept, 2 counted" in out
-    assert "employee disabled users: 1 kept, 0 counted" in out
+    assert "acme: users user_type=partner state=enabled: 7 kept, 2 counted" in out
+    assert "acme: users user_type=employee state=disabled: 1 kept, 0 counted" in out
 
-    call_command("recount_users", "--fix")
+    call_command("recount", "--fix")
     assert "(fixed)" in capsys.readouterr().out
     assert kept(account) == counted(account) == {(UserType.PARTNER, UserState.ENABLED): 2}
-    call_command("recount_users")
+    call_command("recount")
 
 
 def test_recount_of_an_unknown_account_says_so(db):
     with pytest.raises(CommandError, match="No portal account"):
-        call_command("recount_users", "--account", "nope")
+        call_command("recount", "--account", "nope")
 
 
 def test_many_accounts_are_read_in_one_query(db, django_assert_num_queries):
@@ -153,3 +154,22 @@ def test_many_accounts_are_read_in_one_query(db, django_assert_num_queries):
     with django_assert_num_queries(1):
         counts = user_counts.by_account(accounts)
     assert all(user_counts.seats_of(counts[a.pk], UserType.PARTNER) == 1 for a in accounts)
+
+
+def test_contact_counters_follow_deletion_and_restore(account, mssp_admin, capsys):
+    live = Contact.objects.create(portal_account=account, name="Live One", email="l@x.test")
+    gone = Contact.objects.create(portal_account=account, name="Gone One", email="g@x.test")
+    Contact.objects.filter(pk=gone.pk).update(deleted_at=timezone.now())
+    from contacts.contact_listing import show_counts
+
+    assert show_counts(mssp_admin, account) == {"live": 1, "deleted": 1}
+    Contact.objects.filter(pk=gone.pk).update(deleted_at=None)
+    live.delete()
+    assert show_counts(mssp_admin, account) == {"live": 1, "deleted": 0}
+
+    ContactCount.objects.filter(portal_account=account, deleted=False).update(contacts=5)
+    with pytest.raises(CommandError, match="1 counter"):
+        call_command("recount")
+    assert "acme: contacts deleted=False: 5 kept, 1 counted" in capsys.readouterr().out
+    call_command("recount", "--fix")
+    assert show_counts(mssp_admin, account) == {"live": 1, "deleted": 0}

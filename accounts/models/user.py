@@ -1,6 +1,6 @@
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 
 from accounts.models.portal_account import UserType
 
@@ -99,11 +99,36 @@ class User(AbstractBaseUser, PermissionsMixin):
                 condition=Q(kind="portal"),
                 name="user_tab_by_name",
             ),
+            # Dates sort with the users who never had one (never signed in) as the oldest:
+            # NULLS FIRST, so both directions of a sort are this index read one way or the other
+            # (accounts.user_listing). A tab that alone shows a date has a partial index.
             models.Index(
-                fields=["portal_account", "state", "last_invited_at", "id"], name="user_tab_by_sent"
+                F("portal_account"),
+                F("state"),
+                F("last_login").asc(nulls_first=True),
+                F("id"),
+                name="user_tab_by_last_login",
             ),
             models.Index(
-                fields=["portal_account", "state", "last_login", "id"], name="user_tab_by_login"
+                F("portal_account"),
+                F("state"),
+                F("last_invited_at").asc(nulls_first=True),
+                F("id"),
+                name="user_tab_by_last_sent",
+            ),
+            models.Index(
+                F("portal_account"),
+                F("invited_at").asc(nulls_first=True),
+                F("id"),
+                condition=Q(state="unconfirmed"),
+                name="user_unconfirmed_by_invited",
+            ),
+            models.Index(
+                F("portal_account"),
+                F("disabled_at").asc(nulls_first=True),
+                F("id"),
+                condition=Q(state="disabled"),
+                name="user_disabled_by_date",
             ),
         ]
         constraints = [
