@@ -14,7 +14,11 @@ def orphaned_users(person, account):
     return (
         scoping.portal_users(person, account)
         .filter(
-            user_type__in=[UserType.PARTNER, UserType.CUSTOMER], contact__deleted_at__isnull=False
+            user_type__in=[UserType.PARTNER, UserType.CUSTOMER],
+            contact__deleted_at__isnull=False,
+            # Always true (a user's contact is in its account); it lets PostgreSQL start from
+            # the account's deleted contacts (contact_deleted_by_name) rather than its users.
+            contact__portal_account=account,
         )
         .select_related("contact", "role")
         .order_by("-contact__deleted_at", "name", "pk")

@@ -126,3 +126,17 @@ def test_enabled_users_without_a_contact_count_under_their_state_like_on_the_use
     tabs = admin_client.get(f"/accounts/{account.slug}/users/?tab=enabled").content.decode()
     assert tabs.count("Orphaned: contact deleted") == 1
     assert "3 of 10 used" in page  # still holding their seat until disabled or deleted
+
+
+def test_the_orphans_count_stops_at_a_cap_and_says_so(admin_client, account, monkeypatch):
+    """The dashboard reads a bounded number of orphans whatever the account's size."""
+    from accounts.views import portal_accounts
+
+    monkeypatch.setattr(portal_accounts, "ORPHANS_COUNTED", 6)
+    for user in users(account, 8, user_type=UserType.PARTNER):
+        delete_contact(user)
+
+    page = admin_client.get(dashboard_url(account)).content.decode()
+
+    assert "More than 6 users cannot sign in because their CRM contact was deleted" in page
+    assert "and more than 1 more" in page

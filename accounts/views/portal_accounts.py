@@ -21,6 +21,7 @@ from helpers.client_ip import client_ip
 
 # The dashboard names this many of the users locked out by a deleted contact, then "and N more".
 BLOCKED_NAMES_SHOWN = 5
+ORPHANS_COUNTED = 100
 
 
 def _posted(request):
@@ -74,8 +75,11 @@ def account_create(request):
 def dashboard(request, slug):
     account = scoping.get_portal_account(request.user, slug)
     users = scoping.portal_users(request.user, account)
-    blocked = orphaned_users(request.user, account).order_by("name")
-    blocked_count = blocked.count()
+    # In the deleted contacts' index order, up to a cap: the dashboard reads a hundred orphans
+    # at most, however many the account has (the Orphaned users page lists them all).
+    blocked = orphaned_users(request.user, account).order_by("contact__name")
+    blocked_found = list(blocked.values_list("name", flat=True)[: ORPHANS_COUNTED + 1])
+    blocked_count = min(len(blocked_found), ORPHANS_COUNTED)
     return render(
         request,
         "accounts/dashboard.html",
@@ -86,7 +90,8 @@ def dashboard(request, slug):
             "portal_url": settings.PORTAL_BASE_URL + account.portal_path(),
             "account_admin": users.filter(is_account_admin=True).first(),
             "blocked_count": blocked_count,
-            "blocked_names": list(blocked.values_list("name", flat=True)[:BLOCKED_NAMES_SHOWN]),
+            "blocked_capped": len(blocked_found) > ORPHANS_COUNTED,
+            "blocked_names": blocked_found[:BLOCKED_NAMES_SHOWN],
             "blocked_more": max(0, blocked_count - BLOCKED_NAMES_SHOWN),
             "near_limit_percent": seat_usage.NEAR_LIMIT_PERCENT,
             "refused": sign_in_audit.refused_counts(scoping.audit_events(request.user, account)),
