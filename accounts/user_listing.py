@@ -2,13 +2,15 @@
 page, its HTMX fragments, the bulk "all matching" selection and the CSV export agree."""
 
 from dataclasses import dataclass
+from datetime import timedelta
 from urllib.parse import urlencode
 
 from django.core.paginator import Paginator
 from django.db.models import F, OuterRef, Q, Subquery
+from django.utils import timezone
 
 from accounts import scoping, user_counts
-from accounts.models import LoginToken, OutboxEmail, TokenPurpose, UserState
+from accounts.models import LoginToken, OutboxEmail, TokenPurpose, UserState, UserType
 from contacts.models import Contact
 from helpers.search_paging import search_paginator
 from helpers.search_terms import search_term
@@ -49,12 +51,33 @@ DEFAULT_SORT = {"enabled": "name", "disabled": "-disabled_at", "unconfirmed": "-
 NULLABLE_SORT_FIELDS = {"last_login", "disabled_at", "invited_at", "last_invited_at"}
 
 
+# Last sign-in filter: never, or not in the last N days (which includes never).
+SIGNED_IN_FILTERS = {"never": "Never signed in", "30": "Not in 30 days", "90": "Not in 90 days"}
+
+
+def _positive_int(value):
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return None
+    return number if 0 < number < 2**63 else None
+
+
 @dataclass
 class Listing:
     tab: str
     q: str
     sort: str
     page_number: int
+    # Filters, kept in the URL so a filtered list can be bookmarked and exported.
+    role: int | None = None
+    user_type: str = ""
+    signed_in: str = ""
+    crm_account: str = ""
+
+    @property
+    def filtered(self):
+        return bool(self.role or self.user_type or self.signed_in or self.crm_account)
 
     @classmethod
     def from_params(cls, params):
@@ -66,22 +89,68 @@ class Listing:
             page_number = max(int(params.get("page", 1)), 1)
         except ValueError:
             page_number = 1
-        return cls(tab=tab, q=search_term(params), sort=sort, page_number=page_number)
+        user_type = params.get("type", "")
+        signed_in = params.get("signed_in", "")
+        return cls(
+            tab=tab,
+            q=search_term(params),
+            sort=sort,
+            page_number=page_number,
+            role=_positive_int(params.get("role")),
+            user_type=user_type if user_type in UserType.values else "",
+            # Unconfirmed users never signed in: the filter means nothing on their tab.
+            signed_in=signed_in if signed_in in SIGNED_IN_FILTERS and tab != "unconfirmed" else "",
+            crm_account=search_term(params, "crm"),
+        )
+
+    def filter_values(self):
+        return {
+            "role": self.role,
+            "type": self.user_type,
+            "signed_in": self.signed_in,
+            "crm": self.crm_account,
+        }
 
     def query_string(self, **changes):
-        values = {"tab": self.tab, "q": self.q, "sort": self.sort, "page": self.page_number}
+        values = {
+            "tab": self.tab,
+            "q": self.q,
+            **self.filter_values(),
+            "sort": self.sort,
+            "page": self.page_number,
+        }
         values.update(changes)
         if values["sort"] == DEFAULT_SORT[values["tab"]]:
             values["sort"] = ""  # short URLs for the usual view
         return urlencode({k: v for k, v in values.items() if v not in ("", None, 1)})
+
+    def tab_link(self, tab):
+        """Another tab with the same search and filters, in its own usual order."""
+        signed_in = "" if tab == "unconfirmed" else self.signed_in
+        return self.query_string(tab=tab, sort=DEFAULT_SORT[tab], page=1, signed_in=signed_in)
 
     def sort_link(self, key):
         """Clicking a column sorts by it; clicking it again reverses."""
         return self.query_string(sort=f"-{key}" if self.sort == key else key, page=1)
 
     def matching(self, person, account):
-        """The users of this tab and search, unordered and unpaged (bulk 'all matching')."""
+        """The users of this tab, search and filters, unordered and unpaged (bulk 'all
+        matching', the export)."""
         users = scoping.portal_users(person, account).filter(tab_condition(self.tab))
+        if self.role:
+            users = users.filter(role_id=self.role)
+        if self.user_type:
+            users = users.filter(user_type=self.user_type)
+        if self.signed_in == "never":
+            users = users.filter(last_login__isnull=True)
+        elif self.signed_in:
+            since = timezone.now() - timedelta(days=int(self.signed_in))
+            users = users.filter(Q(last_login__isnull=True) | Q(last_login__lt=since))
+        if self.crm_account:
+            in_crm_account = Contact.objects.filter(
+                portal_account=account, crm_account_name__icontains=self.crm_account
+            )
+            users = users.filter(contact__in=in_crm_account.values("pk"))
         if self.q:
             # The contact-id arm is a scalar subquery (run once), so every arm of the OR is an
             # indexed test on the users table and PostgreSQL can combine the indexes.
@@ -136,7 +205,7 @@ class Listing:
         (tab_total, from the counters); a search counts its matches up to a cap
         (helpers.search_paging)."""
         matching = self.matching(person, account)
-        if self.q:
+        if self.q or self.filtered:
             paginator = search_paginator(matching, self.order_by(), PAGE_SIZE, SEARCH_COUNT_CAP)
         else:
             ids = matching.order_by(*self.order_by()).values_list("pk", flat=True)

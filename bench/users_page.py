@@ -391,6 +391,9 @@ def cases(account, admin):
         (f"enabled tab, page {DEEP_PAGE}", {"page": DEEP_PAGE}),
         ("enabled, sort by last sign-in", {"sort": "last_login"}),
         (f'broad search "{BROAD_SEARCH_TERM}"', {"q": BROAD_SEARCH_TERM}),
+        ("filter: customers, not in 90 days", {"type": "customer", "signed_in": "90"}),
+        ("filter: one role", {"role": account.roles.order_by("name").first().pk}),
+        ("filter: CRM account", {"crm": COMPANIES[0]}),
     ]
 
 

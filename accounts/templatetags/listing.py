@@ -11,3 +11,8 @@ def sort_link(listing, key):
 @register.filter
 def page_link(listing, number):
     return listing.query_string(page=number)
+
+
+@register.filter
+def tab_link(listing, tab):
+    return listing.tab_link(tab)
