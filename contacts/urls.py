@@ -2,7 +2,13 @@
 
 from django.urls import path
 
-from contacts.views import contact_deletion, contact_pages, orphaned_users, portal_user_card
+from contacts.views import (
+    contact_deletion,
+    contact_pages,
+    contact_picker,
+    orphaned_users,
+    portal_user_card,
+)
 
 account = "accounts/<slug:slug>/"
 contact = account + "contacts/<int:contact_pk>/"
@@ -10,6 +16,7 @@ orphan = account + "orphaned-users/<int:user_id>/"
 
 urlpatterns = [
     path(account + "contacts/", contact_pages.contact_list, name="contacts"),
+    path(account + "contacts/picker/", contact_picker.contact_picker, name="contact-picker"),
     path(contact, contact_pages.contact_page, name="contact"),
     path(contact + "delete/", contact_deletion.delete_contact, name="contact-delete"),
     path(contact + "restore/", contact_deletion.restore_contact, name="contact-restore"),

@@ -1,4 +1,5 @@
 from django import forms
+from django.urls import reverse
 
 from accounts import scoping
 from accounts.models import UserType
@@ -26,10 +27,13 @@ class AddUserForm(forms.Form):
     partners and customers that creates the contact in the mirror)."""
 
     contact_id = forms.CharField(
-        label="Contact ID",
+        label="CRM contact",
         required=False,
         max_length=19,
-        help_text="To enable an existing CRM contact. Leave empty to add a new person.",
+        help_text=(
+            "Type a name, email or contact ID and pick the contact. Leave empty to add a new "
+            "person."
+        ),
     )
     name = forms.CharField(label="Name", required=False, max_length=200)
     email = forms.EmailField(label="Email", required=False)
@@ -43,6 +47,17 @@ class AddUserForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.person, self.account = person, account
         self.fields["role"].queryset = active_roles(person, account)
+        # The contact picker (contacts.views.contact_picker) fills the field's suggestions.
+        self.fields["contact_id"].widget.attrs.update(
+            {
+                "list": "contact-options",
+                "autocomplete": "off",
+                "hx-get": reverse("contact-picker", args=[account.slug]),
+                "hx-trigger": "input changed delay:250ms",
+                "hx-target": "#contact-options",
+                "hx-swap": "outerHTML",
+            }
+        )
 
     def clean(self):
         data = super().clean()

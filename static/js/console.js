@@ -5,8 +5,9 @@ document.addEventListener("htmx:afterSwap", (event) => {
   if (event.detail.target.id === "dialog-slot") {
     const dialog = event.detail.target.querySelector("dialog[data-open-on-load]");
     if (dialog && !dialog.open) dialog.showModal();
-  } else {
-    // The work is done and the list re-rendered: close what asked for it.
+  } else if (!event.detail.elt?.closest?.("#dialog-slot")) {
+    // The work is done and the list re-rendered: close what asked for it. (A swap asked for
+    // from inside the dialog, such as the contact picker's suggestions, leaves it open.)
     document.querySelectorAll("#dialog-slot dialog[open]").forEach((dialog) => dialog.close());
   }
 });

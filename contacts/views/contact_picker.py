@@ -1,0 +1,31 @@
+"""The contact picker: what Add user's contact field suggests as the person types (a name, an
+email, a contact id or a Salesforce id), as the options of a <datalist>, so the browser offers
+them under the field. Without JavaScript the field takes a contact id typed by hand."""
+
+from django.shortcuts import render
+
+from accounts import scoping
+from accounts.permissions import console_view
+from contacts.contact_listing import search_condition
+from helpers.search_terms import search_term
+
+# Matches found (in no order, see helpers.search_paging for why) and of those, the first shown.
+FOUND, SHOWN = 50, 10
+SHORTEST_TERM = 2
+
+
+@console_view
+def contact_picker(request, slug):
+    account = scoping.get_portal_account(request.user, slug)
+    term = search_term(request.GET, "contact_id") or search_term(request.GET)
+    contacts = []
+    if len(term) >= SHORTEST_TERM:
+        found = (
+            scoping.contacts(request.user, account)
+            .live()
+            .filter(user__isnull=True)  # a contact with a portal user cannot get another
+            .filter(search_condition(term))
+            .order_by()[:FOUND]
+        )
+        contacts = sorted(found, key=lambda contact: (contact.name.lower(), contact.pk))[:SHOWN]
+    return render(request, "contacts/contact_picker.html", {"contacts": contacts})
