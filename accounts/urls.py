@@ -7,6 +7,7 @@ from accounts.views import (
     dev_mail,
     home,
     portal_accounts,
+    quick_actions,
     two_factor,
     user_links,
     user_page,
@@ -50,6 +51,8 @@ urlpatterns = [
     path(account + "roles/<int:role_id>/", portal_accounts.role_edit, name="role-edit"),
     # Users of a portal account.
     path(account + "users/", users.user_list, name="users"),
+    path(account + "users/picker/", quick_actions.user_picker, name="user-picker"),
+    path(account + "quick/<str:quick>/", quick_actions.quick_action, name="quick-action"),
     path(account + "users/new/", users.user_add, name="user-add"),
     path(account + "users/export.csv", users.user_export, name="users-export"),
     path(account + "users/bulk/", users.bulk_action, name="users-bulk"),

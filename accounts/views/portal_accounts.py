@@ -16,12 +16,14 @@ from accounts.forms.portal_accounts import (
 )
 from accounts.models import UserType
 from accounts.permissions import console_view, is_mssp_admin, mssp_admin_view, mssp_view
+from accounts.views import audit as audit_views
 from contacts.orphans import orphaned_users
 from helpers.client_ip import client_ip
 
 # The dashboard names this many of the users locked out by a deleted contact, then "and N more".
 BLOCKED_NAMES_SHOWN = 5
 ORPHANS_COUNTED = 100
+RECENT_EVENTS = 6
 
 
 def _posted(request):
@@ -71,6 +73,17 @@ def account_create(request):
     )
 
 
+def _recent_activity(person, account):
+    """The account's newest events (a range of the audit log's account + date index), worded
+    as the audit log words them."""
+    events = list(scoping.audit_events(person, account)[:RECENT_EVENTS])
+    for event in events:
+        event.action_label = audit_views.action_label(event.action)
+        event.actor_name, _ = audit_views.person(event.actor_label or "system")
+        event.subject_name, _ = audit_views.person(event.subject_label)
+    return events
+
+
 @console_view
 def dashboard(request, slug):
     account = scoping.get_portal_account(request.user, slug)
@@ -95,6 +108,7 @@ def dashboard(request, slug):
             "blocked_more": max(0, blocked_count - BLOCKED_NAMES_SHOWN),
             "near_limit_percent": seat_usage.NEAR_LIMIT_PERCENT,
             "refused": sign_in_audit.refused_counts(scoping.audit_events(request.user, account)),
+            "recent": _recent_activity(request.user, account),
         },
     )
 

@@ -1,0 +1,70 @@
+"""The dashboard's quick actions (invite, login email, magic link with a person picked by name or
+email), its recent activity, and its license types linking to the filtered Users list."""
+
+from django.urls import reverse
+
+from accounts import lifecycle
+from accounts.models import UserState, UserType
+from tests.factories import PortalUserFactory
+
+
+def quick_url(account, quick, **query):
+    url = reverse("quick-action", args=[account.slug, quick])
+    return url + ("?" + "&".join(f"{k}={v}" for k, v in query.items()) if query else "")
+
+
+def test_the_dashboard_offers_the_quick_actions(admin_client, account):
+    page = admin_client.get(reverse("dashboard", args=[account.slug])).content.decode()
+    assert f'href="{reverse("user-add", args=[account.slug])}">Invite a contact' in page
+    assert quick_url(account, "login-email") in page
+    assert quick_url(account, "magic-link") in page
+    assert f"{reverse('users', args=[account.slug])}?type=customer" in page
+
+
+def test_a_picked_person_leads_to_the_rows_confirmation(admin_client, account):
+    ada = PortalUserFactory(portal_account=account, email="ada@acme.example")
+    response = admin_client.get(quick_url(account, "login-email", user="ADA@acme.example"))
+    assert response.status_code == 302
+    assert response["Location"] == reverse(
+        "user-action", args=[account.slug, ada.pk, "send-login-email"]
+    )
+    response = admin_client.get(quick_url(account, "magic-link", user="ada@acme.example"))
+    assert response["Location"] == reverse("user-links", args=[account.slug, ada.pk])
+
+
+def test_nobody_by_that_email_says_what_to_do(admin_client, account, other_account):
+    PortalUserFactory(portal_account=other_account, email="gus@globex.example")
+    response = admin_client.get(quick_url(account, "login-email", user="gus@globex.example"))
+    assert response.status_code == 400
+    assert "Nobody in Acme Portal has the email gus@globex.example" in response.content.decode()
+
+
+def test_an_unknown_quick_action_is_a_404(admin_client, account):
+    assert admin_client.get(quick_url(account, "explode")).status_code == 404
+
+
+def test_the_person_picker_suggests_enabled_users_of_the_account(
+    admin_client, account, other_account
+):
+    PortalUserFactory(portal_account=account, name="Ada Larsen", email="ada@acme.example")
+    PortalUserFactory(
+        portal_account=account, name="Ada Gone", email="gone@acme.example", state=UserState.DISABLED
+    )
+    PortalUserFactory(
+        portal_account=other_account, name="Ada Elsewhere", email="ada@globex.example"
+    )
+    page = admin_client.get(
+        reverse("user-picker", args=[account.slug]), {"user": "ada"}
+    ).content.decode()
+    assert '<option value="ada@acme.example">Ada Larsen</option>' in page
+    assert "gone@acme.example" not in page
+    assert "globex" not in page
+
+
+def test_recent_activity_names_who_did_what_to_whom(admin_client, account, technician):
+    ada = PortalUserFactory(portal_account=account, name="Ada Larsen", user_type=UserType.PARTNER)
+    lifecycle.disable(ada, by=technician)
+    page = admin_client.get(reverse("dashboard", args=[account.slug])).content.decode()
+    assert "Recent activity" in page
+    assert "<strong>Theo Tech</strong>" in page
+    assert "· Ada Larsen</span>" in page
