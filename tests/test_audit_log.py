@@ -182,8 +182,8 @@ def test_the_account_log_makes_the_same_number_of_queries_however_many_events(
     technician_client, technician, grace, count, django_assert_num_queries
 ):
     many_events(grace, technician, count)
-    # session, user, portal account, action choices, count, page of events
-    with django_assert_num_queries(7):  # +1: the session's second-factor device
+    # session, user, portal account, capped count, page of events
+    with django_assert_num_queries(6):  # +1: the session's second-factor device
         assert technician_client.get(account_log()).status_code == 200
 
 
@@ -193,6 +193,17 @@ def test_the_global_log_makes_the_same_number_of_queries_however_many_events(
 ):
     many_events(grace, technician, count)
     many_events(gus_user, technician, count)
-    # session, user, action choices, count, page of events with their portal accounts
-    with django_assert_num_queries(6):  # +1: the session's second-factor device
+    # session, user, capped count, page of events with their portal accounts
+    with django_assert_num_queries(5):  # +1: the session's second-factor device
         assert admin_client.get(GLOBAL_LOG).status_code == 200
+
+
+def test_the_count_stops_at_a_cap_and_says_more_than(
+    technician_client, technician, grace, monkeypatch
+):
+    from accounts.views import audit as audit_views
+
+    monkeypatch.setattr(audit_views, "COUNT_CAP", 4)
+    many_events(grace, technician, 6)
+    page = technician_client.get(account_log()).content.decode()
+    assert "More than 4 events" in page

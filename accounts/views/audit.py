@@ -11,6 +11,9 @@ from accounts import scoping, sign_in_audit, signed_in_sessions
 from accounts.permissions import console_view, mssp_admin_view
 
 PAGE_SIZE = 50
+# An account's history grows for ever: the log counts its events up to here and says "more than"
+# past it (older events stay reachable through the filters), as the Users page search does.
+COUNT_CAP = 10_000
 
 ACTION_LABELS = {
     "invite": "Invited",
@@ -93,12 +96,17 @@ def _filtered(request, events):
 
 
 def _render_log(request, events, context):
+    events, filters = _filtered(request, events.select_related("portal_account"))
+    # The labelled actions (and the one filtered by), not a DISTINCT over the whole history.
     action_choices = sorted(
-        {*ACTION_LABELS, *events.order_by().values_list("action", flat=True).distinct()},
+        {*ACTION_LABELS, *([filters["action"]] if filters["action"] not in ACTION_GROUPS else [])}
+        - {""},
         key=action_label,
     )
-    events, filters = _filtered(request, events.select_related("portal_account"))
-    page = Paginator(events, PAGE_SIZE).get_page(request.GET.get("page"))
+    paginator = Paginator(events, PAGE_SIZE)
+    found = events.order_by()[: COUNT_CAP + 1].count()
+    paginator.count, paginator.capped = min(found, COUNT_CAP), found > COUNT_CAP
+    page = paginator.get_page(request.GET.get("page"))
     for event in page:
         event.action_label = action_label(event.action)
         event.changes = changes(event.before, event.after)
