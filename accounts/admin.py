@@ -14,6 +14,7 @@ from accounts.models import (
     Role,
     SignedInSession,
     User,
+    UserCount,
 )
 
 
@@ -105,3 +106,12 @@ class SignedInSessionAdmin(ReadOnlyAdmin):
     list_filter = ["door"]
     exclude = ["session_key"]
     list_select_related = ["user"]
+
+
+@admin.register(UserCount)
+class UserCountAdmin(ReadOnlyAdmin):
+    """The counters the console reads; `manage.py recount` checks them against the users."""
+
+    list_display = ["portal_account", "user_type", "state", "users"]
+    list_filter = ["user_type", "state", "portal_account"]
+    list_select_related = ["portal_account"]

@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from accounts.admin import ReadOnlyAdmin
-from contacts.models import Contact
+from contacts.models import Contact, ContactCount
 
 
 @admin.register(Contact)
@@ -16,3 +16,12 @@ class ContactAdmin(ReadOnlyAdmin):
     ]
     list_filter = ["source", "portal_account"]
     search_fields = ["name", "email", "contact_id", "salesforce_id"]
+
+
+@admin.register(ContactCount)
+class ContactCountAdmin(ReadOnlyAdmin):
+    """The live/deleted counters the contacts page reads; `manage.py recount` checks them."""
+
+    list_display = ["portal_account", "deleted", "contacts"]
+    list_filter = ["deleted", "portal_account"]
+    list_select_related = ["portal_account"]

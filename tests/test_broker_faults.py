@@ -189,7 +189,8 @@ def test_a_broker_that_just_failed_is_not_waited_for_again(db, broker_at, monkey
     monkeypatch.setattr(portal_celery.Task, "apply_async", hung)
     assert tasks.hand_to_celery(1) is False
     _, seconds = timed(lambda: [tasks.hand_to_celery(n) for n in range(2, 50)])
-    assert seconds < 0.1
+    # Waiting each out would take 48 x 0.3 s; the bound is loose so a busy machine passes.
+    assert seconds < 1.0
     assert len(calls) == 1
     monkeypatch.setattr(portal_celery, "BROKER_RETRY_AFTER_SECONDS", 0)
     assert tasks.hand_to_celery(50) is False
