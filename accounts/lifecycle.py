@@ -16,7 +16,16 @@ from django.utils import timezone
 
 from accounts import audit, licenses, signed_in_sessions, tokens
 from accounts.errors import LifecycleError
-from accounts.models import EmailKind, TokenPurpose, User, UserKind, UserState, UserType
+from accounts.models import (
+    EmailKind,
+    PortalAccount,
+    Role,
+    TokenPurpose,
+    User,
+    UserKind,
+    UserState,
+    UserType,
+)
 from accounts.portal_sections import SECTIONS
 from contacts.models import Contact
 from helpers.bulk_sql import any_of, insert
@@ -96,6 +105,32 @@ def _check_role(portal_account, role):
         raise LifecycleError(f"Role '{role.name}' is inactive. Pick an active role.")
 
 
+def _role_now(portal_account, role):
+    """The role read again under the account's row lock. A role's user type changes only under
+    that lock, and only while nobody has the role (accounts.forms.portal_accounts.RoleForm), so
+    the type read here is the one the new or changed user keeps."""
+    if role is None:
+        return None
+    PortalAccount.objects.select_for_update().filter(pk=portal_account.pk).first()
+    current = Role.objects.filter(pk=role.pk).first()
+    if current is None:
+        raise LifecycleError(f"Role '{role.name}' was deleted meanwhile. Pick another role.")
+    return current
+
+
+def role_type_mismatch(role, user_type):
+    """The message when a caller names a user type other than the role's, else "". The role
+    decides the type; a caller (the API) that also sends one must agree with it."""
+    if not user_type or user_type == role.user_type:
+        return ""
+    named = UserType(user_type).label if user_type in UserType.values else repr(user_type)
+    return (
+        f"The role '{role.name}' is a {role.get_user_type_display()} role, so the user is a "
+        f"{role.get_user_type_display()} user, not {named}. Leave the user type out, or pick "
+        f"one of the {named} roles."
+    )
+
+
 def _require_state(user, allowed, doing):
     if user.state not in allowed:
         raise LifecycleError(f"Cannot {doing} {user.name}: the user is {user.get_state_display()}.")
@@ -116,12 +151,18 @@ def _require_email(user, doing):
         )
 
 
-def _resolve_contact(portal_account, user_type, contact, name, email):
+EMPLOYEE_ROLE_ON_CONTACT = (
+    "The role '{role}' is an Employee role, and employees are not CRM contacts. Pick a partner "
+    "or customer role for a contact."
+)
+
+
+def _resolve_contact(portal_account, role, contact, name, email):
     """The contact a new partner/customer user stands on: the given one, or a new console
     contact made from name + email (a later CRM sync matches it by email)."""
-    if not UserType(user_type).needs_contact:
+    if not role.needs_contact:
         if contact is not None:
-            raise LifecycleError("Employee users are not linked to a CRM contact.")
+            raise LifecycleError(EMPLOYEE_ROLE_ON_CONTACT.format(role=role.name))
         return None
     if contact is None:
         return Contact.objects.create(
@@ -147,9 +188,9 @@ def stop_mail_and_links(user, reason):
 def invite(
     portal_account,
     *,
-    user_type,
     role,
     by,
+    user_type=None,
     contact=None,
     name="",
     email="",
@@ -157,10 +198,14 @@ def invite(
     ip=None,
 ):
     """Give a contact (or, for employees, a name + email) a portal login: an unconfirmed user
-    and, with send_email, an invitation."""
+    and, with send_email, an invitation. The user type is the role's; `user_type`, if given,
+    must be the same (LifecycleError otherwise)."""
+    role = _role_now(portal_account, role)
     _check_role(portal_account, role)
-    if user_type not in UserType.values:
-        raise LifecycleError("Pick a user type: partner, customer or employee.")
+    mismatch = role_type_mismatch(role, user_type)
+    if mismatch:
+        raise LifecycleError(mismatch)
+    user_type = role.user_type
     if contact is not None:
         if User.objects.filter(contact=contact).exists():
             raise LifecycleError(f"User already exists: {contact.name} already has a portal user.")
@@ -179,7 +224,7 @@ def invite(
         # Locked and read again: a CRM sync deleting the contact at this moment either goes
         # first (and the invite is refused) or waits until the user exists (and orphans it).
         contact = Contact.objects.select_for_update().get(pk=contact.pk)
-    contact = _resolve_contact(portal_account, user_type, contact, name, email_ok)
+    contact = _resolve_contact(portal_account, role, contact, name, email_ok)
     now = timezone.now()
     user = User(
         kind=UserKind.PORTAL,
@@ -357,16 +402,34 @@ def reset_password(user, *, by, ip=None):
 
 @_verb
 def change_role(user, role, *, by, ip=None):
+    """Give the user another role, and with it the role's user type. A new type takes a seat
+    of that type (checked under the account lock, as invite) and frees the old one, in this
+    transaction. Partner and customer users stand on a CRM contact and employees never do, so a
+    role that would cross that line is refused."""
     user = _locked(user)
+    role = _role_now(user.portal_account, role)
     _check_role(user.portal_account, role)
     if user.role_id == role.pk:
         raise LifecycleError(f"{user.name} already has the role '{role.name}'.")
+    changing_type = role.user_type != user.user_type
+    if changing_type and role.needs_contact != UserType(user.user_type).needs_contact:
+        have = "are CRM contacts" if user.contact_id else "are not CRM contacts"
+        raise LifecycleError(
+            f"The role '{role.name}' is a {role.get_user_type_display()} role, and "
+            f"{user.get_user_type_display()} users like {user.name} {have}. Pick a "
+            f"{'partner or customer' if user.contact_id else 'employee'} role."
+        )
+    if changing_type and user.holds_seat:
+        licenses.claim_seat(user.portal_account, role.user_type)
     before = audit.user_snapshot(user)
+    after_type = {}
+    if changing_type:
+        before["user_type"], after_type["user_type"] = user.user_type, role.user_type
     user.role = role
-    user.save(update_fields=["role"])
-    audit.record(
-        "change_role", by=by, subject=user, ip=ip, before=before, after=audit.user_snapshot(user)
-    )
+    user.user_type = role.user_type
+    user.save(update_fields=["role", "user_type"])
+    after = {**audit.user_snapshot(user), **after_type}
+    audit.record("change_role", by=by, subject=user, ip=ip, before=before, after=after)
     return user
 
 
@@ -485,37 +548,34 @@ def issue_magic_link(user, *, by, target="", ip=None):
     return token
 
 
-def invite_many(portal_account, rows, *, user_type, by, send_email, ip=None):
+def invite_many(portal_account, rows, *, by, send_email, ip=None):
     """`invite` for a batch of contacts, in one transaction and a handful of queries: what the
     CSV import uses. `rows` are `(contact, role)` pairs the caller has checked already (contact
     live and without a user, role active, a valid email when `send_email`); each is checked
     again here with in-memory rules only. A contact is a `Contact` or any object with its `pk`,
-    `portal_account_id`, `name`, `email` and `deleted_at` (the import passes light rows: building
-    100,000 model instances costs more than inserting them).
+    `portal_account_id`, `name`, `email` and `deleted_at` (the import passes light rows:
+    building 100,000 model instances costs more than inserting them). Each user gets their
+    role's user type, read again under the account lock.
 
-    The account row is locked once and the seats counted once; the rows past the licenses are
-    refused with the message `invite` would give. Users, audit events and outbox rows are
-    written with a bulk insert each (COPY on PostgreSQL, see helpers.bulk_sql), and one
-    `on_commit` hands every outbox row to Celery in one message. The one-user-per-contact and
-    one-email-per-account constraints stay the last guard: if the bulk insert breaks one (a
-    concurrent invite or import), the batch is done again row by row with `invite`, which
-    reports such rows one by one.
+    The account row is locked once and the seats of each user type counted once; the rows
+    past a type's licenses are refused with the message `invite` would give. Users, audit
+    events and outbox rows are written with a bulk insert each (COPY on PostgreSQL, see
+    helpers.bulk_sql), and one `on_commit` hands every outbox row to Celery in one message. The
+    one-user-per-contact and one-email-per-account constraints stay the last guard: if the bulk
+    insert breaks one (a concurrent invite or import), the batch is done again row by row with
+    `invite`, which reports such rows one by one.
 
     Returns `(created, refused)`: `[(row, new user's id)]` in the order of the rows, and
     `[(row, error)]` with a `LifecycleError` (a `NoLicensesLeft` for seats) whose `str()` is the
     message `invite` would have raised for that row.
     """
     rows = list(rows)
-    if user_type not in UserType.values:
-        raise LifecycleError("Pick a user type: partner, customer or employee.")
     if not rows:
         return [], []
     with transaction.atomic():
         try:
             with transaction.atomic():
-                return _invite_many_bulk(
-                    portal_account, rows, user_type=user_type, by=by, send_email=send_email, ip=ip
-                )
+                return _invite_many_bulk(portal_account, rows, by=by, send_email=send_email, ip=ip)
         except IntegrityError:
             pass  # rolled back to before the batch; done again row by row below
         created, refused = [], []
@@ -528,7 +588,6 @@ def invite_many(portal_account, rows, *, user_type, by, send_email, ip=None):
                         raise LifecycleError("The contact no longer exists in the CRM mirror.")
                 user = invite(
                     portal_account,
-                    user_type=user_type,
                     role=role,
                     by=by,
                     contact=contact,
@@ -542,12 +601,15 @@ def invite_many(portal_account, rows, *, user_type, by, send_email, ip=None):
         return created, refused
 
 
-def _invite_many_bulk(portal_account, rows, *, user_type, by, send_email, ip):
+def _invite_many_bulk(portal_account, rows, *, by, send_email, ip):
     from django.contrib.auth.hashers import make_password
 
     from accounts.errors import NoLicensesLeft
-    from accounts.models import OutboxEmail, PortalAccount
+    from accounts.models import OutboxEmail
 
+    # Locked first: the roles' user types are read under it (see _role_now).
+    locked = PortalAccount.objects.select_for_update().get(pk=portal_account.pk)
+    roles_now = Role.objects.in_bulk({role.pk for _, role in rows if role is not None})
     refused = []
     ready = []  # (row, contact, role, name, email)
     emails_in_batch = set()
@@ -555,9 +617,13 @@ def _invite_many_bulk(portal_account, rows, *, user_type, by, send_email, ip):
         contact, role = row
         try:
             _check_role(portal_account, role)
+            role = roles_now.get(role.pk)
+            if role is None:
+                raise LifecycleError(f"Role '{row[1].name}' was deleted meanwhile.")
+            _check_role(portal_account, role)
             if contact is None:
                 raise LifecycleError("Pick a contact.")
-            contact = _resolve_contact(portal_account, user_type, contact, "", "")
+            contact = _resolve_contact(portal_account, role, contact, "", "")
             name = (contact.name or "").strip()
             email = valid_email(contact.email)
             if not name:
@@ -604,26 +670,28 @@ def _invite_many_bulk(portal_account, rows, *, user_type, by, send_email, ip):
             continue
         refused.append((row, error))
 
-    # Licenses: as licenses.claim_seat, once for the batch.
-    locked = PortalAccount.objects.select_for_update().get(pk=portal_account.pk)
-    limit = locked.licenses_for(user_type)
-    used = licenses.seats_used(locked, user_type)
-    free = max(limit - used, 0)
-    if len(allowed) > free:
-        in_use = used + free
-        label = UserType(user_type).label
-        for row, *_ in allowed[free:]:
-            refused.append(
-                (row, NoLicensesLeft(f"No {label} licenses left: {in_use} of {limit} in use."))
-            )
-        allowed = allowed[:free]
+    # Licenses: as licenses.claim_seat, once per user type for the batch, in file order.
+    free, messages, within = {}, {}, []
+    for user_type in {role.user_type for _row, _contact, role, *_ in allowed}:
+        limit, used = locked.licenses_for(user_type), licenses.seats_used(locked, user_type)
+        free[user_type] = max(limit - used, 0)
+        label, in_use = UserType(user_type).label, max(used, limit)
+        messages[user_type] = f"No {label} licenses left: {in_use} of {limit} in use."
+    for entry in allowed:
+        user_type = entry[2].user_type
+        if free[user_type]:
+            free[user_type] -= 1
+            within.append(entry)
+        else:
+            refused.append((entry[0], NoLicensesLeft(messages[user_type])))
+    allowed = within
     if not allowed:
         return [], refused
 
     now = timezone.now()
     password = make_password(None)  # unusable, as set_unusable_password; one draw per batch
     account_id = portal_account.pk
-    kind, state, user_type = str(UserKind.PORTAL), str(UserState.UNCONFIRMED), str(user_type)
+    kind, state = str(UserKind.PORTAL), str(UserState.UNCONFIRMED)
     last_invited_at = now if send_email else None
     user_ids = insert(
         User,
@@ -641,8 +709,8 @@ def _invite_many_bulk(portal_account, rows, *, user_type, by, send_email, ip):
             "password",
         ),
         [
-            (kind, account_id, user_type, contact.pk, role.pk, name, email, state, now)
-            + (last_invited_at, password)
+            (kind, account_id, str(role.user_type), contact.pk, role.pk, name, email, state)
+            + (now, last_invited_at, password)
             for _row, contact, role, name, email in allowed
         ],
         returning_ids=True,

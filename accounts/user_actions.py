@@ -102,7 +102,8 @@ ACTIONS = {
             "change-role",
             "Change role",
             "given a new role",
-            "{name} keeps their state; only their role changes.",
+            "{name} keeps their state; a role of another user type changes their user type "
+            "and the license they take.",
             lambda user, by, ip, role: lifecycle.change_role(user, role, by=by, ip=ip),
             needs_role=True,
         ),

@@ -144,7 +144,8 @@ SCHEMAS = {
             "roles": {
                 "type": "array",
                 "items": _STRING,
-                "description": "The account's active roles, to pick from.",
+                "description": "The account's active partner and customer roles, to pick "
+                "from (a role decides the user type; employee roles are not for contacts).",
             },
         },
         ["contact", "portal_user", "allowed_actions", "roles"],
@@ -165,7 +166,14 @@ SCHEMAS = {
     "Enable": _object(
         {
             "role": {**_STRING, "description": "An active role's name, matched case-sensitively."},
-            "user_type": _nullable({"type": "string", "enum": ["partner", "customer"]}),
+            "user_type": _nullable(
+                {
+                    "type": "string",
+                    "enum": ["partner", "customer"],
+                    "description": "Optional: the user type comes from the role. If sent, it "
+                    "must be the role's type; another one is refused with 400.",
+                }
+            ),
             "send_invitation": _nullable({"type": "boolean", "default": True}),
         },
         ["role"],
@@ -303,7 +311,12 @@ def _portal_user_paths():
         "reinvite/": ("Send an unconfirmed user a new invitation.", "Empty", _STATUS),
         "delete/": ("Remove the portal user for good (the contact stays).", "Empty", _STATUS),
         "reset-password/": ("Email the user a password reset link.", "Empty", _STATUS),
-        "change-role/": ("Give the user another active role.", "Role", _STATUS),
+        "change-role/": (
+            "Give the user another active role; a role of another user type changes the "
+            "user's type and takes that type's license (409 when none is left).",
+            "Role",
+            _STATUS,
+        ),
         "magic-link/": (
             "A one-time sign-in link to hand over yourself.",
             "Target",

@@ -10,6 +10,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404
 
 from accounts import scoping
+from accounts.models import CONTACT_USER_TYPES
 from api.models import ApiToken
 from contacts.card_actions import CARD_ACTIONS, card_actions, may_issue_magic_link
 from contacts.card_actions import refusal as card_refusal
@@ -94,9 +95,10 @@ def status(token, account, contact):
             "last_login": _when(user.last_login),
         },
         "allowed_actions": allowed_actions(token, contact),
+        # A contact's user is a partner or customer: employee roles are not for contacts.
         "roles": list(
             scoping.roles(token, account)
-            .filter(active=True)
+            .filter(active=True, user_type__in=CONTACT_USER_TYPES)
             .order_by("name")
             .values_list("name", flat=True)
         ),

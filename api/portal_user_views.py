@@ -1,7 +1,9 @@
 """The portal-user API for CRM cards and workflows, under
 /api/v1/accounts/<slug>/contacts/<contact_ref>/portal-user/: a contact's portal access and what
 may be done with it, and the actions themselves, through the same lifecycle functions, rules and
-messages as the Portal user card on the contact's page.
+messages as the Portal user card on the contact's page. A role decides the user's type: enabling
+with a role of one type and a `user_type` of another is a 400, and changing to a role of another
+type changes the user's type (and takes that type's license).
 
 Looking up needs a token with the "read" or "full" scope; every action (magic links and the
 account admin's user included) needs "full".
@@ -43,6 +45,7 @@ ROLE = {"role": Field(str, required=True)}
 TARGET = {"target": Field(str, choices=lifecycle.PORTAL_SECTIONS)}
 ENABLE_FIELDS = {
     **ROLE,
+    # Optional: the role decides the user type; one sent must be the role's (400 otherwise).
     "user_type": Field(str, choices=(UserType.PARTNER.value, UserType.CUSTOMER.value)),
     "send_invitation": Field(bool),
 }
@@ -100,10 +103,13 @@ def portal_user_status_view(request, account, contact_ref):
 def enable(request, account, contact_ref):
     contact = get_contact(request.api_token, account, contact_ref)
     body = read_fields(request, ENABLE_FIELDS)
+    role = role_named(account, body["role"])
+    mismatch = lifecycle.role_type_mismatch(role, body.get("user_type"))
+    if mismatch:
+        raise BadPayload(mismatch, [{"field": "user_type", "message": mismatch}])
     lifecycle.invite(
         account,
-        user_type=body.get("user_type", UserType.PARTNER.value),
-        role=role_named(account, body["role"]),
+        role=role,
         by=None,
         contact=contact,
         send_email=body.get("send_invitation", True),

@@ -1,13 +1,13 @@
 from django import forms
 
 from accounts.forms.users import RoleChoiceField, active_roles
-from accounts.models import UserType
+from accounts.models import CONTACT_USER_TYPES
 
 # A role picked from a stale page may have been deactivated since: say what to do.
 ROLE_ERRORS = {
     "required": "Pick a role.",
-    "invalid_choice": "That role is inactive or not a role of this portal account. "
-    "Pick an active role.",
+    "invalid_choice": "That role is inactive or not a role of this portal account. Pick an "
+    "active role. A contact's user needs a partner or customer role.",
 }
 
 
@@ -15,13 +15,10 @@ class EnablePortalUserForm(forms.Form):
     """The card of a contact without a portal user: give it one."""
 
     role = RoleChoiceField(
-        queryset=None, empty_label="Pick a role", label="Role", error_messages=ROLE_ERRORS
-    )
-    user_type = forms.ChoiceField(
-        label="User type",
-        choices=[(UserType.PARTNER, "Partner"), (UserType.CUSTOMER, "Customer")],
-        initial=UserType.PARTNER,
-        error_messages={"invalid_choice": "Pick partner or customer."},
+        queryset=None,
+        empty_label="Pick a role",
+        label="Role",
+        error_messages=ROLE_ERRORS,
     )
     send_invitation = forms.BooleanField(
         label="Send the invitation email now", required=False, initial=True
@@ -30,7 +27,9 @@ class EnablePortalUserForm(forms.Form):
     def __init__(self, *args, person, account, **kwargs):
         kwargs.setdefault("auto_id", "enable-%s")
         super().__init__(*args, **kwargs)
-        self.fields["role"].queryset = active_roles(person, account)
+        # A contact's user is a partner or a customer: employees are not CRM contacts.
+        roles = active_roles(person, account).filter(user_type__in=CONTACT_USER_TYPES)
+        self.fields["role"].set_roles(roles)
 
 
 class CardRoleForm(forms.Form):
@@ -38,7 +37,7 @@ class CardRoleForm(forms.Form):
         queryset=None, empty_label=None, label="Role", error_messages=ROLE_ERRORS
     )
 
-    def __init__(self, *args, person, account, **kwargs):
+    def __init__(self, *args, person, account, user=None, **kwargs):
         kwargs.setdefault("auto_id", "card-%s")
         super().__init__(*args, **kwargs)
-        self.fields["role"].queryset = active_roles(person, account)
+        self.fields["role"].set_roles(active_roles(person, account, for_user=user))

@@ -368,7 +368,6 @@ def _apply_batch(job, account, options, checker, batch, rows, results):
             created, refused = lifecycle.invite_many(
                 account,
                 ready,
-                user_type=options["user_type"],
                 by=job.started_by,
                 send_email=options["send_activation"],
             )

@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from accounts.models import UserKind
+from accounts.models import UserKind, UserType
 from portal_admin.celery import app as celery_app
 from tests.factories import (
     PortalAccountFactory,
@@ -124,7 +124,12 @@ def partner_role(account):
 
 @pytest.fixture
 def customer_role(account):
-    return RoleFactory(portal_account=account, name="Customer User")
+    return RoleFactory(portal_account=account, name="Customer User", user_type=UserType.CUSTOMER)
+
+
+@pytest.fixture
+def employee_role(account):
+    return RoleFactory(portal_account=account, name="Staff", user_type=UserType.EMPLOYEE)
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ class RoleFactory(factory.django.DjangoModelFactory):
 
     portal_account = factory.SubFactory(PortalAccountFactory)
     name = factory.Sequence(lambda n: f"Role {n}")
+    user_type = UserType.PARTNER
     active = True
 
 
@@ -51,7 +52,8 @@ class StaffFactory(factory.django.DjangoModelFactory):
 
 class PortalUserFactory(factory.django.DjangoModelFactory):
     """A portal user in a given state, built directly (tests of the lifecycle build theirs
-    through accounts.lifecycle)."""
+    through accounts.lifecycle). The user type is the role's, as accounts.lifecycle makes it:
+    give a role, or a user_type (the new role gets it); both must agree."""
 
     class Meta:
         model = User
@@ -70,7 +72,11 @@ class PortalUserFactory(factory.django.DjangoModelFactory):
         ),
         None,
     )
-    role = factory.SubFactory(RoleFactory, portal_account=factory.SelfAttribute("..portal_account"))
+    role = factory.SubFactory(
+        RoleFactory,
+        portal_account=factory.SelfAttribute("..portal_account"),
+        user_type=factory.SelfAttribute("..user_type"),
+    )
     name = factory.Faker("name")
     email = factory.Sequence(lambda n: f"user{n}@customer.example")
     state = UserState.ENABLED
@@ -79,3 +85,15 @@ class PortalUserFactory(factory.django.DjangoModelFactory):
         lambda o: timezone.now() if o.state != UserState.UNCONFIRMED else None
     )
     password = factory.django.Password(PASSWORD)
+
+    @classmethod
+    def _generate(cls, strategy, params):
+        role = params.get("role")
+        if role is not None:
+            wanted = params.setdefault("user_type", role.user_type)
+            if wanted != role.user_type:
+                raise ValueError(
+                    f"A {wanted} user cannot have the {role.user_type} role '{role.name}': "
+                    "a user's type is their role's."
+                )
+        return super()._generate(strategy, params)

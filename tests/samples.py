@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from accounts.models import Role
+from accounts.models import Role, UserType
 from contacts.models import Contact
 from tests.factories import PortalUserFactory
 
@@ -41,12 +41,20 @@ def sample_rows(name):
         return list(csv.DictReader(file))
 
 
+# roles.csv has no type column (the shared samples predate role types): "Customer User" is the
+# customer role, the others are partner roles.
+SAMPLE_ROLE_TYPES = {"Customer User": UserType.CUSTOMER}
+
+
 def load_world(account):
     """The samples' world in `account`: its roles and contacts (some deleted, some with users)."""
     roles = {}
     for row in sample_rows("roles.csv"):
         roles[row["name"]] = Role.objects.create(
-            portal_account=account, name=row["name"], active=row["active"] == "yes"
+            portal_account=account,
+            name=row["name"],
+            user_type=SAMPLE_ROLE_TYPES.get(row["name"], UserType.PARTNER),
+            active=row["active"] == "yes",
         )
     for row in sample_rows("contacts.csv"):
         contact = Contact.objects.create(

@@ -64,7 +64,6 @@ def test_the_log_says_who_did_what_to_whom_from_where_and_what_changed(
 def test_an_invitation_shows_the_new_values(technician_client, technician, account, partner_role):
     lifecycle.invite(
         account,
-        user_type="employee",
         role=partner_role,
         by=technician,
         name="Alan Turing",

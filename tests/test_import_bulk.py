@@ -25,7 +25,7 @@ from tests.test_outbox_worker import broker, smtp_server, start_worker  # noqa: 
 @pytest.fixture
 def world(db):
     account = PortalAccountFactory(partner_licenses=10)
-    role = Role.objects.create(portal_account=account, name="Partner User")
+    role = Role.objects.create(portal_account=account, name="Partner User", user_type="partner")
     technician = StaffFactory(name="Tess Tech")
     return account, role, technician
 
@@ -191,7 +191,9 @@ def test_a_batch_with_no_seat_left_writes_nothing(
 
 def test_refuses_what_invite_refuses_and_creates_the_rest(world, handed):
     account, role, technician = world
-    inactive = Role.objects.create(portal_account=account, name="Old", active=False)
+    inactive = Role.objects.create(
+        portal_account=account, name="Old", active=False, user_type="partner"
+    )
     has_user, same_email, other, fine, twin = _contacts(account, 5)
     PortalUserFactory(portal_account=account, contact=has_user, role=role, email="x@example.com")
     PortalUserFactory(portal_account=account, contact=other, role=role, email="p1@example.com")
@@ -262,7 +264,7 @@ def test_a_batch_and_an_invite_racing_for_the_last_seats_never_exceed_them(batch
     from tests.test_license_race import first_holds_the_seat_while_second_asks
 
     account = PortalAccountFactory(customer_licenses=3)
-    role = Role.objects.create(portal_account=account, name="Customer User")
+    role = Role.objects.create(portal_account=account, name="Customer User", user_type="customer")
     technician = StaffFactory()
     batch_contacts = _contacts(account, 3)
     (single,) = _contacts(account, 1, start=10)

@@ -261,7 +261,7 @@ def _generated_file(contacts, role="Partner User"):
 
 def test_licenses_running_out_fail_the_rest_and_keep_earlier_rows(db):
     account = PortalAccountFactory(partner_licenses=3)
-    Role.objects.create(portal_account=account, name="Partner User")
+    Role.objects.create(portal_account=account, name="Partner User", user_type="partner")
     contacts = [
         Contact.objects.create(portal_account=account, name=f"P {i}", email=f"p{i}@example.com")
         for i in range(5)
@@ -290,7 +290,7 @@ class Crash(Exception):
 
 def test_a_crashed_run_resumes_without_creating_anyone_twice(db):
     account = PortalAccountFactory(partner_licenses=20)
-    Role.objects.create(portal_account=account, name="Partner User")
+    Role.objects.create(portal_account=account, name="Partner User", user_type="partner")
     contacts = [
         Contact.objects.create(portal_account=account, name=f"P {i}", email=f"p{i}@example.com")
         for i in range(5)
@@ -326,7 +326,7 @@ def test_a_rerun_after_a_crash_mid_batch_is_stopped_by_the_existing_user(db):
     """Rows whose progress was lost (say the save of the counts never committed) meet the users
     they created and fail "User already exists": nobody is created twice."""
     account = PortalAccountFactory(partner_licenses=20)
-    Role.objects.create(portal_account=account, name="Partner User")
+    Role.objects.create(portal_account=account, name="Partner User", user_type="partner")
     contacts = [
         Contact.objects.create(portal_account=account, name=f"P {i}", email=f"p{i}@example.com")
         for i in range(2)
@@ -364,7 +364,7 @@ def test_a_cancel_during_a_batch_rolls_that_batch_back(monkeypatch):
     from imports.pipeline import Cancelled
 
     account = PortalAccountFactory(partner_licenses=20)
-    Role.objects.create(portal_account=account, name="Partner User")
+    Role.objects.create(portal_account=account, name="Partner User", user_type="partner")
     contacts = [
         Contact.objects.create(portal_account=account, name=f"P {i}", email=f"p{i}@example.com")
         for i in range(4)

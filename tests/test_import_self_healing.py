@@ -56,7 +56,7 @@ def _media(settings, tmp_path):
 def seed(count, *, licenses=None):
     """A portal account with a role and `count` contacts (ids in file order)."""
     account = PortalAccountFactory(partner_licenses=licenses or count + 10)
-    Role.objects.create(portal_account=account, name="Partner User")
+    Role.objects.create(portal_account=account, name="Partner User", user_type="partner")
     Contact.objects.bulk_create(
         [
             Contact(
@@ -596,7 +596,7 @@ def test_a_contacts_load_is_analysed_so_the_user_import_right_after_is_planned_f
     without_autovacuum,
 ):
     account = PortalAccountFactory(partner_licenses=5000)
-    Role.objects.create(portal_account=account, name="Partner User")
+    Role.objects.create(portal_account=account, name="Partner User", user_type="partner")
     contact_ids = [f"N{i:018d}" for i in range(3000)]
     analysed_before = last_analyze(Contact)
 

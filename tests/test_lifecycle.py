@@ -24,7 +24,6 @@ def contact(account):
 
 
 def invite(account, role, by, **kwargs):
-    kwargs.setdefault("user_type", UserType.PARTNER)
     return lifecycle.invite(account, role=role, by=by, **kwargs)
 
 
@@ -78,12 +77,11 @@ def test_invite_by_name_and_email_creates_the_console_contact(account, customer_
     assert user.contact == contact
 
 
-def test_employee_users_have_no_contact(account, partner_role, technician):
+def test_employee_users_have_no_contact(account, employee_role, technician):
     user = invite(
         account,
-        partner_role,
+        employee_role,
         technician,
-        user_type=UserType.EMPLOYEE,
         name="Eve Employee",
         email="eve@acme.example",
     )
@@ -129,16 +127,12 @@ def test_a_contact_gets_one_user_only(account, partner_role, contact, technician
         invite(account, partner_role, technician, contact=contact)
 
 
-def test_email_is_unique_within_an_account_only(account, other_account, partner_role, technician):
-    invite(account, partner_role, technician, user_type=UserType.EMPLOYEE, name="A", email="a@x.io")
+def test_email_is_unique_within_an_account_only(account, other_account, employee_role, technician):
+    invite(account, employee_role, technician, name="A", email="a@x.io")
     with pytest.raises(LifecycleError, match="already exists"):
-        invite(
-            account, partner_role, technician, user_type=UserType.EMPLOYEE, name="B", email="A@x.io"
-        )
-    other_role = RoleFactory(portal_account=other_account)
-    invite(
-        other_account, other_role, technician, user_type=UserType.EMPLOYEE, name="A", email="a@x.io"
-    )
+        invite(account, employee_role, technician, name="B", email="A@x.io")
+    other_role = RoleFactory(portal_account=other_account, user_type=UserType.EMPLOYEE)
+    invite(other_account, other_role, technician, name="A", email="a@x.io")
 
 
 def test_role_of_another_account_is_refused(account, other_account, contact, technician):

@@ -202,7 +202,6 @@ def test_emails_queued_in_bulk_count_when_the_worker_hands_them_out(
         lifecycle.invite_many(
             account,
             [(contact, partner_role) for contact in contacts],
-            user_type=UserType.PARTNER,
             by=technician,
             send_email=True,
         )

@@ -141,7 +141,11 @@ CASES = [
     Case(
         "add role",
         {MSSP_ADMIN},
-        lambda t: ("POST", reverse("roles", args=[t.account.slug]), {"name": "Reseller"}),
+        lambda t: (
+            "POST",
+            reverse("roles", args=[t.account.slug]),
+            {"name": "Reseller", "user_type": "partner"},
+        ),
         lambda t, r: Role.objects.filter(portal_account=t.account, name="Reseller").exists(),
     ),
     Case(

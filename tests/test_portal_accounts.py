@@ -281,7 +281,9 @@ def test_roles_list_their_status_and_how_many_users_have_them(admin_client, acco
 
 
 def test_an_mssp_admin_adds_a_role_with_an_audit_event(admin_client, account, mssp_admin):
-    response = admin_client.post(roles_url(account), {"name": "Partner Manager"})
+    response = admin_client.post(
+        roles_url(account), {"name": "Partner Manager", "user_type": "partner"}
+    )
 
     assert response.status_code == 302
     role = Role.objects.get(portal_account=account, name="Partner Manager")
@@ -306,8 +308,9 @@ def test_a_duplicate_role_name_is_a_plain_error(admin_client, account, partner_r
 def test_role_names_are_case_sensitive_and_per_account(
     admin_client, account, other_account, partner_role
 ):
-    assert admin_client.post(roles_url(account), {"name": "partner user"}).status_code == 302
-    assert admin_client.post(roles_url(other_account), {"name": "Partner User"}).status_code == 302
+    for where, name in [(account, "partner user"), (other_account, "Partner User")]:
+        posted = {"name": name, "user_type": "partner"}
+        assert admin_client.post(roles_url(where), posted).status_code == 302
     assert Role.objects.filter(name__iexact="partner user").count() == 3
 
 
@@ -321,7 +324,8 @@ def test_an_empty_role_name_is_refused(admin_client, account):
 def test_renaming_a_role_keeps_its_users_and_is_audited(admin_client, account, partner_role):
     user = users(account, 1, role=partner_role)[0]
 
-    response = admin_client.post(role_url(partner_role), {"name": "Partner Member"})
+    posted = {"name": "Partner Member", "user_type": "partner"}
+    response = admin_client.post(role_url(partner_role), posted)
 
     assert response.status_code == 302
     user.refresh_from_db()
@@ -333,12 +337,13 @@ def test_renaming_a_role_keeps_its_users_and_is_audited(admin_client, account, p
 def test_renaming_a_role_to_a_taken_name_is_refused(admin_client, account, partner_role):
     RoleFactory(portal_account=account, name="Customer User")
 
-    response = admin_client.post(role_url(partner_role), {"name": "Customer User"})
+    posted = {"name": "Customer User", "user_type": "partner"}
+    response = admin_client.post(role_url(partner_role), posted)
 
     assert response.status_code == 400
     page = response.content.decode()
     assert "already has a role named" in page
-    assert "Rename “Partner User”" in page
+    assert "Edit “Partner User”" in page
     partner_role.refresh_from_db()
     assert partner_role.name == "Partner User"
 

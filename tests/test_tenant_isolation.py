@@ -316,10 +316,14 @@ def world(
     make = lambda **kw: PortalUserFactory(portal_account=other_account, role=globex_role, **kw)  # noqa: E731
     enabled = make(name="Gina Enabled", email="gina@globex.example")
     disabled = make(name="Dora Disabled", email="dora@globex.example", state=UserState.DISABLED)
-    employee = make(name="Emil Employee", email="emil@globex.example", user_type=UserType.EMPLOYEE)
+    employee = PortalUserFactory(
+        portal_account=other_account,
+        name="Emil Employee",
+        email="emil@globex.example",
+        user_type=UserType.EMPLOYEE,
+    )
     unconfirmed = lifecycle.invite(
         other_account,
-        user_type=UserType.CUSTOMER,
         role=globex_role,
         by=mssp_admin,
         name="Una Unconfirmed",
@@ -366,7 +370,7 @@ def world(
     other = Side(
         other_account,
         users=[enabled, unconfirmed, disabled, employee, other_admin],
-        roles=[globex_role, globex_inactive, other_admin.role],
+        roles=[globex_role, globex_inactive, other_admin.role, employee.role],
         contacts=[spare, enabled.contact, unconfirmed.contact],
     )
     own = Side(account, users=[own_user], roles=[partner_role], contacts=[own_contact])

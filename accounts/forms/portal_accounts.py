@@ -6,10 +6,11 @@ from copy import copy
 from django import forms
 from django.core.validators import MaxValueValidator
 from django.db import IntegrityError, transaction
+from django.template.defaultfilters import pluralize
 from django.utils.text import slugify
 
 from accounts import audit, licenses, scoping
-from accounts.models import PortalAccount, Role, UserType
+from accounts.models import PortalAccount, Role, User, UserType
 
 ACCOUNT_FIELDS = [
     "name",
@@ -189,14 +190,26 @@ def _over_limit(account, changed_fields):
     return warnings
 
 
+ROLE_TYPE_LOCKED = (
+    "{count} user{s} {have} the role '{name}', so its user type stays {type}: a user's type is "
+    "their role's. To make them {new} users, create a {new} role and give it to them with "
+    "Change role on the Users page (that checks the {new} licenses)."
+)
+
+
 class RoleForm(forms.ModelForm):
     """A role's name, unique per account and case-sensitive: 'Partner' and 'partner' are two
-    roles, as the CRM and CSV files spell them."""
+    roles, as the CRM and CSV files spell them; and its user type, which every user of the role
+    has. The type changes only while nobody has the role (ROLE_TYPE_LOCKED): moving users
+    between types is Change role's job, with its license check per user."""
 
     class Meta:
         model = Role
-        fields = ["name"]
-        labels = {"name": "Role name"}
+        fields = ["name", "user_type"]
+        labels = {"name": "Role name", "user_type": "User type"}
+        help_texts = {
+            "user_type": "Everybody with this role is a user of this type and takes its license."
+        }
 
     def __init__(self, *args, person, account, instance=None, **kwargs):
         # A copy, as for PortalAccountForm: the page keeps showing the saved name on errors.
@@ -206,6 +219,7 @@ class RoleForm(forms.ModelForm):
         # Role names are matched as typed by the CRM, CSV files and the API: an invisible
         # character would make a role nobody can name.
         self.fields["name"].validators.append(refuse_control_characters)
+        self.fields["user_type"].choices = UserType.choices
 
     def clean_name(self):
         name = self.cleaned_data["name"]
@@ -220,21 +234,51 @@ class RoleForm(forms.ModelForm):
             raise forms.ValidationError(f"This account already has a role named '{name}'.")
         return name
 
+    def _refuse_type_change(self, role):
+        """The message when the type may not change (the role has users), else ""."""
+        old, new = role.user_type, self.cleaned_data["user_type"]
+        if old == new:
+            return ""
+        count = User.objects.filter(role=role).count()
+        if not count:
+            return ""
+        return ROLE_TYPE_LOCKED.format(
+            count=count,
+            s=pluralize(count),
+            have=pluralize(count, "has,have"),
+            name=role.name,
+            type=UserType(old).label,
+            new=UserType(new).label,
+        )
+
     def save_audited(self, *, by, ip):
-        """Creates or renames the role with its audit event; False when another admin took the
-        name between validation and saving (the form then carries the error)."""
+        """Creates or changes the role with its audit event; False when another admin took the
+        name between validation and saving, or users have the role and the type would change
+        (the form then carries the error). Under the account's row lock, which every invite and
+        role change takes before reading a role's type, so none of them sees the old type."""
         creating = self.instance.pk is None
-        before = {} if creating else {"name": self.initial["name"]}
         try:
             with transaction.atomic():
+                PortalAccount.objects.select_for_update().filter(pk=self.account.pk).first()
+                if creating:
+                    before = {}
+                else:
+                    saved = Role.objects.get(pk=self.instance.pk)
+                    before = {"name": saved.name, "user_type": saved.user_type}
+                    refused = self._refuse_type_change(saved)
+                    if refused:
+                        self.add_error("user_type", refused)
+                        return False
                 role = self.save()
-                if creating or before["name"] != role.name:
+                after = {"name": role.name, "user_type": role.user_type}
+                changed = [field for field in after if before.get(field) != after[field]]
+                if creating or changed:
                     audit.record(
-                        "create_role" if creating else "rename_role",
+                        _role_action(creating, changed),
                         by=by,
                         portal_account=self.account,
-                        before=before,
-                        after={"name": role.name, "active": role.active},
+                        before={field: before[field] for field in changed if before},
+                        after={**after, "active": role.active},
                         ip=ip,
                     )
         except IntegrityError:
@@ -243,6 +287,12 @@ class RoleForm(forms.ModelForm):
             self.add_error("name", f"This account already has a role named '{self.instance.name}'.")
             return False
         return True
+
+
+def _role_action(creating, changed):
+    if creating:
+        return "create_role"
+    return "rename_role" if "name" in changed else "change_role_type"
 
 
 def set_role_active(role, active, *, by, ip):

@@ -2,24 +2,44 @@ from django import forms
 from django.urls import reverse
 
 from accounts import scoping
-from accounts.models import UserType
+from accounts.lifecycle import EMPLOYEE_ROLE_ON_CONTACT
+from accounts.models import CONTACT_USER_TYPES, UserType
 
 
 class RoleChoiceField(forms.ModelChoiceField):
+    """A role picker whose options are grouped by user type ("Customer roles"), since the role
+    decides the user type. The queryset still validates the choice."""
+
     def label_from_instance(self, role):
         return role.name
 
+    def set_roles(self, queryset):
+        self.queryset = queryset
+        groups = {}
+        for role in queryset:
+            groups.setdefault(role.get_user_type_display(), []).append((role.pk, role.name))
+        choices = [("", self.empty_label)] if self.empty_label is not None else []
+        choices += [(f"{label} roles", options) for label, options in groups.items()]
+        self.widget.choices = choices
 
-def active_roles(person, account):
-    return scoping.roles(person, account).filter(active=True).order_by("name")
+
+def active_roles(person, account, *, for_user=None):
+    """The active roles to pick from; for an existing user, those their contact allows (a
+    partner or customer user stands on a CRM contact, an employee never does)."""
+    roles = scoping.roles(person, account).filter(active=True)
+    if for_user is not None:
+        wanted = CONTACT_USER_TYPES if for_user.contact_id else [UserType.EMPLOYEE]
+        roles = roles.filter(user_type__in=wanted)
+    return roles.order_by("user_type", "name")
 
 
 class ChangeRoleForm(forms.Form):
+    # The confirmation says that a role of another type changes the user type (user_actions).
     role = RoleChoiceField(queryset=None, empty_label=None, label="New role")
 
-    def __init__(self, *args, person, account, **kwargs):
+    def __init__(self, *args, person, account, user=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["role"].queryset = active_roles(person, account)
+        self.fields["role"].set_roles(active_roles(person, account, for_user=user))
 
 
 class AddUserForm(forms.Form):
@@ -37,8 +57,13 @@ class AddUserForm(forms.Form):
     )
     name = forms.CharField(label="Name", required=False, max_length=200)
     email = forms.EmailField(label="Email", required=False)
-    user_type = forms.ChoiceField(label="User type", choices=UserType.choices)
-    role = RoleChoiceField(queryset=None, empty_label="Pick a role", label="Role")
+    role = RoleChoiceField(
+        queryset=None,
+        empty_label="Pick a role",
+        label="Role",
+        help_text="The role decides the user type (partner, customer or employee) and so the "
+        "license the user takes. Employees are added by name and email, not as contacts.",
+    )
     send_invitation = forms.BooleanField(
         label="Send the invitation email now", required=False, initial=True
     )
@@ -46,7 +71,7 @@ class AddUserForm(forms.Form):
     def __init__(self, *args, person, account, **kwargs):
         super().__init__(*args, **kwargs)
         self.person, self.account = person, account
-        self.fields["role"].queryset = active_roles(person, account)
+        self.fields["role"].set_roles(active_roles(person, account))
         # The contact picker (contacts.views.contact_picker) fills the field's suggestions.
         self.fields["contact_id"].widget.attrs.update(
             {
@@ -69,10 +94,9 @@ class AddUserForm(forms.Form):
             if contact is None:
                 self.add_error("contact_id", "No contact with this id in this portal account.")
             data["contact"] = contact
-            if data.get("user_type") == UserType.EMPLOYEE:
-                self.add_error(
-                    "user_type", "Employees are not CRM contacts: pick partner or customer."
-                )
+            role = data.get("role")
+            if role is not None and not role.needs_contact:
+                self.add_error("role", EMPLOYEE_ROLE_ON_CONTACT.format(role=role.name))
         else:
             data["contact"] = None
             if not data.get("name"):

@@ -1,12 +1,13 @@
 from accounts.models.audit import AuditEvent
 from accounts.models.outbox import EmailKind, OutboxEmail
-from accounts.models.portal_account import PortalAccount, Role, UserType
+from accounts.models.portal_account import CONTACT_USER_TYPES, PortalAccount, Role, UserType
 from accounts.models.signed_in_session import SignedInSession
 from accounts.models.tokens import LoginToken, TokenPurpose
 from accounts.models.user import User, UserKind, UserState
 from accounts.models.user_count import UserCount
 
 __all__ = [
+    "CONTACT_USER_TYPES",
     "AuditEvent",
     "EmailKind",
     "LoginToken",

@@ -13,6 +13,10 @@ class UserType(models.TextChoices):
         return self in (UserType.PARTNER, UserType.CUSTOMER)
 
 
+# The user types that stand on a CRM contact: a contact's user has a role of one of these.
+CONTACT_USER_TYPES = (UserType.PARTNER.value, UserType.CUSTOMER.value)
+
+
 class PortalAccount(models.Model):
     """A tenant: one customer portal, reachable at /p/<slug>/."""
 
@@ -39,12 +43,17 @@ class PortalAccount(models.Model):
 
 
 class Role(models.Model):
-    """A portal role. Names match case-sensitively, as the CRM and CSV files spell them."""
+    """A portal role. Names match case-sensitively, as the CRM and CSV files spell them.
+
+    A role belongs to one user type, as a Magentrix community role belongs to one kind of user:
+    a user's type is always their role's (accounts.lifecycle sets both together), so the role a
+    CSV row, an API call or a console form names decides which licenses the user takes."""
 
     portal_account = models.ForeignKey(
         PortalAccount, on_delete=models.CASCADE, related_name="roles"
     )
     name = models.CharField(max_length=100)
+    user_type = models.CharField(max_length=20, choices=UserType.choices)
     active = models.BooleanField(default=True)
 
     class Meta:
@@ -52,8 +61,16 @@ class Role(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["portal_account", "name"], name="role_name_unique_per_account"
-            )
+            ),
+            models.CheckConstraint(
+                name="role_has_user_type", condition=models.Q(user_type__in=UserType.values)
+            ),
         ]
 
     def __str__(self):
         return self.name if self.active else f"{self.name} (inactive)"
+
+    @property
+    def needs_contact(self):
+        """Partner and customer users stand on a CRM contact; employees never do."""
+        return UserType(self.user_type).needs_contact

@@ -163,7 +163,8 @@ def roles(request, slug):
     form = RoleForm(_posted(request), person=request.user, account=account)
     if request.method == "POST":
         if form.is_valid() and form.save_audited(by=request.user, ip=client_ip(request)):
-            messages.success(request, f"Role {form.instance.name} added.")
+            role = form.instance
+            messages.success(request, f"{role.get_user_type_display()} role {role.name} added.")
             return redirect("roles", slug=account.slug)
         return _roles_page(request, account, form, status=400)
     return _roles_page(request, account, form)
@@ -184,10 +185,16 @@ def role_edit(request, slug, role_id):
     form = RoleForm(_posted(request), instance=role, person=request.user, account=account)
     if request.method == "POST" and form.is_valid():
         if not form.has_changed():
-            messages.info(request, f"Role {role.name} kept its name.")
+            messages.info(request, f"Role {role.name} kept its name and user type.")
             return redirect("roles", slug=account.slug)
         if form.save_audited(by=request.user, ip=client_ip(request)):
-            messages.success(request, f"Role {role.name} renamed to {form.instance.name}.")
+            saved = form.instance
+            changes = []
+            if saved.name != role.name:
+                changes.append(f"renamed to {saved.name}")
+            if saved.user_type != role.user_type:
+                changes.append(f"now a {saved.get_user_type_display()} role")
+            messages.success(request, f"Role {role.name} {' and '.join(changes)}.")
             return redirect("roles", slug=account.slug)
     users = scoping.portal_users(request.user, account)
     return render(

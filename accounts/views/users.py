@@ -97,6 +97,7 @@ def user_action(request, slug, user_id, action):
             request.POST or None,
             person=request.user,
             account=account,
+            user=target,
             initial={"role": target.role_id},
         )
     context = {
@@ -218,7 +219,6 @@ def user_add(request, slug):
             try:
                 user = lifecycle.invite(
                     account,
-                    user_type=data["user_type"],
                     role=data["role"],
                     by=request.user,
                     contact=data["contact"],

@@ -58,7 +58,7 @@ def contact_context(request, account, contact, **extra):
         context["enable_form"] = EnablePortalUserForm(person=person, account=account)
     if any(a.name == "change-role" for a in actions):
         context["role_form"] = CardRoleForm(
-            person=person, account=account, initial={"role": user.role_id}
+            person=person, account=account, user=user, initial={"role": user.role_id}
         )
     context.update(extra)
     return context
@@ -125,7 +125,6 @@ def _enable(request, account, contact):
     try:
         user = lifecycle.invite(
             account,
-            user_type=data["user_type"],
             role=data["role"],
             by=request.user,
             contact=contact,
@@ -146,6 +145,7 @@ def _user_action(request, account, contact, user, action):
             request.POST or None,
             person=request.user,
             account=account,
+            user=user,
             initial={"role": user.role_id},
         )
     context = {

@@ -61,8 +61,8 @@ class AccountPlan:
     slug: str
     licenses: dict  # user type -> seats
     invites: dict  # user type -> users to invite, besides the account admin
-    roles: dict  # user type -> the active roles its users get
-    inactive_roles: tuple
+    roles: dict  # user type -> the active roles of that type its users get
+    inactive_roles: tuple  # (name, user type)
     contacts: int
     crm_accounts: tuple
     admin_name: str
@@ -82,7 +82,7 @@ ACCOUNTS = (
         licenses={P: 42, C: 30, E: 10},
         invites={P: 48, C: 12, E: 3},
         roles={P: ("Partner User", "Partner Manager"), C: ("Customer User",), E: ("Employee",)},
-        inactive_roles=("Reseller",),
+        inactive_roles=(("Reseller", P),),
         contacts=130,
         crm_accounts=(
             "Acme Corp",
@@ -100,7 +100,7 @@ ACCOUNTS = (
         licenses={P: 10, C: 100, E: 5},
         invites={P: 6, C: 45, E: 2},
         roles={P: ("Partner User",), C: ("Customer User", "Customer Admin"), E: ("Employee",)},
-        inactive_roles=("Legacy Customer",),
+        inactive_roles=(("Legacy Customer", C),),
         contacts=110,
         crm_accounts=(
             "Globex Corporation",
@@ -118,7 +118,7 @@ ACCOUNTS = (
         licenses={P: 15, C: 25, E: 10},
         invites={P: 8, C: 12, E: 4},
         roles={P: ("Partner User",), C: ("Customer User",), E: ("Employee", "Manager")},
-        inactive_roles=("TPS Reviewer",),
+        inactive_roles=(("TPS Reviewer", E),),
         contacts=60,
         crm_accounts=("Initrode", "Penetrode", "Chotchkie's", "Intertrode"),
         admin_name="Bill Lumbergh",
@@ -223,11 +223,11 @@ class _AccountSeeder:
             employee_licenses=plan.licenses[E],
         )
         self.roles = {
-            user_type: [self._role(name) for name in names]
+            user_type: [self._role(name, user_type) for name in names]
             for user_type, names in plan.roles.items()
         }
-        for name in plan.inactive_roles:
-            self._role(name, active=False)
+        for name, user_type in plan.inactive_roles:
+            self._role(name, user_type, active=False)
         contacts = self._contacts()
 
         admin = self._invite(
@@ -263,8 +263,10 @@ class _AccountSeeder:
 
         User.objects.filter(pk__in=self.activated).update(password=self.password_hash)
 
-    def _role(self, name, active=True):
-        return Role.objects.create(portal_account=self.account, name=name, active=active)
+    def _role(self, name, user_type, active=True):
+        return Role.objects.create(
+            portal_account=self.account, name=name, user_type=user_type, active=active
+        )
 
     def _person(self, domain):
         first, last = self.rng.choice(FIRST_NAMES), self.rng.choice(LAST_NAMES)
@@ -310,9 +312,9 @@ class _AccountSeeder:
         send_email = step == STAY and self.mails_left > 0
         if send_email:
             self.mails_left -= 1
+        # The role decides the user type: one of this type's roles.
         return lifecycle.invite(
             self.account,
-            user_type=user_type,
             role=self.rng.choice(self.roles[user_type]),
             by=by,
             send_email=send_email,
