@@ -416,8 +416,8 @@ def change_role(user, role, *, by, ip=None):
         have = "are CRM contacts" if user.contact_id else "are not CRM contacts"
         raise LifecycleError(
             f"The role '{role.name}' is a {role.get_user_type_display()} role, and "
-            f"{user.get_user_type_display()} users like {user.name} {have}. Pick a "
-            f"{'partner or customer' if user.contact_id else 'employee'} role."
+            f"{user.get_user_type_display()} users like {user.name} {have}. Pick "
+            f"{'a partner or customer' if user.contact_id else 'an employee'} role."
         )
     if changing_type and user.holds_seat:
         licenses.claim_seat(user.portal_account, role.user_type)

@@ -41,7 +41,13 @@ def is_current(job, options):
 def report(job):
     """The finished dry run's report (the target's ValidationReport), or None."""
     data = job.dry_run.get("report") if job.dry_run.get("state") == DONE else None
-    return pipeline_of(job).ValidationReport(**data) if data else None
+    if not data:
+        return None
+    report_class = pipeline_of(job).ValidationReport
+    # A report kept from an older version may have fields this one no longer has (the
+    # portal-user import's single user type, before roles had types): they are left out.
+    known = {field.name for field in dataclasses.fields(report_class)}
+    return report_class(**{name: value for name, value in data.items() if name in known})
 
 
 class _Superseded(Exception):

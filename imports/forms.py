@@ -1,6 +1,5 @@
 from django import forms
 
-from accounts.models import UserType
 from imports.column_mapping import PORTAL_USER_FIELDS
 from imports.csv_reader import column_letter
 from imports.models import ImportJob
@@ -12,7 +11,8 @@ class UploadForm(forms.Form):
         choices=ImportJob.Target.choices,
         initial=ImportJob.Target.PORTAL_USERS,
         required=False,  # a form without it (older pages, scripts) imports portal users
-        help_text="Portal users: columns ContactId and Role. Contacts: columns Name and "
+        help_text="Portal users: columns ContactId and Role (each row's role decides its user "
+        "type: partner or customer). Contacts: columns Name and "
         "optionally ContactId, SalesforceId, Email, Account (created or updated).",
     )
     file = forms.FileField(
@@ -20,22 +20,9 @@ class UploadForm(forms.Form):
         help_text="Other columns are ignored.",
         widget=forms.ClearableFileInput(attrs={"accept": ".csv,text/csv"}),
     )
-    user_type = forms.ChoiceField(
-        label="User type",
-        choices=UserType.choices,
-        initial=UserType.PARTNER,
-        required=False,
-        help_text="Portal users only: every user created by this import gets this user type.",
-    )
 
     def clean_target(self):
         return self.cleaned_data.get("target") or ImportJob.Target.PORTAL_USERS
-
-    def clean(self):
-        cleaned = super().clean()
-        if cleaned.get("target") == ImportJob.Target.PORTAL_USERS and not cleaned.get("user_type"):
-            self.add_error("user_type", "Pick the user type of the users to create.")
-        return cleaned
 
 
 class MapForm(forms.Form):

@@ -36,7 +36,7 @@ class ImportJob(models.Model):
     original_filename = models.CharField(max_length=255, blank=True)
     # {field name: 0-based column index or None}, see imports.column_mapping.
     column_mapping = models.JSONField(default=dict, blank=True)
-    # {"send_activation": bool, "user_type": "partner" | "customer" | "employee"}
+    # {"send_activation": bool}; each row's role decides its user type
     options = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.UPLOADED)
 

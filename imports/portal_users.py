@@ -18,7 +18,7 @@ first row was created or not. The contacts seen so far, with their first line, l
 for the whole run in a compact map (imports.first_lines: about 25 MB for a million contacts).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
 
@@ -48,7 +48,8 @@ from imports.pipeline import (
 )
 from imports.result_files import ResultFiles
 
-DEFAULT_OPTIONS = {"send_activation": False, "user_type": UserType.PARTNER.value}
+# No user type option: each row's role decides its user's type (and which licenses it takes).
+DEFAULT_OPTIONS = {"send_activation": False}
 # Rows per batch (one transaction, a few queries and three COPYs): big enough that the per-batch
 # queries (seats counted under the account lock, lookups) cost little, small enough that the
 # account row is locked for well under a second at a time and progress moves every second.
@@ -63,6 +64,7 @@ EMPTY_ROLE_CELL = "The Role cell is empty. Fill in one of: {active}."
 ROLE_MISSING = role_names.MISSING
 ROLE_NOT_FOUND = role_names.NOT_FOUND
 ROLE_INACTIVE = role_names.INACTIVE
+EMPLOYEE_ROLE = "employee_role"
 NO_VALID_EMAIL = "no_valid_email"
 NO_LICENSES = "no_licenses"
 NOT_ALLOWED = "not_allowed"  # any other rule of accounts.lifecycle
@@ -75,6 +77,7 @@ REASON_LABELS = {
     ROLE_MISSING: "Role missing",
     ROLE_NOT_FOUND: "Role not found",
     ROLE_INACTIVE: "Role inactive",
+    EMPLOYEE_ROLE: "Employee role",
     NO_VALID_EMAIL: "Contact has no valid email",
     NO_LICENSES: "No licenses left",
     NOT_ALLOWED: "Not allowed",
@@ -82,11 +85,10 @@ REASON_LABELS = {
 
 
 def normalised_options(options):
+    """The options the import reads. A "user_type" saved on a job from before roles had types
+    is dropped: the rows' roles decide."""
     merged = {**DEFAULT_OPTIONS, **(options or {})}
-    if merged["user_type"] not in UserType.values:
-        raise ValueError(f"Unknown user type {merged['user_type']!r}.")
-    merged["send_activation"] = bool(merged["send_activation"])
-    return merged
+    return {"send_activation": bool(merged["send_activation"])}
 
 
 class RowFailure(Exception):
@@ -222,6 +224,13 @@ class RowChecker:
                 "to change the user's role, use the user's page in the console.",
             )
         role = self.check_role(values["role"])
+        if not role.needs_contact:
+            raise RowFailure(
+                EMPLOYEE_ROLE,
+                f"The role '{role.name}' is an Employee role, and employees are not CRM "
+                "contacts, so the import cannot create them. Give the row a partner or customer "
+                "role, or add employees on the Users page.",
+            )
         if email and self.options["send_activation"] and not lifecycle.valid_email(contact.email):
             raise self.no_valid_email(contact)
         return contact, role
@@ -261,15 +270,29 @@ def open_and_map(job_or_file, mapping=None):
 
 @dataclass
 class ValidationReport(DryRunReport):
-    user_type: str = ""
-    licenses_needed: int = 0
-    licenses_free: int = 0
+    # Per user type, from the rows' roles: {"partner": {"needed": 5, "free": 7}, ...}; a type
+    # no valid row needs is left out.
+    licenses: dict = field(default_factory=dict)
 
     reason_labels = REASON_LABELS
 
     @property
+    def license_lines(self):
+        """What the review page and the command say about each type's licenses."""
+        return [
+            {
+                "label": UserType(user_type).label,
+                "needed": seats["needed"],
+                "free": seats["free"],
+                "enough": seats["needed"] <= seats["free"],
+            }
+            for user_type in UserType.values
+            if (seats := self.licenses.get(user_type))
+        ]
+
+    @property
     def licenses_suffice(self):
-        return self.licenses_needed <= self.licenses_free
+        return all(line["enough"] for line in self.license_lines)
 
     def example(self, values):
         return {"contact_id": values["contact_id"], "role": values["role"]}
@@ -290,14 +313,11 @@ def validate(
             mark_failed(job_or_file, error)
         raise
     checker = RowChecker(account, options)
-    user_type = options["user_type"]
-    free = max(account.licenses_for(user_type) - licenses.seats_used(account, user_type), 0)
-    report = ValidationReport(
-        user_type=user_type, licenses_free=free, mapping=mapping, encoding=csv_file.encoding_label
-    )
+    report = ValidationReport(mapping=mapping, encoding=csv_file.encoding_label)
+    seats = _Seats(account)
     try:
         for rows in batches(csv_file, mapping, batch_size):
-            _check_batch(report, checker, account, free, rows)
+            _check_batch(report, checker, seats, rows)
             if progress is not None:
                 progress(report.total_rows)
     finally:
@@ -307,25 +327,46 @@ def validate(
     return report
 
 
-def _check_batch(report, checker, account, free, rows):
+class _Seats:
+    """The free seats of each user type as the dry run goes, counted when a row first needs
+    the type (lifecycle.invite_many counts them the same way, per batch, under the lock)."""
+
+    def __init__(self, account):
+        self.account = account
+        self.limit, self.used = {}, {}
+
+    def take(self, user_type, report):
+        """Count a row needing a seat of `user_type`; a RowFailure when none is left."""
+        if user_type not in self.limit:
+            self.limit[user_type] = self.account.licenses_for(user_type)
+            self.used[user_type] = licenses.seats_used(self.account, user_type)
+            free = max(self.limit[user_type] - self.used[user_type], 0)
+            report.licenses[user_type] = {"needed": 0, "free": free}
+        seats = report.licenses[user_type]
+        seats["needed"] += 1
+        if seats["needed"] <= seats["free"]:
+            return None
+        limit = self.limit[user_type]
+        in_use = max(self.used[user_type], limit)
+        message = f"No {UserType(user_type).label} licenses left: {in_use} of {limit} in use."
+        return RowFailure(NO_LICENSES, _no_licenses_reason(message))
+
+
+def _check_batch(report, checker, seats, rows):
     """One batch of the dry run: each row checked, counted or added to the failures."""
-    user_type = report.user_type
-    limit = account.licenses_for(user_type)
     batch = checker.load_batch(rows)
     for line, values in rows:
         report.total_rows += 1
         try:
-            checker.check(line, values, batch)
+            _contact, role = checker.check(line, values, batch)
         except RowFailure as failure:
             report.add_failure(line, values, failure)
             continue
-        report.licenses_needed += 1
-        if report.would_create < free:
+        refused = seats.take(role.user_type, report)
+        if refused is None:
             report.would_create += 1
         else:
-            used = limit - free + report.would_create
-            message = f"No {UserType(user_type).label} licenses left: {used} of {limit} in use."
-            report.add_failure(line, values, RowFailure(NO_LICENSES, _no_licenses_reason(message)))
+            report.add_failure(line, values, refused)
 
 
 def apply(job, *, batch_size=BATCH_SIZE, progress=None, lease=None):

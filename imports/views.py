@@ -22,7 +22,6 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from accounts import scoping
-from accounts.models import UserType
 from accounts.permissions import console_view
 from helpers.file_uploads import without_refusal
 from helpers.spreadsheet_safety import neutralise_row
@@ -162,10 +161,7 @@ def _job_new(request, slug, limit):
             if target == ImportJob.Target.CONTACTS:
                 options = dict(contacts_import.DEFAULT_OPTIONS)
             else:
-                options = {
-                    **portal_users.DEFAULT_OPTIONS,
-                    "user_type": form.cleaned_data["user_type"],
-                }
+                options = dict(portal_users.DEFAULT_OPTIONS)
             job = ImportJob(
                 portal_account=account,
                 target=target,
@@ -264,7 +260,6 @@ def job_review(request, slug, job_id):
         again_url=f"{review_url}?{urlencode({**query, 'again': dry_run.get('token', '')})}",
         checked_at=_parsed(dry_run.get("finished_at")),
         send_activation=bool(options.get("send_activation")),
-        user_type_label="" if contacts else UserType(options["user_type"]).label,
     )
     template = "imports/review.html#review" if request.htmx else "imports/review.html"
     return render(request, template, context, status=400 if context["error"] else 200)

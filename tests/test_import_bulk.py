@@ -55,7 +55,6 @@ def test_writes_a_user_an_audit_event_and_an_invitation_per_row(
         created, refused = lifecycle.invite_many(
             account,
             [(contact, role) for contact in contacts],
-            user_type=UserType.PARTNER,
             by=technician,
             send_email=True,
             ip="10.0.0.1",
@@ -105,7 +104,6 @@ def test_the_outbox_is_handed_to_celery_only_after_commit(
         lifecycle.invite_many(
             account,
             [(contact, role) for contact in contacts],
-            user_type=UserType.PARTNER,
             by=technician,
             send_email=True,
         )
@@ -127,7 +125,7 @@ def test_without_email_no_outbox_and_the_audit_says_so(
 
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         created, refused = lifecycle.invite_many(
-            account, [(contact, role)], user_type=UserType.PARTNER, by=technician, send_email=False
+            account, [(contact, role)], by=technician, send_email=False
         )
 
     assert refused == []
@@ -149,9 +147,7 @@ def test_creates_only_as_many_as_the_licenses_allow(
     rows = [(contact, role) for contact in _contacts(account, 5)]
 
     with django_capture_on_commit_callbacks(execute=True):
-        created, refused = lifecycle.invite_many(
-            account, rows, user_type=UserType.PARTNER, by=technician, send_email=True
-        )
+        created, refused = lifecycle.invite_many(account, rows, by=technician, send_email=True)
 
     assert [row for row, _user_id in created] == rows[:3]
     assert {User.objects.get(pk=user_id).contact for _row, user_id in created} == {
@@ -176,9 +172,7 @@ def test_a_batch_with_no_seat_left_writes_nothing(
     rows = [(contact, role) for contact in _contacts(account, 4)]
 
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        created, refused = lifecycle.invite_many(
-            account, rows, user_type=UserType.PARTNER, by=technician, send_email=True
-        )
+        created, refused = lifecycle.invite_many(account, rows, by=technician, send_email=True)
 
     assert created == []
     assert [str(error) for _, error in refused] == ["No Partner licenses left: 0 of 0 in use."] * 4
@@ -201,9 +195,7 @@ def test_refuses_what_invite_refuses_and_creates_the_rest(world, handed):
     twin.save()
     rows = [(has_user, role), (same_email, role), (other, inactive), (fine, role), (twin, role)]
 
-    created, refused = lifecycle.invite_many(
-        account, rows, user_type=UserType.PARTNER, by=technician, send_email=True
-    )
+    created, refused = lifecycle.invite_many(account, rows, by=technician, send_email=True)
 
     assert [row[0] for row, _user_id in created] == [fine]
     assert User.objects.get(pk=created[0][1]).contact == fine
@@ -237,7 +229,6 @@ def test_a_unique_violation_falls_back_to_invite_row_by_row(world, handed, monke
     created, refused = lifecycle.invite_many(
         account,
         [(contact, role) for contact in contacts],
-        user_type=UserType.PARTNER,
         by=technician,
         send_email=True,
     )
@@ -273,7 +264,6 @@ def test_a_batch_and_an_invite_racing_for_the_last_seats_never_exceed_them(batch
         return lifecycle.invite_many(
             account,
             [(contact, role) for contact in batch_contacts],
-            user_type=UserType.CUSTOMER,
             by=technician,
             send_email=False,
         )
@@ -281,7 +271,6 @@ def test_a_batch_and_an_invite_racing_for_the_last_seats_never_exceed_them(batch
     def invite():
         return lifecycle.invite(
             account,
-            user_type=UserType.CUSTOMER,
             role=role,
             by=technician,
             contact=single,
@@ -320,7 +309,6 @@ def test_a_batch_hands_its_invitations_to_a_real_worker_in_one_message(
     created, refused = lifecycle.invite_many(
         account,
         [(contact, partner_role) for contact in contacts],
-        user_type=UserType.PARTNER,
         by=technician,
         send_email=True,
     )  # commits: on_commit hands the batch to Celery

@@ -56,18 +56,23 @@ def test_progress_line_per_batch_when_not_a_terminal(world):
     assert "\r" not in output
 
 
-def test_options_send_activation_and_user_type(world):
-    import_file(
-        "acme",
-        str(sample_path("portal-users-template.csv")),
-        "--send-activation",
-        "--user-type",
-        "customer",
-    )
+def test_send_activation_and_each_user_of_its_roles_type(world):
+    import_file("acme", str(sample_path("portal-users-template.csv")), "--send-activation")
 
     users = new_users(world)
-    assert {user.user_type for user in users} == {"customer"}
+    assert {(user.role.name, user.user_type) for user in users} == {
+        ("Partner User", "partner"),
+        ("Customer User", "customer"),
+    }
     assert all(user.last_invited_at for user in users)
+
+
+def test_there_is_no_user_type_option(world):
+    with pytest.raises(CommandError, match="unrecognized arguments: --user-type"):
+        import_file(
+            "acme", str(sample_path("portal-users-template.csv")), "--user-type", "customer"
+        )
+    assert not new_users(world)
 
 
 def test_dry_run_prints_the_report_and_writes_nothing(world):
@@ -75,7 +80,9 @@ def test_dry_run_prints_the_report_and_writes_nothing(world):
 
     assert "Dry run: nothing was changed." in output
     assert "15 rows: 7 would be created, 8 would fail." in output
-    assert "Partner licenses: 7 needed, 49 free: enough." in output
+    # Per type, from the rows' roles: 5 Partner User rows and 2 Customer User rows pass.
+    assert "Partner licenses: 5 needed, 49 free: enough." in output
+    assert "Customer licenses: 2 needed, 50 free: enough." in output
     assert "line 5: 003v5UTG79BG16QmtsL, partner user: No role named 'partner user'." in output
     assert "Did you mean 'Partner User'?" in output
     assert not new_users(world).exists()

@@ -59,7 +59,7 @@ def make_job(account, name=None, *, content=None, **options):
     job = ImportJob(
         portal_account=account,
         original_filename=name or "upload.csv",
-        options={"send_activation": False, "user_type": "partner", **options},
+        options={"send_activation": False, **options},
     )
     job.source_file.save(name or "upload.csv", ContentFile(data), save=False)
     job.save()
@@ -111,7 +111,10 @@ def test_template_invites_silently_with_audit_and_no_email(world):
     job = run(world, "portal-users-template.csv")
 
     users = new_users(world)
-    assert {user.user_type for user in users} == {UserType.PARTNER}
+    assert {(user.role.name, user.user_type) for user in users} == {
+        ("Partner User", UserType.PARTNER),
+        ("Customer User", UserType.CUSTOMER),
+    }
     assert AuditEvent.objects.filter(action="invite", subject_user__in=users).count() == 2
     assert not OutboxEmail.objects.exists()
     assert job.created == 2
@@ -123,10 +126,10 @@ def test_send_activation_queues_invitations(world):
     assert OutboxEmail.objects.filter(user__in=new_users(world)).count() == 2
 
 
-def test_user_type_option(world):
-    run(world, "portal-users-template.csv", user_type="customer")
+def test_a_user_type_left_on_an_older_job_is_ignored_the_roles_decide(world):
+    run(world, "portal-users-template.csv", user_type="employee")
 
-    assert {user.user_type for user in new_users(world)} == {UserType.CUSTOMER}
+    assert {user.user_type for user in new_users(world)} == {UserType.PARTNER, UserType.CUSTOMER}
 
 
 def _mixed_expectations(activation):
@@ -270,7 +273,8 @@ def test_licenses_running_out_fail_the_rest_and_keep_earlier_rows(db):
 
     with io.BytesIO(content) as source:
         report = portal_users.validate(source, account)
-    assert (report.licenses_needed, report.licenses_free, report.licenses_suffice) == (5, 3, False)
+    assert report.licenses == {"partner": {"needed": 5, "free": 3}}
+    assert not report.licenses_suffice
     assert report.would_create == 3
     job = run(account, content=content)
 

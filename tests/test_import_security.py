@@ -233,14 +233,13 @@ def test_the_refusal_is_a_page_with_the_form_not_a_csrf_failure(
         "huge.csv",
         big_csv(400 * KB),
         csrfmiddlewaretoken=token,
-        target="portal_users",
-        user_type="customer",
+        target="contacts",
     )
 
     assert response.status_code == 400
     page = response.content.decode()
     assert "larger than the limit of 64 KB" in page
-    assert re.search(r'<option value="customer" selected>', page)  # what they picked stays
+    assert re.search(r'<option value="contacts" selected>', page)  # what they picked stays
     assert temporary_upload_bytes == []
 
 

@@ -296,7 +296,9 @@ def resume(django_capture_on_commit_callbacks):
 
 @pytest.fixture
 def acme_job(account):
-    Role.objects.get_or_create(portal_account=account, name="Partner User")
+    Role.objects.get_or_create(
+        portal_account=account, name="Partner User", defaults={"user_type": "partner"}
+    )
     contacts = Contact.objects.bulk_create(
         [
             Contact(portal_account=account, name=f"P {i}", email=f"p{i}@example.com")

@@ -6,13 +6,12 @@ paths of the success and failure files at the end. --dry-run prints the validati
 writes nothing. A file that cannot be imported exits with code 2 and says why on stderr.
 """
 
-from accounts.models import UserType
 from imports import portal_users
 from imports.management.import_command import ImportCommand
 
 
 class Command(ImportCommand):
-    help = "Create portal users from a CSV file of ContactId and Role."
+    help = "Create portal users from a CSV file of ContactId and Role (the role decides the type)."
     pipeline = portal_users
     file_help = "The CSV file: columns ContactId and Role."
 
@@ -23,15 +22,10 @@ class Command(ImportCommand):
             action="store_true",
             help="Email each new user an invitation (default: create them silently).",
         )
-        parser.add_argument(
-            "--user-type",
-            choices=[UserType.PARTNER, UserType.CUSTOMER, UserType.EMPLOYEE],
-            default=UserType.PARTNER,
-            help="The user type of every user created (default: partner).",
-        )
+        # No --user-type: each row's role decides its user's type and licenses.
 
     def job_options(self, options):
-        return {"send_activation": options["send_activation"], "user_type": options["user_type"]}
+        return {"send_activation": options["send_activation"]}
 
     def validate_arguments(self, account, job_options):
         return (account, None, job_options)
@@ -43,17 +37,17 @@ class Command(ImportCommand):
             f"{report.total_rows:,} rows: {report.would_create:,} would be created, "
             f"{report.failed:,} would fail."
         )
-        label = UserType(report.user_type).label
-        if report.licenses_suffice:
-            write(
-                f"{label} licenses: {report.licenses_needed:,} needed, "
-                f"{report.licenses_free:,} free: enough."
-            )
-        else:
-            write(
-                f"{label} licenses: {report.licenses_needed:,} needed but only "
-                f"{report.licenses_free:,} free: not enough."
-            )
+        for seats in report.license_lines:
+            if seats["enough"]:
+                write(
+                    f"{seats['label']} licenses: {seats['needed']:,} needed, "
+                    f"{seats['free']:,} free: enough."
+                )
+            else:
+                write(
+                    f"{seats['label']} licenses: {seats['needed']:,} needed but only "
+                    f"{seats['free']:,} free: not enough."
+                )
         for code, entry in report.failures.items():
             write(f"{entry['label']} ({code}): {entry['count']:,}")
             for example in entry["examples"]:
