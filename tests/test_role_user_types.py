@@ -304,7 +304,7 @@ def test_the_schema_says_the_role_decides_the_type(client):
 def _give_roles_types():
     from importlib import import_module
 
-    migration = import_module("accounts.migrations.0013_role_user_type")
+    migration = import_module("accounts.migrations.0014_role_user_type")
     migration.give_roles_types(django_apps, None)
 
 

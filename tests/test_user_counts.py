@@ -58,7 +58,6 @@ def test_a_batch_and_a_bulk_update_are_counted_like_single_changes(account, part
     created, refused = lifecycle.invite_many(
         account,
         [(contact, partner_role) for contact in contacts],
-        user_type=UserType.PARTNER,
         by=technician,
         send_email=False,
     )

@@ -65,7 +65,7 @@ def give_roles_types(apps, schema_editor):
 
     def audit(role, action, after, detail):
         AuditEvent.objects.create(
-            actor_label="migration accounts.0013_role_user_type",
+            actor_label="migration accounts.0014_role_user_type",
             portal_account_id=role.portal_account_id,
             action=action,
             before={"name": role.name},
@@ -112,7 +112,7 @@ def give_roles_types(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("accounts", "0012_retention_indexes")]
+    dependencies = [("accounts", "0013_user_counts")]
 
     operations = [
         migrations.AddField(
