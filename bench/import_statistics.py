@@ -102,7 +102,7 @@ def run(label, count, batch_size, batches, analyse):
     account = PortalAccount.objects.create(
         name=f"New {label}", slug=f"new-{label}", partner_licenses=count + 10
     )
-    Role.objects.create(portal_account=account, name="Partner User")
+    Role.objects.create(portal_account=account, name="Partner User", user_type="partner")
     lines = ["ContactId,Name,Email"]
     lines += [f"{contact_id(i)},Person {i},p{i}@example.com" for i in range(count)]
     contacts_job = job_for(
@@ -130,7 +130,7 @@ def run(label, count, batch_size, batches, analyse):
             account,
             "users.csv",
             "\n".join(lines),
-            options={"send_activation": False, "user_type": "partner"},
+            options={"send_activation": False},
         )
         times = []
         last = time.perf_counter()

@@ -101,8 +101,10 @@ def reset_and_seed(contacts_count):
     account = PortalAccount.objects.create(
         name=NAME, slug=SLUG, partner_licenses=10_000_000, customer_licenses=0
     )
-    role = Role.objects.create(portal_account=account, name=ROLE)
-    Role.objects.create(portal_account=account, name=INACTIVE_ROLE, active=False)
+    role = Role.objects.create(portal_account=account, name=ROLE, user_type=UserType.PARTNER)
+    Role.objects.create(
+        portal_account=account, name=INACTIVE_ROLE, user_type=UserType.PARTNER, active=False
+    )
     for start in range(0, contacts_count, SEED_BATCH):
         Contact.objects.bulk_create(
             [
@@ -188,7 +190,7 @@ def child_validate(path, account, batch_size):
         report = portal_users.validate(
             source,
             account,
-            options={"send_activation": True, "user_type": "partner"},
+            options={"send_activation": True},
             batch_size=batch_size or portal_users.BATCH_SIZE,
         )
     return {
@@ -234,7 +236,7 @@ def child_apply(path, account, batch_size, broker):
     job = ImportJob(
         portal_account=account,
         original_filename=Path(path).name,
-        options={"send_activation": True, "user_type": "partner"},
+        options={"send_activation": True},
         started_by=admin,
     )
     with open(path, "rb") as source:
@@ -310,7 +312,7 @@ def child_iie(path, account):
             now = timezone.now()
             instance.kind = UserKind.PORTAL
             instance.portal_account = account
-            instance.user_type = UserType.PARTNER
+            instance.user_type = instance.role.user_type
             instance.state = UserState.UNCONFIRMED
             instance.name = instance.contact.name
             instance.email = instance.contact.email.lower()

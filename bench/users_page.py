@@ -217,7 +217,7 @@ def _fake_user(rng, account, roles, admin, index, now):
         portal_account=account,
         user_type=user_type,
         contact=contact,
-        role=rng.choice(roles),
+        role=rng.choice(roles[user_type]),  # a role of the user's type, as lifecycle gives
         state=state,
         name=name,
         email=email,
@@ -321,7 +321,17 @@ def seed_account(slug, name, n_users, admin, reseed):
             customer_licenses=n_users,
             employee_licenses=n_users,
         )
-        roles = Role.objects.bulk_create([Role(portal_account=account, name=r) for r in ROLES])
+        roles = {
+            user_type: Role.objects.bulk_create(
+                [
+                    Role(
+                        portal_account=account, name=f"{r} ({user_type.label})", user_type=user_type
+                    )
+                    for r in ROLES
+                ]
+            )
+            for user_type in UserType
+        }
         for start in range(0, n_users, BATCH):
             pairs = [
                 _fake_user(rng, account, roles, admin, index, now)

@@ -6,7 +6,6 @@ from copy import copy
 from django import forms
 from django.core.validators import MaxValueValidator
 from django.db import IntegrityError, transaction
-from django.template.defaultfilters import pluralize
 from django.utils.text import slugify
 
 from accounts import audit, licenses, scoping
@@ -191,9 +190,9 @@ def _over_limit(account, changed_fields):
 
 
 ROLE_TYPE_LOCKED = (
-    "{count} user{s} {have} the role '{name}', so its user type stays {type}: a user's type is "
-    "their role's. To make them {new} users, create a {new} role and give it to them with "
-    "Change role on the Users page (that checks the {new} licenses)."
+    "Users have the role '{name}', so its user type stays {type}: a user's type is their "
+    "role's. To make them {new} users, create a {new} role and give it to them with Change role "
+    "on the Users page (that checks the {new} licenses)."
 )
 
 
@@ -239,13 +238,10 @@ class RoleForm(forms.ModelForm):
         old, new = role.user_type, self.cleaned_data["user_type"]
         if old == new:
             return ""
-        count = User.objects.filter(role=role).count()
-        if not count:
+        # exists(), not count(): one index probe however many users the role has.
+        if not User.objects.filter(role=role).exists():
             return ""
         return ROLE_TYPE_LOCKED.format(
-            count=count,
-            s=pluralize(count),
-            have=pluralize(count, "has,have"),
             name=role.name,
             type=UserType(old).label,
             new=UserType(new).label,
