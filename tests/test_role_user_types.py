@@ -5,11 +5,13 @@ from the rows' roles, its dry run agreeing with its run."""
 
 import io
 import json
+from types import SimpleNamespace
 
 import pytest
 from django.apps import apps as django_apps
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
+from django.db import connection
 from django.urls import reverse
 
 from accounts import lifecycle
@@ -305,7 +307,12 @@ def _give_roles_types():
     from importlib import import_module
 
     migration = import_module("accounts.migrations.0014_role_user_type")
-    migration.give_roles_types(django_apps, None)
+    # What the migration's schema editor offers it: the connection, and running a statement
+    # (on PostgreSQL it runs the pending foreign-key checks before the ALTER TABLE).
+    editor = SimpleNamespace(
+        connection=connection, execute=lambda sql: connection.cursor().execute(sql)
+    )
+    migration.give_roles_types(django_apps, editor)
 
 
 def test_the_migration_gives_roles_their_users_type_and_splits_mixed_ones(account, capsys):

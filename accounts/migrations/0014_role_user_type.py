@@ -6,17 +6,14 @@
   (same active flag) takes that type's users;
 - a role with no users gets the type most of its account's users have, or partner.
 
-Every split and every guessed type is printed, logged (logger "accounts.migrations") and written
-to the account's audit log as a "split_role" or "set_role_type" event, so an operator can see
-what changed and rename or retype the roles afterwards. Reads the users once, grouped by role
+Every split and every guessed type is printed (in migrate's output) and written to the
+account's audit log as a "split_role" or "set_role_type" event, so an operator can see what
+changed and rename or retype the roles afterwards. Reads the users once, grouped by role
 and type (one scan however large the accounts), and moves users with one UPDATE per new role."""
 
-import logging
 from collections import Counter, defaultdict
 
 from django.db import migrations, models
-
-logger = logging.getLogger("accounts.migrations")
 
 TYPES = ("partner", "customer", "employee")
 LABELS = {"partner": "Partner", "customer": "Customer", "employee": "Employee"}
@@ -24,7 +21,6 @@ LABELS = {"partner": "Partner", "customer": "Customer", "employee": "Employee"}
 
 def _say(message):
     print(f"\n  {message}", end="")
-    logger.warning(message)
 
 
 def _free_name(taken, wanted):
@@ -46,6 +42,8 @@ def give_roles_types(apps, schema_editor):
     Role = apps.get_model("accounts", "Role")
     User = apps.get_model("accounts", "User")
     AuditEvent = apps.get_model("accounts", "AuditEvent")
+    PortalAccount = apps.get_model("accounts", "PortalAccount")
+    slugs = dict(PortalAccount.objects.values_list("pk", "slug"))
 
     per_role = defaultdict(Counter)  # role id -> {user type: users}
     per_account = defaultdict(Counter)  # account id -> {user type: users}
@@ -74,6 +72,7 @@ def give_roles_types(apps, schema_editor):
         )
 
     for role in Role.objects.order_by("pk").iterator():
+        where = slugs[role.portal_account_id]
         counts = per_role.get(role.pk)
         if not counts:
             account_counts = per_account.get(role.portal_account_id)
@@ -81,7 +80,7 @@ def give_roles_types(apps, schema_editor):
             role.save(update_fields=["user_type"])
             why = "its account's most common" if account_counts else "the default"
             message = (
-                f"Role '{role.name}' (account {role.portal_account_id}) has no users: it is now "
+                f"Role '{role.name}' (account {where}) has no users: it is now "
                 f"a {LABELS[role.user_type]} role ({why} user type). Change it on the Roles "
                 "page if that is wrong."
             )
@@ -103,12 +102,16 @@ def give_roles_types(apps, schema_editor):
             )
             moved = User.objects.filter(role=role, user_type=user_type).update(role=new)
             message = (
-                f"Role '{role.name}' (account {role.portal_account_id}) had users of several "
+                f"Role '{role.name}' (account {where}) had users of several "
                 f"types: it stays a {LABELS[keep]} role, and its {moved} {LABELS[user_type]} "
                 f"user(s) now have the new role '{name}'."
             )
             _say(message)
             audit(role, "split_role", {"name": name, "user_type": user_type}, message)
+    if schema_editor is not None and schema_editor.connection.vendor == "postgresql":
+        # The new roles and moved users left deferred foreign-key checks pending, and PostgreSQL
+        # refuses the ALTER TABLE below while any are: run them now.
+        schema_editor.execute("SET CONSTRAINTS ALL IMMEDIATE")
 
 
 class Migration(migrations.Migration):
