@@ -58,8 +58,8 @@ class PortalAccountAdmin(ReadOnlyAdmin):
 
 @admin.register(Role)
 class RoleAdmin(ReadOnlyAdmin):
-    list_display = ["name", "portal_account", "active"]
-    list_filter = ["active", "portal_account"]
+    list_display = ["name", "portal_account", "user_type", "active"]
+    list_filter = ["active", "user_type", "portal_account"]
 
 
 @admin.register(User)
