@@ -306,7 +306,7 @@ def test_the_schema_says_the_role_decides_the_type(client):
 def _give_roles_types():
     from importlib import import_module
 
-    migration = import_module("accounts.migrations.0014_role_user_type")
+    migration = import_module("accounts.migrations.0015_role_user_type")
     # What the migration's schema editor offers it: the connection, and running a statement
     # (on PostgreSQL it runs the pending foreign-key checks before the ALTER TABLE).
     editor = SimpleNamespace(

@@ -63,7 +63,7 @@ def give_roles_types(apps, schema_editor):
 
     def audit(role, action, after, detail):
         AuditEvent.objects.create(
-            actor_label="migration accounts.0014_role_user_type",
+            actor_label="migration accounts.0015_role_user_type",
             portal_account_id=role.portal_account_id,
             action=action,
             before={"name": role.name},
@@ -115,7 +115,7 @@ def give_roles_types(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("accounts", "0013_user_counts")]
+    dependencies = [("accounts", "0014_users_page_sort_indexes")]
 
     operations = [
         migrations.AddField(
