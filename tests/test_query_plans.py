@@ -57,7 +57,12 @@ def _seed(size):
     account = PortalAccountFactory(
         partner_licenses=size, customer_licenses=size, employee_licenses=size
     )
-    role = Role.objects.create(portal_account=account, name="Viewer")
+    roles = {  # a user's type is their role's
+        user_type: Role.objects.create(
+            portal_account=account, name=f"Viewer {user_type}", user_type=user_type
+        )
+        for user_type in (UserType.PARTNER, UserType.EMPLOYEE)
+    }
     rng = random.Random(size)
     now = timezone.now()
     contacts = Contact.objects.bulk_create(
@@ -77,7 +82,7 @@ def _seed(size):
             portal_account=account,
             user_type=UserType.PARTNER if contact else UserType.EMPLOYEE,
             contact=contact,
-            role=role,
+            role=roles[UserType.PARTNER if contact else UserType.EMPLOYEE],
             name=contact.name if contact else f"Employee {index}",
             email=f"u{index}@a{account.pk}.example",
             password="!unusable",
