@@ -472,3 +472,19 @@ def test_the_wizards_dry_run_and_run_agree_for_every_option(
     assert "employee_role" in run_codes
     assert User.objects.filter(portal_account=account, user_type="customer").count() == 1
     assert not User.objects.filter(portal_account=account, user_type="employee").exists()
+
+
+def test_a_dry_run_kept_from_before_role_types_still_shows(account):
+    """A review page saved with the old single-type report (user_type, licenses_needed,
+    licenses_free) is read without them instead of failing."""
+    job = make_job(account, content=b"ContactId,Role\n")
+    job.dry_run = {
+        "state": dry_runs.DONE,
+        "report": {"total_rows": 3, "would_create": 3, "user_type": "employee"}
+        | {"licenses_needed": 3, "licenses_free": 5},
+    }
+    job.save()
+
+    report = dry_runs.report(job)
+
+    assert (report.total_rows, report.would_create, report.licenses) == (3, 3, {})

@@ -91,6 +91,14 @@ def test_users_went_through_the_lifecycle(output):
     )
 
 
+def test_every_role_has_a_type_and_its_users_have_it(output):
+    for account in PortalAccount.objects.all():
+        types = set(account.roles.filter(active=True).values_list("user_type", flat=True))
+        assert types == {"partner", "customer", "employee"}, account.slug
+    portal_users = User.objects.portal_users().select_related("role")
+    assert all(user.user_type == user.role.user_type for user in portal_users)
+
+
 def test_orphaned_user_and_near_limit_license(output):
     orphans = User.objects.filter(state=UserState.ENABLED, contact__deleted_at__isnull=False)
     assert orphans.exists()
