@@ -721,10 +721,11 @@ def _invite_many_bulk(portal_account, rows, *, by, send_email, ip):
         if role.pk not in snapshots:
             snapshots[role.pk] = audit.user_snapshot(User(state=state, role=role))
     detail = "" if send_email else "no invitation email"
+    before = {}  # one object for every row: the bulk insert turns it into JSON once, not per row
     audit.record_many(
         [
             # The subject label is str(user): "name <email>", or the name alone without an email.
-            ("invite", user_id, f"{name} <{email}>" if email else name, {}, snapshots[role.pk])
+            ("invite", user_id, f"{name} <{email}>" if email else name, before, snapshots[role.pk])
             + (detail,)
             for user_id, (_row, _contact, role, name, email) in zip(user_ids, allowed, strict=True)
         ],

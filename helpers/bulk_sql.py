@@ -69,9 +69,11 @@ def _copy(connection, model, fields, rows, returning_ids):
                 constants.append(_db_value(connection, field, field.get_default()))
             else:
                 per_row_defaults.append(field)
-        else:
+        elif field.get_default() is not None:
             constant_fields.append(field)
             constants.append(_db_value(connection, field, field.get_default()))
+        # else: left out of the COPY, the column is NULL (Django gives columns no database
+        # default but db_default, skipped above); fewer values to format in every row.
     constants = tuple(constants)
 
     json_columns = [index for index, field in enumerate(given) if isinstance(field, JSONField)]
