@@ -42,6 +42,29 @@ def valid_email(value):
     return value
 
 
+def email_checker():
+    """`valid_email` for a batch of thousands of addresses: the same answers (the same steps as
+    Django's `validate_email`), with each domain checked once. The domain check is most of the
+    validator's cost, and the addresses of one import share a few domains."""
+    domains = {}
+    user_regex, allowlist = validate_email.user_regex, validate_email.domain_allowlist
+
+    def check(value):
+        value = (value or "").strip().lower()
+        if not value or "@" not in value or len(value) > 320:
+            return ""
+        user_part, domain_part = value.rsplit("@", 1)
+        if not user_regex.match(user_part):
+            return ""
+        valid = domains.get(domain_part)
+        if valid is None:
+            valid = domain_part in allowlist or validate_email.validate_domain_part(domain_part)
+            domains[domain_part] = valid
+        return value if valid else ""
+
+    return check
+
+
 def _locked(user):
     """The user read again under a row lock, as they are now; LifecycleError when another
     request deleted them meanwhile (it held the lock first, so this one waited and found no row)."""
@@ -613,6 +636,7 @@ def _invite_many_bulk(portal_account, rows, *, by, send_email, ip):
     refused = []
     ready = []  # (row, contact, role, name, email)
     emails_in_batch = set()
+    checked_email = email_checker()
     for row in rows:
         contact, role = row
         try:
@@ -625,7 +649,7 @@ def _invite_many_bulk(portal_account, rows, *, by, send_email, ip):
                 raise LifecycleError("Pick a contact.")
             contact = _resolve_contact(portal_account, role, contact, "", "")
             name = (contact.name or "").strip()
-            email = valid_email(contact.email)
+            email = checked_email(contact.email)
             if not name:
                 raise LifecycleError("Enter the person's name.")
             if not email and send_email:

@@ -23,7 +23,9 @@ Columns the caller does not give get what `bulk_create` would give them: the fie
 `auto_now` / `auto_now_add` dates; a field with a `db_default` is left to the database.
 """
 
+import datetime
 import json
+import re
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection as default_connection
@@ -80,32 +82,94 @@ def _copy(connection, model, fields, rows, returning_ids):
     if json_columns:
         rows = _with_json_text(rows, json_columns, given)
 
-    columns = [field.column for field in given + constant_fields + per_row_defaults]
+    columns = [field.column for field in given]
+    values = [*zip(*rows, strict=True)]  # a tuple per column
+    for field in per_row_defaults:
+        columns.append(field.column)
+        values.append(tuple(_db_value(connection, field, field.get_default()) for _row in rows))
+    columns += [field.column for field in constant_fields]
+    values += [(value,) * len(rows) for value in constants]
     ids = None
     with connection.cursor() as cursor, connection.wrap_database_errors:
         if returning_ids:
+            # One row of text, not a row per id: psycopg builds a tuple for each row it reads.
             cursor.execute(
-                "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+                "SELECT string_agg(nextval(pg_get_serial_sequence(%s, %s))::text, ',') "
+                "FROM generate_series(1, %s)",
                 [meta.db_table, meta.pk.column, len(rows)],
             )
-            ids = [pk for (pk,) in cursor.fetchall()]
+            ids = list(map(int, cursor.fetchone()[0].split(",")))
             columns.insert(0, meta.pk.column)
-            rows = [(pk, *row) for pk, row in zip(ids, rows, strict=True)]
+            values.insert(0, ids)
+        columns, text = _copy_text(columns, values, len(rows))
         quote = connection.ops.quote_name
         sql = f"COPY {quote(meta.db_table)} ({', '.join(quote(c) for c in columns)}) FROM STDIN"
         with cursor.copy(sql) as copy:
-            write = copy.write_row
-            if per_row_defaults:
-                for row in rows:
-                    defaults = tuple(
-                        _db_value(connection, field, field.get_default())
-                        for field in per_row_defaults
-                    )
-                    write(row + constants + defaults)
+            if text is not None:
+                copy.write(text)
             else:
-                for row in rows:
-                    write(row + constants)
+                for row in zip(*values, strict=True):
+                    copy.write_row(row)
     return ids
+
+
+# COPY's text format: a tab between values, a newline after each row, \N for NULL, and these
+# four characters escaped with a backslash.
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_NEEDS_ESCAPE = re.compile(r"[\\\t\n\r]")
+
+
+def _copy_text(columns, values, count):
+    """The rows as COPY text, built a column at a time: `(columns, text)`, the columns in the
+    order of the text. A column with the same value in every row (most of them: the account, the
+    actor, the time, the password of a batch) is turned into text once, and written after the
+    others. psycopg's `write_row` formats every value of every row (in C, but value by value):
+    at 100,000 imported rows that was a fifth of the import's time. `(columns, None)` when a value
+    is of a type this does not write (psycopg then formats the rows)."""
+    varying, same = [], []
+    for column, column_values in zip(columns, values, strict=True):
+        first = column_values[0]
+        kinds = set(map(type, column_values))
+        if count > 1 and len(kinds) == 1 and column_values.count(first) == count:
+            same.append((column, first))
+        else:
+            varying.append((column, column_values))
+    try:
+        texts = [_column_text(column_values) for _column, column_values in varying]
+        tail = "".join("\t" + _value_text(value) for _column, value in same)
+    except TypeError:
+        return columns, None
+    end = tail + "\n"
+    if not texts:  # every column alike: the tail without its leading tab, once a row
+        return [column for column, _ in same], end[1:] * count
+    text = end.join(map("\t".join, zip(*texts, strict=True))) + end
+    return [column for column, _ in varying + same], text
+
+
+def _column_text(values):
+    kinds = set(map(type, values))
+    if kinds == {int}:
+        return list(map(str, values))
+    if kinds == {str}:
+        if _NEEDS_ESCAPE.search("".join(values)) is None:
+            return values
+        return [value.translate(_COPY_ESCAPES) for value in values]
+    return [_value_text(value) for value in values]
+
+
+def _value_text(value):
+    kind = type(value)
+    if value is None:
+        return "\\N"
+    if kind is str:
+        return value.translate(_COPY_ESCAPES)
+    if kind is bool:
+        return "t" if value else "f"
+    if kind is int:
+        return str(value)
+    if kind in (datetime.datetime, datetime.date):
+        return value.isoformat()
+    raise TypeError(f"No COPY text for {kind.__name__}")
 
 
 def _with_json_text(rows, json_columns, fields):

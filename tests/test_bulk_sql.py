@@ -1,0 +1,98 @@
+"""`helpers.bulk_sql.insert`: on PostgreSQL the rows go through COPY as text built by hand
+(a column at a time, the columns with one value for every row written once), so what comes back
+must be exactly what went in, awkward characters included."""
+
+from django.utils import timezone
+
+from accounts.models import AuditEvent, User
+from helpers.bulk_sql import insert
+from tests.factories import PortalAccountFactory, StaffFactory
+
+AWKWARD = [
+    "tab\there",
+    "new\nline",
+    "carriage\rreturn",
+    "back\\slash \\N \\t",
+    "ünïcödé ✓ 名前",
+    "",
+    "=1+2",
+    "quote \" and ' and ,",
+]
+
+
+def test_insert_writes_every_value_as_given(db):
+    account = PortalAccountFactory()
+    actor = StaffFactory()
+    start = timezone.now()
+    fields = (
+        "action",
+        "actor_id",
+        "actor_label",
+        "portal_account_id",
+        "subject_label",
+        "before",
+        "after",
+        "ip_address",
+        "detail",
+    )
+    shared = {"role": 'Partner "A" \\ B\tC'}
+    rows = [
+        (
+            "invite",
+            actor.pk,
+            "same for every row",
+            account.pk,
+            label,
+            shared,
+            {"label": label, "n": index},
+            None if index % 2 else "10.0.0.1",
+            label * 2,
+        )
+        for index, label in enumerate(AWKWARD)
+    ]
+
+    ids = insert(AuditEvent, fields, rows, returning_ids=True)
+
+    assert len(set(ids)) == len(rows)
+    stored = {event.pk: event for event in AuditEvent.objects.filter(pk__in=ids)}
+    for pk, row in zip(ids, rows, strict=True):
+        event = stored[pk]
+        assert (
+            event.action,
+            event.actor_id,
+            event.actor_label,
+            event.portal_account_id,
+            event.subject_label,
+            event.before,
+            event.after,
+            event.ip_address,
+            event.detail,
+        ) == row
+        assert event.outcome == AuditEvent.Outcome.SUCCESS  # the field's default
+        assert event.user_agent == ""
+        assert event.subject_user_id is None
+        assert start <= event.created_at <= timezone.now()  # auto_now_add, one time for all
+
+
+def test_insert_of_one_row_and_of_rows_that_are_all_alike(db):
+    account = PortalAccountFactory()
+    fields = ("action", "portal_account_id", "detail")
+    insert(AuditEvent, fields, [("one", account.pk, "x\ty")])
+    insert(AuditEvent, fields, [("same", account.pk, "a\\b")] * 3)
+
+    assert list(AuditEvent.objects.filter(action="one").values_list("detail", flat=True)) == [
+        "x\ty"
+    ]
+    assert (
+        list(AuditEvent.objects.filter(action="same").values_list("detail", flat=True))
+        == ["a\\b"] * 3
+    )
+
+
+def test_insert_of_a_type_it_does_not_write_as_text(db):
+    """A value of another type (a str subclass here) goes through psycopg's own formatting."""
+    account = PortalAccountFactory()
+    kind = User._meta.get_field("kind")
+    fields = ("action", "portal_account_id", "detail")
+    insert(AuditEvent, fields, [("sub", account.pk, kind.choices[0][0].__class__("plain"))] * 2)
+    assert AuditEvent.objects.filter(action="sub", detail="plain").count() == 2
