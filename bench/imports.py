@@ -51,8 +51,8 @@ from contacts.models import CONTACT_ID_LENGTH, Contact  # noqa: E402
 SLUG, NAME = "bench-import", "Bench Import Portal"
 ADMIN_EMAIL = "bench-import-admin@example.com"
 ROLE, INACTIVE_ROLE = "Partner User", "Old Partner"
-TARGET_ROWS_PER_S = 5_000
-TARGET_RATIO_IIE = 20
+TARGET_ROWS_PER_S = 15_000
+TARGET_RATIO_IIE = 50
 TARGET_PEAK_MB = 300
 CHILD_TIMEOUT_S = 900
 SEED_BATCH = 10_000
@@ -208,6 +208,7 @@ def add_cpu(result, before):
 def child_validate(path, account, batch_size):
     from imports import portal_users
 
+    cpu = cpu_seconds()
     start = time.perf_counter()
     with open(path, "rb") as source:
         report = portal_users.validate(
@@ -216,13 +217,17 @@ def child_validate(path, account, batch_size):
             options={"send_activation": True},
             batch_size=batch_size or portal_users.BATCH_SIZE,
         )
-    return {
-        "seconds": time.perf_counter() - start,
-        "rows": report.total_rows,
-        "created": report.would_create,
-        "failed": report.failed,
-        "failures": {code: entry["count"] for code, entry in report.failures.items()},
-    }
+    seconds = time.perf_counter() - start
+    return add_cpu(
+        {
+            "seconds": seconds,
+            "rows": report.total_rows,
+            "created": report.would_create,
+            "failed": report.failed,
+            "failures": {code: entry["count"] for code, entry in report.failures.items()},
+        },
+        cpu,
+    )
 
 
 def child_apply(path, account, batch_size, broker):
@@ -347,12 +352,15 @@ def child_iie(path, account):
 
     with open(path, encoding="utf-8") as file:
         dataset = tablib.Dataset().load(file.read(), format="csv")
+    cpu = cpu_seconds()
     start = time.perf_counter()
     result = PortalUserResource().import_data(
         dataset, dry_run=False, use_transactions=True, raise_errors=False
     )
     seconds = time.perf_counter() - start
+    cpu = add_cpu({}, cpu)
     return {
+        **cpu,
         "seconds": seconds,
         "rows": result.total_rows,
         "totals": dict(result.totals),
@@ -595,7 +603,7 @@ def main():
     show(f"django-import-export on the first {iie_rows:,} rows", results["iie"])
 
     results["copy"] = spawn(args, "copy", path)
-    show("PostgreSQL COPY into a temp table", results["copy"])
+    show("the COPY limit (the same users, audit events, outbox rows)", results["copy"])
 
     if args.big_rows:
         big = work / f"portal-users-{args.big_rows}.csv"
@@ -605,37 +613,55 @@ def main():
         show(f"ours, import of {args.big_rows:,} rows", results["big"])
 
     print(f"load average after: {loadavg()}")
-    ours = rate(results["apply"])
+    print_summary(args, results)
+
+
+def print_summary(args, results):
+    ours, iie, limit = rate(results["apply"]), rate(results["iie"]), rate(results["copy"])
     print()
-    print(f"{'case':<44} {'rows':>10} {'seconds':>9} {'rows/s':>10} {'peak MB':>9}")
+    header = f"{'case':<44} {'rows':>10} {'seconds':>9} {'rows/s':>10} {'peak MB':>8}"
+    print(f"{header} {'CPU s: Python':>14} {'PostgreSQL':>11}")
     table = [
         ("ours: dry run (validate)", results["validate"]),
         ("ours: import (apply, emails on)", results["apply"]),
         ("django-import-export (insert only)", results["iie"]),
-        ("PostgreSQL COPY (temp table)", results["copy"]),
+        ("COPY limit (same rows, real tables)", results["copy"]),
     ]
     if "big" in results:
         table.append((f"ours: import, {args.big_rows:,} rows", results["big"]))
     for label, result in table:
         print(
             f"{label:<44} {result['rows']:>10,} {result['seconds']:>9.2f} {rate(result):>10,.0f} "
-            f"{result['peak_mb']:>9.0f}"
+            f"{result['peak_mb']:>8.0f} {result.get('python_cpu_s', ''):>14} "
+            f"{result.get('db_cpu_s', ''):>11}"
         )
     print()
     both = results["validate"]["seconds"] + results["apply"]["seconds"]
     print(f"ours, dry run + import: {args.rows / both:,.0f} rows/s")
+    peak = results["big"]["peak_mb"] if "big" in results else results["apply"]["peak_mb"]
+    print("| bench | now | target |")
+    print("| --- | --- | --- |")
+    print(
+        f"| `bench/imports.py`, {args.rows:,} rows, emails on | {ours:,.0f} rows/s; "
+        f"django-import-export {iie:,.0f} rows/s ({ours / iie:.0f}x) | "
+        f">= {TARGET_ROWS_PER_S:,} rows/s (>= {TARGET_RATIO_IIE}x django-import-export), "
+        "peak memory flat |"
+    )
+    print()
     verdict = "PASS" if ours >= TARGET_ROWS_PER_S else "FAIL"
     print(f"ours import: {ours:,.0f} rows/s (target >= {TARGET_ROWS_PER_S:,}): {verdict}")
-    ratio = ours / rate(results["iie"])
+    ratio = ours / iie
     verdict = "PASS" if ratio >= TARGET_RATIO_IIE else "FAIL"
     print(f"ours / django-import-export: {ratio:.1f}x (target >= {TARGET_RATIO_IIE}x): {verdict}")
-    copy_rate = rate(results["copy"])
-    print(f"ours / COPY: {ours / copy_rate:.3f} (COPY is {copy_rate / ours:.1f}x ours)")
+    print(
+        f"COPY limit: {limit:,.0f} rows of the file/s ({results['copy']['users']:,} users with "
+        f"their audit and outbox rows); ours / limit: {ours / limit:.2f}"
+    )
     if "big" in results:
-        peak = results["big"]["peak_mb"]
+        big = results["big"]
         verdict = "PASS" if peak < TARGET_PEAK_MB else "FAIL"
         print(
-            f"peak memory at {args.big_rows:,} rows: {peak:.0f} MB "
+            f"{args.big_rows:,} rows: {rate(big):,.0f} rows/s, peak memory {peak:.0f} MB "
             f"(target < {TARGET_PEAK_MB}): {verdict}"
         )
     else:
