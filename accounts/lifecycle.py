@@ -8,6 +8,7 @@ rules, changes the row, writes its audit event and queues the email that is due.
 """
 
 import functools
+import re
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -47,7 +48,11 @@ def email_checker():
     Django's `validate_email`), with each domain checked once. The domain check is most of the
     validator's cost, and the addresses of one import share a few domains."""
     domains = {}
-    user_regex, allowlist = validate_email.user_regex, validate_email.domain_allowlist
+    # Django's regex is a lazy object: every attribute access goes through a proxy. The same
+    # pattern compiled here (re caches it) is the regex itself.
+    lazy = validate_email.user_regex
+    user_regex = re.compile(lazy.pattern, lazy.flags)
+    allowlist = validate_email.domain_allowlist
 
     def check(value):
         value = (value or "").strip().lower()

@@ -550,6 +550,14 @@ def rate(result):
     return result["rows"] / result["seconds"] if result["seconds"] else float("inf")
 
 
+def cpu_rate(result):
+    """Rows per CPU second (the process's and its database backend's): about what the case
+    does on an idle machine, where the two take turns; on a busy one its wall time is mostly
+    waiting for a core."""
+    seconds = result.get("python_cpu_s", 0) + result.get("db_cpu_s", 0)
+    return result["rows"] / seconds if seconds else float("nan")
+
+
 def show(label, result):
     extra = {k: v for k, v in result.items() if k not in ("seconds", "rows")}
     print(
@@ -619,8 +627,8 @@ def main():
 def print_summary(args, results):
     ours, iie, limit = rate(results["apply"]), rate(results["iie"]), rate(results["copy"])
     print()
-    header = f"{'case':<44} {'rows':>10} {'seconds':>9} {'rows/s':>10} {'peak MB':>8}"
-    print(f"{header} {'CPU s: Python':>14} {'PostgreSQL':>11}")
+    header = f"{'case':<38} {'rows':>9} {'seconds':>8} {'rows/s':>8} {'peak MB':>7}"
+    print(f"{header} {'CPU s: Python':>13} {'PostgreSQL':>10} {'rows/CPU s':>10}")
     table = [
         ("ours: dry run (validate)", results["validate"]),
         ("ours: import (apply, emails on)", results["apply"]),
@@ -631,9 +639,9 @@ def print_summary(args, results):
         table.append((f"ours: import, {args.big_rows:,} rows", results["big"]))
     for label, result in table:
         print(
-            f"{label:<44} {result['rows']:>10,} {result['seconds']:>9.2f} {rate(result):>10,.0f} "
-            f"{result['peak_mb']:>8.0f} {result.get('python_cpu_s', ''):>14} "
-            f"{result.get('db_cpu_s', ''):>11}"
+            f"{label:<38} {result['rows']:>9,} {result['seconds']:>8.2f} {rate(result):>8,.0f} "
+            f"{result['peak_mb']:>7.0f} {result.get('python_cpu_s', ''):>13} "
+            f"{result.get('db_cpu_s', ''):>10} {cpu_rate(result):>10,.0f}"
         )
     print()
     both = results["validate"]["seconds"] + results["apply"]["seconds"]
@@ -656,6 +664,12 @@ def print_summary(args, results):
     print(
         f"COPY limit: {limit:,.0f} rows of the file/s ({results['copy']['users']:,} users with "
         f"their audit and outbox rows); ours / limit: {ours / limit:.2f}"
+    )
+    ours_cpu, limit_cpu = cpu_rate(results["apply"]), cpu_rate(results["copy"])
+    print(
+        f"per CPU second: ours {ours_cpu:,.0f} rows, django-import-export "
+        f"{cpu_rate(results['iie']):,.0f} ({ours_cpu / cpu_rate(results['iie']):.0f}x), "
+        f"COPY limit {limit_cpu:,.0f}; ours / limit: {ours_cpu / limit_cpu:.2f}"
     )
     if "big" in results:
         big = results["big"]

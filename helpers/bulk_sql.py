@@ -82,12 +82,11 @@ def _copy(connection, model, fields, rows, returning_ids):
         # default but db_default, skipped above); fewer values to format in every row.
     constants = tuple(constants)
 
-    json_columns = [index for index, field in enumerate(given) if isinstance(field, JSONField)]
-    if json_columns:
-        rows = _with_json_text(rows, json_columns, given)
-
     columns = [field.column for field in given]
     values = [*zip(*rows, strict=True)]  # a tuple per column
+    for index, field in enumerate(given):
+        if isinstance(field, JSONField):
+            values[index] = _json_texts(field, values[index])
     for field in per_row_defaults:
         columns.append(field.column)
         values.append(tuple(_db_value(connection, field, field.get_default()) for _row in rows))
@@ -169,17 +168,18 @@ def _value_text(value):
         return value.translate(_COPY_ESCAPES)
     if kind is bool:
         return "t" if value else "f"
-    if kind is int:
-        return str(value)
+    if isinstance(value, int):  # psycopg's Int2 for a small integer field, say
+        return str(int(value))
     if kind in (datetime.datetime, datetime.date):
         return value.isoformat()
     raise TypeError(f"No COPY text for {kind.__name__}")
 
 
-def _with_json_text(rows, json_columns, fields):
-    dumped = {}  # id(value) -> (value, JSON text): rows often share one dict
+def _json_texts(field, values):
+    """A JSON column's values as JSON text, each object dumped once: rows often share one."""
+    dumped = {}  # id(value) -> (value, JSON text); the value kept so that its id stays its own
 
-    def to_json(field, value):
+    def to_json(value):
         if value is None:
             return None
         key = id(value)
@@ -187,13 +187,7 @@ def _with_json_text(rows, json_columns, fields):
             dumped[key] = (value, json.dumps(value, cls=field.encoder))
         return dumped[key][1]
 
-    converted = []
-    for row in rows:
-        row = list(row)
-        for index in json_columns:
-            row[index] = to_json(fields[index], row[index])
-        converted.append(tuple(row))
-    return converted
+    return tuple(map(to_json, values))
 
 
 def _db_value(connection, field, value):

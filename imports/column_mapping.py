@@ -8,6 +8,8 @@ hand (`manual_map`).
 """
 
 from dataclasses import dataclass
+from functools import partial
+from operator import itemgetter
 
 from imports.csv_reader import column_letter
 
@@ -148,6 +150,23 @@ def row_values(mapping, cells):
         name: cells[index] if index is not None and index < len(cells) else ""
         for name, index in mapping.items()
     }
+
+
+def row_reader(mapping):
+    """`row_values` for the million rows of one file: a function of the cells that gives the
+    same dict, built by C code (an itemgetter) when every field is mapped."""
+    indices = list(mapping.values())
+    if not indices or None in indices:
+        return partial(row_values, mapping)
+    names, needed = list(mapping), max(indices) + 1
+    getter = itemgetter(*indices) if len(indices) > 1 else lambda cells: (cells[indices[0]],)
+
+    def read(cells):
+        if len(cells) < needed:
+            return row_values(mapping, cells)
+        return dict(zip(names, getter(cells), strict=True))
+
+    return read
 
 
 def _normalise(text):

@@ -14,7 +14,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError, connectio
 from django.utils import timezone
 
 from helpers import planner_statistics
-from imports.column_mapping import MappingError, row_values
+from imports.column_mapping import MappingError, row_reader
 from imports.csv_reader import CsvError
 from imports.models import ImportJob
 
@@ -59,8 +59,9 @@ def max_bytes():
 
 def batches(csv_file, mapping, batch_size):
     batch = []
+    values = row_reader(mapping)
     for line, cells in csv_file.rows():
-        batch.append((line, row_values(mapping, cells)))
+        batch.append((line, values(cells)))
         if len(batch) >= batch_size:
             yield batch
             batch = []

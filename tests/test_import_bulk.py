@@ -325,3 +325,38 @@ def test_a_batch_hands_its_invitations_to_a_real_worker_in_one_message(
         "p1@example.com",
         "p2@example.com",
     ]
+
+
+def test_the_batch_email_check_answers_as_valid_email():
+    """invite_many checks thousands of addresses with lifecycle.email_checker (each domain
+    checked once): it must accept and refuse exactly what valid_email does."""
+    addresses = [
+        "Person@Example.com",
+        "  person@example.com  ",
+        "first.last+tag@sub.example.co.uk",
+        "person@example.com",  # the same domain again, from the checker's memory
+        "person@localhost",
+        "person@[127.0.0.1]",
+        "person@[999.1.1.1]",
+        '"quoted name"@example.com',
+        "no-at-sign.example.com",
+        "two@@example.com",
+        "dot.@example.com",
+        "person@-example.com",
+        "person@example",
+        "person@exa_mple.com",
+        "person@xn--bcher-kva.example",
+        "pérson@example.com",
+        "person@bücher.example",
+        "a" * 310 + "@example.com",
+        "",
+        None,
+        "person@example.com\n",
+        "per son@example.com",
+    ]
+    check = lifecycle.email_checker()
+    assert [check(address) for address in addresses] == [
+        lifecycle.valid_email(address) for address in addresses
+    ]
+    assert check("Person@Example.com") == "person@example.com"
+    assert check("no-at-sign.example.com") == ""
