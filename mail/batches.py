@@ -21,12 +21,17 @@ Message-ID). The marks commit without waiting for the disk (synchronous_commit o
 PostgreSQL): a worker's death loses none of them; a crash of the database server itself may
 lose the last fraction of a second of them, and those emails go out a second time.
 
+Urgent first: a batch of the bulk lane looks for due urgent rows every URGENT_CHECK_SECONDS of
+sending (a slow mail server makes a batch long), and hands the rest of its rows back, due at
+once, when it finds one: the drain (mail/tasks.py) then sends the urgent lane first.
+
 A failure is kept on its row (the retry backoff, as for one email at a time); a failure of the
 mail server rather than of the message hands the rest of the batch back, due with the failed
 row's retry."""
 
 import logging
 import smtplib
+import time
 from collections import Counter
 from datetime import timedelta
 
@@ -38,7 +43,7 @@ from django.utils import timezone
 
 from accounts import tokens
 from accounts.models import LoginToken, OutboxEmail
-from accounts.models.outbox import LANES
+from accounts.models.outbox import LANES, URGENT
 from mail import send_pace
 from mail.delivery import _record_failure, mail_session
 from mail.emails import LINKS, build_message
@@ -48,6 +53,8 @@ log = logging.getLogger(__name__)
 # Sent once a batch's rows are settled, with outcome "sent" or "deferred" and `kinds`
 # {kind: count}: the batch writes with UPDATE, which sends no post_save (operations.metric_hooks).
 outbox_counted = Signal()
+
+URGENT_CHECK_SECONDS = 0.1
 
 _PENDING, _SENT = OutboxEmail.Status.PENDING, OutboxEmail.Status.SENT
 _CANCELLED = OutboxEmail.Status.CANCELLED
@@ -74,7 +81,7 @@ def send_batch(lane, *, pace, size=None):
     rows were claimed (0: none was due)."""
     ready, minted, claimed = _claim(lane, size or settings.OUTBOX_BATCH_SIZE, pace)
     if ready:
-        _send(ready, minted)
+        _send(ready, minted, yield_to_urgent=lane != URGENT)
     return claimed
 
 
@@ -153,8 +160,9 @@ def _drop_unsendable(rows):
     return keep
 
 
-def _send(rows, minted):
+def _send(rows, minted, *, yield_to_urgent):
     sent = []
+    checked = time.monotonic()
     postgres = connection.vendor == "postgresql"
     if postgres:
         with connection.cursor() as cursor:
@@ -166,10 +174,18 @@ def _send(rows, minted):
                     sent.append(row)
             except Exception as error:
                 failed = _record_failure(row.pk, error)
+                # As if the send's transaction had minted it: no live token for an email that
+                # did not leave.
                 LoginToken.objects.filter(outbox_email_id=row.pk, used_at__isnull=True).delete()
                 if _the_mail_server_failed(error):
+                    log.warning("The mail server failed: the rest of the batch waits as well")
                     _hand_back(rows[index + 1 :], failed.next_attempt_at)
                     break
+            if yield_to_urgent and time.monotonic() - checked > URGENT_CHECK_SECONDS:
+                if due(URGENT).exists():
+                    _hand_back(rows[index + 1 :], timezone.now())
+                    break
+                checked = time.monotonic()
     finally:
         if postgres:
             with connection.cursor() as cursor:
@@ -202,12 +218,12 @@ def _the_mail_server_failed(error):
 
 
 def _hand_back(rows, due_at):
-    if not rows:
-        return
-    pks = [row.pk for row in rows]
-    log.warning("The mail server failed: %s claimed emails wait until %s", len(pks), due_at)
-    OutboxEmail.objects.filter(pk__in=pks, status=_PENDING).update(next_attempt_at=due_at)
-    LoginToken.objects.filter(outbox_email_id__in=pks, used_at__isnull=True).delete()
+    """Unclaim rows not tried, due at `due_at`. Their tokens stay: a row taken again mints the
+    same ones."""
+    if rows:
+        OutboxEmail.objects.filter(pk__in=[row.pk for row in rows], status=_PENDING).update(
+            next_attempt_at=due_at
+        )
 
 
 def _count(outcome, rows):
