@@ -103,7 +103,7 @@ def _claim(lane, size, pace):
             turn = None
             if pace and row.portal_account_id is not None:
                 slot = row.paced_turn_at and int(row.paced_turn_at.timestamp() * 1000)
-                turn = send_pace.take_turn(row.portal_account_id, slot)
+                turn = send_pace.take_turn(row.portal_account_id, slot, lane)
             if turn is None or turn.now:
                 ready.append(row)
             else:
