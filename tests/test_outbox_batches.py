@@ -176,10 +176,9 @@ def test_an_older_link_in_the_same_batch_is_replaced_by_the_newer(account):
 
 
 def test_one_hand_over_per_lane_and_transaction(account, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks() as callbacks:
-        with transaction.atomic():
-            _links(account, 3)
-            _links(account, 2, EmailKind.INVITATION)
+    with django_capture_on_commit_callbacks() as callbacks, transaction.atomic():
+        _links(account, 3)
+        _links(account, 2, EmailKind.INVITATION)
     wakes = sorted(c.lane for c in callbacks if isinstance(c, tasks._WakeOnCommit))
     assert wakes == ["bulk", "urgent"]
 
@@ -222,8 +221,10 @@ def timed_sink():
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_killed_mid_batch_leaves_at_most_the_message_in_flight_in_doubt(
-    account, broker, start_worker, timed_sink
+    account, timed_sink, request
 ):
+    redis_client = request.getfixturevalue("broker")
+    start = request.getfixturevalue("start_worker")
     users = _users(account, 150)
     sink = timed_sink(delay=0.02)
     env = {
@@ -232,7 +233,7 @@ def test_a_worker_killed_mid_batch_leaves_at_most_the_message_in_flight_in_doubt
         "OUTBOX_RATE_PER_ACCOUNT_PER_MINUTE": "0",
     }
     try:
-        first = start_worker(sink.port, env=env)
+        first = start(sink.port, env=env)
         _queue_in_bulk(users, EmailKind.LOGIN_LINK)
         # In its first batch of 60.
         first.wait_for("the first batch to be under way", lambda: len(sink.arrivals) >= 25)
@@ -241,13 +242,13 @@ def test_a_worker_killed_mid_batch_leaves_at_most_the_message_in_flight_in_doubt
         killed_at = len(sink.arrivals)
         assert killed_at < 60
         # Two workers take over, side by side; the killed worker's batch once its claim ends.
-        others = [start_worker(sink.port, env=env) for _ in range(2)]
+        others = [start(sink.port, env=env) for _ in range(2)]
         others[0].wait_for(
             "every row to be sent",
             lambda: not OutboxEmail.objects.filter(status="pending").exists(),
         )
     finally:
-        _forget_unacked(broker)
+        _forget_unacked(redis_client)
 
     per_recipient = Counter(to for _, to in sink.arrivals)
     assert set(per_recipient) == {user.email for user in users}  # nobody without their email
@@ -260,13 +261,15 @@ def test_a_worker_killed_mid_batch_leaves_at_most_the_message_in_flight_in_doubt
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_a_sign_in_code_leaves_within_a_second_behind_10000_paced_invitations(
-    account, broker, start_worker, timed_sink
+    account, timed_sink, request
 ):
+    redis_client = request.getfixturevalue("broker")
+    start = request.getfixturevalue("start_worker")
     users = _users(account, 10_001)
     sink = timed_sink()
     try:
         # The default pace: two emails a second per portal account and lane.
-        worker = start_worker(sink.port, env={"OUTBOX_RATE_PER_ACCOUNT_PER_MINUTE": "120"})
+        worker = start(sink.port, env={"OUTBOX_RATE_PER_ACCOUNT_PER_MINUTE": "120"})
         worker.wait_for("the worker to start", lambda: " ready." in worker.output())
         _queue_in_bulk(users[:10_000], EmailKind.INVITATION)
         code_for = users[-1]
@@ -279,7 +282,7 @@ def test_a_sign_in_code_leaves_within_a_second_behind_10000_paced_invitations(
         )
         invitations = sum(1 for _, to in sink.arrivals if to != code_for.email)
     finally:
-        _forget_unacked(broker)
+        _forget_unacked(redis_client)
 
     assert arrived - committed < 1.0
     assert invitations <= 4  # the backlog is paced, and still waiting
