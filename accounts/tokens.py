@@ -101,6 +101,46 @@ def issue_code_for_email(email):
     return code
 
 
+def issue_for_emails(emails):
+    """issue_for_email and issue_code_for_email for many outbox emails at once (the batch
+    sender): {email pk: link secret or code}, for [(email, purpose)], in a query per purpose and
+    one insert. The same secrets and the same rules: a user's other live tokens of the purpose
+    die, an email's own token is created once. An email per user and purpose: two would both
+    stay live."""
+    minted, hashes, users = {}, {}, {}
+    for email, purpose in emails:
+        if purpose == TokenPurpose.LOGIN_CODE:
+            code = f"{int.from_bytes(_email_key(email, purpose), 'big') % 10**6:06d}"
+            minted[email.pk] = code
+            hashes[email.pk] = _digest(_code_secret(email.user_id, code, email.pk))
+        else:
+            secret = base64.urlsafe_b64encode(_email_key(email, purpose)).rstrip(b"=").decode()
+            minted[email.pk] = secret
+            hashes[email.pk] = _digest(secret)
+        users.setdefault(purpose, set()).add(email.user_id)
+    now = timezone.now()
+    for purpose, user_ids in users.items():
+        LoginToken.objects.filter(
+            user_id__in=user_ids, purpose=purpose, used_at__isnull=True, revoked_at__isnull=True
+        ).exclude(token_hash__in=hashes.values()).update(revoked_at=now)
+    LoginToken.objects.bulk_create(
+        [
+            LoginToken(
+                token_hash=hashes[email.pk],
+                user_id=email.user_id,
+                purpose=purpose,
+                target=email.context.get("target", ""),
+                outbox_email=email,
+                created_by_id=email.queued_by_id,
+                expires_at=now + settings.TOKEN_LIFETIMES[purpose],
+            )
+            for email, purpose in emails
+        ],
+        ignore_conflicts=True,
+    )
+    return minted
+
+
 def _create_for_email(email, purpose, token_hash):
     # The user's other live tokens of the purpose die as with issue(); this email's own stays.
     LoginToken.objects.filter(

@@ -20,6 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import OutboxEmail
+from accounts.models.outbox import lane_of
 from mail import send_pace
 from mail.emails import LINKS, build_message
 
@@ -73,7 +74,7 @@ def deliver(row_id, *, pace=False, slot=None):
                 return False
             # After the row checks, so that a row already sent or cancelled takes no place.
             if pace and row.portal_account_id is not None:
-                turn = send_pace.take_turn(row.portal_account_id, slot)
+                turn = send_pace.take_turn(row.portal_account_id, slot, lane_of(row.kind))
             if turn is None or turn.now:
                 _send(row)
                 return True

@@ -49,12 +49,12 @@ def _describe_lifetime(delta):
     return f"{minutes} minutes"
 
 
-def _credential(row, purpose, url_name):
+def _credential(row, purpose, url_name, minted=None):
     if purpose is None:
         return {}
     if url_name is None:
-        return {"code": tokens.issue_code_for_email(row)}
-    secret = tokens.issue_for_email(row, purpose)
+        return {"code": minted or tokens.issue_code_for_email(row)}
+    secret = minted or tokens.issue_for_email(row, purpose)
     path = reverse(url_name, kwargs={"slug": row.portal_account.slug, "token": secret})
     return {"link": settings.PORTAL_BASE_URL + path}
 
@@ -66,9 +66,10 @@ def message_id(row):
     return f"<outbox-{row.pk}.{int(row.created_at.timestamp())}@{domain}>"
 
 
-def build_message(row):
+def build_message(row, minted=None):
     """An EmailMultiAlternatives for an outbox row (mints a token: call inside the send
-    transaction so that a failed send leaves no live token behind)."""
+    transaction so that a failed send leaves no live token behind). `minted`: the secret or code
+    that accounts.tokens.issue_for_emails already minted for the row (the batch sender)."""
     user = row.user
     account = row.portal_account
     purpose, url_name = LINKS[row.kind]
@@ -79,7 +80,7 @@ def build_message(row):
         "expires_in": _describe_lifetime(settings.TOKEN_LIFETIMES[purpose]) if purpose else "",
         "target": target,
         **row.context,
-        **_credential(row, purpose, url_name),
+        **_credential(row, purpose, url_name, minted),
     }
     # The account name is refused with line breaks at input; one saved before that rule must not
     # make the mail library refuse every email of the account (BadHeaderError) for ever.

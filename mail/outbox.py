@@ -4,10 +4,15 @@ Celery only once that change has committed (mail/tasks.py); mail/delivery.py sen
 from datetime import timedelta
 
 from django.db import transaction
+from django.dispatch import Signal
 from django.utils import timezone
 
 from accounts.models import AuditEvent, EmailKind, OutboxEmail
 from mail import tasks
+
+# Sent when rows written in bulk have committed, with their `row_ids` (no post_save is sent for
+# them): operations.metric_hooks counts them as queued.
+queued_in_bulk = Signal()
 
 # A newer email of the same family makes a pending older one pointless (its link would be dead).
 _FAMILIES = {
@@ -60,6 +65,7 @@ def queue_email(user, kind, *, to=None, **context):
     OutboxEmail.objects.filter(
         user=user, status=OutboxEmail.Status.PENDING, kind__in=_FAMILIES.get(kind, [kind])
     ).update(status=OutboxEmail.Status.CANCELLED, last_error="Replaced by a newer email.")
+    now = timezone.now()
     row = OutboxEmail.objects.create(
         portal_account=user.portal_account,
         user=user,
@@ -67,9 +73,10 @@ def queue_email(user, kind, *, to=None, **context):
         kind=kind,
         context=context,
         queued_by_id=_queued_by(user, kind),
-        queued_at=timezone.now(),
+        queued_at=now,
+        next_attempt_at=now,
     )
-    transaction.on_commit(lambda: tasks.hand_to_celery(row.pk))
+    tasks.hand_over_on_commit(row.pk, kind)
     return row
 
 
@@ -83,4 +90,9 @@ def hand_over_on_commit(row_ids):
     """Rows written in bulk (a bulk invite, the CSV import) go to Celery in one message once the
     transaction that wrote them commits."""
     row_ids = list(row_ids)
-    transaction.on_commit(lambda: tasks.hand_many_to_celery(row_ids))
+
+    def hand_over():
+        queued_in_bulk.send(sender=OutboxEmail, row_ids=row_ids)
+        tasks.hand_many_to_celery(row_ids)
+
+    transaction.on_commit(hand_over)

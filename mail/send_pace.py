@@ -1,6 +1,9 @@
 """The sending pace: a portal account sends at most OUTBOX_RATE_PER_ACCOUNT_PER_MINUTE emails a
-minute, however many worker processes on however many machines send them. A 10,000-user import
-is spread over the minutes it needs; other accounts' emails never wait for it.
+minute in each lane (accounts.models.outbox: urgent, bulk), however many worker processes on
+however many machines send them. A 10,000-user import is spread over the minutes it needs; other
+accounts' emails never wait for it, and neither do the account's own sign-in codes and links:
+the urgent lane has a pace of its own, so at most twice the limit leaves in a minute when both
+lanes are busy.
 
 How
 ---
@@ -82,8 +85,9 @@ def windows(limit):
     return math.ceil(60_000 * places / limit), places
 
 
-def take_turn(account_id, slot=None):
-    """The turn of the next email of a portal account; `slot` is a turn reserved earlier."""
+def take_turn(account_id, slot=None, lane="bulk"):
+    """The turn of the next email of a portal account in a lane; `slot` is a turn reserved
+    earlier."""
     limit = settings.OUTBOX_RATE_PER_ACCOUNT_PER_MINUTE
     now = int(timezone.now().timestamp() * 1000)
     if limit <= 0:
@@ -96,7 +100,7 @@ def take_turn(account_id, slot=None):
         if now < (window + 1) * length:
             return Turn(now, 0)
 
-    counter = _Counter(account_id, length, now)
+    counter = _Counter(account_id, lane, length, now)
     window = now // length
     if counter.take_place(window) <= places:
         return Turn(now, 0)
@@ -113,9 +117,9 @@ def take_turn(account_id, slot=None):
 
 
 class _Counter:
-    def __init__(self, account_id, length, now):
+    def __init__(self, account_id, lane, length, now):
         # The window length is in the keys: a changed limit starts counters of its own.
-        self.prefix = f"outbox-pace:{account_id}:{length}"
+        self.prefix = f"outbox-pace:{account_id}:{lane}:{length}"
         self.hint_key = f"{self.prefix}:first-with-room"
         self.length = length
         self.now = now

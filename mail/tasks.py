@@ -1,39 +1,162 @@
 """The Celery tasks that deliver the outbox, and the hand-off of rows to them (mail/outbox.py
-queues a row; these send it through mail/delivery.py).
+queues a row; these send it).
 
-Each email goes to the queue of its kind: "urgent" for one a person is waiting for (a sign-in
-link or code, a password reset, an invitation asked for again, a new address to confirm),
-"bulk" for the rest (invitations, from a bulk invite or the CSV import above all). The sweep
-runs in "maintenance" (settings.CELERY_TASK_ROUTES)."""
+Two lanes (accounts.models.outbox.URGENT_KINDS): "urgent" for an email a person is waiting for
+(a sign-in link or code, a password reset, an invitation asked for again, a new address to
+confirm), "bulk" for the rest (invitations, from a bulk invite or the CSV import above all).
+Each lane is drained by `send_due_emails` on the Celery queue of its name: batches of due rows
+(mail/batches.py) until none is due, the urgent lane's before each batch of the bulk lane, so
+that not even a worker busy with a 10,000-invitation import keeps a sign-in code waiting for
+more than a batch. A committed change wakes its rows' lanes (one task per lane and
+transaction); a drain that leaves rows due later (the pace, a retry) wakes its lane at that
+time. The sweep runs in "maintenance" (settings.CELERY_TASK_ROUTES).
+
+With OUTBOX_SEND_IN_BATCHES off, each row has a task of its own (`send_outbox_email`,
+mail/delivery.py), as before batches: the baseline of bench/emails.py."""
 
 import logging
+import math
+import time
 
 from celery import shared_task
-from celery.signals import worker_process_shutdown, worker_shutdown
+from celery.signals import worker_process_shutdown, worker_ready, worker_shutdown
 from django.conf import settings
+from django.core.cache import cache
+from django.db import connection, transaction
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
-from accounts.models import EmailKind, OutboxEmail
-from mail import delivery
+from accounts.models import OutboxEmail
+from accounts.models.outbox import BULK, URGENT, URGENT_KINDS, lane_of
+from mail import batches, delivery
 from portal_admin.celery import BrokerUnavailable
 
 log = logging.getLogger(__name__)
 
-URGENT, BULK = "urgent", "bulk"
-URGENT_KINDS = {
-    EmailKind.LOGIN_LINK,
-    EmailKind.LOGIN_CODE,
-    EmailKind.PASSWORD_RESET,
-    # The portal sends it to an invited person who asks for a sign-in link; the console, to one
-    # person at a time (a bulk reinvite is at most BULK_ACTION_MAX_USERS, paced per account).
-    EmailKind.REINVITATION,
-    EmailKind.EMAIL_CHANGE_CONFIRM,
-}
+__all__ = ["BULK", "URGENT", "URGENT_KINDS", "queue_for"]
+LANES = (URGENT, BULK)
 
 
 def queue_for(kind):
-    return URGENT if kind in URGENT_KINDS else BULK
+    return lane_of(kind)
+
+
+@shared_task(bind=True, acks_late=True)
+def send_due_emails(self, lane, wake_at=None):
+    """Send the lane's due rows in batches. Returns how many rows it claimed."""
+    # Run eagerly (no broker: the embedded demo, most tests) nobody runs a task later: no pace,
+    # and no wake-up for rows due later (a retry waits for the sweep).
+    eager = self.request.is_eager
+    if wake_at is not None:
+        _forget_wake_up(lane, wake_at)
+    return drain(lane, pace=not eager, later=not eager)
+
+
+def drain(lane, *, pace, later):
+    started = time.monotonic()
+    claimed = 0
+    asked_for_help = False
+    while True:
+        if lane != URGENT:
+            while urgent := batches.send_batch(URGENT, pace=pace):
+                claimed += urgent
+        batch = batches.send_batch(lane, pace=pace)
+        claimed += batch
+        if not batch:
+            break
+        if later and not asked_for_help and batch >= settings.OUTBOX_BATCH_SIZE:
+            # More is due than a batch: an idle worker (or process) may take a share.
+            asked_for_help = wake(lane)
+        if later and time.monotonic() - started > settings.OUTBOX_DRAIN_SECONDS:
+            # The rest in a task of its own, so that the worker runs others' tasks between.
+            wake(lane)
+            return claimed
+    if later:
+        for each in {URGENT, lane}:
+            at = batches.next_due(each)
+            if at is not None:
+                wake(each, at)
+    return claimed
+
+
+def wake(lane, at=None):
+    """Have a worker drain the lane, now or at `at`. Returns whether the broker took the task;
+    if not, the rows stay pending and the sweep wakes their lane."""
+    now = timezone.now()
+    wake_at = None
+    if at is not None and at > now:
+        wake_at = int(at.timestamp() * 1000)
+        if _wake_up_planned(lane, wake_at, now):
+            return True
+    try:
+        send_due_emails.apply_async(
+            (lane,) if wake_at is None else (lane, wake_at),
+            queue=lane,
+            eta=None if wake_at is None else at,
+        )
+    except BrokerUnavailable as error:  # the failure itself was logged moments ago
+        log.warning("Outbox lane %s left for the sweep: %s", lane, error)
+        return False
+    except Exception:
+        log.exception("Could not wake the outbox lane %s; the sweep will", lane)
+        return False
+    return True
+
+
+def _wake_key(lane):
+    return f"outbox-wake:{lane}"
+
+
+def _wake_up_planned(lane, wake_at, now):
+    """Whether a wake-up of the lane is planned no later than `wake_at`; if not, this one is.
+    Every drain that leaves rows for later asks for one: without this, each would start a chain
+    of wake-ups of its own. Per cache: with the in-memory cache, one chain per process."""
+    try:
+        planned = cache.get(_wake_key(lane))
+        if planned is not None and planned <= wake_at:
+            return True
+        seconds = math.ceil((wake_at - now.timestamp() * 1000) / 1000) + 60
+        cache.set(_wake_key(lane), wake_at, timeout=seconds)
+    except Exception:
+        log.warning("No cache to plan the outbox wake-up in: one more task", exc_info=True)
+    return False
+
+
+def _forget_wake_up(lane, wake_at):
+    try:
+        if cache.get(_wake_key(lane)) == wake_at:
+            cache.delete(_wake_key(lane))
+    except Exception:
+        log.warning("No cache to forget the outbox wake-up in", exc_info=True)
+
+
+class _WakeOnCommit:
+    def __init__(self, lane):
+        self.lane = lane
+
+    def __call__(self):
+        wake(self.lane)
+
+
+def hand_over_on_commit(row_id, kind):
+    """Once the surrounding transaction commits: the row's lane is woken, once for all the rows
+    of the lane that the transaction queued (the drain finds them all); or, without batches, the
+    row gets its own task."""
+    if not settings.OUTBOX_SEND_IN_BATCHES:
+        transaction.on_commit(lambda: hand_to_celery(row_id))
+        return
+    lane = lane_of(kind)
+    savepoints = set(connection.savepoint_ids)
+    # {lane: (the connection's list of callbacks, the savepoints it was registered in)}: Django
+    # replaces the list on every commit and every rollback, so while it is the same list the
+    # wake-up is still in it (a bulk action's 1,000 emails would otherwise scan it 1,000 times).
+    registered = connection.__dict__.setdefault("outbox_wake_on_commit", {})
+    earlier = registered.get(lane)
+    if earlier and earlier[0] is connection.run_on_commit and earlier[1] <= savepoints:
+        return
+    transaction.on_commit(_WakeOnCommit(lane))
+    if connection.in_atomic_block:
+        registered[lane] = (connection.run_on_commit, savepoints)
 
 
 @shared_task(bind=True, max_retries=None, acks_late=True)
@@ -75,10 +198,12 @@ def requeue_unsent_emails():
 
 
 def hand_to_celery(row_id):
-    """Queue the row's task on its kind's queue. Returns whether the broker took it; if not
-    (down, or hung: that costs at most settings.REDIS_TIMEOUT_SECONDS), the row stays pending
-    and the sweep re-queues it."""
+    """Queue the row's task on its kind's queue (with batches: wake its lane). Returns whether
+    the broker took it; if not (down, or hung: that costs at most
+    settings.REDIS_TIMEOUT_SECONDS), the row stays pending and the sweep re-queues it."""
     kind = OutboxEmail.objects.filter(pk=row_id).values_list("kind", flat=True).first()
+    if settings.OUTBOX_SEND_IN_BATCHES:
+        return wake(queue_for(kind))
     try:
         send_outbox_email.apply_async((row_id,), queue=queue_for(kind))
     except BrokerUnavailable as error:  # the failure itself was logged moments ago
@@ -91,12 +216,18 @@ def hand_to_celery(row_id):
 
 
 def hand_many_to_celery(row_ids):
-    """Hand many rows to Celery with one message (a bulk invite, the CSV import): a worker then
-    gives each row its own task (`hand_out_emails`), paced like any other. Publishing costs about
-    half a millisecond a message with Redis, so a 10,000-row import handing its rows one by one
-    spent 5 s on it before the next batch could start. Broker down: as `hand_to_celery`, the
-    rows stay pending and the sweep re-queues them."""
+    """Hand many rows to Celery with one message (a bulk invite, the CSV import): with batches,
+    a wake-up of their lane; without, a worker then gives each row its own task
+    (`hand_out_emails`), paced like any other. Publishing costs about half a millisecond a
+    message with Redis, so a 10,000-row import handing its rows one by one spent 5 s on it
+    before the next batch could start. Broker down: as `hand_to_celery`, the rows stay pending
+    and the sweep re-queues them."""
     row_ids = list(row_ids)
+    if settings.OUTBOX_SEND_IN_BATCHES:
+        kinds = OutboxEmail.objects.filter(pk__in=row_ids).values_list("kind", flat=True)
+        for lane in {queue_for(kind) for kind in kinds.distinct()}:
+            wake(lane)
+        return
     if len(row_ids) <= 1:
         for row_id in row_ids:
             hand_to_celery(row_id)
@@ -109,8 +240,8 @@ def hand_many_to_celery(row_ids):
 
 def requeue_unsent():
     """Hand Celery again every pending row that has waited too long since it was queued or
-    since its next attempt (a retry after a failure, its turn in the pace) was due: the broker
-    was down, or a worker died holding its task. Returns the ids."""
+    since its next attempt (a retry after a failure, its turn in the pace, the end of a claim)
+    was due: the broker was down, or a worker died holding its task. Returns the ids."""
     now = timezone.now()
     # Counting from the due time, not only from the queue time, leaves a row of a long pace
     # backlog, or one whose retry is just due, to the task that is about to run it.
@@ -124,11 +255,26 @@ def requeue_unsent():
         due__lt=cutoff,
     )
     ids = list(stale.values_list("pk", flat=True)[:5000])
-    OutboxEmail.objects.filter(pk__in=ids).update(queued_at=now)
+    # Due now: also a row some code wrote without a due time (the claim skips those).
+    OutboxEmail.objects.filter(pk__in=ids).update(queued_at=now, next_attempt_at=now)
+    if settings.OUTBOX_SEND_IN_BATCHES:
+        kinds = OutboxEmail.objects.filter(pk__in=ids).values_list("kind", flat=True).distinct()
+        for lane in {queue_for(kind) for kind in kinds}:
+            wake(lane)
+        return ids
     for row_id in ids:
         if hand_to_celery(row_id) is False:
             break  # the broker failed: the next sweep tries the rest again
     return ids
+
+
+@worker_ready.connect
+def _drain_at_start(**kwargs):
+    # A worker restarted after a crash sends what is due, and plans the wake-up of the rest
+    # (the rows a killed worker had claimed, once its claim has run out).
+    if settings.OUTBOX_SEND_IN_BATCHES:
+        for lane in LANES:
+            wake(lane)
 
 
 @worker_process_shutdown.connect

@@ -27,8 +27,8 @@ def retry_failed_email(row_id, *, by, ip=None):
         before = {"status": row.status, "attempts": row.attempts, "last_error": row.last_error}
         row.status = OutboxEmail.Status.PENDING
         row.attempts = 0
-        row.next_attempt_at = None
-        row.queued_at = timezone.now()
+        # Due at once (a row without a due time would wait for the sweep).
+        row.queued_at = row.next_attempt_at = timezone.now()
         row.save(update_fields=["status", "attempts", "next_attempt_at", "queued_at"])
         audit.record(
             RETRIED,

@@ -1,27 +1,30 @@
 """Counting for operations.metrics where things happen, without the code that makes them happen
-knowing: Django's post_save of outbox rows and Celery's task signals.
+knowing: Django's post_save of outbox rows, the mail app's own signals, Celery's task signals.
 
-An outbox row counts when it is written. (Counting on commit would be exact for a change rolled
-back after its email was written, but the lifecycle checks its rules before it queues, and an
-on_commit callback per email is one more thing in every change's commit.)
-- queued: a row created on its own (mail.outbox.queue_email). Rows written in bulk (a bulk
-  invite: one INSERT, no signal) count when the worker hands them out (mail.tasks.hand_out_emails).
-- sent: saved as sent with its sent_at (mail.delivery).
+- queued: a row created on its own (mail.outbox.queue_email), once the transaction that wrote it
+  commits: a change rolled back after its email was written sends nothing, and counts nothing.
+  Rows written in bulk (a bulk invite, an import: one INSERT, no post_save) count when their
+  transaction commits too (mail.outbox.queued_in_bulk).
+- sent: saved as sent with its sent_at (mail.delivery), or sent by the batch sender
+  (mail.batches.outbox_counted).
 - failed: saved with a new error and one more attempt (every failed attempt).
-- deferred: only its next_attempt_at saved (a later turn in the account's sending pace).
+- deferred: only its next_attempt_at saved (a later turn in the account's sending pace), or
+  deferred by the batch sender.
 """
 
 import time
 
 from celery.signals import task_postrun, task_prerun
+from django.db import transaction
 from django.db.models import Count
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 
 from accounts.models import OutboxEmail
+from mail.batches import outbox_counted
+from mail.outbox import queued_in_bulk
 from operations import metrics
 
-BULK_HAND_OUT_TASK = "mail.tasks.hand_out_emails"
 _Status = OutboxEmail.Status
 _started = {}
 
@@ -42,11 +45,26 @@ def _counter_for(row, created, update_fields):
 @receiver(post_save, sender=OutboxEmail, dispatch_uid="operations.count_outbox_row")
 def _outbox_row_saved(sender, instance, created, update_fields=None, **kwargs):
     counter = _counter_for(instance, created, update_fields)
-    if counter is not None:
-        counter.labels(kind=str(instance.kind)).inc()
+    if counter is None:
+        return
+    child = counter.labels(kind=str(instance.kind))
+    if counter is metrics.EMAILS_QUEUED:
+        transaction.on_commit(child.inc)
+    else:
+        child.inc()
 
 
-def _count_bulk_queued(row_ids):
+_BATCH_COUNTERS = {"sent": metrics.EMAILS_SENT, "deferred": metrics.EMAILS_DEFERRED}
+
+
+@receiver(outbox_counted, dispatch_uid="operations.count_outbox_batch")
+def _outbox_batch_counted(sender, outcome, kinds, **kwargs):
+    for kind, count in kinds.items():
+        _BATCH_COUNTERS[outcome].labels(kind=kind).inc(count)
+
+
+@receiver(queued_in_bulk, dispatch_uid="operations.count_bulk_queued")
+def _count_bulk_queued(sender, row_ids, **kwargs):
     for start in range(0, len(row_ids), 5000):
         kinds = (
             OutboxEmail.objects.filter(pk__in=row_ids[start : start + 5000])
@@ -61,8 +79,6 @@ def _count_bulk_queued(row_ids):
 @task_prerun.connect(dispatch_uid="operations.task_started")
 def _task_started(task_id=None, task=None, args=None, **kwargs):
     _started[task_id] = time.perf_counter()
-    if task is not None and task.name == BULK_HAND_OUT_TASK and args:
-        _count_bulk_queued(list(args[0]))
 
 
 @task_postrun.connect(dispatch_uid="operations.task_finished")

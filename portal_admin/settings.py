@@ -238,6 +238,16 @@ PORTAL_BASE_URL = env("PORTAL_BASE_URL", default="http://127.0.0.1:8000").rstrip
 OUTBOX_REQUEUE_AFTER = timedelta(seconds=env.int("OUTBOX_REQUEUE_AFTER_SECONDS", default=600))
 OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=8)
 OUTBOX_RETRY_BASE_SECONDS = env.int("OUTBOX_RETRY_BASE_SECONDS", default=30)
+# Workers claim due rows in batches of this many and send them over one mail server session
+# (mail/batches.py); off, each row has a Celery task of its own (the bench's baseline).
+OUTBOX_SEND_IN_BATCHES = env.bool("OUTBOX_SEND_IN_BATCHES", default=True)
+OUTBOX_BATCH_SIZE = env.int("OUTBOX_BATCH_SIZE", default=100)
+# A claimed row is left to its worker this long; a worker killed mid-batch leaves the rest of
+# its batch to be taken again after it. Longer than a batch takes to send.
+OUTBOX_CLAIM_SECONDS = env.int("OUTBOX_CLAIM_SECONDS", default=120)
+# A drain hands the rest of a backlog to a fresh task after this long, so that the worker runs
+# other tasks in between.
+OUTBOX_DRAIN_SECONDS = env.float("OUTBOX_DRAIN_SECONDS", default=5.0)
 
 # --- CSV imports ---
 IMPORT_MAX_BYTES = env.int("IMPORT_MAX_MEGABYTES", default=50) * 1024 * 1024
@@ -332,6 +342,7 @@ CELERY_TASK_DEFAULT_QUEUE = "celery"
 # the route below is for a task queued otherwise. Exact names win over patterns.
 CELERY_TASK_ROUTES = {
     "mail.tasks.send_outbox_email": {"queue": "urgent"},
+    "mail.tasks.send_due_emails": {"queue": "urgent"},
     "portal.tasks.*": {"queue": "urgent"},
     "mail.tasks.hand_out_emails": {"queue": "bulk"},
     "mail.tasks.requeue_unsent_emails": {"queue": "maintenance"},

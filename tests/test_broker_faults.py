@@ -328,9 +328,10 @@ def test_an_email_is_handed_to_the_queue_of_its_kind(account, partner_role, kind
     row = OutboxEmail.objects.create(
         portal_account=account, user=user, to_email=user.email, kind=kind
     )
-    with mock.patch.object(tasks.send_outbox_email, "apply_async") as publish:
+    with mock.patch.object(tasks.send_due_emails, "apply_async") as publish:
         assert tasks.hand_to_celery(row.pk) is True
-    publish.assert_called_once_with((row.pk,), queue=queue)
+    # With batches, the task drains the row's lane, on the queue of the lane's name.
+    publish.assert_called_once_with((queue,), queue=queue, eta=None)
 
 
 class SlowSmtpSink(SmtpSink):

@@ -42,6 +42,7 @@ def handed(monkeypatch):
     """Outbox ids handed to Celery (recorded, not sent)."""
     ids = []
     monkeypatch.setattr(tasks, "hand_to_celery", ids.append)
+    monkeypatch.setattr(tasks, "hand_many_to_celery", ids.extend)
     return ids
 
 

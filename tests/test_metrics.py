@@ -13,9 +13,11 @@ import sys
 import textwrap
 from datetime import timedelta
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from django.core import mail
+from django.db import transaction
 from django.utils import timezone
 from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -24,7 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from accounts import lifecycle
 from accounts.models import EmailKind, OutboxEmail, UserType
 from imports.models import ImportJob
-from mail import delivery, outbox
+from mail import delivery, outbox, tasks
 from mail.tasks import requeue_unsent_emails
 from operations.models import Heartbeat
 from tests.factories import PASSWORD, ContactFactory, PortalUserFactory
@@ -143,17 +145,25 @@ def test_requests_are_counted_by_view_method_and_status_with_their_latency(
 
 
 def test_emails_are_counted_queued_sent_failed_and_deferred_by_kind(
-    client, account, partner_role, technician, settings
+    client, account, partner_role, technician, settings, django_capture_on_commit_callbacks
 ):
     before = samples(client)
     contact = ContactFactory(portal_account=account)
-    user = lifecycle.invite(
-        account, user_type=UserType.PARTNER, role=partner_role, by=technician, contact=contact
-    )
+    # Counted when the change commits; the test sends the rows itself, not a worker woken then.
+    with mock.patch.object(tasks, "wake"), django_capture_on_commit_callbacks(execute=True):
+        user = lifecycle.invite(
+            account, user_type=UserType.PARTNER, role=partner_role, by=technician, contact=contact
+        )
+        failing = outbox.queue_email(
+            PortalUserFactory(portal_account=account), EmailKind.LOGIN_LINK
+        )
+        first, second = (
+            outbox.queue_email(PortalUserFactory(portal_account=account), EmailKind.LOGIN_LINK)
+            for _ in range(2)
+        )
     invitation = OutboxEmail.objects.get(user=user)
     assert delivery.deliver(invitation.pk) is True
 
-    failing = outbox.queue_email(PortalUserFactory(portal_account=account), EmailKind.LOGIN_LINK)
     settings.EMAIL_BACKEND = "tests.test_metrics.RefusingBackend"
     with pytest.raises(delivery.SendFailed):
         delivery.deliver(failing.pk)
@@ -161,10 +171,6 @@ def test_emails_are_counted_queued_sent_failed_and_deferred_by_kind(
 
     # At one email a minute, the account's second login link waits for its turn.
     settings.OUTBOX_RATE_PER_ACCOUNT_PER_MINUTE = 1
-    first, second = (
-        outbox.queue_email(PortalUserFactory(portal_account=account), EmailKind.LOGIN_LINK)
-        for _ in range(2)
-    )
     assert delivery.deliver(first.pk, pace=True) is True
     with pytest.raises(delivery.SendDeferred):
         delivery.deliver(second.pk, pace=True)
@@ -193,7 +199,29 @@ class RefusingBackend:
         pass
 
 
-def test_emails_queued_in_bulk_count_when_the_worker_hands_them_out(
+@transaction.atomic
+def _queue_and_fail(user):
+    outbox.queue_email(user, EmailKind.LOGIN_LINK)
+    raise RuntimeError("the change fails after its email was written")
+
+
+def test_an_email_rolled_back_with_its_change_is_not_counted(
+    client, account, django_capture_on_commit_callbacks
+):
+    user = PortalUserFactory(portal_account=account)
+    before = samples(client)
+    with mock.patch.object(tasks, "wake"), django_capture_on_commit_callbacks(execute=True):
+        with pytest.raises(RuntimeError):
+            _queue_and_fail(user)
+        outbox.queue_email(user, EmailKind.LOGIN_CODE)
+    after = samples(client)
+
+    name = "portal_admin_emails_queued_total"
+    assert value(after, name, kind="login_link") == value(before, name, kind="login_link")
+    assert value(after, name, kind="login_code") - value(before, name, kind="login_code") == 1
+
+
+def test_emails_queued_in_bulk_count_when_their_transaction_commits(
     client, account, partner_role, technician, django_capture_on_commit_callbacks
 ):
     contacts = [ContactFactory(portal_account=account) for _ in range(3)]

@@ -1,4 +1,6 @@
 from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Now
 
 
 class EmailKind(models.TextChoices):
@@ -10,6 +12,28 @@ class EmailKind(models.TextChoices):
     LOGIN_CODE = "login_code", "One-time code"
     EMAIL_CHANGE_CONFIRM = "email_change_confirm", "Confirm a new sign-in email"
     EMAIL_CHANGE_NOTICE = "email_change_notice", "Sign-in email change notice"
+
+
+# The urgent lane: emails a person is waiting for (a sign-in link or code, a password reset, an
+# invitation asked for again, a new address to confirm). The rest (invitations above all, from a
+# bulk invite or an import) is the bulk lane, which never delays these (mail/batches.py). The
+# portal sends a reinvitation to an invited person who asks for a sign-in link; the console, to
+# one person at a time (a bulk reinvite is at most BULK_ACTION_MAX_USERS, paced per account).
+# Changing this set changes the lanes' partial indexes: it needs a migration.
+URGENT_KINDS = (
+    EmailKind.LOGIN_LINK,
+    EmailKind.LOGIN_CODE,
+    EmailKind.PASSWORD_RESET,
+    EmailKind.REINVITATION,
+    EmailKind.EMAIL_CHANGE_CONFIRM,
+)
+URGENT, BULK = "urgent", "bulk"
+_URGENT = Q(kind__in=[str(kind) for kind in URGENT_KINDS])
+LANES = {URGENT: _URGENT, BULK: ~_URGENT}
+
+
+def lane_of(kind):
+    return URGENT if kind in URGENT_KINDS else BULK
 
 
 class OutboxEmail(models.Model):
@@ -46,7 +70,13 @@ class OutboxEmail(models.Model):
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     queued_at = models.DateTimeField(null=True, blank=True)
-    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # When a sender may take the row next: written with the row (the database's clock, also for
+    # rows inserted in bulk), then the end of a sender's claim, a retry's backoff or the pace's
+    # turn. Pending rows are claimed in this order (mail/batches.py).
+    next_attempt_at = models.DateTimeField(null=True, blank=True, db_default=Now())
+    # The turn the account's pace reserved for the row (mail/send_pace.py): claimed at that
+    # time, it leaves without counting again.
+    paced_turn_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     subject = models.CharField(max_length=300, blank=True)
 
@@ -57,6 +87,18 @@ class OutboxEmail(models.Model):
             # Retention deletes old sent, cancelled and failed rows, never reading pending ones
             # (operations.retention.outbox_emails).
             models.Index(fields=["status", "created_at"], name="outbox_by_status_created"),
+            # The batch sender's claim: the due rows of a lane, oldest first, read as a range
+            # however many rows wait for a later turn.
+            models.Index(
+                fields=["next_attempt_at", "id"],
+                condition=Q(status="pending") & LANES[URGENT],
+                name="outbox_urgent_due",
+            ),
+            models.Index(
+                fields=["next_attempt_at", "id"],
+                condition=Q(status="pending") & LANES[BULK],
+                name="outbox_bulk_due",
+            ),
         ]
 
     def __str__(self):

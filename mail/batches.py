@@ -1,0 +1,297 @@
+"""Sending the outbox in batches: a worker claims up to OUTBOX_BATCH_SIZE due rows of a lane,
+mints their tokens, and sends them one after another over one mail server session.
+
+Claim. One short transaction takes the lane's due rows, oldest due first, with
+`SELECT ... FOR UPDATE SKIP LOCKED` (two workers never claim the same row), asks the portal
+account's pace for each row's turn (mail/send_pace.py: a row whose turn is later gets that time
+as its due time, and keeps its reservation), moves the due time of the rest OUTBOX_CLAIM_SECONDS
+ahead (the claim: no other worker takes them meanwhile, and a worker that dies leaves them to
+be taken again once it has passed), and mints their tokens in bulk (accounts.tokens
+.issue_for_emails: the same secrets as one email at a time, so a row sent again carries the
+same link). It commits before anything is sent.
+
+Send. Each message then has a transaction of its own: the row is marked sent (which locks it,
+and finds it still pending: cancelled since the claim, it is skipped), the mail server takes the
+message, and the mark commits. Never twice by two workers: the second one's mark waits for the
+lock and then finds the row sent. A worker killed mid-batch leaves the rows sent before it
+marked, the rows after it untouched and claimed until the claim runs out, and at most the
+message in flight in doubt, on the side of a second copy: the mail server may have taken it
+before the mark committed, and it is sent again (the same email: the same link, the same
+Message-ID). The marks commit without waiting for the disk (synchronous_commit off on
+PostgreSQL): a worker's death loses none of them; a crash of the database server itself may
+lose the last fraction of a second of them, and those emails go out a second time.
+
+Urgent first: a batch of the bulk lane looks for due urgent rows every URGENT_CHECK_SECONDS of
+sending (a slow mail server makes a batch long), and hands the rest of its rows back, due at
+once, when it finds one: the drain (mail/tasks.py) then sends the urgent lane first.
+
+A failure is kept on its row (the retry backoff, as for one email at a time); a failure of the
+mail server rather than of the message hands the rest of the batch back, due with the failed
+row's retry."""
+
+import logging
+import smtplib
+import time
+from collections import Counter
+from datetime import timedelta
+
+import psycopg
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F
+from django.dispatch import Signal
+from django.utils import timezone
+
+from accounts import tokens
+from accounts.models import LoginToken, OutboxEmail
+from accounts.models.outbox import LANES, URGENT
+from mail import send_pace
+from mail.delivery import _record_failure, mail_session
+from mail.emails import LINKS, build_message
+
+log = logging.getLogger(__name__)
+
+# Sent once a batch's rows are settled, with outcome "sent" or "deferred" and `kinds`
+# {kind: count}: the batch writes with UPDATE, which sends no post_save (operations.metric_hooks).
+outbox_counted = Signal()
+
+URGENT_CHECK_SECONDS = 0.1
+
+_PENDING, _SENT = OutboxEmail.Status.PENDING, OutboxEmail.Status.SENT
+_CANCELLED = OutboxEmail.Status.CANCELLED
+
+
+def due(lane, now=None):
+    return OutboxEmail.objects.filter(
+        LANES[lane], status=_PENDING, next_attempt_at__lte=now or timezone.now()
+    )
+
+
+def next_due(lane):
+    """When the lane's next pending row falls due (None: none is pending)."""
+    return (
+        OutboxEmail.objects.filter(LANES[lane], status=_PENDING, next_attempt_at__isnull=False)
+        .order_by("next_attempt_at")
+        .values_list("next_attempt_at", flat=True)
+        .first()
+    )
+
+
+def send_batch(lane, *, pace, size=None):
+    """Claim up to `size` due rows of the lane and send those whose turn it is. Returns how many
+    rows were claimed (0: none was due)."""
+    ready, minted, claimed = _claim(lane, size or settings.OUTBOX_BATCH_SIZE, pace)
+    if ready:
+        _send(ready, minted, yield_to_urgent=lane != URGENT)
+    return claimed
+
+
+def _claim(lane, size, pace):
+    now = timezone.now()
+    with transaction.atomic():
+        rows = list(
+            due(lane, now)
+            .order_by("next_attempt_at", "id")
+            .select_for_update(skip_locked=True, of=("self",))
+            .select_related("user", "portal_account")[:size]
+        )
+        claimed = len(rows)
+        if not rows:
+            return [], {}, 0
+        rows = _drop_unsendable(rows)
+        ready, deferred = [], []
+        for row in rows:
+            turn = None
+            if pace and row.portal_account_id is not None:
+                slot = row.paced_turn_at and int(row.paced_turn_at.timestamp() * 1000)
+                turn = send_pace.take_turn(row.portal_account_id, slot, lane)
+            if turn is None or turn.now:
+                ready.append(row)
+            else:
+                # Not a failure: no attempt, no error; the row is due at its turn.
+                row.next_attempt_at = row.paced_turn_at = turn.starts
+                deferred.append(row)
+        claim_ends = now + timedelta(seconds=settings.OUTBOX_CLAIM_SECONDS)
+        OutboxEmail.objects.filter(pk__in=[row.pk for row in ready]).update(
+            next_attempt_at=claim_ends, paced_turn_at=None
+        )
+        if deferred:
+            OutboxEmail.objects.bulk_update(deferred, ["next_attempt_at", "paced_turn_at"])
+        minted = tokens.issue_for_emails(
+            [(row, LINKS[row.kind][0]) for row in ready if LINKS[row.kind][0] is not None]
+        )
+    _count("deferred", deferred)
+    return ready, minted, claimed
+
+
+def _drop_unsendable(rows):
+    """Cancel what must not go out, returning the rest: a row whose user is gone, an older email
+    of a link purpose whose newer one was sent (sending it would kill the newer link: the newest
+    link of a purpose is the live one), or is in this batch."""
+    newest = {}
+    for row in rows:
+        purpose = LINKS[row.kind][0]
+        if purpose is not None and row.user_id is not None:
+            key = (row.user_id, purpose)
+            newest[key] = max(newest.get(key, 0), row.pk)
+    if newest:
+        kinds = [kind for kind, (purpose, _) in LINKS.items() if purpose is not None]
+        sent = OutboxEmail.objects.filter(
+            user_id__in={user_id for user_id, _ in newest},
+            kind__in=kinds,
+            status=_SENT,
+            pk__gt=min(row.pk for row in rows),
+        ).values_list("user_id", "kind", "pk")
+        for user_id, kind, pk in sent:
+            key = (user_id, LINKS[kind][0])
+            if key in newest:
+                newest[key] = max(newest[key], pk)
+    keep, replaced, orphaned = [], [], []
+    for row in rows:
+        purpose = LINKS[row.kind][0]
+        if row.user_id is None:
+            orphaned.append(row.pk)
+        elif purpose is not None and newest[(row.user_id, purpose)] != row.pk:
+            replaced.append(row.pk)
+        else:
+            keep.append(row)
+    for pks, reason in ((replaced, "Replaced by a newer email."), (orphaned, "The user is gone.")):
+        if pks:
+            OutboxEmail.objects.filter(pk__in=pks).update(status=_CANCELLED, last_error=reason)
+    return keep
+
+
+def _send(rows, minted, *, yield_to_urgent):
+    sent = []
+    checked = time.monotonic()
+    # Raw COMMITs only where no transaction of the caller's is open (a worker's task is not in
+    # one; a test is).
+    fast = connection.vendor == "postgresql" and not connection.in_atomic_block
+    marks = _PostgresMarks() if fast else _Marks()
+    try:
+        for index, row in enumerate(rows):
+            try:
+                if _send_one(row, minted.get(row.pk), marks):
+                    sent.append(row)
+            except Exception as error:
+                failed = _record_failure(row.pk, error)
+                # As if the send's transaction had minted it: no live token for an email that
+                # did not leave.
+                LoginToken.objects.filter(outbox_email_id=row.pk, used_at__isnull=True).delete()
+                if _the_mail_server_failed(error):
+                    log.warning("The mail server failed: the rest of the batch waits as well")
+                    _hand_back(rows[index + 1 :], failed.next_attempt_at)
+                    break
+            if yield_to_urgent and time.monotonic() - checked > URGENT_CHECK_SECONDS:
+                if due(URGENT).exists():
+                    _hand_back(rows[index + 1 :], timezone.now())
+                    break
+                checked = time.monotonic()
+    finally:
+        marks.close()
+        _count("sent", sent)
+
+
+def _send_one(row, minted, marks):
+    message = build_message(row, minted)
+    if not marks.mark(row, message.subject):
+        # Cancelled since the claim (or sent by a worker whose claim this one outlived).
+        marks.keep()
+        return False
+    try:
+        mail_session.send(message)
+    except Exception:
+        marks.undo()
+        raise
+    marks.keep()
+    return True
+
+
+class _Marks:
+    """A row's mark as sent: its own transaction, begun before the message goes to the mail
+    server (the UPDATE locks the row and finds it still pending) and committed after."""
+
+    def mark(self, row, subject):
+        self.block = transaction.atomic()
+        self.block.__enter__()
+        return OutboxEmail.objects.filter(pk=row.pk, status=_PENDING).update(
+            status=_SENT,
+            sent_at=timezone.now(),
+            attempts=F("attempts") + 1,
+            last_error="",
+            subject=subject,
+        )
+
+    def keep(self):
+        self.block.__exit__(None, None, None)
+
+    def undo(self):
+        error = RuntimeError("not sent")
+        self.block.__exit__(RuntimeError, error, None)
+
+    def close(self):
+        pass
+
+
+class _PostgresMarks(_Marks):
+    """The same transactions in one round trip a message, where each is four with the ORM
+    (BEGIN, UPDATE, COMMIT): a mark's COMMIT travels with the next row's BEGIN and UPDATE, in
+    one simple query. A row's mark therefore commits once the next message is rendered (or the
+    batch ends): the message in doubt is still at most one. The marks do not wait for the disk
+    (synchronous_commit off, for these transactions only)."""
+
+    MARK = (
+        "BEGIN; SET LOCAL synchronous_commit TO off; UPDATE accounts_outboxemail SET "
+        "status = 'sent', sent_at = %s, attempts = attempts + 1, last_error = '', subject = %s "
+        "WHERE id = %s AND status = 'pending'"
+    )
+
+    def __init__(self):
+        connection.ensure_connection()
+        # Client-side binding: several statements with parameters go as one simple query.
+        self.cursor = psycopg.ClientCursor(connection.connection)
+        self.kept = False
+
+    def mark(self, row, subject):
+        query = ("COMMIT; " if self.kept else "") + self.MARK
+        self.kept = False
+        self.cursor.execute(query, [timezone.now(), subject, row.pk])
+        while self.cursor.nextset():
+            pass  # to the UPDATE's result
+        return self.cursor.rowcount
+
+    def keep(self):
+        self.kept = True
+
+    def undo(self):
+        self.cursor.execute("ROLLBACK")
+
+    def close(self):
+        if connection.connection.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            self.cursor.execute("COMMIT" if self.kept else "ROLLBACK")
+        self.kept = False
+        self.cursor.close()
+
+
+def _the_mail_server_failed(error):
+    # A refused recipient or message is that message's problem; the next one may go. Any other
+    # error of the connection (smtplib's errors are OSErrors) would fail the rest as well.
+    if isinstance(error, smtplib.SMTPRecipientsRefused | smtplib.SMTPDataError):
+        return False
+    return isinstance(error, OSError)
+
+
+def _hand_back(rows, due_at):
+    """Unclaim rows not tried, due at `due_at`. Their tokens stay: a row taken again mints the
+    same ones."""
+    if rows:
+        OutboxEmail.objects.filter(pk__in=[row.pk for row in rows], status=_PENDING).update(
+            next_attempt_at=due_at
+        )
+
+
+def _count(outcome, rows):
+    if rows:
+        outbox_counted.send(
+            sender=OutboxEmail, outcome=outcome, kinds=Counter(str(row.kind) for row in rows)
+        )
