@@ -62,7 +62,7 @@ class Migration(migrations.Migration):
     atomic = False  # CREATE INDEX CONCURRENTLY cannot run inside a transaction
 
     dependencies = [
-        ("accounts", "0014_users_page_sort_indexes"),
+        ("accounts", "0015_role_user_type"),
     ]
 
     operations = [
