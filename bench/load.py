@@ -46,6 +46,7 @@ def parse_args():
     parser.add_argument("--account-users", type=int, default=100_000, help="the account's size")
     parser.add_argument("--kill-worker", action="store_true", help="SIGKILL the worker halfway")
     parser.add_argument("--reseed", action="store_true", help="seed the account again")
+    parser.add_argument("--seed-only", action="store_true", help="seed, then stop")
     parser.add_argument(
         "--database-url",
         default=os.environ.get(
@@ -442,6 +443,8 @@ def main():
     OutboxEmail.objects.filter(status=OutboxEmail.Status.PENDING).update(
         status=OutboxEmail.Status.FAILED
     )
+    if ARGS.seed_only:
+        return 0
     data, counts = what_admins_open(account)
     data.update(slug=account.slug, admins=console_admins(ARGS.users))
     say(f"users per state: {dict(counts)}; {ARGS.users} MSSP admins with a TOTP app each")
@@ -460,12 +463,22 @@ def main():
     def halfway():
         if not ARGS.kill_worker:
             return
-        say(f"  {time.strftime('%H:%M:%S')} SIGKILL to the worker (pid {stack.worker.pid})")
+        run = OutboxEmail.objects.filter(pk__gt=first_pk)
+        waiting = run.filter(status=OutboxEmail.Status.PENDING).count()
         stack.kill_worker()
+        last_pk = run.aggregate(last=Max("pk"))["last"] or first_pk
+        say(
+            f"  {time.strftime('%H:%M:%S')} SIGKILL to the worker and its pool; {waiting} "
+            "emails of the run were pending"
+        )
         killed.append(time.monotonic())
         time.sleep(3)  # a process manager's restart delay
         stack.start_worker()
-        say(f"  {time.strftime('%H:%M:%S')} worker started again (pid {stack.worker.pid})")
+        queued = OutboxEmail.objects.filter(pk__gt=last_pk).count()
+        say(
+            f"  {time.strftime('%H:%M:%S')} worker started again; {queued} emails were queued "
+            "while it was down"
+        )
 
     try:
         say("starting python3 run.py production" + (" --without-worker" * ARGS.kill_worker))
