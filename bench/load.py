@@ -213,6 +213,8 @@ def stack_environment(port, smtp_port, workdir):
         "OUTBOX_SWEEP_EVERY_SECONDS": "30",
         "OUTBOX_REQUEUE_AFTER_SECONDS": "60",
         "MONITORING_TOKEN": "load-bench-monitoring-token",
+        "STATIC_ROOT": str(workdir / "static"),
+        "MEDIA_ROOT": str(workdir / "media"),
         "LOG_DIR": str(workdir / "log"),
         "RUN_DIR": str(workdir / "run"),
         "PYTHONUNBUFFERED": "1",
