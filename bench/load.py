@@ -18,6 +18,7 @@ import json
 import logging
 import math
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -126,22 +127,25 @@ def console_admins(count):
 
 def what_admins_open(account):
     """Ids the simulated admins open: enabled users (their page, and the actions that email
-    them) and live contacts that have a user; random but the same on every run."""
-    users = list(
-        User.objects.filter(portal_account=account, state=UserState.ENABLED, is_account_admin=False)
-        .exclude(contact__deleted_at__isnull=False)
-        .order_by("?")
-        .values_list("pk", flat=True)[:5000]
+    them) and live contacts that have a user; a sample drawn the same way on every run."""
+    rng = random.Random(account.slug)
+    users = User.objects.filter(
+        portal_account=account, state=UserState.ENABLED, is_account_admin=False
+    ).exclude(contact__deleted_at__isnull=False)
+    users = sorted(users.values_list("pk", flat=True))
+    contacts = Contact.objects.filter(
+        portal_account=account, deleted_at__isnull=True, user__isnull=False
     )
-    contacts = list(
-        Contact.objects.filter(portal_account=account, deleted_at__isnull=True, user__isnull=False)
-        .order_by("?")
-        .values_list("pk", flat=True)[:5000]
-    )
+    contacts = sorted(contacts.values_list("pk", flat=True))
     counts = collections.Counter(account.users.values_list("state", flat=True).iterator())
     pages = {state: max(math.ceil(counts[state] / PAGE_SIZE), 1) for state in UserState.values}
     terms = [s.lower() for s in users_page.SURNAMES[::25]] + SEARCH_FIRST_NAMES + ["lockw"]
-    return {"users": users, "contacts": contacts, "pages": pages, "search_terms": terms}, counts
+    return {
+        "users": rng.sample(users, min(len(users), 5000)),
+        "contacts": rng.sample(contacts, min(len(contacts), 5000)),
+        "pages": pages,
+        "search_terms": terms,
+    }, counts
 
 
 # --- The SMTP sink -------------------------------------------------------------------------
