@@ -428,7 +428,8 @@ def run_locust(stack, data_path, samples_path, workdir, on_halfway):
 
 def main():
     workdir = Path(tempfile.mkdtemp(prefix="portal-load-"))
-    say(f"bench/load.py: {ARGS.users} console admins for {ARGS.duration} s; files in {workdir}")
+    doing = "seeding only" if ARGS.seed_only else f"{ARGS.users} console admins, {ARGS.duration} s"
+    say(f"bench/load.py: {doing}; files in {workdir}")
     say(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     users_page.require_postgres()
     users_page.ensure_database()
