@@ -106,7 +106,12 @@ def console_admins(count):
     """MSSP admins load-admin-N@bench.example with one password (hashed once: a hash costs a
     second of CPU) and each a confirmed TOTP app whose key the locustfile knows. New devices
     every run, so no code of an earlier run counts as used."""
+    started = time.process_time()
     password = make_password(ADMIN_PASSWORD)
+    say(
+        f"one password hash ({password.split('$')[0]}, what every sign-in checks): "
+        f"{(time.process_time() - started) * 1000:.0f} ms of CPU"
+    )
     admins = []
     with transaction.atomic():
         for n in range(count):
@@ -332,12 +337,24 @@ def read_samples(path):
     return rows
 
 
+PAGES = "ALL pages (GET after sign-in)"
+STEADY = "ALL pages, all signed in"
+
+
 def table(samples, seconds):
+    """Per request name and per group: count, errors, p50/p95/p99/max (ms), requests a second.
+    STEADY: the pages asked for once the last admin was signed in (their sign-ins, a password
+    hash of about a second of CPU each, queue every request of the first minute)."""
+    signed_in = [moment for moment, _, name, _, ok in samples if name == "sign-in: code" and ok]
+    all_in = max(signed_in) if signed_in else float("inf")
+    end = max(moment for moment, *_ in samples)
     groups = collections.defaultdict(list)
-    for _, method, name, ms, ok in samples:
+    for moment, method, name, ms, ok in samples:
         groups[name].append((ms, ok))
         kind = "sign-in" if name.startswith("sign-in") else "actions" if method == "POST" else ""
-        groups["ALL pages (GET, after sign-in)" if not kind else f"ALL {kind}"].append((ms, ok))
+        groups[f"ALL {kind}" if kind else PAGES].append((ms, ok))
+        if not kind and moment - ms / 1000 >= all_in:
+            groups[STEADY].append((ms, ok))
         groups["ALL requests"].append((ms, ok))
     columns = ("count", "errors", "p50", "p95", "p99", "max", "req/s")
     header = f"{'request':<34}" + "".join(f" {column:>7}" for column in columns)
@@ -345,11 +362,15 @@ def table(samples, seconds):
     for name in sorted(groups, key=lambda n: (n.startswith("ALL"), n)):
         times = sorted(ms for ms, _ in groups[name])
         errors = sum(1 for _, ok in groups[name] if not ok)
+        span = end - all_in if name == STEADY else seconds
         lines.append(
-            f"{name:<34} {len(times):>7} {errors:>6} {percentile(times, 0.5):>7.0f} "
+            f"{name:<34} {len(times):>7} {errors:>7} {percentile(times, 0.5):>7.0f} "
             f"{percentile(times, 0.95):>7.0f} {percentile(times, 0.99):>7.0f} {times[-1]:>7.0f} "
-            f"{len(times) / seconds:>7.1f}"
+            f"{len(times) / max(span, 1):>7.1f}"
         )
+    if signed_in:
+        first = min(moment for moment, *_ in samples)
+        lines.append(f"(the last admin was signed in {all_in - first:.0f} s after the first asked)")
     return "\n".join(lines), groups
 
 
@@ -510,9 +531,9 @@ def main():
     say("(times in ms, at the client: locust shares the machine's cores with the stack)")
     for line in email_lines:
         say(line)
-    pages = sorted(ms for ms, _ in groups["ALL pages (GET, after sign-in)"])
     errors = sum(1 for *_, ok in samples if not ok)
-    page_p95 = percentile(pages, 0.95)
+    page_p95 = percentile(sorted(ms for ms, _ in groups[PAGES]), 0.95)
+    steady_p95 = percentile(sorted(ms for ms, _ in groups[STEADY]), 0.95)
     say(
         f"load average during the run: min {min(loads):.2f}, mean "
         f"{sum(loads) / len(loads):.2f}, max {max(loads):.2f}; after: "
@@ -521,6 +542,10 @@ def main():
     verdicts = [
         (f"0 errors (got {errors})", errors == 0),
         (f"pages p95 under {PAGE_GOAL_MS} ms (got {page_p95:.0f} ms)", page_p95 < PAGE_GOAL_MS),
+        (
+            f"pages p95 under {PAGE_GOAL_MS} ms once all are signed in (got {steady_p95:.0f} ms)",
+            steady_p95 < PAGE_GOAL_MS,
+        ),
         ("every email of the run at the sink exactly once", emails_ok),
     ]
     if ARGS.kill_worker:
