@@ -14,6 +14,7 @@ Everything it starts it stops. See bench/README.md.
 
 import argparse
 import collections
+import contextlib
 import json
 import logging
 import math
@@ -374,6 +375,27 @@ def table(samples, seconds):
     return "\n".join(lines), groups
 
 
+def server_times(web_log):
+    """Django's own time per view (its request log's duration_ms, JSON lines): the client's
+    time less this is the wait for a free gunicorn worker and the network."""
+    per_view = collections.defaultdict(list)
+    if web_log.exists():
+        for line in web_log.read_text(errors="replace").splitlines():
+            if '"duration_ms"' not in line:
+                continue
+            with contextlib.suppress(ValueError, KeyError):
+                record = json.loads(line)
+                per_view[record.get("view") or "?"].append(float(record["duration_ms"]))
+    lines = [f"{'in Django, per view':<34} {'count':>7} {'p50':>7} {'p95':>7} {'p99':>7}"]
+    for view, times in sorted(per_view.items(), key=lambda item: -len(item[1])):
+        times.sort()
+        lines.append(
+            f"{view:<34} {len(times):>7} {percentile(times, 0.5):>7.0f} "
+            f"{percentile(times, 0.95):>7.0f} {percentile(times, 0.99):>7.0f}"
+        )
+    return "\n".join(lines)
+
+
 def emails_of_run(first_pk, sink, wait_seconds):
     """Waits until no email queued during the run is pending, then compares each recipient's
     emails marked sent with what the sink received. Returns (ok, lines)."""
@@ -529,6 +551,9 @@ def main():
     say("")
     say(text)
     say("(times in ms, at the client: locust shares the machine's cores with the stack)")
+    say("")
+    say(server_times(workdir / "log" / "web.log"))
+    say("")
     for line in email_lines:
         say(line)
     errors = sum(1 for *_, ok in samples if not ok)
