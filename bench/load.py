@@ -34,7 +34,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE_GOAL_MS = 300
-BIG_SLUG = "bench-big"
 ADMIN_PASSWORD = "load-bench-admin-password-1"
 # Kept in step with what a console admin types (bench/users_page.py's name lists).
 SEARCH_FIRST_NAMES = ["maria", "noah", "emma", "omar", "priya"]
@@ -478,8 +477,10 @@ def main():
     users_page.ensure_database()
     users_page.call_command("migrate", verbosity=0)
     seed_admin = users_page.ensure_admin()
+    # Named as bench/users_page.py names its accounts of that size.
+    size = ARGS.account_users
     account, seconds = users_page.seed_account(
-        users_page.BIG_SLUG, users_page.BIG_NAME, ARGS.account_users, seed_admin, ARGS.reseed
+        f"bench-{size}", f"Bench Portal of {size:,}", size, seed_admin, ARGS.reseed
     )
     small = (users_page.SMALL_SLUG, users_page.SMALL_NAME, users_page.SMALL_USERS)
     users_page.seed_account(*small, seed_admin, ARGS.reseed)
