@@ -126,6 +126,7 @@ RETENTION_OVERDUE = timedelta(hours=26)
 def _retention_described(run, now):
     if run is None:
         return None
+    order = {kind: n for n, kind in enumerate(retention.KINDS)}
     took = None
     if run.finished_at:
         took = health.duration(figures.age_seconds(run.started_at, run.finished_at))
@@ -133,9 +134,10 @@ def _retention_described(run, now):
         "run": run,
         "ago": health.ago(figures.age_seconds(run.started_at, now)),
         "took": took,
+        # In retention's order: jsonb (PostgreSQL) keeps a dict's keys in an order of its own.
         "kinds": [
-            {"label": retention.LABELS.get(kind, kind), "count": count}
-            for kind, count in run.counts.items()
+            {"label": retention.LABELS.get(kind, kind), "count": run.counts[kind]}
+            for kind in sorted(run.counts, key=lambda kind: (order.get(kind, len(order)), kind))
         ],
         "deleted": sum(count for count in run.counts.values() if count is not None),
         "overdue": now - run.started_at > RETENTION_OVERDUE,
