@@ -4,7 +4,8 @@
     python3 run.py demo        # set up, load demo data, serve the console on http://127.0.0.1:8000
     python3 run.py test        # set up, lint, run the whole test suite (extra args go to pytest)
     python3 run.py production  # gunicorn, a Celery worker and beat against PostgreSQL and Redis
-                               # (--bind HOST:PORT, default 127.0.0.1:8000)
+                               # (--bind HOST:PORT, default 127.0.0.1:8000; --without-worker:
+                               # gunicorn and beat only, the workers run elsewhere)
 
 Each creates .venv and installs the locked dependencies on first use (again only when the lock
 files change), so running any of them twice in a row is fine.
@@ -167,17 +168,25 @@ def refuse_without_services():
         )
 
 
-def _bind(args, env):
-    if args[:1] == ["--bind"] and len(args) == 2:
-        return args[1]
-    if args:
-        sys.exit("Usage: python3 run.py production [--bind HOST:PORT]")
-    return env.get("BIND") or "127.0.0.1:8000"
+def _options(args, env):
+    """(bind, with_worker) from [--bind HOST:PORT] [--without-worker]."""
+    usage = "Usage: python3 run.py production [--bind HOST:PORT] [--without-worker]"
+    bind, with_worker = env.get("BIND") or "127.0.0.1:8000", True
+    args = list(args)
+    while args:
+        option = args.pop(0)
+        if option == "--bind" and args:
+            bind = args.pop(0)
+        elif option == "--without-worker":
+            with_worker = False
+        else:
+            sys.exit(usage)
+    return bind, with_worker
 
 
 def production(args):
     env = _environment()
-    bind = _bind(args, env)
+    bind, with_worker = _options(args, env)
     # JSON lines unless asked otherwise (settings.LOG_FORMAT's default already, unless DEBUG).
     env.setdefault("LOG_FORMAT", "json")
     log_dir = ROOT / env.get("LOG_DIR", "var/log")
@@ -224,7 +233,10 @@ def production(args):
             + ["--schedule", beat_schedule],
         ),
     ]
-    say("Starting (Ctrl+C or SIGTERM stops all three)")
+    if not with_worker:
+        # Workers run elsewhere (other machines, or bench/load.py, which kills and restarts one).
+        processes = [process for process in processes if process[0] != "worker"]
+    say(f"Starting {', '.join(name for name, _, _ in processes)} (Ctrl+C or SIGTERM stops all)")
     supervisor = Supervisor(env, log_dir, float(env.get("STOP_TIMEOUT_SECONDS") or STOP_SECONDS))
     for name, what, command in processes:
         supervisor.start(name, what, command)

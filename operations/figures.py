@@ -12,6 +12,7 @@ from django.utils import timezone
 from accounts import sign_in_audit
 from accounts.models import AuditEvent, OutboxEmail, PortalAccount
 from imports.models import ImportJob
+from operations.models import RetentionRun
 
 COUNT_LIMIT = 100_000
 # Refused sign-ins are reported for this window; the created_at index reads just its rows.
@@ -78,6 +79,11 @@ def running_imports():
         .select_related("portal_account", "started_by")
         .order_by("started_at", "pk")
     )
+
+
+def last_retention_run():
+    """The newest retention run that deleted (None: none yet), along the started_at index."""
+    return RetentionRun.objects.order_by("-started_at", "-pk").first()
 
 
 def running_import_count():

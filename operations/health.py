@@ -30,15 +30,19 @@ def _ms(started):
     return f"{ms:.1f} ms" if ms < 10 else f"{ms:.0f} ms"
 
 
-def ago(seconds):
+def duration(seconds):
     seconds = int(seconds)
     if seconds < 120:
-        return f"{seconds} s ago"
+        return f"{seconds} s"
     if seconds < 2 * 3600:
-        return f"{seconds // 60} min ago"
+        return f"{seconds // 60} min"
     if seconds < 2 * 86400:
-        return f"{seconds // 3600} h ago"
-    return f"{seconds // 86400} days ago"
+        return f"{seconds // 3600} h"
+    return f"{seconds // 86400} days"
+
+
+def ago(seconds):
+    return f"{duration(seconds)} ago"
 
 
 def _no_broker():

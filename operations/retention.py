@@ -18,6 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import AuditEvent, LoginToken, OutboxEmail, SignedInSession
+from operations.models import RetentionRun
 
 logger = logging.getLogger(__name__)
 
@@ -192,10 +193,24 @@ KINDS = {
     "signed_in_sessions": signed_in_sessions,
 }
 
+# What each kind is called where people read the counts (the System page).
+LABELS = {
+    "login_tokens": "login tokens",
+    "outbox_emails": "emails",
+    "audit_events": "audit events",
+    "sessions": "expired sessions",
+    "signed_in_sessions": "rows of sessions gone otherwise",
+}
 
-def apply(*, dry_run=False):
+
+def apply(*, dry_run=False, source=RetentionRun.Source.COMMAND):
     """Every kind in turn; {kind: rows deleted (or that would be)}. A kind that fails is logged
-    and counted as None, and the others still run."""
+    and counted as None, and the others still run. A run that deletes is kept as a
+    RetentionRun, written before it starts, so that one whose process dies mid-run shows as
+    unfinished on the System page instead of not at all."""
+    run = None
+    if not dry_run:
+        run = RetentionRun.objects.create(source=source, started_at=timezone.now())
     counts = {}
     for kind, delete in KINDS.items():
         try:
@@ -203,4 +218,8 @@ def apply(*, dry_run=False):
         except Exception:
             logger.exception("Retention of %s failed", kind)
             counts[kind] = None
+    if run is not None:
+        run.finished_at = timezone.now()
+        run.counts = counts
+        run.save(update_fields=["finished_at", "counts"])
     return counts

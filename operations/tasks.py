@@ -3,6 +3,7 @@ import logging
 from celery import shared_task
 
 from operations import retention
+from operations.models import RetentionRun
 
 logger = logging.getLogger(__name__)
 
@@ -18,6 +19,6 @@ def beat_pulse():
 def apply_retention():
     """Beat, daily: delete what is kept no longer (operations.retention). Idempotent: a second
     run finds nothing left; a run cut short by its time budget is finished by the next."""
-    counts = retention.apply()
+    counts = retention.apply(source=RetentionRun.Source.BEAT)
     logger.info("Retention applied: %s", ", ".join(f"{kind} {n}" for kind, n in counts.items()))
     return counts

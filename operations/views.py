@@ -1,5 +1,6 @@
 import ipaddress
 import secrets
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib import messages
@@ -19,7 +20,7 @@ from accounts import two_factor
 from accounts.permissions import CONSOLE_BACKEND, mssp_view
 from accounts.sign_in_audit import ip_of
 from helpers.client_ip import client_ip
-from operations import email_retries, figures, health, metrics
+from operations import email_retries, figures, health, metrics, retention
 from operations.models import Heartbeat
 
 
@@ -109,6 +110,40 @@ def _described(heartbeat, now):
     return {"row": heartbeat, "ago": health.ago(age), "state": state}
 
 
+def _import_described(job, now):
+    """A running import, and whether its worker stopped reporting progress (stalled)."""
+    return {
+        "job": job,
+        "stalled": job.is_stalled,
+        "progress_ago": health.ago(figures.age_seconds(job.heartbeat, now)),
+    }
+
+
+# Beat runs retention daily: a newest run older than this says beat has not run it since.
+RETENTION_OVERDUE = timedelta(hours=26)
+
+
+def _retention_described(run, now):
+    if run is None:
+        return None
+    order = {kind: n for n, kind in enumerate(retention.KINDS)}
+    took = None
+    if run.finished_at:
+        took = health.duration(figures.age_seconds(run.started_at, run.finished_at))
+    return {
+        "run": run,
+        "ago": health.ago(figures.age_seconds(run.started_at, now)),
+        "took": took,
+        # In retention's order: jsonb (PostgreSQL) keeps a dict's keys in an order of its own.
+        "kinds": [
+            {"label": retention.LABELS.get(kind, kind), "count": run.counts[kind]}
+            for kind in sorted(run.counts, key=lambda kind: (order.get(kind, len(order)), kind))
+        ],
+        "deleted": sum(count for count in run.counts.values() if count is not None),
+        "overdue": now - run.started_at > RETENTION_OVERDUE,
+    }
+
+
 @mssp_view
 def system(request):
     now = timezone.now()
@@ -123,7 +158,9 @@ def system(request):
         "count_limit": figures.COUNT_LIMIT,
         "failed": figures.failed_emails(),
         "failed_total": figures.outbox_failed(),
-        "imports": figures.running_imports(),
+        "imports": [_import_described(job, now) for job in figures.running_imports()],
+        "stall_minutes": settings.IMPORT_STALL_MINUTES,
+        "retention": _retention_described(figures.last_retention_run(), now),
         "heartbeats": [_described(row, now) for row in Heartbeat.objects.all()],
     }
     return render(request, "operations/system.html", context)

@@ -85,10 +85,10 @@ class Stack:
         self.cookies = http.cookiejar.CookieJar()
         self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.cookies))
 
-    def start(self):
+    def start(self, *options):
         with open(self.output_path, "wb") as output:
             self.process = subprocess.Popen(
-                [sys.executable, "run.py", "production", "--bind", self.env["BIND"]],
+                [sys.executable, "run.py", "production", "--bind", self.env["BIND"], *options],
                 cwd=ROOT,
                 env=self.env,
                 stdout=output,
@@ -236,6 +236,41 @@ def test_a_process_that_dies_stops_the_stack_and_is_not_restarted(tmp_path, stac
     assert "web stopped (exit code 0)" in output
     assert "beat stopped (exit code 0)" in output
     assert not _processes_marked(env[MARKER])
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_without_worker_it_runs_gunicorn_and_beat_only(tmp_path, stack_env):
+    env, _smtp = stack_env
+    stack = Stack(tmp_path, env)
+    stack.start("--without-worker")
+    try:
+
+        def beat_alive():
+            status, _headers, body = stack.get(
+                "/health/ready/", headers={"Authorization": f"Bearer {TOKEN}"}
+            )
+            checks = json.loads(body)["checks"]
+            return (status, checks) if checks["beat"]["ok"] else None
+
+        status, checks = stack.wait_for("beat's heartbeat", beat_alive, START_SECONDS)
+        output = stack.output()
+        stack.process.send_signal(signal.SIGTERM)
+        code = stack.process.wait(timeout=STOP_SECONDS)
+    finally:
+        if stack.process.poll() is None:
+            stack.process.kill()
+        stack.process.wait()
+        _kill_marked(env[MARKER])
+
+    assert re.search(r"web\s+pid \d+", output), output
+    assert re.search(r"beat\s+pid \d+", output), output
+    assert not re.search(r"^\s*worker\s+pid", output, re.MULTILINE), output
+    # Not ready without a worker: the checks say which part is missing.
+    assert status == 503
+    assert not checks["worker"]["ok"]
+    assert code == 0, stack.output()
+    assert "beat stopped (exit code 0)" in stack.output()
 
 
 def _wait_until_ready(stack):

@@ -1,6 +1,7 @@
 """The System page (/system/) tells MSSP staff in words what /health/ready/ tells monitoring, and
 shows what waits: the outbox backlog per portal account, failed emails (retried from here, in
-one transaction with an audit event), running imports and the heartbeats of workers and beat."""
+one transaction with an audit event), running imports (and which stalled), the heartbeats of
+workers and beat, and the last retention run."""
 
 import re
 from datetime import timedelta
@@ -8,16 +9,17 @@ from unittest import mock
 
 import pytest
 from django.core import mail
+from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts import audit
-from accounts.models import AuditEvent, EmailKind, OutboxEmail, UserState
+from accounts.models import AuditEvent, EmailKind, LoginToken, OutboxEmail, UserState
 from imports.models import ImportJob
 from mail import outbox
-from operations import email_retries
-from operations.models import Heartbeat
+from operations import email_retries, retention, tasks
+from operations.models import Heartbeat, RetentionRun
 from tests.factories import PortalAccountFactory, PortalUserFactory
 
 URL = "/system/"
@@ -54,7 +56,8 @@ def waiting(account, count, *, minutes_ago=0):
     return rows
 
 
-def running_import(account, by, *, name="people.csv", processed=5, total=10):
+def running_import(account, by, *, name="people.csv", processed=5, total=10, progress_ago=None):
+    now = timezone.now()
     return ImportJob.objects.create(
         portal_account=account,
         status=ImportJob.Status.RUNNING,
@@ -63,7 +66,8 @@ def running_import(account, by, *, name="people.csv", processed=5, total=10):
         total_rows=total,
         failed=1,
         started_by=by,
-        started_at=timezone.now(),
+        started_at=now - timedelta(hours=1),
+        progress_at=now - (progress_ago or timedelta(seconds=5)),
     )
 
 
@@ -173,7 +177,10 @@ def test_running_imports(admin_client, account, mssp_admin):
     response = admin_client.get(URL)
     page = text_of(response)
 
-    assert "people.csv Portal users · Acme Portal 5 of 10 1 failed" in page
+    assert (
+        "people.csv Portal users · Acme Portal Running Last progress 5 s ago. 5 of 10 1 failed"
+        in page
+    )
     assert "by Mia Admin" in page
     assert f'href="/accounts/acme/imports/{job.pk}/"' in response.content.decode()
 
@@ -185,6 +192,10 @@ def test_nothing_to_show(admin_client):
     assert "No email is waiting." in page
     assert "No email failed." in page
     assert "No import is running." in page
+    assert (
+        "Retention has not run yet. Beat runs it daily; manage.py apply_retention runs it now"
+        in (page)
+    )
 
 
 def test_the_page_costs_the_same_queries_however_much_there_is(admin_client, mssp_admin):
@@ -198,15 +209,144 @@ def test_the_page_costs_the_same_queries_however_much_there_is(admin_client, mss
     waiting(account, 1)
     running_import(account, mssp_admin)
     heartbeat("celery@a")
+    retention.apply()
+    # The session's own writes (its last activity, at most once a minute) go with a first one.
+    queries()
     few = queries()
     for _ in range(5):
         more = PortalAccountFactory()
         failed_email(more)
         waiting(more, 2)
         running_import(more, mssp_admin)
+        running_import(more, mssp_admin, progress_ago=timedelta(minutes=20))
     heartbeat("celery@b")
+    retention.apply()
 
     assert queries() == few
+
+
+def test_a_stalled_import_says_so_with_how_long_ago(admin_client, account, mssp_admin, settings):
+    settings.IMPORT_STALL_MINUTES = 3
+    running_import(account, mssp_admin, name="alive.csv", progress_ago=timedelta(minutes=2))
+    running_import(account, mssp_admin, name="dead.csv", progress_ago=timedelta(minutes=12))
+
+    response = admin_client.get(URL)
+    page = text_of(response)
+
+    assert "alive.csv Portal users · Acme Portal Running Last progress 2 min ago." in page
+    assert (
+        "dead.csv Portal users · Acme Portal Stalled Its worker stopped reporting progress: "
+        "last progress 12 min ago." in page
+    )
+    assert "has not reported progress for 3 min has stalled" in page
+    html = response.content.decode()
+    assert re.search(r'<tr class="row-warn">\s*<td><a href="[^"]+">dead.csv<', html)
+    assert re.search(r"<tr>\s*<td><a href=\"[^\"]+\">alive.csv<", html)
+
+
+# --- The last retention run ---
+
+
+def expired_tokens(count):
+    user = PortalUserFactory()
+    long_ago = timezone.now() - timedelta(days=400)
+    LoginToken.objects.bulk_create(
+        LoginToken(user=user, purpose="magic_link", token_hash=f"old-{n}", expires_at=long_ago)
+        for n in range(count)
+    )
+
+
+def retention_run(*, hours_ago, counts, finished=True, source=RetentionRun.Source.BEAT):
+    started = timezone.now() - timedelta(hours=hours_ago)
+    return RetentionRun.objects.create(
+        source=source,
+        started_at=started,
+        finished_at=started + timedelta(seconds=42) if finished else None,
+        counts=counts,
+    )
+
+
+def test_beats_retention_run_is_shown_with_what_it_deleted(admin_client):
+    expired_tokens(3)
+
+    tasks.apply_retention()
+    page = text_of(admin_client.get(URL))
+
+    assert re.search(
+        r"The last run started \d+ s ago \([^)]+\), by the daily beat task, took \d+ s and "
+        r"deleted 3 rows\.",
+        page,
+    )
+    assert (
+        "Login tokens 3 Emails 0 Audit events 0 Expired sessions 0 "
+        "Rows of sessions gone otherwise 0" in page
+    )
+    assert "Retention has not run yet" not in page
+
+
+def test_the_command_records_its_run_but_a_dry_run_does_not(admin_client):
+    expired_tokens(2)
+
+    call_command("apply_retention", "--dry-run", stdout=mock.Mock())
+    assert not RetentionRun.objects.exists()
+    call_command("apply_retention", stdout=mock.Mock())
+
+    run = RetentionRun.objects.get()
+    assert run.source == "command"
+    assert run.counts["login_tokens"] == 2
+    assert run.finished_at >= run.started_at
+    assert "by manage.py apply_retention, took" in text_of(admin_client.get(URL))
+
+
+def test_the_newest_run_is_the_one_shown(admin_client):
+    retention_run(hours_ago=30, counts={"login_tokens": 7})
+    retention_run(hours_ago=2, counts={"login_tokens": 1, "outbox_emails": 4})
+
+    page = text_of(admin_client.get(URL))
+
+    assert "The last run started 2 h ago" in page
+    assert "took 42 s and deleted 5 rows." in page
+    assert "Login tokens 1 Emails 4" in page
+
+
+def test_a_kind_that_failed_says_so(admin_client):
+    with mock.patch.dict(
+        retention.KINDS, {"outbox_emails": mock.Mock(side_effect=RuntimeError("db gone"))}
+    ):
+        retention.apply()
+
+    page = text_of(admin_client.get(URL))
+
+    assert "Emails Failed its error is in the log" in page
+    assert RetentionRun.objects.get().counts["outbox_emails"] is None
+
+
+def test_an_unfinished_run_says_it_has_not_finished(admin_client):
+    retention_run(hours_ago=3, counts={}, finished=False)
+
+    page = text_of(admin_client.get(URL))
+
+    assert (
+        "by the daily beat task, and has not finished: it is still running, or its process "
+        "stopped" in page
+    )
+
+
+def test_a_run_more_than_a_day_old_warns_that_beat_has_not_run_it(admin_client):
+    retention_run(hours_ago=50, counts={"login_tokens": 0})
+
+    page = text_of(admin_client.get(URL))
+
+    assert (
+        "The last retention run started 2 days ago. Beat runs it daily, so it has not run "
+        "since" in page
+    )
+
+
+def test_a_run_of_today_does_not_warn(admin_client):
+    retention_run(hours_ago=20, counts={"login_tokens": 0})
+
+    assert "has not run since" not in text_of(admin_client.get(URL))
 
 
 # --- Retrying a failed email ---
