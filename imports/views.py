@@ -43,6 +43,7 @@ CANCELLABLE = (*SETTING_UP, Status.RUNNING)
 EXAMPLE_CONTACT_ID = "0035e00000AbCdEfGhI"
 EXAMPLE_SALESFORCE_ID = "a01M00000062mPgIAI"
 MISSING_FILE = dry_runs.MISSING_FILE
+DRY_RUN_FAILURES = "dry-run-failures"  # the download of the review's failure file
 
 
 def _account_and_job(request, slug, job_id):
@@ -245,6 +246,7 @@ def job_review(request, slug, job_id):
         start_dry_run(job, options)
     dry_run = job.dry_run
     review_url = reverse("import-review", args=[account.slug, job.pk])
+    report = dry_runs.report(job)
     context = _context(
         account,
         job=job,
@@ -253,7 +255,11 @@ def job_review(request, slug, job_id):
         if contacts
         else OptionsForm(initial={"send_activation": options["send_activation"]}),
         dry_run=dry_run,
-        report=dry_runs.report(job),
+        report=report,
+        nothing_to_do=_nothing_to_do(report, contacts),
+        failures_url=reverse("import-download", args=[account.slug, job.pk, DRY_RUN_FAILURES])
+        if report and report.failed and dry_runs.failure_file_name(job)
+        else "",
         error=dry_run.get("error", "") if dry_run.get("state") == dry_runs.FAILED else "",
         polling=dry_run.get("state") == dry_runs.RUNNING,
         poll_url=f"{review_url}?{urlencode({**query, 'poll': '1'})}",
@@ -263,6 +269,25 @@ def job_review(request, slug, job_id):
     )
     template = "imports/review.html#review" if request.htmx else "imports/review.html"
     return render(request, template, context, status=400 if context["error"] else 200)
+
+
+def _nothing_to_do(report, contacts):
+    """Why the dry run leaves nothing to import (the Start button is disabled), or ""."""
+    if report is None or report.would_create or (contacts and report.would_update):
+        return ""
+    if not report.total_rows:
+        return "The file has no rows to import. Upload a file with at least one row."
+    if not contacts and report.licenses_needed and not report.licenses_free:
+        label = UserType(report.user_type).label
+        return (
+            f"No {label} licenses are free, so no user can be created. Free seats or raise "
+            "the account's licenses, then check again."
+        )
+    done = "created or updated" if contacts else "created"
+    return (
+        f"Nothing can be {done}: every row fails (the reasons are below). Download the failing "
+        "rows, fix them and upload the file again."
+    )
 
 
 def _parsed(iso_datetime):
@@ -376,7 +401,12 @@ def job_detail(request, slug, job_id):
     return render(request, template, context)
 
 
-DOWNLOADS = {"source": "source_file", "success": "success_file", "failure": "failure_file"}
+DOWNLOADS = {
+    "source": "source_file",
+    "success": "success_file",
+    "failure": "failure_file",
+    DRY_RUN_FAILURES: None,
+}
 
 
 @console_view
@@ -388,6 +418,9 @@ def job_download(request, slug, job_id, which):
         return HttpResponse(
             files_deleted_message(job), status=410, content_type="text/plain; charset=utf-8"
         )
+    stem = PurePath(job.original_filename or f"import-{job.pk}.csv").stem
+    if which == DRY_RUN_FAILURES:
+        return _dry_run_failures_response(job, f"{stem}-failures-dry-run.csv")
     fieldfile = getattr(job, DOWNLOADS[which])
     if not fieldfile or not fieldfile.storage.exists(fieldfile.name):
         raise Http404
@@ -395,11 +428,22 @@ def job_download(request, slug, job_id, which):
         return _uploaded_file_response(job, fieldfile)
     # The result files are written by imports.result_files: the csv module, every cell
     # neutralised, so they are safe to serve as CSV.
-    stem = PurePath(job.original_filename or f"import-{job.pk}.csv").stem
     done = "imported" if job.target == ImportJob.Target.CONTACTS else "created"
     filename = f"{stem}-{done}.csv" if which == "success" else f"{stem}-failed.csv"
     return FileResponse(
         fieldfile.open("rb"), as_attachment=True, filename=filename, content_type="text/csv"
+    )
+
+
+def _dry_run_failures_response(job, filename):
+    """The finished dry run's failed rows (imports.dry_runs writes them as the result files
+    are written: csv module, every cell neutralised)."""
+    name = dry_runs.failure_file_name(job)
+    storage = job.source_file.storage
+    if not name or not storage.exists(name):
+        raise Http404
+    return FileResponse(
+        storage.open(name, "rb"), as_attachment=True, filename=filename, content_type="text/csv"
     )
 
 
