@@ -21,8 +21,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
-from accounts import scoping
+from accounts import audit, scoping
 from accounts.permissions import console_view
+from helpers.client_ip import client_ip
 from helpers.file_uploads import without_refusal
 from helpers.spreadsheet_safety import neutralise_row
 from imports import contacts_import, dry_runs, pipeline, portal_users, tasks
@@ -74,12 +75,17 @@ def _next_step_url(account, job):
     return reverse("import-detail", args=[account.slug, job.pk])
 
 
+def _is_draft(job):
+    """Never started: it can be discarded (job_discard)."""
+    return job.status in SETTING_UP and job.started_at is None
+
+
 @console_view
 def job_list(request, slug):
     account = scoping.get_portal_account(request.user, slug)
     jobs = ImportJob.objects.filter(portal_account=account).select_related("started_by")
     page = Paginator(jobs, 25).get_page(request.GET.get("page"))
-    rows = [(job, _next_step_url(account, job)) for job in page.object_list]
+    rows = [(job, _next_step_url(account, job), _is_draft(job)) for job in page.object_list]
     return render(request, "imports/list.html", _context(account, page=page, rows=rows))
 
 
@@ -343,6 +349,45 @@ def job_resume(request, slug, job_id):
 
 
 @console_view
+def job_discard(request, slug, job_id):
+    """Discard a draft: an import that was never started (uploaded, mapped or checked). Its row
+    and files go; the audit log keeps who discarded which file. A started import stays as
+    history (it changed things)."""
+    account, job = _account_and_job(request, slug, job_id)  # scope first: 404 before 405
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    with transaction.atomic():
+        draft = (
+            ImportJob.objects.select_for_update()
+            .filter(pk=job.pk, status__in=SETTING_UP, started_at__isnull=True)
+            .first()
+        )
+        if draft is not None:
+            audit.record(
+                "discard_import",
+                by=request.user,
+                portal_account=account,
+                ip=client_ip(request),
+                detail=f"{draft.original_filename or '(no name)'}, uploaded by "
+                f"{draft.started_by.name if draft.started_by else 'someone since deleted'}",
+            )
+            files = ImportJob(pk=draft.pk, source_file=draft.source_file.name)  # as it was
+            draft.delete()
+            transaction.on_commit(lambda: _delete_draft_files(files))
+    if draft is None:
+        messages.error(request, "This import was started: it stays in the history.")
+        return redirect("import-detail", account.slug, job.pk)
+    messages.success(request, f"Import draft {job.original_filename or ''} discarded.")
+    return redirect("import-list", account.slug)
+
+
+def _delete_draft_files(job):
+    dry_runs.delete_files(job)
+    if job.source_file.name:
+        job.source_file.storage.delete(job.source_file.name)
+
+
+@console_view
 def job_cancel(request, slug, job_id):
     account, job = _account_and_job(request, slug, job_id)  # scope first: 404 before 405
     if request.method != "POST":
@@ -391,7 +436,8 @@ def job_detail(request, slug, job_id):
         contacts=job.target == ImportJob.Target.CONTACTS,
         updated=contacts_import.updated_count(job),
         polling=job.status == Status.RUNNING,
-        can_cancel=job.status in CANCELLABLE,
+        can_cancel=job.status in CANCELLABLE and not _is_draft(job),
+        can_discard=_is_draft(job),
         can_resume=(job.is_stalled or (job.status == Status.FAILED and job.started_at))
         and not job.files_deleted_at,
         next_url=_next_step_url(account, job),

@@ -8,7 +8,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from accounts.models import User, UserState
+from accounts.models import AuditEvent, User, UserState
 from imports import dry_runs, tasks
 from imports.models import ImportJob
 from tests.samples import load_world
@@ -136,3 +136,57 @@ def test_another_accounts_dry_run_file_is_404(technician_client, world, other_ac
     technician_client.get(url("import-review", world, job.pk))
     other = reverse("import-download", args=[other_account.slug, job.pk, "dry-run-failures"])
     assert technician_client.get(other).status_code == 404
+
+
+# --- Drafts ---
+
+
+def test_a_draft_can_be_discarded_and_the_log_says_who(
+    technician_client, technician, world, django_capture_on_commit_callbacks
+):
+    job = upload_and_map(technician_client, world, "portal-users-mixed.csv")
+    technician_client.get(url("import-review", world, job.pk))
+    job.refresh_from_db()
+    source, failures = job.source_file.name, dry_runs.failure_file_name(job)
+    storage = job.source_file.storage
+    history = technician_client.get(url("import-list", world)).content.decode()
+    assert "Left by" in history
+    assert url("import-discard", world, job.pk) in history
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = technician_client.post(url("import-discard", world, job.pk), follow=True)
+
+    assert response.redirect_chain[-1][0] == url("import-list", world)
+    assert "Import draft portal-users-mixed.csv discarded." in response.content.decode()
+    assert not ImportJob.objects.filter(pk=job.pk).exists()
+    assert not storage.exists(source)
+    assert not storage.exists(failures)
+    event = AuditEvent.objects.get(action="discard_import")
+    assert event.actor == technician
+    assert event.portal_account == world
+    assert event.detail == f"portal-users-mixed.csv, uploaded by {technician.name}"
+
+
+def test_a_started_import_cannot_be_discarded(
+    technician_client, world, django_capture_on_commit_callbacks
+):
+    job = upload_and_map(technician_client, world, "portal-users-template.csv")
+    technician_client.get(url("import-review", world, job.pk))
+    with django_capture_on_commit_callbacks(execute=True):
+        technician_client.post(url("import-start", world, job.pk))
+    detail = technician_client.get(url("import-detail", world, job.pk)).content.decode()
+    assert url("import-discard", world, job.pk) not in detail
+
+    response = technician_client.post(url("import-discard", world, job.pk), follow=True)
+
+    assert "This import was started: it stays in the history." in response.content.decode()
+    assert ImportJob.objects.filter(pk=job.pk).exists()
+    assert not AuditEvent.objects.filter(action="discard_import").exists()
+
+
+def test_discard_is_post_only_and_scoped(technician_client, world, other_account):
+    job = upload_and_map(technician_client, world, "portal-users-mixed.csv")
+    assert technician_client.get(url("import-discard", world, job.pk)).status_code == 405
+    other = reverse("import-discard", args=[other_account.slug, job.pk])
+    assert technician_client.post(other).status_code == 404
+    assert ImportJob.objects.filter(pk=job.pk).exists()
