@@ -236,3 +236,9 @@ function toastMessagesIn(root) {
 }
 toastMessagesIn(document);
 document.addEventListener("htmx:load", (event) => toastMessagesIn(event.detail.elt));
+// Like the page's messages, a toast belongs to the request that brought it: a later swap (a new
+// tab, the outcome of the next action) takes it away; its own message, if any, comes after.
+// Opening a dialog does not.
+document.addEventListener("htmx:afterSwap", (event) => {
+  if (event.detail.target?.id !== "dialog-slot") dismissToast();
+});
