@@ -291,8 +291,8 @@ def _nothing_to_do(report, contacts):
         )
     done = "created or updated" if contacts else "created"
     return (
-        f"Nothing can be {done}: every row fails (the reasons are below). Download the failing "
-        "rows, fix them and upload the file again."
+        f"Nothing can be {done}: every row fails (the reasons are above). Download the "
+        "failing rows, fix them and upload the file again."
     )
 
 
