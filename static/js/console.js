@@ -242,3 +242,14 @@ document.addEventListener("htmx:load", (event) => toastMessagesIn(event.detail.e
 document.addEventListener("htmx:afterSwap", (event) => {
   if (event.detail.target?.id !== "dialog-slot") dismissToast();
 });
+
+// The time zone page offers the browser's own zone (without JavaScript: pick it in the list).
+document.querySelectorAll("[data-browser-zone-for]").forEach((offer) => {
+  const select = document.getElementById(offer.dataset.browserZoneFor);
+  const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  if (!select || !zone || ![...select.options].some((option) => option.value === zone)) return;
+  const button = offer.querySelector("button");
+  button.textContent = `Use this browser's time zone (${zone})`;
+  button.addEventListener("click", () => { select.value = zone; });
+  offer.hidden = false;
+});
