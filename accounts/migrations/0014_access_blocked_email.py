@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts', '0012_retention_indexes'),
+        ('accounts', '0013_user_counts'),
     ]
 
     operations = [

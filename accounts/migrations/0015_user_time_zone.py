@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts', '0013_access_blocked_email'),
+        ('accounts', '0014_access_blocked_email'),
     ]
 
     operations = [
