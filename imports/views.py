@@ -377,7 +377,7 @@ def job_discard(request, slug, job_id):
     if draft is None:
         messages.error(request, "This import was started: it stays in the history.")
         return redirect("import-detail", account.slug, job.pk)
-    messages.success(request, f"Import draft {job.original_filename or ''} discarded.")
+    messages.success(request, f"Import draft {job.original_filename or '(no name)'} discarded.")
     return redirect("import-list", account.slug)
 
 
