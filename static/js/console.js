@@ -165,8 +165,8 @@ document.addEventListener("htmx:afterSwap", () => {
 // Messages float as a toast at the bottom of the window, where the eye is after a row action on
 // a long list (the message is rendered at the top of the list, maybe far above). The message
 // itself moves (its role="status" region announces it once); without JavaScript it stays at
-// the top of the page. A success fades after a while unless pointed at or focused; an error
-// stays until dismissed or replaced by the next one.
+// the top of the page. A card's messages stay in the card, beside what was done. A success
+// fades after a while unless pointed at or focused; an error stays until dismissed or replaced.
 const TOAST_SECONDS = 8;
 let toastTimer = null;
 function toastRegion() {
@@ -231,7 +231,8 @@ function toastMessagesIn(root) {
   if (!root?.querySelectorAll) return;
   const found = [...root.querySelectorAll(".messages")];
   if (root.matches?.(".messages")) found.push(root);
-  const messages = found.filter((element) => !element.closest("#toasts, dialog"));
+  // A card's own messages (the contact's portal-user card) already sit beside what was done.
+  const messages = found.filter((element) => !element.closest("#toasts, dialog, .card"));
   if (messages.length) showToast(messages[messages.length - 1]);
 }
 toastMessagesIn(document);
