@@ -42,7 +42,7 @@ def test_a_zone_that_is_no_zone_is_refused_and_changes_nothing(technician_client
     response = technician_client.post(TIME_ZONE, {"time_zone": "Mars/Olympus_Mons"})
     assert response.status_code == 400
     technician.refresh_from_db()
-    assert technician.time_zone == ""
+    assert not technician.time_zone
 
 
 def test_the_log_shows_relative_times_and_the_exact_one_in_the_viewers_zone(
