@@ -283,11 +283,12 @@ def _nothing_to_do(report, contacts):
         return ""
     if not report.total_rows:
         return "The file has no rows to import. Upload a file with at least one row."
-    if not contacts and report.licenses_needed and not report.licenses_free:
-        label = UserType(report.user_type).label
+    # Rows that passed every check but found no free seat: the licenses are the reason.
+    full = [line["label"] for line in getattr(report, "license_lines", []) if not line["free"]]
+    if full:
         return (
-            f"No {label} licenses are free, so no user can be created. Free seats or raise "
-            "the account's licenses, then check again."
+            f"No {' or '.join(full)} licenses are free, so no user can be created. Free seats "
+            "or raise the account's licenses, then check again."
         )
     done = "created or updated" if contacts else "created"
     return (

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts', '0014_users_page_sort_indexes'),
+        ('accounts', '0015_role_user_type'),
     ]
 
     operations = [
