@@ -2,7 +2,7 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-    dependencies = [("accounts", "0016_access_blocked_email")]
+    dependencies = [("accounts", "0017_access_blocked_email")]
 
     operations = [
         # Nullable, no default: SQLite adds the column in place (see User.time_zone).

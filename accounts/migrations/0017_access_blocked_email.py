@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts', '0015_role_user_type'),
+        ('accounts', '0016_outbox_lanes'),
     ]
 
     operations = [
