@@ -14,6 +14,7 @@ from accounts.views import (
     users,
 )
 from accounts.views import sessions as session_views
+from accounts.views import time_zone as time_zone_views
 
 account = "accounts/<slug:slug>/"
 
@@ -33,6 +34,7 @@ urlpatterns = [
     path("account/two-factor/turn-off/", two_factor.turn_off, name="two-factor-turn-off"),
     # Your sign-ins and sessions: where you are signed in, ending any of it.
     path("account/sessions/", session_views.my_sessions, name="my-sessions"),
+    path("account/time-zone/", time_zone_views.time_zone, name="time-zone"),
     path(
         "account/sessions/end-others/",
         session_views.end_other_sessions,

@@ -9,11 +9,19 @@ from accounts.models import UserState
 from accounts.permissions import may_act_on, may_move_admin_seat
 
 
+def people(count):
+    """ "24 users": whom a bulk action is about."""
+    return f"{count:,} user{'s' if count != 1 else ''}"
+
+
 @dataclass(frozen=True)
 class UserAction:
+    """The words follow one rule: the action, then the person ("Login email sent to Ada
+    Larsen", "Send a login email to 24 users?"). `{who}` is the name, or "24 users"."""
+
     name: str
     label: str
-    done: str  # "{count} users {done}" / "{name} {done}"
+    done: str  # the message once done, e.g. "Login email sent to {who}."
     consequence: str
     perform: Callable
     danger: bool = False
@@ -21,10 +29,20 @@ class UserAction:
     bulk: bool = False
     # What the confirm dialog says, when it depends on more than the name.
     consequence_for: Callable | None = None
-    question: str = "{label} {name}?"  # the confirm dialog's title
+    question: str = "{label} {who}?"  # the confirm dialog's title
 
     def ask(self, user):
-        return self.question.format(label=self.label, name=user.name)
+        return self.question.format(label=self.label, who=user.name)
+
+    def ask_many(self, count):
+        return self.question.format(label=self.label, who=people(count))
+
+    def said(self, user, role=None):
+        """The message once done to `user` (`role`: the one they were given)."""
+        return self.done.format(who=user.name, role=role.name if role else "")
+
+    def said_many(self, count):
+        return self.done.format(who=people(count), role="")
 
     def describe(self, user):
         if self.consequence_for is not None:
@@ -66,7 +84,7 @@ ACTIONS = {
         UserAction(
             "disable",
             "Disable",
-            "disabled",
+            "Access disabled for {who}.",
             "{name} will not be able to sign in, every link they hold stops working at once, "
             "and their license seat is freed.",
             lambda user, by, ip, role: lifecycle.disable(user, by=by, ip=ip),
@@ -76,7 +94,7 @@ ACTIONS = {
         UserAction(
             "enable",
             "Enable",
-            "enabled",
+            "Access restored for {who}.",
             "{name} gets access back and takes a license seat again. They are emailed a sign-in "
             "link (or a new invitation if they never activated).",
             lambda user, by, ip, role: lifecycle.enable(user, by=by, ip=ip),
@@ -85,7 +103,7 @@ ACTIONS = {
         UserAction(
             "reinvite",
             "Reinvite",
-            "reinvited",
+            "Invitation sent again to {who}.",
             "{name} is sent a new invitation email; the previous invitation link stops working.",
             lambda user, by, ip, role: lifecycle.reinvite(user, by=by, ip=ip),
             bulk=True,
@@ -93,51 +111,55 @@ ACTIONS = {
         UserAction(
             "reset-password",
             "Reset password",
-            "sent a password reset",
+            "Password reset email sent to {who}.",
             "{name} is emailed a link to choose a new password. Their current password keeps "
             "working until they do.",
             lambda user, by, ip, role: lifecycle.reset_password(user, by=by, ip=ip),
+            question="Send {who} a password reset?",
         ),
         UserAction(
             "change-role",
             "Change role",
-            "given a new role",
+            "{who}'s role changed to {role}.",
             "{name} keeps their state; a role of another user type changes their user type "
             "and the license they take.",
             lambda user, by, ip, role: lifecycle.change_role(user, role, by=by, ip=ip),
             needs_role=True,
+            question="Change {who}'s role?",
         ),
         UserAction(
             "send-login-email",
             "Send login email",
-            "sent a login email",
+            "Login email sent to {who}.",
             "{name} is emailed a one-click sign-in link.",
             lambda user, by, ip, role: lifecycle.send_login_email(user, by=by, ip=ip),
             bulk=True,
+            question="Send a login email to {who}?",
         ),
         UserAction(
             "end-sessions",
             "End sessions",
-            "signed out everywhere",
+            "Sessions ended for {who}: signed out everywhere.",
             "{name} is signed out of every browser at once.",
             lambda user, by, ip, role: lifecycle.end_sessions(user, by=by, ip=ip),
             danger=True,
             consequence_for=_open_sessions_consequence,
-            question="End {name}'s sessions?",
+            question="End {who}'s sessions?",
         ),
         UserAction(
             "make-admin",
             "Make account admin",
-            "made the account admin",
+            "Account admin seat given to {who}.",
             "{name} becomes the account admin and can manage this account's users in the "
             "console. The current account admin loses that seat.",
             lambda user, by, ip, role: lifecycle.make_account_admin(user, by=by, ip=ip),
             consequence_for=_admin_seat_consequence,
+            question="Make {who} the account admin?",
         ),
         UserAction(
             "delete",
             "Delete",
-            "deleted",
+            "Portal login deleted for {who}.",
             "{name}'s portal login is removed for good: their invitation and links stop working. "
             "The CRM contact and the audit log stay.",
             lambda user, by, ip, role: lifecycle.delete(user, by=by, ip=ip),

@@ -19,7 +19,9 @@ CARD_ACTIONS = {
     "change-role": ACTIONS["change-role"],
     "send-login-email": ACTIONS["send-login-email"],
     # On a contact, turning a disabled login back on reads as reactivating it.
-    "enable": replace(ACTIONS["enable"], label="Reactivate", done="reactivated"),
+    "enable": replace(
+        ACTIONS["enable"], label="Reactivate", done="Portal login reactivated for {who}."
+    ),
 }
 
 # Not destructive, but they email the person (and a reinvite kills the link they hold), so the

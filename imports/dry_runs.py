@@ -10,17 +10,27 @@ page has a Refresh button. In the embedded demo and the tests, Celery runs the t
 Each dry run has a token. The worker writes its progress and its result only while the job's dry
 run is still the one it was started for, so a newer dry run (other options, "Check again") makes
 an older one stop at its next batch instead of overwriting the page.
+
+Every failed row is also written to the dry run's own failure file (the same columns as the
+import's), so a technician can fix the file from the review without importing anything. It sits
+next to the job's result files, named for the dry run; a newer dry run, the import's file
+retention and discarding the draft delete it.
 """
 
+import csv
 import dataclasses
+import os
+from contextlib import contextmanager
 
 from django.db import transaction
 from django.utils import timezone
 
-from imports import contacts_import, portal_users
+from helpers.spreadsheet_safety import neutralise_row
+from imports import contacts_import, portal_users, result_files
 from imports.column_mapping import MappingError
 from imports.csv_reader import CsvError
 from imports.models import ImportJob
+from imports.pipeline import dry_run_failures
 
 INLINE_MAX_BYTES = 1024 * 1024  # about 30,000 portal-user rows: half a second
 
@@ -65,16 +75,22 @@ def run(job_id, token):
         if not update(job_id, token, checked=checked):
             raise _Superseded
 
+    # The files of earlier dry runs go: this one replaces them (one still running stops at its
+    # next batch and deletes its own).
+    delete_files(job)
+    failure_file = _failure_file_name(job, token)
+    kept = False  # the failure file stays only with the report it belongs to
     try:
-        result = pipeline_of(job).validate(
-            job,
-            job.portal_account,
-            job.column_mapping or None,
-            job.dry_run["options"],
-            progress=progress,
-        )
+        with _failure_file(job, failure_file):
+            result = pipeline_of(job).validate(
+                job,
+                job.portal_account,
+                job.column_mapping or None,
+                job.dry_run["options"],
+                progress=progress,
+            )
     except _Superseded:
-        return
+        pass
     except CsvError as error:
         update(job_id, token, state=FAILED, error=error.message)
     except MappingError as error:
@@ -82,14 +98,74 @@ def run(job_id, token):
     except OSError:
         update(job_id, token, state=FAILED, error=MISSING_FILE)
     else:
-        update(
+        kept = update(
             job_id,
             token,
             state=DONE,
             checked=result.total_rows,
             report=dataclasses.asdict(result),
             finished_at=timezone.now().isoformat(),
+            failure_file=failure_file,
         )
+    if not kept:
+        job.source_file.storage.delete(failure_file)
+
+
+def _folder(job):
+    """A folder per job: deleting a job's files lists only its own."""
+    return f"imports/dry-runs/job-{job.pk}"
+
+
+def _failure_file_name(job, token):
+    return f"{_folder(job)}/{token}-failures.csv"
+
+
+@contextmanager
+def _failure_file(job, name):
+    """Every failed row of the dry run written to a CSV file (UTF-8 with a byte-order mark,
+    each cell neutralised, as imports.result_files writes the import's) at storage name
+    `name`. Rows are written as the dry run finds them, never held in memory."""
+    path = job.source_file.storage.path(name)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    contacts = job.target == ImportJob.Target.CONTACTS
+    header = contacts_import.FAILURE_HEADER if contacts else result_files.FAILURE_HEADER
+    with open(path, "w", encoding="utf-8", newline="") as text:
+        text.write("\ufeff")  # the byte-order mark makes Excel read UTF-8
+        writer = csv.writer(text)
+        writer.writerow(header)
+
+        def write(line, values, failure):
+            if contacts:
+                cells = [values.get(field.name, "") for field in contacts_import.FIELDS]
+            else:
+                cells = [values.get("contact_id", ""), values.get("role", "")]
+            writer.writerow(neutralise_row([line, *cells, failure.code, failure.reason]))
+
+        reset = dry_run_failures.set(write)
+        try:
+            yield name
+        finally:
+            dry_run_failures.reset(reset)
+
+
+def failure_file_name(job):
+    """The storage name of the finished dry run's failure file, or "" if there is none."""
+    if job.dry_run.get("state") != DONE:
+        return ""
+    name = job.dry_run.get("failure_file", "")
+    return name if name.startswith(f"{_folder(job)}/") else ""
+
+
+def delete_files(job):
+    """Delete the job's dry-run failure files (a file already gone is fine)."""
+    storage = job.source_file.storage
+    folder = _folder(job)
+    try:
+        names = storage.listdir(folder)[1]
+    except (FileNotFoundError, NotImplementedError):
+        return
+    for name in names:
+        storage.delete(f"{folder}/{name}")
 
 
 def update(job_id, token, **changes):

@@ -7,6 +7,7 @@ import logging
 import secrets
 from collections import defaultdict
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -21,6 +22,11 @@ from imports.models import ImportJob
 logger = logging.getLogger(__name__)
 
 EXAMPLES_PER_REASON = 5
+
+# Set by imports.dry_runs around a dry run: called with every failed row (line, values,
+# failure), which it writes to the dry run's failure file, so the review offers the whole list
+# before anything is imported. The report itself keeps only a few examples per reason.
+dry_run_failures = ContextVar("dry_run_failures", default=None)
 
 
 @dataclass
@@ -51,6 +57,9 @@ class DryRunReport:
             entry["examples"].append(
                 {"line": line, **self.example(values), "reason": failure.reason}
             )
+        write_failure = dry_run_failures.get()
+        if write_failure is not None:
+            write_failure(line, values, failure)
 
 
 def max_bytes():

@@ -328,6 +328,7 @@ def _delete_files(job_id):
             fieldfile = getattr(job, name)
             if fieldfile.name:
                 fieldfile.storage.delete(fieldfile.name)  # a file already gone is fine
+        dry_runs.delete_files(job)
         # The names are cleared, not only the files: storage hands a freed name to the next
         # upload, and a stale name would then serve that (maybe another account's) file.
         ImportJob.objects.filter(pk=job.pk).update(

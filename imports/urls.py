@@ -14,6 +14,7 @@ urlpatterns = [
     path(job + "review/", views.job_review, name="import-review"),
     path(job + "start/", views.job_start, name="import-start"),
     path(job + "cancel/", views.job_cancel, name="import-cancel"),
+    path(job + "discard/", views.job_discard, name="import-discard"),
     path(job + "resume/", views.job_resume, name="import-resume"),
     path(job + "files/<str:which>/", views.job_download, name="import-download"),
 ]

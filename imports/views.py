@@ -21,8 +21,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
-from accounts import scoping
+from accounts import audit, scoping
 from accounts.permissions import console_view
+from helpers.client_ip import client_ip
 from helpers.file_uploads import without_refusal
 from helpers.spreadsheet_safety import neutralise_row
 from imports import contacts_import, dry_runs, pipeline, portal_users, tasks
@@ -43,6 +44,7 @@ CANCELLABLE = (*SETTING_UP, Status.RUNNING)
 EXAMPLE_CONTACT_ID = "0035e00000AbCdEfGhI"
 EXAMPLE_SALESFORCE_ID = "a01M00000062mPgIAI"
 MISSING_FILE = dry_runs.MISSING_FILE
+DRY_RUN_FAILURES = "dry-run-failures"  # the download of the review's failure file
 
 
 def _account_and_job(request, slug, job_id):
@@ -73,12 +75,17 @@ def _next_step_url(account, job):
     return reverse("import-detail", args=[account.slug, job.pk])
 
 
+def _is_draft(job):
+    """Never started: it can be discarded (job_discard)."""
+    return job.status in SETTING_UP and job.started_at is None
+
+
 @console_view
 def job_list(request, slug):
     account = scoping.get_portal_account(request.user, slug)
     jobs = ImportJob.objects.filter(portal_account=account).select_related("started_by")
     page = Paginator(jobs, 25).get_page(request.GET.get("page"))
-    rows = [(job, _next_step_url(account, job)) for job in page.object_list]
+    rows = [(job, _next_step_url(account, job), _is_draft(job)) for job in page.object_list]
     return render(request, "imports/list.html", _context(account, page=page, rows=rows))
 
 
@@ -245,6 +252,7 @@ def job_review(request, slug, job_id):
         start_dry_run(job, options)
     dry_run = job.dry_run
     review_url = reverse("import-review", args=[account.slug, job.pk])
+    report = dry_runs.report(job)
     context = _context(
         account,
         job=job,
@@ -253,7 +261,11 @@ def job_review(request, slug, job_id):
         if contacts
         else OptionsForm(initial={"send_activation": options["send_activation"]}),
         dry_run=dry_run,
-        report=dry_runs.report(job),
+        report=report,
+        nothing_to_do=_nothing_to_do(report, contacts),
+        failures_url=reverse("import-download", args=[account.slug, job.pk, DRY_RUN_FAILURES])
+        if report and report.failed and dry_runs.failure_file_name(job)
+        else "",
         error=dry_run.get("error", "") if dry_run.get("state") == dry_runs.FAILED else "",
         polling=dry_run.get("state") == dry_runs.RUNNING,
         poll_url=f"{review_url}?{urlencode({**query, 'poll': '1'})}",
@@ -263,6 +275,26 @@ def job_review(request, slug, job_id):
     )
     template = "imports/review.html#review" if request.htmx else "imports/review.html"
     return render(request, template, context, status=400 if context["error"] else 200)
+
+
+def _nothing_to_do(report, contacts):
+    """Why the dry run leaves nothing to import (the Start button is disabled), or ""."""
+    if report is None or report.would_create or (contacts and report.would_update):
+        return ""
+    if not report.total_rows:
+        return "The file has no rows to import. Upload a file with at least one row."
+    # Rows that passed every check but found no free seat: the licenses are the reason.
+    full = [line["label"] for line in getattr(report, "license_lines", []) if not line["free"]]
+    if full:
+        return (
+            f"No {' or '.join(full)} licenses are free, so no user can be created. Free seats "
+            "or raise the account's licenses, then check again."
+        )
+    done = "created or updated" if contacts else "created"
+    return (
+        f"Nothing can be {done}: every row fails (the reasons are above). Download the "
+        "failing rows, fix them and upload the file again."
+    )
 
 
 def _parsed(iso_datetime):
@@ -318,6 +350,45 @@ def job_resume(request, slug, job_id):
 
 
 @console_view
+def job_discard(request, slug, job_id):
+    """Discard a draft: an import that was never started (uploaded, mapped or checked). Its row
+    and files go; the audit log keeps who discarded which file. A started import stays as
+    history (it changed things)."""
+    account, job = _account_and_job(request, slug, job_id)  # scope first: 404 before 405
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    with transaction.atomic():
+        draft = (
+            ImportJob.objects.select_for_update()
+            .filter(pk=job.pk, status__in=SETTING_UP, started_at__isnull=True)
+            .first()
+        )
+        if draft is not None:
+            audit.record(
+                "discard_import",
+                by=request.user,
+                portal_account=account,
+                ip=client_ip(request),
+                detail=f"{draft.original_filename or '(no name)'}, uploaded by "
+                f"{draft.started_by.name if draft.started_by else 'someone since deleted'}",
+            )
+            files = ImportJob(pk=draft.pk, source_file=draft.source_file.name)  # as it was
+            draft.delete()
+            transaction.on_commit(lambda: _delete_draft_files(files))
+    if draft is None:
+        messages.error(request, "This import was started: it stays in the history.")
+        return redirect("import-detail", account.slug, job.pk)
+    messages.success(request, f"Import draft {job.original_filename or '(no name)'} discarded.")
+    return redirect("import-list", account.slug)
+
+
+def _delete_draft_files(job):
+    dry_runs.delete_files(job)
+    if job.source_file.name:
+        job.source_file.storage.delete(job.source_file.name)
+
+
+@console_view
 def job_cancel(request, slug, job_id):
     account, job = _account_and_job(request, slug, job_id)  # scope first: 404 before 405
     if request.method != "POST":
@@ -366,7 +437,8 @@ def job_detail(request, slug, job_id):
         contacts=job.target == ImportJob.Target.CONTACTS,
         updated=contacts_import.updated_count(job),
         polling=job.status == Status.RUNNING,
-        can_cancel=job.status in CANCELLABLE,
+        can_cancel=job.status in CANCELLABLE and not _is_draft(job),
+        can_discard=_is_draft(job),
         can_resume=(job.is_stalled or (job.status == Status.FAILED and job.started_at))
         and not job.files_deleted_at,
         next_url=_next_step_url(account, job),
@@ -376,7 +448,12 @@ def job_detail(request, slug, job_id):
     return render(request, template, context)
 
 
-DOWNLOADS = {"source": "source_file", "success": "success_file", "failure": "failure_file"}
+DOWNLOADS = {
+    "source": "source_file",
+    "success": "success_file",
+    "failure": "failure_file",
+    DRY_RUN_FAILURES: None,
+}
 
 
 @console_view
@@ -388,6 +465,9 @@ def job_download(request, slug, job_id, which):
         return HttpResponse(
             files_deleted_message(job), status=410, content_type="text/plain; charset=utf-8"
         )
+    stem = PurePath(job.original_filename or f"import-{job.pk}.csv").stem
+    if which == DRY_RUN_FAILURES:
+        return _dry_run_failures_response(job, f"{stem}-failures-dry-run.csv")
     fieldfile = getattr(job, DOWNLOADS[which])
     if not fieldfile or not fieldfile.storage.exists(fieldfile.name):
         raise Http404
@@ -395,11 +475,22 @@ def job_download(request, slug, job_id, which):
         return _uploaded_file_response(job, fieldfile)
     # The result files are written by imports.result_files: the csv module, every cell
     # neutralised, so they are safe to serve as CSV.
-    stem = PurePath(job.original_filename or f"import-{job.pk}.csv").stem
     done = "imported" if job.target == ImportJob.Target.CONTACTS else "created"
     filename = f"{stem}-{done}.csv" if which == "success" else f"{stem}-failed.csv"
     return FileResponse(
         fieldfile.open("rb"), as_attachment=True, filename=filename, content_type="text/csv"
+    )
+
+
+def _dry_run_failures_response(job, filename):
+    """The finished dry run's failed rows (imports.dry_runs writes them as the result files
+    are written: csv module, every cell neutralised)."""
+    name = dry_runs.failure_file_name(job)
+    storage = job.source_file.storage
+    if not name or not storage.exists(name):
+        raise Http404
+    return FileResponse(
+        storage.open(name, "rb"), as_attachment=True, filename=filename, content_type="text/csv"
     )
 
 

@@ -22,6 +22,7 @@ SUBJECTS = {
     EmailKind.LOGIN_CODE: "Your sign-in code for {portal}",
     EmailKind.EMAIL_CHANGE_CONFIRM: "Confirm your new sign-in email for {portal}",
     EmailKind.EMAIL_CHANGE_NOTICE: "Your sign-in email for {portal} is about to change",
+    EmailKind.ACCESS_BLOCKED: "Your account at {portal} may be disabled",
 }
 
 # kind -> (token purpose, portal URL name that redeems it; None: the email carries a code that
@@ -35,6 +36,7 @@ LINKS = {
     EmailKind.LOGIN_CODE: (TokenPurpose.LOGIN_CODE, None),
     EmailKind.EMAIL_CHANGE_CONFIRM: (TokenPurpose.EMAIL_CHANGE, "portal-confirm-email"),
     EmailKind.EMAIL_CHANGE_NOTICE: (None, None),
+    EmailKind.ACCESS_BLOCKED: (None, None),
 }
 
 

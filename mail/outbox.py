@@ -30,6 +30,7 @@ _CAUSES = {
     EmailKind.ACCESS_RESTORED: ["enable"],
     EmailKind.LOGIN_LINK: ["send_login_email"],
     EmailKind.LOGIN_CODE: ["send_login_code"],
+    EmailKind.ACCESS_BLOCKED: ["send_access_blocked"],
 }
 # An email queued with no audit event of its own (an invitation sent again because the address
 # changed) must not inherit an old one: the cause is written moments before the email.

@@ -40,10 +40,6 @@ def _attempt(method, email):
     return {"door": "portal", "method": method, "email": email}
 
 
-def _why_blocked(user):
-    return "contact deleted" if user.contact_deleted else f"user {user.get_state_display().lower()}"
-
-
 def _sign_in(request, user):
     # A portal sign-in replaces whatever session this browser had (a console session, or a
     # portal session at another account): one browser, one signed-in person, and no console
@@ -101,7 +97,10 @@ def login(request, slug):
         return _login_page(request, account, WRONG_PASSWORD)
     if not user.is_active:
         sign_in_audit.refused(
-            request, **_attempt("password", email), user=user, reason=_why_blocked(user)
+            request,
+            **_attempt("password", email),
+            user=user,
+            reason=email_requests.why_blocked(user),
         )
         # Only after a correct password may the page admit the account exists. An unconfirmed
         # user has no usable password, so this is the disabled / contact-deleted case.
@@ -335,7 +334,7 @@ def link(request, slug, token, purpose=TokenPurpose.LOGIN_EMAIL):
             method = "magic_link" if purpose == TokenPurpose.MAGIC_LINK else "link"
             attempt = _attempt(method, used.user.email)
             sign_in_audit.refused(
-                request, **attempt, user=used.user, reason=_why_blocked(used.user)
+                request, **attempt, user=used.user, reason=email_requests.why_blocked(used.user)
             )
             return _blocked(request, account)
         _sign_in(request, used.user)

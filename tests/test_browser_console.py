@@ -129,7 +129,7 @@ def test_reinvite_and_disable_through_the_dialogs(
     accessibility.check(page, "reinvite dialog")
     screenshots.take(page, "reinvite-dialog")
     dialog.get_by_role("button", name="Reinvite").click()
-    expect(page.locator(".messages")).to_contain_text("Grace Hopper reinvited.")
+    expect(page.locator(".messages")).to_contain_text("Invitation sent again to Grace Hopper.")
     expect(page.locator("#dialog-slot dialog[open]")).to_have_count(0)
     assert tab_count(page, "Unconfirmed") == 2
     accessibility.check(page, "users after reinvite")
@@ -147,7 +147,7 @@ def test_reinvite_and_disable_through_the_dialogs(
     accessibility.check(page, "disable dialog")
     screenshots.take(page, "disable-dialog")
     dialog.get_by_role("button", name="Disable").click()
-    expect(page.locator(".messages")).to_contain_text("Alan Turing disabled.")
+    expect(page.locator(".messages")).to_contain_text("Access disabled for Alan Turing.")
     expect(tab(page, "Enabled").locator(".count")).to_have_text("1")
     expect(tab(page, "Disabled").locator(".count")).to_have_text("1")
     expect(page.locator(f"#user-{alan.pk}")).to_have_count(0)

@@ -205,7 +205,7 @@ def test_a_bulk_disable_waiting_on_a_bulk_delete_reports_each_user_deleted(
         assert f"{user.name} was deleted meanwhile." in page
         assert f"{user.name}: {user.name}" not in page  # named once
     assert "…and 30 more were not changed." in page
-    assert "users disabled" not in page
+    assert "Access disabled for" not in page
     assert not AuditEvent.objects.filter(action="disable").exists()
 
 

@@ -311,7 +311,7 @@ def test_disable_with_htmx_updates_the_card(admin_client, people):
     response = act(admin_client, eve, "disable", headers=HTMX, confirmed="1")
     assert response.status_code == 200
     body = response.content.decode()
-    assert "Eve Enabled disabled." in body
+    assert "Access disabled for Eve Enabled." in body
     assert "Reactivate" in body
     assert "<html" not in body
     assert reload(eve).state == UserState.DISABLED
@@ -328,15 +328,15 @@ def test_disable_with_a_plain_post_redirects(admin_client, people):
 @pytest.mark.parametrize(
     ("action", "kind", "done"),
     [
-        ("reset-password", EmailKind.PASSWORD_RESET, "sent a password reset"),
-        ("send-login-email", EmailKind.LOGIN_LINK, "sent a login email"),
+        ("reset-password", EmailKind.PASSWORD_RESET, "Password reset email sent to"),
+        ("send-login-email", EmailKind.LOGIN_LINK, "Login email sent to"),
     ],
 )
 def test_emails_from_the_enabled_card(admin_client, people, action, kind, done):
     eve = people["enabled"]
     response = act(admin_client, eve, action, headers=HTMX)
     assert response.status_code == 200
-    assert f"Eve Enabled {done}." in response.content.decode()
+    assert f"{done} Eve Enabled." in response.content.decode()
     assert OutboxEmail.objects.filter(user=eve, kind=kind).count() == 1
 
 
@@ -344,7 +344,7 @@ def test_change_role_from_the_card(admin_client, account, people, customer_role,
     eve = people["enabled"]
     response = act(admin_client, eve, "change-role", headers=HTMX, role=customer_role.pk)
     assert response.status_code == 200
-    assert "Eve Enabled given a new role." in response.content.decode()
+    assert "Eve Enabled&#x27;s role changed to Customer User." in response.content.decode()
     assert reload(eve).role == customer_role
     response = act(admin_client, eve, "change-role", headers=HTMX, role=inactive_role.pk)
     assert response.status_code == 400
@@ -378,7 +378,7 @@ def test_reactivate_from_the_disabled_card(admin_client, people):
     assert "Reset password" not in page
     response = act(admin_client, dan, "enable", headers=HTMX)
     assert response.status_code == 200
-    assert "Dan Disabled reactivated." in response.content.decode()
+    assert "Portal login reactivated for Dan Disabled." in response.content.decode()
     assert reload(dan).state == UserState.ENABLED
     assert OutboxEmail.objects.filter(user=dan, kind=EmailKind.ACCESS_RESTORED).count() == 1
 
@@ -387,12 +387,12 @@ def test_reinvite_and_delete_from_the_unconfirmed_card(admin_client, people):
     una = people["unconfirmed"]
     contact = una.contact
     response = act(admin_client, una, "reinvite", headers=HTMX)
-    assert "Una Unconfirmed reinvited." in response.content.decode()
+    assert "Invitation sent again to Una Unconfirmed." in response.content.decode()
     assert OutboxEmail.objects.filter(user=una, kind=EmailKind.REINVITATION).count() == 1
     response = act(admin_client, una, "delete", headers=HTMX, confirmed="1")
     assert response.status_code == 200
     body = response.content.decode()
-    assert "Una Unconfirmed deleted." in body
+    assert "Portal login deleted for Una Unconfirmed." in body
     assert "Enable as portal user" in body
     assert reload(una) is None
     contact.refresh_from_db()

@@ -351,7 +351,7 @@ def test_a_bulk_action_skips_the_account_admins_own_seat(account_admin_client, t
     )
     assert response.status_code == 200
     page = response.content.decode()
-    assert "1 user disabled." in page
+    assert "Access disabled for 1 user." in page
     assert "You cannot change your own account admin seat" in page
     assert team.fresh(team.ella).state == UserState.DISABLED
     assert team.fresh(team.ada).state == UserState.ENABLED

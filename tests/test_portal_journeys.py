@@ -367,7 +367,7 @@ def _deleted(user, technician):
 
 @pytest.mark.parametrize("url", REQUESTS)
 @pytest.mark.parametrize("block", [_disabled, _contact_deleted, _deleted])
-def test_people_who_may_not_sign_in_get_no_email_and_the_same_answer(
+def test_people_who_may_not_sign_in_get_no_link_and_the_same_answer(
     alan, technician, ask, url, block, partner_role
 ):
     PortalUserFactory(
@@ -378,13 +378,50 @@ def test_people_who_may_not_sign_in_get_no_email_and_the_same_answer(
     allowed = ask(url, "bob@example.com")
     assert blocked.status_code == allowed.status_code == 200
     assert comparable(blocked, "alan@example.com") == comparable(allowed, "bob@example.com")
-    assert [message.to for message in mail.outbox] == [["bob@example.com"]]
+    assert ["bob@example.com"] in [message.to for message in mail.outbox]
+    for message in mail.outbox:
+        if message.to == ["alan@example.com"]:
+            assert "http" not in message.body
+            assert not re.search(r"\d{6}", message.body)
+    assert (
+        not LoginToken.objects.filter(user__email="alan@example.com")
+        .exclude(purpose="activation")
+        .exists()
+    )
 
 
-def test_an_invited_user_whose_contact_was_deleted_gets_nothing(grace, ask):
+@pytest.mark.parametrize("url", REQUESTS)
+@pytest.mark.parametrize("block", [_disabled, _contact_deleted])
+def test_a_blocked_user_is_told_by_email_why_nothing_else_came(alan, technician, ask, url, block):
+    block(alan, technician)
+    ask(url, "alan@example.com")
+    (message,) = mail.outbox
+    assert message.to == ["alan@example.com"]
+    assert message.subject == "Your account at Acme Portal may be disabled"
+    assert BLOCKED in message.body
+    assert BLOCKED in message.alternatives[0][0]
+    row = OutboxEmail.objects.get(user=alan, kind=EmailKind.ACCESS_BLOCKED)
+    assert row.queued_by == alan
+    event = AuditEvent.objects.get(action="send_access_blocked")
+    assert event.subject_user == alan
+    reason = "contact deleted" if block is _contact_deleted else "user disabled"
+    assert event.detail == reason
+
+
+def test_the_blocked_notice_is_throttled_like_the_link(alan, technician, ask, settings):
+    settings.PORTAL_LINK_REQUESTS_MAX = 2
+    _contact_deleted(alan, technician)
+    answers = [ask(REQUEST_LINK, "alan@example.com").status_code for _ in range(3)]
+    assert answers == [200, 200, 429]
+    assert len(mail.outbox) == 2
+
+
+def test_an_invited_user_whose_contact_was_deleted_is_told_why(grace, ask):
     Contact.objects.filter(pk=grace.contact_id).update(deleted_at=timezone.now())
     assert SENT in ask(REQUEST_LINK, "grace@example.com").content.decode()
-    assert mail.outbox == []
+    (message,) = mail.outbox
+    assert BLOCKED in message.body
+    assert "/activate/" not in message.body
 
 
 @pytest.mark.parametrize("email", ["", "not-an-email"])

@@ -311,11 +311,11 @@ def test_the_account_log_has_a_sign_ins_filter(account_admin_client, pia, other_
 
     assert page.status_code == 200
     assert "2 events match these filters" in html
-    assert "Sign-in failed" in html
+    assert "Failed to sign in" in html
     assert "Signed in" in html
     assert "Portal, password" in html
     assert "Chrome on Windows" in html
-    assert "Reset password" not in html.split('id="audit-rows"')[1]
+    assert "Sent password reset" not in html.split('id="audit-rows"')[1]
     assert "gus@globex.example" not in html
 
 
@@ -366,7 +366,7 @@ def test_a_person_sees_their_own_sign_in_history(technician, technician_client, 
 
     html = technician_client.get(reverse("my-sessions")).content.decode()
     assert "Recent sign-in activity" in html
-    assert "Sign-in failed" in html
+    assert "Failed to sign in" in html
     assert "Console, password" in html
     assert "203.0.113.7" in html
-    assert html.count("Sign-in failed") == 1  # the MSSP admin's is not theirs
+    assert html.count("Failed to sign in") == 1  # the MSSP admin's is not theirs

@@ -87,6 +87,7 @@ NOT_TENANT_SCOPED = {
     "two-factor-recovery-codes": "the person's own second factor",
     "two-factor-turn-off": "the person's own second factor",
     "my-sessions": "the person's own sessions and sign-ins",
+    "time-zone": "the person's own time zone setting",
     "my-sessions-end-others": "the person's own sessions",
     "my-session-end": "one of the person's own sessions (anybody else's is a 404: "
     "tests/test_signed_in_sessions.py)",

@@ -33,7 +33,7 @@ def test_the_page_shows_who_the_user_is_and_what_happened(
     for expected in ["Ada Larsen", "ada@example.com", "Partner User", ada.contact.contact_id]:
         assert expected in text
     assert "Password reset" in text  # the email
-    assert "reset_password" in text  # the history
+    assert "Sent password reset" in text  # the history
     assert reverse("user-action", args=[account.slug, ada.pk, "disable"]) in text
 
 
@@ -69,7 +69,7 @@ def test_the_page_costs_the_same_however_long_the_history(
         )
     with django_assert_max_num_queries(12):
         page = page_of(admin_client, account, ada)
-    assert page.content.decode().count("send_login_email") == 20
+    assert page.content.decode().count("Sent login email") == 20
     assert "The newest 20." in page.content.decode()
 
 

@@ -111,7 +111,7 @@ def test_disable_moves_the_user_to_the_disabled_tab(admin_client, account, peopl
     assert response.status_code == 302
     assert response.url == users_url(account, tab="enabled")
     page = admin_client.get(response.url).content.decode()
-    assert "Ada Lovelace disabled." in page
+    assert "Access disabled for Ada Lovelace." in page
     assert 'Disabled <span class="count">2</span>' in page
     assert User.objects.get(pk=people["ada"].pk).state == UserState.DISABLED
 
@@ -121,7 +121,7 @@ def test_an_htmx_action_returns_the_refreshed_list_with_the_message(admin_client
         action_url(account, people["grace"], "reinvite"), {"tab": "unconfirmed"}, **HTMX
     )
     body = response.content.decode()
-    assert "Grace Hopper reinvited." in body
+    assert "Invitation sent again to Grace Hopper." in body
     assert 'Unconfirmed <span class="count">1</span>' in body
     assert response["HX-Push-Url"].endswith("?tab=unconfirmed")
     assert OutboxEmail.objects.filter(user=people["grace"], kind="reinvitation").exists()
@@ -198,7 +198,7 @@ def test_bulk_reports_successes_and_each_refusal(admin_client, account, partner_
     extra = PortalUserFactory(portal_account=account, role=partner_role, state=UserState.DISABLED)
     response = bulk(admin_client, account, "enable", [people["ken"], extra, people["ada"]])
     page = admin_client.get(response.url).content.decode()
-    assert "1 user enabled." in page
+    assert "Access restored for 1 user." in page
     assert "No Partner licenses left: 4 of 4 in use." in page
     assert "Cannot enable Ada Lovelace: the user is Enabled." in page
 
@@ -210,8 +210,24 @@ def test_bulk_on_all_matching_uses_the_search(admin_client, account, people):
 
 
 def test_bulk_login_emails(admin_client, account, people):
-    bulk(admin_client, account, "send-login-email", [people["ada"], people["alan"]])
+    both = [people["ada"], people["alan"]]
+    ask = bulk(admin_client, account, "send-login-email", both, confirmed=False)
+    assert "Send a login email to 2 users?" in ask.content.decode()
+    response = bulk(admin_client, account, "send-login-email", both)
     assert OutboxEmail.objects.filter(kind="login_link").count() == 2
+    assert "Login email sent to 2 users." in admin_client.get(response.url).content.decode()
+
+
+def test_messages_name_the_action_then_the_person(admin_client, account, people):
+    customer = RoleFactory(portal_account=account, name="Customer User")
+    ada = people["ada"]
+    page = admin_client.get(action_url(account, ada, "send-login-email")).content.decode()
+    assert "Send a login email to Ada Lovelace?" in page
+    response = admin_client.post(action_url(account, ada, "send-login-email"))
+    assert "Login email sent to Ada Lovelace." in admin_client.get(response.url).content.decode()
+    response = admin_client.post(action_url(account, ada, "change-role"), {"role": customer.pk})
+    page = admin_client.get(response.url).content.decode()
+    assert "Ada Lovelace&#x27;s role changed to Customer User." in page
 
 
 def test_bulk_needs_a_known_action_and_a_selection(admin_client, account, people):

@@ -12,6 +12,9 @@ class EmailKind(models.TextChoices):
     LOGIN_CODE = "login_code", "One-time code"
     EMAIL_CHANGE_CONFIRM = "email_change_confirm", "Confirm a new sign-in email"
     EMAIL_CHANGE_NOTICE = "email_change_notice", "Sign-in email change notice"
+    # To a blocked person (disabled, or their CRM contact deleted) who asked for a sign-in link
+    # or code: the page answers the same for everyone, so the email says why nothing else came.
+    ACCESS_BLOCKED = "access_blocked", "Account disabled notice"
 
 
 # The urgent lane: emails a person is waiting for (a sign-in link or code, a password reset, an
@@ -26,6 +29,7 @@ URGENT_KINDS = (
     EmailKind.PASSWORD_RESET,
     EmailKind.REINVITATION,
     EmailKind.EMAIL_CHANGE_CONFIRM,
+    EmailKind.ACCESS_BLOCKED,  # instead of the link or code the person is waiting for
 )
 URGENT, BULK = "urgent", "bulk"
 _URGENT = Q(kind__in=[str(kind) for kind in URGENT_KINDS])

@@ -71,6 +71,11 @@ class User(AbstractBaseUser, PermissionsMixin):
     # address proves itself (contacts.mirror.follow_contact): the CRM must not move a console
     # identity on its own.
     pending_email = models.EmailField(blank=True, default="")
+    # The console shows times in this zone (an IANA name such as "Europe/Berlin"; none: UTC).
+    # A setting of the person, not of the account: an MSSP's staff work from several countries.
+    # Nullable with no default so that SQLite adds the column in place: rebuilding accounts_user
+    # would drop the user counters' triggers and fail on its NULLS FIRST indexes.
+    time_zone = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
 
     invited_at = models.DateTimeField(null=True, blank=True)
     last_invited_at = models.DateTimeField(null=True, blank=True)

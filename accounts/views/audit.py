@@ -15,6 +15,8 @@ PAGE_SIZE = 50
 # past it (older events stay reachable through the filters), as the Users page search does.
 COUNT_CAP = 10_000
 
+# Every stored action code, shown in one voice: past tense, sentence case, the verb first. The
+# codes stay as they are in the database (filters and exports use them); only the words change.
 ACTION_LABELS = {
     "invite": "Invited",
     "activate": "Activated",
@@ -22,13 +24,46 @@ ACTION_LABELS = {
     "disable": "Disabled",
     "delete": "Deleted",
     "reinvite": "Reinvited",
-    "reset_password": "Reset password",
+    "reset_password": "Sent password reset",
+    "set_new_password": "Set a new password",
     "change_role": "Changed role",
     "make_account_admin": "Made account admin",
     "remove_account_admin": "Removed account admin",
+    "send_login_email": "Sent login email",
+    "send_login_code": "Sent sign-in code",
+    "send_access_blocked": "Sent account-disabled notice",
+    "issue_magic_link": "Created magic link",
+    "revoke_link": "Revoked link",
+    "confirm_email_change": "Confirmed new sign-in email",
+    "email_retried": "Retried email",
+    "create_api_token": "Created API token",
+    "revoke_api_token": "Revoked API token",
+    "create_portal_account": "Created portal account",
+    "update_portal_account": "Changed portal account",
+    "create_role": "Created role",
+    "rename_role": "Renamed role",
+    "activate_role": "Activated role",
+    "deactivate_role": "Deactivated role",
+    "create_contact": "Created contact",
+    "update_contact": "Changed contact",
+    "delete_contact": "Deleted contact",
+    "restore_contact": "Restored contact",
+    "merge_contacts": "Merged contacts",
+    "move_user_to_contact": "Moved user to another contact",
+    "user_follows_contact": "Updated user from CRM contact",
+    "sync_contacts": "Synced contacts from CRM",
+    "sync_delete_contacts": "Deleted contacts in CRM sync",
+    "sync_restore_contacts": "Restored contacts in CRM sync",
+    "sync_merge_contacts": "Merged contacts in CRM sync",
+    "turn_on_two_factor": "Turned on two-factor sign-in",
+    "turn_off_two_factor": "Turned off two-factor sign-in",
+    "new_recovery_codes": "Made new recovery codes",
+    "two_factor_verified": "Passed two-factor check",
+    "two_factor_failed": "Failed two-factor check",
+    "discard_import": "Discarded import draft",
     sign_in_audit.SIGN_IN: "Signed in",
-    sign_in_audit.SIGN_IN_FAILED: "Sign-in failed",
-    sign_in_audit.LOCKED_OUT: "Sign-in locked out",
+    sign_in_audit.SIGN_IN_FAILED: "Failed to sign in",
+    sign_in_audit.LOCKED_OUT: "Locked out of sign-in",
     sign_in_audit.SIGN_OUT: "Signed out",
     signed_in_sessions.END_SESSIONS: "Ended sessions",
 }
@@ -56,12 +91,17 @@ def _shown(value):
         return "none"
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if isinstance(value, list | tuple):
+        return ", ".join(_shown(item) for item in value) or "none"
     return str(value)
 
 
 def changes(before, after):
     """(field, old, new) for each value that changed; old is None for a value that is new.
-    A row that only records what was there (a delete with nothing after) lists that."""
+    A row that only records what was there (a delete with nothing after) lists that. A value
+    that is itself a set of values (a merge keeps the loser's and the user's) is listed field
+    by field under its name, never as a Python dict."""
+    before, after = _flat(before or {}), _flat(after or {})
     rows = []
     for key in after or before:
         old, new = before.get(key), after.get(key)
@@ -69,12 +109,23 @@ def changes(before, after):
             continue
         rows.append(
             (
-                FIELD_LABELS.get(key, key.replace("_", " ")),
+                key,
                 _shown(old) if key in before else None,
                 _shown(new) if key in after else "gone",
             )
         )
     return rows
+
+
+def _flat(values, prefix=""):
+    flat = {}
+    for key, value in values.items():
+        name = f"{prefix}{FIELD_LABELS.get(key, key.replace('_', ' '))}"
+        if isinstance(value, dict):
+            flat |= _flat(value, f"{name} ")
+        else:
+            flat[name] = value
+    return flat
 
 
 def person(label):

@@ -9,6 +9,7 @@ from accounts import scoping, sign_in_audit
 from accounts.models import OutboxEmail, SignedInSession
 from accounts.permissions import console_view
 from accounts.user_actions import row_actions
+from accounts.views.audit import action_label, changes, person
 
 SHOWN = 20
 
@@ -23,6 +24,14 @@ def user_page(request, slug, user_id):
     sign_ins = list(events.filter(action__in=sign_in_audit.SIGN_IN_ACTIONS)[:SHOWN])
     for event in sign_ins:
         event.how = sign_in_audit.describe(event)
+        event.action_label = action_label(event.action)
+    history = list(
+        events.exclude(action__in=sign_in_audit.SIGN_IN_ACTIONS).select_related("actor")[:SHOWN]
+    )
+    for event in history:
+        event.action_label = action_label(event.action)
+        event.actor_name = person(event.actor_label or "system")[0]
+        event.changes = changes(event.before, event.after)
     context = {
         "account": account,
         "section": "users",
@@ -30,9 +39,7 @@ def user_page(request, slug, user_id):
         "actions": row_actions(request.user, target),
         "emails": OutboxEmail.objects.filter(user=target).order_by("-queued_at", "-pk")[:SHOWN],
         "sign_ins": sign_ins,
-        "history": events.exclude(action__in=sign_in_audit.SIGN_IN_ACTIONS).select_related("actor")[
-            :SHOWN
-        ],
+        "history": history,
         "open_sessions": SignedInSession.objects.filter(user=target).count(),
         "shown": SHOWN,
     }

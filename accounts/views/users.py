@@ -120,7 +120,7 @@ def user_action(request, slug, user_id, action):
     except LifecycleError as error:
         context["error"] = str(error)
         return _confirm(request, context, status=409)
-    messages.success(request, f"{target.name} {action.done}.")
+    messages.success(request, action.said(target, role))
     return _back_to_list(request, account, listing)
 
 
@@ -153,6 +153,7 @@ def bulk_action(request, slug):
         "count": count,
         "listing": listing,
         "bulk": True,
+        "question": action.ask_many(count),
         "ids": ids,
         "all_matching": all_matching,
     }
@@ -170,7 +171,7 @@ def bulk_action(request, slug):
         return _confirm(request, context)
     done, failed = _apply_to_each(request, action, selected)
     if done:
-        messages.success(request, f"{done} user{'s' if done != 1 else ''} {action.done}.")
+        messages.success(request, action.said_many(done))
     for user, reason in failed[:20]:
         # Most reasons name the person already ("Ada Larsen was deleted meanwhile.").
         messages.error(request, reason if user.name in reason else f"{user.name}: {reason}")

@@ -177,7 +177,7 @@ def _user_action(request, account, contact, user, action):
         action.perform(user, request.user, client_ip(request), role)
     except LifecycleError as error:
         return _card(request, account, contact, status=409, error=str(error))
-    return _done(request, account, contact, f"{user.name} {action.done}.")
+    return _done(request, account, contact, action.said(user, role))
 
 
 def _magic_link(request, account, contact, user):

@@ -13,15 +13,24 @@ document.addEventListener("htmx:afterSwap", (event) => {
 });
 
 // Focus goes back to what opened a dialog (a row's Actions button, say) when it closes.
+// The list may have been re-rendered meanwhile (the action is done): then the same row's
+// button in the new list takes it.
 let dialogOpener = null;
+let dialogOpenerRow = "";
 document.addEventListener("htmx:beforeRequest", (event) => {
   if (event.detail.target?.id === "dialog-slot") {
     const opener = event.detail.elt;
     dialogOpener = opener.closest(".row-menu")?.querySelector("summary") || opener;
+    dialogOpenerRow = opener.closest("tr[id]")?.id || "";
   }
 });
 document.addEventListener("close", (event) => {
-  if (event.target.closest?.("#dialog-slot") && dialogOpener?.isConnected) dialogOpener.focus();
+  if (!event.target.closest?.("#dialog-slot")) return;
+  if (dialogOpener?.isConnected) {
+    dialogOpener.focus();
+  } else if (dialogOpenerRow) {
+    document.getElementById(dialogOpenerRow)?.querySelector(".row-menu summary")?.focus();
+  }
 }, true);
 
 // Cancel inside a dialog closes it instead of following the link.
@@ -151,4 +160,97 @@ document.addEventListener("click", async (event) => {
 // outcome of a later action (which brings its own message), they would only mislead.
 document.addEventListener("htmx:afterSwap", () => {
   document.getElementById("page-messages")?.remove();
+});
+
+// Messages float as a toast at the bottom of the window, where the eye is after a row action on
+// a long list (the message is rendered at the top of the list, maybe far above). The message
+// itself moves (its role="status" region announces it once); without JavaScript it stays at
+// the top of the page. A card's messages stay in the card, beside what was done. A success
+// fades after a while unless pointed at or focused; an error stays until dismissed or replaced.
+const TOAST_SECONDS = 8;
+let toastTimer = null;
+function toastRegion() {
+  let region = document.getElementById("toasts");
+  if (!region) {
+    region = document.createElement("div");
+    region.id = "toasts";
+    region.className = "toasts";
+    region.addEventListener("mouseenter", () => clearTimeout(toastTimer));
+    region.addEventListener("focusin", () => clearTimeout(toastTimer));
+    region.addEventListener("mouseleave", () => {
+      if (region.dataset.fades) fadeLater();
+    });
+    document.body.append(region);
+  }
+  return region;
+}
+function fadeLater() {
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(dismissToast, TOAST_SECONDS * 1000);
+}
+function dismissToast() {
+  clearTimeout(toastTimer);
+  document.getElementById("toasts")?.replaceChildren();
+}
+function showToast(messages) {
+  const region = toastRegion();
+  const close = document.createElement("button");
+  close.type = "button";
+  close.className = "toast-close";
+  close.setAttribute("aria-label", "Dismiss the message");
+  close.textContent = "×";
+  close.addEventListener("click", dismissToast);
+  messages.classList.add("toast");
+  messages.append(close);
+  region.replaceChildren(messages);
+  placeToast();
+  clearTimeout(toastTimer);
+  const fades = !messages.querySelector(".message-error, .message-warning");
+  if (fades) {
+    region.dataset.fades = "1";
+    fadeLater();
+  } else {
+    delete region.dataset.fades;
+  }
+}
+// The toast never covers what has focus (the row's Actions button, back from the dialog, is
+// often at the bottom of the window): it moves to the top of the window instead.
+function placeToast() {
+  const region = document.getElementById("toasts");
+  const focused = document.activeElement;
+  if (!region?.firstChild || region.contains(focused)) return; // never move under the pointer
+  region.classList.remove("toasts-top");
+  if (!focused || focused === document.body) return;
+  const a = region.getBoundingClientRect();
+  const b = focused.getBoundingClientRect();
+  const overlaps = a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+  region.classList.toggle("toasts-top", overlaps);
+}
+document.addEventListener("focusin", placeToast);
+function toastMessagesIn(root) {
+  if (!root?.querySelectorAll) return;
+  const found = [...root.querySelectorAll(".messages")];
+  if (root.matches?.(".messages")) found.push(root);
+  // A card's own messages (the contact's portal-user card) already sit beside what was done.
+  const messages = found.filter((element) => !element.closest("#toasts, dialog, .card"));
+  if (messages.length) showToast(messages[messages.length - 1]);
+}
+toastMessagesIn(document);
+document.addEventListener("htmx:load", (event) => toastMessagesIn(event.detail.elt));
+// Like the page's messages, a toast belongs to the request that brought it: a later swap (a new
+// tab, the outcome of the next action) takes it away; its own message, if any, comes after.
+// Opening a dialog does not.
+document.addEventListener("htmx:afterSwap", (event) => {
+  if (event.detail.target?.id !== "dialog-slot") dismissToast();
+});
+
+// The time zone page offers the browser's own zone (without JavaScript: pick it in the list).
+document.querySelectorAll("[data-browser-zone-for]").forEach((offer) => {
+  const select = document.getElementById(offer.dataset.browserZoneFor);
+  const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  if (!select || !zone || ![...select.options].some((option) => option.value === zone)) return;
+  const button = offer.querySelector("button");
+  button.textContent = `Use this browser's time zone (${zone})`;
+  button.addEventListener("click", () => { select.value = zone; });
+  offer.hidden = false;
 });
