@@ -1,4 +1,13 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+def _restore_counter_triggers(using, **kwargs):
+    from django.db import connections
+
+    from accounts.models.user_count import USER_COUNTER
+
+    USER_COUNTER.restore_sqlite_triggers(connections[using])
 
 
 class AccountsConfig(AppConfig):
@@ -9,3 +18,5 @@ class AccountsConfig(AppConfig):
             checks,  # noqa: F401 - registers the deployment checks
             sign_in_audit,  # noqa: F401 - connects the sign-in receivers
         )
+
+        post_migrate.connect(_restore_counter_triggers, sender=self)

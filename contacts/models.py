@@ -4,6 +4,8 @@ import string
 from django.db import models
 from django.db.models import Q
 
+from helpers.counter_triggers import Counter
+
 _ID_ALPHABET = string.ascii_letters + string.digits
 CONTACT_ID_LENGTH = 19
 
@@ -86,6 +88,22 @@ class Contact(models.Model):
     @property
     def is_deleted(self):
         return self.deleted_at is not None
+
+
+# The triggers that keep ContactCount (created by migration 0006, re-asserted after every migrate
+# on SQLite: contacts.apps).
+CONTACT_COUNTER = Counter(
+    name="contacts_contact_count",
+    source="contacts_contact",
+    table="contacts_contactcount",
+    count_column="contacts",
+    keys=(
+        ("portal_account_id", "{row}.portal_account_id"),
+        ("deleted", "({row}.deleted_at IS NOT NULL)"),
+    ),
+    counted="{row}.portal_account_id IS NOT NULL",
+    watched=("portal_account_id", "deleted_at"),
+)
 
 
 class ContactCount(models.Model):

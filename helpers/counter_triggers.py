@@ -101,11 +101,12 @@ class Counter:
     def sqlite_create(self):
         moved = " OR ".join(f"OLD.{column} IS NOT NEW.{column}" for column in self.watched)
         return [
-            f"CREATE TRIGGER {self.name}_insert AFTER INSERT ON {self.source} "
+            f"CREATE TRIGGER IF NOT EXISTS {self.name}_insert AFTER INSERT ON {self.source} "
             f"BEGIN {self._sqlite_add('NEW')} END",
-            f"CREATE TRIGGER {self.name}_update AFTER UPDATE ON {self.source} WHEN {moved} "
+            f"CREATE TRIGGER IF NOT EXISTS {self.name}_update AFTER UPDATE ON {self.source} "
+            f"WHEN {moved} "
             f"BEGIN {self._sqlite_remove('OLD')} {self._sqlite_add('NEW')} END",
-            f"CREATE TRIGGER {self.name}_delete AFTER DELETE ON {self.source} "
+            f"CREATE TRIGGER IF NOT EXISTS {self.name}_delete AFTER DELETE ON {self.source} "
             f"BEGIN {self._sqlite_remove('OLD')} END",
         ]
 
@@ -133,6 +134,19 @@ class Counter:
         for statement in self.postgres_create() if vendor == "postgresql" else self.sqlite_create():
             schema_editor.execute(statement)
         schema_editor.execute(self.start_from_existing_rows())
+
+    def restore_sqlite_triggers(self, connection):
+        """SQLite rebuilds a table for most ALTERs (a new column with a default, a changed
+        constraint) and the rebuild drops the table's triggers: after every migrate, the
+        counters' triggers are created again where missing (the rows the rebuild copied are
+        the same rows, so the counters are still right). PostgreSQL keeps triggers on ALTER."""
+        if connection.vendor != "sqlite":
+            return
+        if self.table not in connection.introspection.table_names():
+            return  # migrated back to before the counters
+        with connection.cursor() as cursor:
+            for statement in self.sqlite_create():
+                cursor.execute(statement)
 
     def drop(self, schema_editor):
         vendor = schema_editor.connection.vendor

@@ -172,3 +172,20 @@ def test_contact_counters_follow_deletion_and_restore(account, mssp_admin, capsy
     assert "acme: contacts deleted=False: 5 kept, 1 counted" in capsys.readouterr().out
     call_command("recount", "--fix")
     assert show_counts(mssp_admin, account) == {"live": 1, "deleted": 0}
+
+
+def test_triggers_a_sqlite_table_rebuild_dropped_come_back_after_migrate(account):
+    """SQLite drops a table's triggers when a migration rebuilds it (most ALTERs do)."""
+    from django.core.management.sql import emit_post_migrate_signal
+    from django.db import connection
+
+    if connection.vendor == "sqlite":  # PostgreSQL keeps triggers through ALTER TABLE
+        with connection.cursor() as cursor:
+            for event in ("insert", "update", "delete"):
+                cursor.execute(f"DROP TRIGGER accounts_user_count_{event}")
+                cursor.execute(f"DROP TRIGGER contacts_contact_count_{event}")
+    emit_post_migrate_signal(verbosity=0, interactive=False, db=connection.alias)
+
+    PortalUserFactory(portal_account=account)
+    assert kept(account) == {(UserType.PARTNER, UserState.ENABLED): 1}
+    assert ContactCount.objects.get(portal_account=account, deleted=False).contacts == 1

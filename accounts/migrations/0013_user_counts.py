@@ -4,21 +4,7 @@ account). The counters start from the users that exist when the migration runs."
 
 from django.db import migrations, models
 
-from helpers.counter_triggers import Counter
-
-USERS = Counter(
-    name="accounts_user_count",
-    source="accounts_user",
-    table="accounts_usercount",
-    count_column="users",
-    keys=(
-        ("portal_account_id", "{row}.portal_account_id"),
-        ("user_type", "{row}.user_type"),
-        ("state", "{row}.state"),
-    ),
-    counted="{row}.kind = 'portal' AND {row}.portal_account_id IS NOT NULL",
-    watched=("kind", "portal_account_id", "user_type", "state"),
-)
+from accounts.models.user_count import USER_COUNTER as USERS
 
 
 def create_triggers(apps, schema_editor):

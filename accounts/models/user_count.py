@@ -1,5 +1,23 @@
 from django.db import models
 
+from helpers.counter_triggers import Counter
+
+# The triggers that keep UserCount (created by migration 0013, re-asserted after every migrate on
+# SQLite: accounts.apps).
+USER_COUNTER = Counter(
+    name="accounts_user_count",
+    source="accounts_user",
+    table="accounts_usercount",
+    count_column="users",
+    keys=(
+        ("portal_account_id", "{row}.portal_account_id"),
+        ("user_type", "{row}.user_type"),
+        ("state", "{row}.state"),
+    ),
+    counted="{row}.kind = 'portal' AND {row}.portal_account_id IS NOT NULL",
+    watched=("kind", "portal_account_id", "user_type", "state"),
+)
+
 
 class UserCount(models.Model):
     """How many portal users an account has of one user type in one state.

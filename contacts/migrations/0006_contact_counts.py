@@ -5,20 +5,7 @@ deleted contacts' index in name order, for the contacts page's Deleted list."""
 import django.db.models.deletion
 from django.db import migrations, models
 
-from helpers.counter_triggers import Counter
-
-CONTACTS = Counter(
-    name="contacts_contact_count",
-    source="contacts_contact",
-    table="contacts_contactcount",
-    count_column="contacts",
-    keys=(
-        ("portal_account_id", "{row}.portal_account_id"),
-        ("deleted", "({row}.deleted_at IS NOT NULL)"),
-    ),
-    counted="{row}.portal_account_id IS NOT NULL",
-    watched=("portal_account_id", "deleted_at"),
-)
+from contacts.models import CONTACT_COUNTER as CONTACTS
 
 
 def create_triggers(apps, schema_editor):
