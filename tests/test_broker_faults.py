@@ -22,7 +22,7 @@ from django.test import override_settings
 from django.urls import reverse
 
 from accounts import lifecycle
-from accounts.models import EmailKind, OutboxEmail, UserType
+from accounts.models import EmailKind, OutboxEmail
 from mail import outbox, tasks
 from portal_admin import celery as portal_celery
 from portal_admin.celery import app as celery_app
@@ -350,7 +350,9 @@ class SlowSmtpSink(SmtpSink):
 @pytest.mark.django_db(transaction=True)
 def test_a_sign_in_link_overtakes_a_backlog_of_bulk_invitations(partner_role, technician, request):
     account = PortalAccountFactory(slug="bulky", partner_licenses=100)
-    role = partner_role.__class__.objects.create(portal_account=account, name="Partner User")
+    role = partner_role.__class__.objects.create(
+        portal_account=account, name="Partner User", user_type=partner_role.user_type
+    )
     contacts = [
         ContactFactory(portal_account=account, email=f"invitee{n}@example.com") for n in range(30)
     ]
@@ -365,7 +367,6 @@ def test_a_sign_in_link_overtakes_a_backlog_of_bulk_invitations(partner_role, te
         lifecycle.invite_many(
             account,
             [(contact, role) for contact in contacts],
-            user_type=UserType.PARTNER,
             by=technician,
             send_email=True,
         )
