@@ -31,3 +31,9 @@ def search_paginator(matching, order_by, page_size, cap):
     paginator.count = min(len(found), cap)
     paginator.capped = capped
     return paginator
+
+
+def suggestions(matching, sort_key, found=50, shown=10):
+    """What a type-ahead offers: up to `found` matches in no order (so no ordered walk of an
+    account's index, as above), the first `shown` of them by `sort_key`."""
+    return sorted(matching.order_by()[:found], key=sort_key)[:shown]

@@ -13,9 +13,8 @@ from django.urls import reverse
 from accounts import scoping
 from accounts.models import UserState
 from accounts.permissions import console_view
+from helpers.search_paging import suggestions
 from helpers.search_terms import search_term
-
-FOUND, SHOWN = 50, 10
 
 
 @dataclass(frozen=True)
@@ -74,11 +73,10 @@ def user_picker(request, slug):
     term = search_term(request.GET, "user")
     users = []
     if len(term) >= 2:
-        found = (
+        matching = (
             scoping.portal_users(request.user, account)
             .filter(state=UserState.ENABLED)
             .filter(Q(name__icontains=term) | Q(email__icontains=term))
-            .order_by()[:FOUND]
         )
-        users = sorted(found, key=lambda user: (user.name.lower(), user.pk))[:SHOWN]
+        users = suggestions(matching, lambda user: (user.name.lower(), user.pk))
     return render(request, "accounts/user_picker.html", {"users": users})

@@ -7,10 +7,9 @@ from django.shortcuts import render
 from accounts import scoping
 from accounts.permissions import console_view
 from contacts.contact_listing import search_condition
+from helpers.search_paging import suggestions
 from helpers.search_terms import search_term
 
-# Matches found (in no order, see helpers.search_paging for why) and of those, the first shown.
-FOUND, SHOWN = 50, 10
 SHORTEST_TERM = 2
 
 
@@ -20,12 +19,11 @@ def contact_picker(request, slug):
     term = search_term(request.GET, "contact_id") or search_term(request.GET)
     contacts = []
     if len(term) >= SHORTEST_TERM:
-        found = (
+        matching = (
             scoping.contacts(request.user, account)
             .live()
             .filter(user__isnull=True)  # a contact with a portal user cannot get another
             .filter(search_condition(term))
-            .order_by()[:FOUND]
         )
-        contacts = sorted(found, key=lambda contact: (contact.name.lower(), contact.pk))[:SHOWN]
+        contacts = suggestions(matching, lambda contact: (contact.name.lower(), contact.pk))
     return render(request, "contacts/contact_picker.html", {"contacts": contacts})
