@@ -40,7 +40,7 @@ def people(account, partner_role, customer_role):
 
 
 def names(response):
-    return {user.name for user, _actions in response.context["rows"]}
+    return {row.user.name for row in response.context["rows"]}
 
 
 def test_each_filter_narrows_the_tab(admin_client, account, people, partner_role):

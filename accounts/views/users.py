@@ -18,8 +18,9 @@ from accounts.errors import LifecycleError
 from accounts.forms.users import AddUserForm, ChangeRoleForm
 from accounts.models import UserType
 from accounts.permissions import check_may_act_on, console_view, may_move_admin_seat, step_up
-from accounts.user_actions import ACTIONS, BULK_ACTIONS, bulk_actions_for, row_actions
+from accounts.user_actions import ACTIONS, BULK_ACTIONS, bulk_actions_for
 from accounts.user_listing import SIGNED_IN_FILTERS, SORTS, Listing, tab_counts
+from accounts.user_rows import user_rows
 from helpers.client_ip import client_ip
 from helpers.spreadsheet_safety import neutralise_row
 
@@ -37,7 +38,7 @@ def _list_context(request, account, listing):
         "listing": listing,
         "tabs": tabs,
         "page": page,
-        "rows": [(user, row_actions(request.user, user)) for user in page.object_list],
+        "rows": user_rows(request.user, account, listing, page.object_list),
         "sorts": {key: label for key, (label, _) in SORTS.items()},
         "roles": scoping.roles(request.user, account).order_by("name"),
         "user_types": UserType.choices,
