@@ -8,8 +8,10 @@ which is what the URL patterns say (accounts.urls: users/<id>/, users/<id>/<acti
 tests/test_user_rows.py holds the two to each other."""
 
 from dataclasses import dataclass, field
+from html import escape
 
 from django.urls import reverse
+from django.utils.safestring import mark_safe
 
 from accounts.user_actions import row_actions
 
@@ -27,6 +29,19 @@ class UserRow:
     user: object
     href: str
     menu: list = field(default_factory=list)  # empty: the viewer's own seat
+
+    def menu_links_html(self):
+        """The menu's links as one piece of HTML: as template tags, a row's seven links were
+        ~35 variable lookups, half of what a row costs to render (and format_html per link
+        costs about as much again). html.escape quotes attributes too."""
+        return mark_safe("".join(_link_html(link) for link in self.menu))  # noqa: S308
+
+
+def _link_html(link):
+    href = escape(link.href)
+    dialog = f' hx-get="{href}" hx-target="#dialog-slot"' if link.opens_dialog else ""
+    danger = ' class="danger-text"' if link.danger else ""
+    return f'<a href="{href}"{dialog}{danger}>{escape(link.label)}</a>'
 
 
 def user_rows(person, account, listing, users):
