@@ -8,18 +8,16 @@ bench/load.py writes what it seeded to the JSON file LOAD_DATA (the account, the
 their password and TOTP key, ids of users and contacts to open); every request's name, time and
 outcome are appended to LOAD_SAMPLES, from which bench/load.py computes its table."""
 
-import hashlib
-import hmac
 import itertools
 import json
 import os
 import random
 import re
-import struct
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from authenticator import totp  # bench/, which locust puts on sys.path
 from locust import HttpUser, between, events, task
 
 DATA = json.loads(Path(os.environ["LOAD_DATA"]).read_text())
@@ -35,16 +33,6 @@ _samples = open(os.environ["LOAD_SAMPLES"], "a", buffering=1)  # noqa: SIM115 - 
 def _record(request_type, name, response_time, exception, **_):
     ok = 0 if exception else 1
     _samples.write(f"{time.time():.3f}\t{request_type}\t{name}\t{response_time:.2f}\t{ok}\n")
-
-
-def totp(key_hex, at=None, step=30, digits=6):
-    """The code an authenticator app shows now (RFC 6238, as django-otp's TOTPDevice checks
-    it): the bench knows each admin's key as their phone would."""
-    counter = int((at or time.time()) // step)
-    digest = hmac.new(bytes.fromhex(key_hex), struct.pack(">Q", counter), hashlib.sha1).digest()
-    offset = digest[-1] & 0x0F
-    number = struct.unpack(">I", digest[offset : offset + 4])[0] & 0x7FFFFFFF
-    return str(number % 10**digits).zfill(digits)
 
 
 class ConsoleAdmin(HttpUser):
