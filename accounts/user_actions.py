@@ -14,6 +14,20 @@ def people(count):
     return f"{count:,} user{'s' if count != 1 else ''}"
 
 
+def first_names(names, count, shown=3):
+    """'Ada Larsen, Olga Novak and 22 more': whom a bulk action is about, from the first names
+    of a selection of `count` people."""
+    names = list(names[:shown])
+    if not names:
+        return ""
+    rest = count - len(names)
+    if rest > 0:
+        return f"{', '.join(names)} and {rest:,} more"
+    if len(names) == 1:
+        return names[0]
+    return f"{', '.join(names[:-1])} and {names[-1]}"
+
+
 @dataclass(frozen=True)
 class UserAction:
     """The words follow one rule: the action, then the person ("Login email sent to Ada

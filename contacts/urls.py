@@ -6,6 +6,7 @@ from contacts.views import (
     contact_deletion,
     contact_pages,
     contact_picker,
+    orphan_fixes,
     orphaned_users,
     portal_user_card,
 )
@@ -26,6 +27,7 @@ urlpatterns = [
         name="contact-portal-user",
     ),
     path(account + "orphaned-users/", orphaned_users.orphaned_user_list, name="orphaned-users"),
+    path(account + "orphaned-users/fix/<str:fix>/", orphan_fixes.orphan_fix, name="orphan-fix"),
     path(
         orphan + "restore-contact/",
         orphaned_users.restore_orphan_contact,

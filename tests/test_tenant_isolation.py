@@ -218,6 +218,8 @@ FILLERS = {
     "which": lambda side: ["source", "success", "failure"],
     # The dashboard's quick actions (accounts.views.quick_actions).
     "quick": lambda side: ["login-email", "magic-link"],
+    # The orphan fixes for many at once (contacts.views.orphan_fixes).
+    "fix": lambda side: ["restore-crm-account", "disable-all"],
     # The signed-in sessions of the side's users (made in `world`).
     "session_id": lambda side: list(
         SignedInSession.objects.filter(user__in=side.users)
@@ -256,7 +258,7 @@ def foreign_kwargs(endpoint, own, other):
     other_values = {name: FILLERS[name](other) for name in endpoint.params}
     for name, values in other_values.items():
         assert values, f"the test data has no {name} of {other.account.slug} to try"
-    id_params = [p for p in endpoint.params if p not in ("slug", "action", "quick")]
+    id_params = [p for p in endpoint.params if p not in ("slug", "action", "quick", "fix")]
     variants = [("other account", other_values)]
     if "slug" in endpoint.params and id_params:
         variants.append(

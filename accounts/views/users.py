@@ -18,7 +18,7 @@ from accounts.errors import LifecycleError
 from accounts.forms.users import AddUserForm, ChangeRoleForm
 from accounts.models import UserType
 from accounts.permissions import check_may_act_on, console_view, may_move_admin_seat, step_up
-from accounts.user_actions import ACTIONS, BULK_ACTIONS, bulk_actions_for
+from accounts.user_actions import ACTIONS, BULK_ACTIONS, bulk_actions_for, first_names
 from accounts.user_listing import SIGNED_IN_FILTERS, SORTS, Listing, tab_counts
 from accounts.user_rows import user_rows
 from helpers.client_ip import client_ip
@@ -181,18 +181,10 @@ def bulk_action(request, slug):
     return _back_to_list(request, account, listing)
 
 
-def _first_names(selected, count, shown=3):
-    """'Ada Larsen, Olga Novak and 22 more': the dialog says whom it is about, without reading
-    the whole selection (it may be every user matching a search)."""
-    names = list(selected.order_by("name", "pk").values_list("name", flat=True)[:shown])
-    if not names:
-        return ""
-    rest = count - len(names)
-    if rest > 0:
-        return f"{', '.join(names)} and {rest} more"
-    if len(names) == 1:
-        return names[0]
-    return f"{', '.join(names[:-1])} and {names[-1]}"
+def _first_names(selected, count):
+    """Whom the dialog is about, without reading the whole selection (it may be every user
+    matching a search)."""
+    return first_names(selected.order_by("name", "pk").values_list("name", flat=True), count)
 
 
 def _apply_to_each(request, action, selected):

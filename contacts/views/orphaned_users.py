@@ -15,6 +15,7 @@ from accounts.errors import LifecycleError
 from accounts.models import UserState
 from accounts.permissions import check_may_act_on, console_view
 from contacts import mirror
+from contacts.orphan_fixes import crm_accounts_with_orphans
 from contacts.orphans import CANDIDATES_SHOWN, orphaned_users, replacement_contacts
 from contacts.views.portal_user_card import confirm
 from helpers.client_ip import client_ip
@@ -30,6 +31,8 @@ def _render_list(request, account, status=200, error=""):
         request.GET.get("page")
     )
     context = {"account": account, "section": "orphans", "page": page, "error": error}
+    if not request.htmx:  # the bulk fixes sit above the list, outside its partial
+        context["crm_accounts"] = crm_accounts_with_orphans(request.user, account)
     template = f"{LIST_TEMPLATE}#orphan-list" if request.htmx else LIST_TEMPLATE
     return render(request, template, context, status=status)
 
