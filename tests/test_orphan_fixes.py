@@ -54,7 +54,7 @@ def test_restoring_a_crm_accounts_contacts_asks_first_then_restores_only_those(
     asked = admin_client.get(fix_url(account, "restore-crm-account"), {"crm_account": "Acme Corp"})
     assert asked.status_code == 200
     text = asked.content.decode()
-    assert "3 orphaned users of Acme Corp" in text
+    assert "3 orphaned users of Acme Corp:" in text
     assert all(f"{name} Acme" in text for name in ("Ada", "Dan", "Una"))
     assert "Gil Globex" not in text
     assert all(is_deleted(user) for user in orphans.values())  # asking changed nothing
@@ -119,6 +119,7 @@ def test_a_crm_account_without_orphans_changes_nothing_and_says_why(admin_client
     )
     assert answer.status_code == 400
     assert "pick a CRM account" in answer.content.decode()
+    assert "Restore contacts</button>" not in answer.content.decode()
     assert all(is_deleted(user) for user in orphans.values())
 
 

@@ -37,6 +37,7 @@ def orphan_fix(request, slug, fix):
     users, more_left = orphan_fixes.first_of_run(selected)
     context = _confirmation(request, account, fix, crm_account, users, more_left)
     if not users:
+        context.update(consequences=[], nothing_to_do=True)
         context["error"] = (
             f"No orphaned users have a deleted contact in “{crm_account}”: pick a CRM account "
             "from the list."
@@ -72,18 +73,19 @@ def orphan_fix(request, slug, fix):
 
 def _confirmation(request, account, fix, crm_account, users, more_left):
     count = f"{len(users):,}{'+' if more_left else ''}"
+    them = f"{count} orphaned user{'s' if len(users) != 1 or more_left else ''}"
     who = first_names([user.name for user in users], len(users))
     if fix == RESTORE:
         title = f"Restore the deleted contacts of {crm_account}?"
         lines = [
-            f"{count} orphaned users of {crm_account} get their CRM contact back: {who}.",
+            f"{them} of {crm_account}: {who}. Their CRM contacts are restored.",
             "Enabled users can sign in again; disabled and unconfirmed users stay as they are.",
         ]
         button, danger = "Restore contacts", False
     else:
         title = "Disable every orphaned user?"
         lines = [
-            f"{count} orphaned users who are enabled or unconfirmed are disabled: {who}.",
+            f"{them} to disable (enabled or unconfirmed): {who}.",
             "Their links stop working and their emails are not sent. Enable them again once "
             "their contact is back.",
         ]
