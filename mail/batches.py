@@ -48,6 +48,7 @@ from accounts.models.outbox import LANES, URGENT
 from mail import send_pace
 from mail.delivery import _record_failure, mail_session
 from mail.emails import LINKS, build_message
+from mail.sender_identity import sender_of
 
 log = logging.getLogger(__name__)
 
@@ -168,10 +169,14 @@ def _send(rows, minted, *, yield_to_urgent):
     # one; a test is).
     fast = connection.vendor == "postgresql" and not connection.in_atomic_block
     marks = _PostgresMarks() if fast else _Marks()
+    senders = {}  # an account's From and Reply-To, read once a batch
     try:
         for index, row in enumerate(rows):
             try:
-                if _send_one(row, minted.get(row.pk), marks):
+                if row.portal_account_id not in senders:
+                    senders[row.portal_account_id] = sender_of(row.portal_account)
+                sender = senders[row.portal_account_id]
+                if _send_one(row, minted.get(row.pk), marks, sender):
                     sent.append(row)
             except Exception as error:
                 failed = _record_failure(row.pk, error)
@@ -192,8 +197,8 @@ def _send(rows, minted, *, yield_to_urgent):
         _count("sent", sent)
 
 
-def _send_one(row, minted, marks):
-    message = build_message(row, minted)
+def _send_one(row, minted, marks, sender):
+    message = build_message(row, minted, sender)
     if not marks.mark(row, message.subject):
         # Cancelled since the claim (or sent by a worker whose claim this one outlived).
         marks.keep()

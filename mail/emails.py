@@ -12,6 +12,7 @@ from django.urls import reverse
 
 from accounts import tokens
 from accounts.models import EmailKind, TokenPurpose
+from mail.sender_identity import sender_of
 
 SUBJECTS = {
     EmailKind.INVITATION: "You're invited to {portal}",
@@ -68,10 +69,11 @@ def message_id(row):
     return f"<outbox-{row.pk}.{int(row.created_at.timestamp())}@{domain}>"
 
 
-def build_message(row, minted=None):
+def build_message(row, minted=None, sender=None):
     """An EmailMultiAlternatives for an outbox row (mints a token: call inside the send
     transaction so that a failed send leaves no live token behind). `minted`: the secret or code
-    that accounts.tokens.issue_for_emails already minted for the row (the batch sender)."""
+    that accounts.tokens.issue_for_emails already minted for the row (the batch sender);
+    `sender`: the account's mail.sender_identity.Sender, if the caller already has it."""
     user = row.user
     account = row.portal_account
     purpose, url_name = LINKS[row.kind]
@@ -89,7 +91,10 @@ def build_message(row, minted=None):
     subject = " ".join(SUBJECTS[row.kind].format(portal=account.name).split())
     text = render_to_string(f"emails/{row.kind}.txt", context)
     html = render_to_string(f"emails/{row.kind}.html", context)
-    message = EmailMultiAlternatives(subject, text, settings.DEFAULT_FROM_EMAIL, [row.to_email])
+    sender = sender or sender_of(account)
+    message = EmailMultiAlternatives(
+        subject, text, sender.from_header, [row.to_email], reply_to=sender.reply_to
+    )
     message.attach_alternative(html, "text/html")
     message.extra_headers["X-Outbox-Id"] = str(row.pk)
     message.extra_headers["Message-ID"] = message_id(row)

@@ -3,6 +3,7 @@
 import ipaddress
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 from csp.constants import NONE as CSP_NONE
@@ -235,6 +236,15 @@ EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Portal Admin <no-reply@localhost>")
 # Links in emails must be absolute; the sender has no request to build them from.
 PORTAL_BASE_URL = env("PORTAL_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
+# The DNS records a portal account's owner publishes to send from their own domain
+# (mail.sender_identity): what the MSSP's mail servers' SPF record is called, and where the
+# DKIM key the MSSP signs with lives ({selector} and {domain} are filled in).
+_mail_host = urlsplit(PORTAL_BASE_URL).hostname or "localhost"
+MAIL_SPF_INCLUDE = env("MAIL_SPF_INCLUDE", default=f"_spf.{_mail_host}")
+MAIL_DKIM_SELECTOR = env("MAIL_DKIM_SELECTOR", default="portaladmin")
+MAIL_DKIM_CNAME_TARGET = env(
+    "MAIL_DKIM_CNAME_TARGET", default=f"{{selector}}._domainkey.{_mail_host}"
+)
 # A row still unsent this long after it was queued is handed to Celery again by the sweep.
 OUTBOX_REQUEUE_AFTER = timedelta(seconds=env.int("OUTBOX_REQUEUE_AFTER_SECONDS", default=600))
 OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=8)

@@ -5,6 +5,7 @@ urlpatterns = [
     path("", include("accounts.urls")),
     path("", include("imports.urls")),
     path("", include("contacts.urls")),
+    path("", include("mail.urls")),
     path("", include("api.console_urls")),
     path("", include("operations.urls")),
     path("api/", include("api.urls")),

@@ -40,6 +40,7 @@ ACTION_LABELS = {
     "revoke_api_token": "Revoked API token",
     "create_portal_account": "Created portal account",
     "update_portal_account": "Changed portal account",
+    "change_sender": "Changed email sender",
     "create_role": "Created role",
     "rename_role": "Renamed role",
     "activate_role": "Activated role",

@@ -1,0 +1,10 @@
+from django.contrib import admin
+
+from accounts.admin import ReadOnlyAdmin
+from mail.models import SenderIdentity
+
+
+@admin.register(SenderIdentity)
+class SenderIdentityAdmin(ReadOnlyAdmin):
+    list_display = ["portal_account", "from_name", "from_email", "reply_to", "updated_at"]
+    list_select_related = ["portal_account"]

@@ -1,0 +1,45 @@
+from django import forms
+from django.db import transaction
+
+from accounts import audit
+from mail.models import SenderIdentity
+
+FIELDS = ("from_name", "from_email", "reply_to")
+
+
+class SenderIdentityForm(forms.ModelForm):
+    class Meta:
+        model = SenderIdentity
+        fields = FIELDS
+        help_texts = {
+            "from_name": "Shown as the sender, e.g. “Acme Partner Portal”. Empty: the MSSP's.",
+            "from_email": "On the portal owner's own domain, once its DNS records below are "
+            "published. Empty: the MSSP's address.",
+            "reply_to": "Where a user's reply goes, e.g. the owner's support desk. Empty: "
+            "replies go to the sender address.",
+        }
+
+    def clean_from_name(self):
+        name = self.cleaned_data["from_name"]
+        # A line break in a header is a header injection; other control characters garble it.
+        if any(ord(character) < 32 or ord(character) == 127 for character in name):
+            raise forms.ValidationError("Use one line of plain text.")
+        return " ".join(name.split())
+
+    def save_audited(self, *, by, ip):
+        """Saves with its audit event in one transaction; False when nothing changed."""
+        before = {field: self.initial.get(field, "") for field in FIELDS}
+        after = {field: self.cleaned_data[field] for field in FIELDS}
+        if before == after:
+            return False
+        with transaction.atomic():
+            identity = self.save()
+            audit.record(
+                "change_sender",
+                by=by,
+                portal_account=identity.portal_account,
+                before=before,
+                after=after,
+                ip=ip,
+            )
+        return True

@@ -1,0 +1,22 @@
+from django.db import models
+
+
+class SenderIdentity(models.Model):
+    """Who a portal account's emails come from: its own name and address (HighLevel sends a
+    customer's invitations from the customer's domain) and where replies go. Without one, or
+    with a field left empty, DEFAULT_FROM_EMAIL speaks for the MSSP. MSSP admins set it: an
+    address on any domain is a spoofing tool in the wrong hands (mail.views)."""
+
+    portal_account = models.OneToOneField(
+        "accounts.PortalAccount",
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="sender_identity",
+    )
+    from_name = models.CharField("Sender name", max_length=100, blank=True)
+    from_email = models.EmailField("Sender address", blank=True)
+    reply_to = models.EmailField("Replies go to", blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self):
+        return f"Sender of {self.portal_account}"
