@@ -20,7 +20,15 @@ from django.utils import timezone
 
 from accounts import tokens
 from accounts.errors import InvalidToken
-from accounts.models import EmailKind, LoginToken, OutboxEmail, TokenPurpose, User, UserState
+from accounts.models import (
+    EmailKind,
+    LoginToken,
+    OutboxEmail,
+    TokenPurpose,
+    User,
+    UserState,
+    UserType,
+)
 from mail import delivery, outbox
 from mail.emails import build_message
 from mail.tasks import requeue_unsent
@@ -293,20 +301,26 @@ def test_the_sign_in_links_page_and_the_contact_card_show_the_last_emails_error(
 # --- Item: the documented bulk limit ---
 
 
-def test_a_bulk_action_takes_exactly_its_documented_limit(admin_client, account, partner_role):
+def test_a_bulk_action_takes_exactly_its_documented_limit(admin_client, account, employee_role):
+    """1,000 ids pass the request parser and the limit, 1,001 do not. Applying an action to
+    each selected user is tested on a few elsewhere: a thousand one-by-one disables here cost
+    a minute of the suite and prove nothing more."""
     limit = 1000  # what the users page and the README promise
-    users = PortalUserFactory.create_batch(limit, portal_account=account, role=partner_role)
-    response = admin_client.post(
-        reverse("users-bulk", args=[account.slug]),
-        {"action": "disable", "ids": [u.pk for u in users], "confirmed": "1"},
+    # Employees (no contact) in one insert: a thousand factory saves were most of this test.
+    users = User.objects.bulk_create(
+        PortalUserFactory.build_batch(
+            limit, portal_account=account, role=employee_role, user_type=UserType.EMPLOYEE
+        )
     )
-    assert response.status_code == 302, response.content.decode()[:500]
-    assert User.objects.filter(portal_account=account, state=UserState.DISABLED).count() == limit
+    ids = [u.pk for u in users]
+    bulk_url = reverse("users-bulk", args=[account.slug])
+    asked = admin_client.post(bulk_url, {"action": "disable", "ids": ids})
+    assert asked.status_code == 200, asked.content.decode()[:500]
+    assert "Disable 1,000 users?" in asked.content.decode()
 
     too_many = admin_client.post(
-        reverse("users-bulk", args=[account.slug]),
-        {"action": "enable", "ids": [u.pk for u in users] + [10**9], "confirmed": "1"},
+        bulk_url, {"action": "disable", "ids": [*ids, 10**9], "confirmed": "1"}
     )
     assert too_many.status_code == 400
     assert "1,001 users selected: a bulk action takes at most 1,000." in too_many.content.decode()
-    assert not User.objects.filter(portal_account=account, state=UserState.ENABLED).exists()
+    assert not User.objects.filter(portal_account=account, state=UserState.DISABLED).exists()
