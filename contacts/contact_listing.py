@@ -158,9 +158,7 @@ class ContactListing:
         unordered and counted up to a cap (helpers.search_paging), as on the Users page."""
         matching = self.matching(person, account)
         if self.q or self.filtered:
-            paginator = search_paginator(
-                matching, self.order_by(), PAGE_SIZE, SEARCH_COUNT_CAP
-            )
+            paginator = search_paginator(matching, self.order_by(), PAGE_SIZE, SEARCH_COUNT_CAP)
         else:
             ids = matching.order_by(*self.order_by()).values_list("pk", flat=True)
             paginator = Paginator(ids, PAGE_SIZE)
@@ -175,7 +173,11 @@ class ContactListing:
         )
         # (contact, its portal status, whether it can be enabled as a portal user)
         page.rows = [
-            (contact, portal_status(contact), portal_user(contact) is None and not contact.deleted_at)
+            (
+                contact,
+                portal_status(contact),
+                portal_user(contact) is None and not contact.deleted_at,
+            )
             for contact in page.object_list
         ]
         return page

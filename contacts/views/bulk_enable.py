@@ -91,9 +91,7 @@ def enable_contacts(request, slug):
     selected = scoping.contacts(request.user, account).filter(pk__in=ids)
     if not request.POST.get("confirmed"):
         return _confirm(request, {**context, **_preview(account, selected, role, count)})
-    outcomes = bulk_enable.enable(
-        account, selected, role, by=request.user, ip=client_ip(request)
-    )
+    outcomes = bulk_enable.enable(account, selected, role, by=request.user, ip=client_ip(request))
     counts = bulk_enable.summary(outcomes)
     page = list_context(request, account, listing, bulk_form=form)
     page["outcome"] = {"role": role, "rows": outcomes, "counts": counts}
