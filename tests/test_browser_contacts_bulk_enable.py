@@ -61,6 +61,7 @@ def test_tick_two_pick_a_role_confirm_and_read_the_outcomes(
     dialog.get_by_role("button", name="Enable 2").click()
     outcome = page.locator(".bulk-outcome")
     expect(outcome).to_contain_text("1 created, 1 failed")
+    expect(outcome).to_be_focused()  # the button that opened the dialog is gone
     rows = outcome.locator("tbody tr")
     expect(rows.nth(0)).to_contain_text("Ada Larsen")
     expect(rows.nth(0)).to_contain_text("Created")
