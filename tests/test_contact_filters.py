@@ -127,3 +127,18 @@ def test_another_accounts_contacts_never_match_a_filter(
     ContactFactory(portal_account=other_account, name="Gina Globex", crm_account_name="Beta")
     assert "Gina Globex" not in names_shown(account_admin_client, account, crm="Beta")
     assert "Gina Globex" not in names_shown(account_admin_client, account, portal="none")
+
+
+def test_the_address_bar_shows_the_list_without_empty_fields(admin_client, account, people):
+    """The search form sends its empty filter fields too; the URL pushed after an HTMX search
+    is the list as it is (bookmarkable, no `portal=&crm=`)."""
+    response = admin_client.get(
+        contacts_url(account, q="fay", portal="", crm="", sort="name"),
+        headers={"HX-Request": "true"},
+    )
+    assert response.headers["HX-Push-Url"] == contacts_url(account, q="fay")
+    filtered = admin_client.get(
+        contacts_url(account, portal="none", crm="", sort="-email"),
+        headers={"HX-Request": "true"},
+    )
+    assert filtered.headers["HX-Push-Url"] == contacts_url(account, portal="none", sort="-email")

@@ -4,7 +4,6 @@ outcome above the list. A plain form post without JavaScript, a <dialog> with it
 
 from django.conf import settings
 from django.shortcuts import render
-from django.urls import reverse
 from django.views.decorators.http import require_POST
 from django_htmx.http import push_url, retarget
 
@@ -13,7 +12,7 @@ from accounts.permissions import console_view
 from contacts import bulk_enable
 from contacts.contact_listing import ContactListing
 from contacts.forms import BulkEnableForm
-from contacts.views.contact_pages import list_context, render_list
+from contacts.views.contact_pages import list_context, list_url, render_list
 from helpers.client_ip import client_ip
 
 CONFIRM_TEMPLATE = "contacts/bulk_enable_confirm.html"
@@ -99,9 +98,7 @@ def enable_contacts(request, slug):
     status = 409 if counts["failed"] and not counts["created"] else 200
     response = render_list(request, page, status=status)
     if request.htmx:
-        query = listing.query_string()
-        url = reverse("contacts", args=[account.slug]) + (f"?{query}" if query else "")
-        response = push_url(response, url)
+        response = push_url(response, list_url(account, listing))
     return response
 
 

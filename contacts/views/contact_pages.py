@@ -3,6 +3,8 @@ an HTMX request is a partial of the page's template."""
 
 from django.conf import settings
 from django.shortcuts import render
+from django.urls import reverse
+from django_htmx.http import push_url
 
 from accounts import scoping
 from accounts.permissions import console_view
@@ -34,11 +36,21 @@ def render_list(request, context, status=200):
     return render(request, template, context, status=status)
 
 
+def list_url(account, listing):
+    query = listing.query_string()
+    return reverse("contacts", args=[account.slug]) + (f"?{query}" if query else "")
+
+
 @console_view
 def contact_list(request, slug):
     account = scoping.get_portal_account(request.user, slug)
     listing = ContactListing.from_params(request.GET)
-    return render_list(request, list_context(request, account, listing))
+    response = render_list(request, list_context(request, account, listing))
+    if request.htmx:
+        # The address bar shows the list as the listing spells it: no empty filter fields
+        # from the search form, nothing that is the default.
+        response = push_url(response, list_url(account, listing))
+    return response
 
 
 @console_view
