@@ -162,7 +162,9 @@ class ContactListing:
         filter the count is already known (show_total); otherwise the matches are found
         unordered and counted up to a cap (helpers.search_paging), as on the Users page."""
         matching = self.matching(person, account)
-        if self.q or self.filtered:
+        if self.portal and not (self.q or self.crm_account):
+            paginator = _walk_paginator(matching, self.order_by())
+        elif self.q or self.filtered:
             paginator = search_paginator(matching, self.order_by(), PAGE_SIZE, SEARCH_COUNT_CAP)
         else:
             ids = matching.order_by(*self.order_by()).values_list("pk", flat=True)
@@ -186,6 +188,22 @@ class ContactListing:
             for contact in page.object_list
         ]
         return page
+
+
+def _walk_paginator(matching, order_by):
+    """The portal-user filter alone: no index finds its matches, so they are found walking the
+    list's own index in the order shown, up to the cap. Unordered (as a search's are found),
+    PostgreSQL read the table in its physical order, where contacts without a user may all sit
+    at the end (the CRM's contacts loaded after those that got a login): 80,000 rows probed
+    for the first page at 100,000 contacts, 0.9 s. In the order shown, the first page costs
+    what its matches are spread over."""
+    ordered = matching.order_by(*order_by).values_list("pk", flat=True)
+    found = list(ordered[: SEARCH_COUNT_CAP + 1])
+    capped = len(found) > SEARCH_COUNT_CAP
+    paginator = Paginator(ordered if capped else found, PAGE_SIZE)
+    paginator.count = min(len(found), SEARCH_COUNT_CAP)  # a cached property: no count query
+    paginator.capped = capped
+    return paginator
 
 
 def portal_user(contact):
