@@ -41,3 +41,20 @@ class CardRoleForm(forms.Form):
         kwargs.setdefault("auto_id", "card-%s")
         super().__init__(*args, **kwargs)
         self.fields["role"].set_roles(active_roles(person, account, for_user=user))
+
+
+class BulkEnableForm(forms.Form):
+    """The contacts page's bulk bar: the role every new user gets (and with it their type)."""
+
+    role = RoleChoiceField(
+        queryset=None,
+        empty_label="Pick a role",
+        label="Role for the new users",
+        error_messages=ROLE_ERRORS,
+    )
+
+    def __init__(self, *args, person, account, **kwargs):
+        kwargs.setdefault("auto_id", "bulk-%s")
+        super().__init__(*args, **kwargs)
+        roles = active_roles(person, account).filter(user_type__in=CONTACT_USER_TYPES)
+        self.fields["role"].set_roles(roles)

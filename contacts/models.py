@@ -70,6 +70,28 @@ class Contact(models.Model):
                 condition=Q(deleted_at__isnull=True),
                 name="contact_live_by_name",
             ),
+            # Its other sorts (contacts.contact_listing.SORTS), each an index range forwards or
+            # backwards. Not by last update: every CRM sync would rewrite that index.
+            models.Index(
+                fields=["portal_account", "email", "id"],
+                condition=Q(deleted_at__isnull=True),
+                name="contact_live_by_email",
+            ),
+            models.Index(
+                fields=["portal_account", "crm_account_name", "id"],
+                condition=Q(deleted_at__isnull=True),
+                name="contact_live_by_crm_account",
+            ),
+            models.Index(
+                fields=["portal_account", "created_at", "id"],
+                condition=Q(deleted_at__isnull=True),
+                name="contact_live_by_created",
+            ),
+            models.Index(
+                fields=["portal_account", "deleted_at", "id"],
+                condition=Q(deleted_at__isnull=False),
+                name="contact_deleted_by_date",
+            ),
         ]
         constraints = [
             models.UniqueConstraint(

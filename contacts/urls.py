@@ -3,6 +3,7 @@
 from django.urls import path
 
 from contacts.views import (
+    bulk_enable,
     contact_deletion,
     contact_pages,
     contact_picker,
@@ -17,6 +18,7 @@ orphan = account + "orphaned-users/<int:user_id>/"
 
 urlpatterns = [
     path(account + "contacts/", contact_pages.contact_list, name="contacts"),
+    path(account + "contacts/enable/", bulk_enable.enable_contacts, name="contacts-enable"),
     path(account + "contacts/picker/", contact_picker.contact_picker, name="contact-picker"),
     path(contact, contact_pages.contact_page, name="contact"),
     path(contact + "delete/", contact_deletion.delete_contact, name="contact-delete"),

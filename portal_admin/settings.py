@@ -85,6 +85,9 @@ WSGI_APPLICATION = "portal_admin.wsgi.application"
 # default: 1,000 ids were refused) before any view runs, so both come from this one number.
 BULK_ACTION_MAX_USERS = 1000
 DATA_UPLOAD_MAX_NUMBER_FIELDS = BULK_ACTION_MAX_USERS + 100  # the form's other fields
+# "Enable as portal users" on the contacts page creates each user in its own transaction within
+# the request, so it takes fewer at a time; the CSV import (a background task) takes thousands.
+BULK_ENABLE_MAX_CONTACTS = 200
 
 TEMPLATES = [
     {

@@ -14,7 +14,10 @@ from tests.factories import PortalUserFactory
 ROOT = Path(__file__).resolve().parents[1]
 APPS = ["accounts", "api", "contacts", "imports", "mail", "operations", "portal"]
 # Verbs whose past tense does not end in -ed.
-IRREGULAR = {"Made", "Set", "Sent"}
+IRREGULAR = {"Made", "Set", "Sent", "Split"}
+# Codes written where the scan does not look: a role form picks its code in a conditional, and
+# migration 0015 wrote the role splits once.
+ROLE_ACTIONS = {"create_role", "rename_role", "change_role_type", "set_role_type", "split_role"}
 
 
 def recorded_actions():
@@ -39,7 +42,7 @@ def test_the_scan_finds_the_actions_it_should():
 
 
 def test_every_recorded_action_has_a_past_tense_sentence_case_label():
-    for code in recorded_actions():
+    for code in recorded_actions() | ROLE_ACTIONS:
         label = ACTION_LABELS.get(code)
         assert label, f"{code} has no label"
         first, *rest = label.split()

@@ -43,6 +43,10 @@ ACTION_LABELS = {
     "change_sender": "Changed email sender",
     "create_role": "Created role",
     "rename_role": "Renamed role",
+    "change_role_type": "Changed role's user type",
+    # Written once by migration accounts 0015, when roles got their user type.
+    "set_role_type": "Set role's user type",
+    "split_role": "Split role by user type",
     "activate_role": "Activated role",
     "deactivate_role": "Deactivated role",
     "create_contact": "Created contact",

@@ -9,6 +9,10 @@ document.addEventListener("htmx:afterSwap", (event) => {
     // The work is done and the list re-rendered: close what asked for it. (A swap asked for
     // from inside the dialog, such as the contact picker's suggestions, leaves it open.)
     document.querySelectorAll("#dialog-slot dialog[open]").forEach((dialog) => dialog.close());
+    // An outcome that replaces what opened the dialog (the contacts' bulk enable) takes the
+    // focus, once the closing dialog has tried to give it back to a control that is gone.
+    const outcome = event.detail.target.querySelector?.("[data-focus-on-load]");
+    if (outcome) setTimeout(() => outcome.focus(), 0);
   }
 });
 
