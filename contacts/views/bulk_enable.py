@@ -9,6 +9,7 @@ from django_htmx.http import push_url, retarget
 
 from accounts import scoping
 from accounts.permissions import console_view
+from accounts.user_actions import first_names
 from contacts import bulk_enable
 from contacts.contact_listing import ContactListing
 from contacts.forms import BulkEnableForm
@@ -36,16 +37,6 @@ def _selection(request, account, listing, limit):
         return ids, False
     scoped = scoping.contacts(request.user, account).filter(pk__in=ids)
     return list(scoped.values_list("pk", flat=True)), False
-
-
-def first_names(names, count):
-    """'Ada Larsen, Olga Novak and 22 more': whom the dialog is about, without listing them all."""
-    rest = count - len(names)
-    if rest > 0:
-        return f"{', '.join(names)} and {rest} more"
-    if len(names) < 2:
-        return "".join(names)
-    return f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def _confirm(request, context, status=200):
