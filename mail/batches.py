@@ -170,13 +170,14 @@ def _send(rows, minted, *, yield_to_urgent):
     fast = connection.vendor == "postgresql" and not connection.in_atomic_block
     marks = _PostgresMarks() if fast else _Marks()
     senders = {}  # an account's From and Reply-To, read once a batch
+    customs = {}  # its own wordings, likewise
     try:
         for index, row in enumerate(rows):
             try:
                 if row.portal_account_id not in senders:
                     senders[row.portal_account_id] = sender_of(row.portal_account)
                 sender = senders[row.portal_account_id]
-                if _send_one(row, minted.get(row.pk), marks, sender):
+                if _send_one(row, minted.get(row.pk), marks, sender, customs):
                     sent.append(row)
             except Exception as error:
                 failed = _record_failure(row.pk, error)
@@ -197,8 +198,8 @@ def _send(rows, minted, *, yield_to_urgent):
         _count("sent", sent)
 
 
-def _send_one(row, minted, marks, sender):
-    message = build_message(row, minted, sender)
+def _send_one(row, minted, marks, sender, customs):
+    message = build_message(row, minted, sender, customs)
     if not marks.mark(row, message.subject):
         # Cancelled since the claim (or sent by a worker whose claim this one outlived).
         marks.keep()

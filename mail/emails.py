@@ -3,6 +3,7 @@ secret exists only in the message that leaves. Rendering the same row again give
 message: the same link (accounts.tokens.issue_for_email) and the same Message-ID, since a row
 may be sent twice (mail/delivery.py)."""
 
+import logging
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -12,7 +13,11 @@ from django.urls import reverse
 
 from accounts import tokens
 from accounts.models import EmailKind, TokenPurpose
+from mail import custom_emails
+from mail.custom_emails import custom_email
 from mail.sender_identity import sender_of
+
+log = logging.getLogger(__name__)
 
 SUBJECTS = {
     EmailKind.INVITATION: "You're invited to {portal}",
@@ -41,7 +46,7 @@ LINKS = {
 }
 
 
-def _describe_lifetime(delta):
+def describe_lifetime(delta):
     minutes = int(delta.total_seconds() // 60)
     if minutes % (24 * 60) == 0:
         days = minutes // (24 * 60)
@@ -62,6 +67,27 @@ def _credential(row, purpose, url_name, minted=None):
     return {"link": settings.PORTAL_BASE_URL + path}
 
 
+def _in_own_words(custom, context):
+    """(subject, text, html) of an account's own wording, in the console's email layout; None
+    when it cannot be filled in."""
+    values = {
+        "name": context["user"].name,
+        "portal": context["portal_name"],
+        "link": context.get("link", ""),
+        "code": context.get("code", ""),
+        "expires": context["expires_in"],
+    }
+    try:
+        subject, text, paragraphs = custom_emails.render(custom.subject, custom.body, values)
+    except (KeyError, IndexError, ValueError):
+        # Saved past the form's checks (by hand in the database): the default wording goes
+        # out rather than no email at all.
+        log.warning("The custom %s email of account %s is unusable", custom.kind, custom.pk)
+        return None
+    html = render_to_string("emails/custom.html", {**context, "paragraphs": paragraphs})
+    return subject, text, html
+
+
 def message_id(row):
     """The same on every attempt at sending the row: a mail client that receives the email
     twice can tell it is one email."""
@@ -69,11 +95,12 @@ def message_id(row):
     return f"<outbox-{row.pk}.{int(row.created_at.timestamp())}@{domain}>"
 
 
-def build_message(row, minted=None, sender=None):
+def build_message(row, minted=None, sender=None, customs=None):
     """An EmailMultiAlternatives for an outbox row (mints a token: call inside the send
     transaction so that a failed send leaves no live token behind). `minted`: the secret or code
     that accounts.tokens.issue_for_emails already minted for the row (the batch sender);
-    `sender`: the account's mail.sender_identity.Sender, if the caller already has it."""
+    `sender`: the account's mail.sender_identity.Sender, if the caller already has it;
+    `customs`: a batch's cache of the accounts' own wordings (mail.custom_emails)."""
     user = row.user
     account = row.portal_account
     purpose, url_name = LINKS[row.kind]
@@ -81,16 +108,21 @@ def build_message(row, minted=None, sender=None):
     context = {
         "user": user,
         "portal_name": account.name,
-        "expires_in": _describe_lifetime(settings.TOKEN_LIFETIMES[purpose]) if purpose else "",
+        "expires_in": describe_lifetime(settings.TOKEN_LIFETIMES[purpose]) if purpose else "",
         "target": target,
         **row.context,
         **_credential(row, purpose, url_name, minted),
     }
-    # The account name is refused with line breaks at input; one saved before that rule must not
-    # make the mail library refuse every email of the account (BadHeaderError) for ever.
-    subject = " ".join(SUBJECTS[row.kind].format(portal=account.name).split())
-    text = render_to_string(f"emails/{row.kind}.txt", context)
-    html = render_to_string(f"emails/{row.kind}.html", context)
+    custom = custom_email(account.pk, row.kind, customs)
+    own_words = _in_own_words(custom, context) if custom is not None else None
+    if own_words is not None:
+        subject, text, html = own_words
+    else:
+        # The account name is refused with line breaks at input; one saved before that rule must
+        # not make the mail library refuse every email of the account (BadHeaderError) for ever.
+        subject = " ".join(SUBJECTS[row.kind].format(portal=account.name).split())
+        text = render_to_string(f"emails/{row.kind}.txt", context)
+        html = render_to_string(f"emails/{row.kind}.html", context)
     sender = sender or sender_of(account)
     message = EmailMultiAlternatives(
         subject, text, sender.from_header, [row.to_email], reply_to=sender.reply_to

@@ -2,6 +2,7 @@ from django import forms
 from django.db import transaction
 
 from accounts import audit
+from mail import custom_emails
 from mail.models import SenderIdentity
 
 FIELDS = ("from_name", "from_email", "reply_to")
@@ -43,3 +44,25 @@ class SenderIdentityForm(forms.ModelForm):
                 ip=ip,
             )
         return True
+
+
+class CustomEmailForm(forms.Form):
+    subject = forms.CharField(max_length=200)
+    body = forms.CharField(max_length=5000, widget=forms.Textarea(attrs={"rows": 12}))
+
+    def __init__(self, *args, kind, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.kind = kind
+        names = ", ".join(f"{{{name}}} {what}" for name, what in custom_emails.NAMES.items())
+        self.fields["body"].help_text = f"Placeholders: {names}."
+        self.fields["subject"].help_text = "Placeholders: {name} and {portal}."
+
+    def clean(self):
+        cleaned = super().clean()
+        if "subject" in cleaned and "\n" in cleaned["subject"]:
+            self.add_error("subject", "Use one line.")
+        if "subject" in cleaned and "body" in cleaned:
+            wrong = custom_emails.problems(self.kind, cleaned["subject"], cleaned["body"])
+            for field, message in wrong.items():
+                self.add_error(field, message)
+        return cleaned

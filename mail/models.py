@@ -20,3 +20,26 @@ class SenderIdentity(models.Model):
 
     def __str__(self):
         return f"Sender of {self.portal_account}"
+
+
+class CustomEmail(models.Model):
+    """A portal account's own subject and body for one kind of email, with named placeholders
+    only (mail.custom_emails checks them): tenants never write template code."""
+
+    portal_account = models.ForeignKey(
+        "accounts.PortalAccount", on_delete=models.CASCADE, related_name="custom_emails"
+    )
+    kind = models.CharField(max_length=30)
+    subject = models.CharField(max_length=200)
+    body = models.TextField(max_length=5000)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["portal_account", "kind"], name="one_custom_email_per_kind"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.kind} of {self.portal_account}"

@@ -2,6 +2,10 @@ from django.urls import path
 
 from mail import views
 
+settings_of_account = "accounts/<slug:slug>/settings/"
+
 urlpatterns = [
-    path("accounts/<slug:slug>/settings/sender/", views.sender_identity, name="sender-identity"),
+    path(settings_of_account + "sender/", views.sender_identity, name="sender-identity"),
+    path(settings_of_account + "emails/", views.custom_email_list, name="custom-emails"),
+    path(settings_of_account + "emails/<str:kind>/", views.custom_email_edit, name="custom-email"),
 ]

@@ -220,6 +220,8 @@ FILLERS = {
     "quick": lambda side: ["login-email", "magic-link"],
     # The orphan fixes for many at once (contacts.views.orphan_fixes).
     "fix": lambda side: ["restore-crm-account", "disable-all"],
+    # The emails an account words itself (mail.views.custom_email_edit).
+    "kind": lambda side: ["login_link"],
     # The signed-in sessions of the side's users (made in `world`).
     "session_id": lambda side: list(
         SignedInSession.objects.filter(user__in=side.users)
@@ -258,7 +260,7 @@ def foreign_kwargs(endpoint, own, other):
     other_values = {name: FILLERS[name](other) for name in endpoint.params}
     for name, values in other_values.items():
         assert values, f"the test data has no {name} of {other.account.slug} to try"
-    id_params = [p for p in endpoint.params if p not in ("slug", "action", "quick", "fix")]
+    id_params = [p for p in endpoint.params if p not in ("slug", "action", "quick", "fix", "kind")]
     variants = [("other account", other_values)]
     if "slug" in endpoint.params and id_params:
         variants.append(

@@ -41,6 +41,8 @@ ACTION_LABELS = {
     "create_portal_account": "Created portal account",
     "update_portal_account": "Changed portal account",
     "change_sender": "Changed email sender",
+    "change_email_wording": "Changed an email's wording",
+    "reset_email_wording": "Reset an email's wording",
     "create_role": "Created role",
     "rename_role": "Renamed role",
     "change_role_type": "Changed role's user type",
