@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from accounts.models import OutboxEmail
 from accounts.models.outbox import lane_of
-from mail import send_pace
+from mail import bounces, send_pace
 from mail.emails import LINKS, build_message
 
 log = logging.getLogger(__name__)
@@ -206,8 +206,11 @@ def _record_failure(row_id, error):
         row.attempts += 1
         row.last_error = f"{type(error).__name__}: {error}"[:2000]
         row.next_attempt_at = timezone.now() + timedelta(seconds=retry_delay(row.attempts))
-        if row.attempts >= settings.OUTBOX_MAX_ATTEMPTS:
+        bounce = bounces.permanent_refusal(error)
+        if row.attempts >= settings.OUTBOX_MAX_ATTEMPTS or bounce:
             row.status = OutboxEmail.Status.FAILED
         row.save(update_fields=["attempts", "last_error", "next_attempt_at", "status"])
+        if bounce:
+            bounces.record_bounce(row, bounce)
     log.warning("Outbox email %s failed (attempt %s): %s", row_id, row.attempts, row.last_error)
     return row

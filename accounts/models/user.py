@@ -76,6 +76,13 @@ class User(AbstractBaseUser, PermissionsMixin):
     # Nullable with no default so that SQLite adds the column in place: rebuilding accounts_user
     # would drop the user counters' triggers and fail on its NULLS FIRST indexes.
     time_zone = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
+    # The address a mail server refused for good (a 5xx for the recipient: no such mailbox),
+    # why and when (mail.bounces). It counts only while it is still the user's email, so a new
+    # address clears it on every path that changes one (email_undeliverable). Nullable for the
+    # same reason as time_zone.
+    undeliverable_email = models.EmailField(null=True, blank=True)  # noqa: DJ001
+    undeliverable_reason = models.CharField(max_length=300, null=True, blank=True)  # noqa: DJ001
+    undeliverable_at = models.DateTimeField(null=True, blank=True)
 
     invited_at = models.DateTimeField(null=True, blank=True)
     last_invited_at = models.DateTimeField(null=True, blank=True)
@@ -202,6 +209,12 @@ class User(AbstractBaseUser, PermissionsMixin):
     @property
     def holds_seat(self):
         return self.state in SEAT_STATES
+
+    @property
+    def email_undeliverable(self):
+        return bool(self.undeliverable_email) and (
+            self.undeliverable_email.lower() == self.email.lower()
+        )
 
     @property
     def contact_deleted(self):

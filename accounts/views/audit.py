@@ -36,6 +36,7 @@ ACTION_LABELS = {
     "revoke_link": "Revoked link",
     "confirm_email_change": "Confirmed new sign-in email",
     "email_retried": "Retried email",
+    "email_bounced": "Bounced email (address refused)",
     "create_api_token": "Created API token",
     "revoke_api_token": "Revoked API token",
     "create_portal_account": "Created portal account",
