@@ -109,8 +109,14 @@ DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / '
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 if DATABASES["default"]["ENGINE"].endswith("postgresql"):
     # Short OLTP queries: PostgreSQL's JIT compiler spent 400 ms compiling a 1 ms page query
-    # of the users list (bench/users_page.py), so it is off.
-    DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c jit=off"
+    # of the users list (bench/users_page.py), so it is off. So are parallel workers by
+    # default: for a page's LIMIT 50 they read ahead in every worker (the CRM-account filter
+    # read 23,000 users in three processes, 96 ms, where one reads 2,100 in 34), and under load
+    # each query would take two more processes from the machine's cores.
+    parallel = env.int("DATABASE_PARALLEL_WORKERS_PER_QUERY", default=0)
+    DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
+        f"-c jit=off -c max_parallel_workers_per_gather={parallel}"
+    )
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # WAL and a busy timeout keep the embedded demo usable when the eager "worker" writes too.
     DATABASES["default"]["OPTIONS"] = {
