@@ -117,7 +117,7 @@ def custom_email(account_id, kind, cache=None):
     return found
 
 
-def render(subject, body, values):
+def render(subject, body, values, accent="#1d4ed8"):
     """(subject, text, the HTML paragraphs) with the values filled in. `values` has every name
     of NAMES ("" where the email has none)."""
     subject = " ".join(subject.format_map(values).split())
@@ -127,7 +127,7 @@ def render(subject, body, values):
         html = escape(block.strip()).replace("\n", "<br>")
         if values.get("link"):
             link = escape(values["link"])
-            html = html.replace(link, f'<a href="{link}" style="color:#1d4ed8;">{link}</a>')
+            html = html.replace(link, f'<a href="{link}" style="color:{accent};">{link}</a>')
         if html:
             paragraphs.append(mark_safe(html))  # noqa: S308 - escaped above
     return subject, text, paragraphs

@@ -78,7 +78,9 @@ def _in_own_words(custom, context):
         "expires": context["expires_in"],
     }
     try:
-        subject, text, paragraphs = custom_emails.render(custom.subject, custom.body, values)
+        subject, text, paragraphs = custom_emails.render(
+            custom.subject, custom.body, values, context["accent"]
+        )
     except (KeyError, IndexError, ValueError):
         # Saved past the form's checks (by hand in the database): the default wording goes
         # out rather than no email at all.
@@ -113,6 +115,8 @@ def build_message(row, minted=None, sender=None, customs=None):
         **row.context,
         **_credential(row, purpose, url_name, minted),
     }
+    sender = sender or sender_of(account)
+    context["accent"] = sender.accent
     custom = custom_email(account.pk, row.kind, customs)
     own_words = _in_own_words(custom, context) if custom is not None else None
     if own_words is not None:
@@ -123,7 +127,6 @@ def build_message(row, minted=None, sender=None, customs=None):
         subject = " ".join(SUBJECTS[row.kind].format(portal=account.name).split())
         text = render_to_string(f"emails/{row.kind}.txt", context)
         html = render_to_string(f"emails/{row.kind}.html", context)
-    sender = sender or sender_of(account)
     message = EmailMultiAlternatives(
         subject, text, sender.from_header, [row.to_email], reply_to=sender.reply_to
     )

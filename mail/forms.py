@@ -2,10 +2,10 @@ from django import forms
 from django.db import transaction
 
 from accounts import audit
-from mail import custom_emails
+from mail import brand, custom_emails
 from mail.models import SenderIdentity
 
-FIELDS = ("from_name", "from_email", "reply_to")
+FIELDS = ("from_name", "from_email", "reply_to", "accent_color")
 
 
 class SenderIdentityForm(forms.ModelForm):
@@ -18,7 +18,10 @@ class SenderIdentityForm(forms.ModelForm):
             "published. Empty: the MSSP's address.",
             "reply_to": "Where a user's reply goes, e.g. the owner's support desk. Empty: "
             "replies go to the sender address.",
+            "accent_color": "Buttons and links in the emails and on the portal's pages, e.g. "
+            "#0f766e. Empty: the console's blue.",
         }
+        widgets = {"accent_color": forms.TextInput(attrs={"placeholder": "#1d4ed8"})}
 
     def clean_from_name(self):
         name = self.cleaned_data["from_name"]
@@ -26,6 +29,12 @@ class SenderIdentityForm(forms.ModelForm):
         if any(ord(character) < 32 or ord(character) == 127 for character in name):
             raise forms.ValidationError("Use one line of plain text.")
         return " ".join(name.split())
+
+    def clean_accent_color(self):
+        color = self.cleaned_data["accent_color"].strip().lower()
+        if color and brand.problem(color):
+            raise forms.ValidationError(brand.problem(color))
+        return color
 
     def save_audited(self, *, by, ip):
         """Saves with its audit event in one transaction; False when nothing changed."""

@@ -16,6 +16,9 @@ class SenderIdentity(models.Model):
     from_name = models.CharField("Sender name", max_length=100, blank=True)
     from_email = models.EmailField("Sender address", blank=True)
     reply_to = models.EmailField("Replies go to", blank=True)
+    # The portal's own colour for buttons and links, in its emails and on its portal pages
+    # (portal.views.brand_css); mail.brand checks that white text stays readable on it.
+    accent_color = models.CharField("Brand colour", max_length=7, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self):

@@ -7,6 +7,7 @@ from email.utils import formataddr, parseaddr
 
 from django.conf import settings
 
+from mail import brand
 from mail.models import SenderIdentity
 
 
@@ -14,6 +15,7 @@ from mail.models import SenderIdentity
 class Sender:
     from_header: str
     reply_to: list
+    accent: str = brand.DEFAULT_ACCENT
 
 
 def _default_from():
@@ -30,7 +32,11 @@ def sender_of(account):
     # (mail.forms refuses it, and the mail library would refuse the header).
     name = " ".join(identity.from_name.split()) or default_name
     address = identity.from_email or default_address
-    return Sender(formataddr((name, address)), [identity.reply_to] if identity.reply_to else [])
+    return Sender(
+        formataddr((name, address)),
+        [identity.reply_to] if identity.reply_to else [],
+        identity.accent_color or brand.DEFAULT_ACCENT,
+    )
 
 
 @dataclass(frozen=True)

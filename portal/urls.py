@@ -1,10 +1,11 @@
 from django.urls import path
 
 from accounts.models import TokenPurpose
-from portal import views
+from portal import brand, views
 
 urlpatterns = [
     path("", views.home, name="portal-home"),
+    path("brand.css", brand.brand_css, name="portal-brand-css"),
     path("login/", views.login, name="portal-login"),
     path("login/email-link/", views.request_link, name="portal-request-link"),
     path("login/email-code/", views.request_code, name="portal-request-code"),

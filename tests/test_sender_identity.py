@@ -103,3 +103,30 @@ def test_an_empty_name_keeps_the_default_name_with_the_accounts_address(
     with django_capture_on_commit_callbacks(execute=True):
         lifecycle.send_login_email(ada, by=mssp_admin)
     assert mail.outbox[-1].from_email == "Our MSSP <portal@acme.example>"
+
+
+def test_a_brand_colour_too_light_for_white_text_is_refused(admin_client, account):
+    answer = save(admin_client, account, accent_color="#ffd84d")
+    assert answer.status_code == 400
+    assert "Too light for white text" in answer.content.decode()
+    assert save(admin_client, account, accent_color="javascript:x").status_code == 400
+    assert not SenderIdentity.objects.exists()
+
+
+def test_the_brand_colour_reaches_the_emails_and_the_portal_pages(
+    admin_client, account, partner_role, mssp_admin, client, django_capture_on_commit_callbacks
+):
+    assert save(admin_client, account, accent_color="#0F766E").status_code == 302
+    css = client.get(reverse("portal-brand-css", args=[account.slug]))
+    assert css["Content-Type"].startswith("text/css")
+    assert "--accent: #0f766e;" in css.content.decode()
+    login_page = client.get(reverse("portal-login", args=[account.slug])).content.decode()
+    assert reverse("portal-brand-css", args=[account.slug]) in login_page
+    ada = PortalUserFactory(portal_account=account, role=partner_role)
+    with django_capture_on_commit_callbacks(execute=True):
+        lifecycle.send_login_email(ada, by=mssp_admin)
+    assert "background:#0f766e" in mail.outbox[-1].alternatives[0][0]
+
+
+def test_the_brand_stylesheet_of_an_unknown_portal_is_404(client, db):
+    assert client.get(reverse("portal-brand-css", args=["no-such-portal"])).status_code == 404
