@@ -71,6 +71,7 @@ NOT_TENANT_SCOPED = {
     "sent-mail": "demo mail folder, MSSP staff only (DEBUG)",
     "portal-home": "portal side (/p/<slug>/), for portal users",
     "portal-login": "portal side",
+    "portal-brand-css": "portal side: the public colour of a portal's pages",
     "portal-logout": "portal side",
     "portal-activate": "portal side",
     "portal-reset": "portal side",
