@@ -3,6 +3,7 @@ from django.urls import path
 
 from accounts.sign_in_view import SignInView
 from accounts.views import (
+    access_policies,
     audit,
     dev_mail,
     home,
@@ -49,6 +50,7 @@ urlpatterns = [
     path("accounts/new/", portal_accounts.account_create, name="portal-account-create"),
     path(account, portal_accounts.dashboard, name="dashboard"),
     path(account + "settings/", portal_accounts.account_settings, name="portal-account-settings"),
+    path(account + "policies/", access_policies.access_policies, name="access-policies"),
     path(account + "roles/", portal_accounts.roles, name="roles"),
     path(account + "roles/<int:role_id>/", portal_accounts.role_edit, name="role-edit"),
     # Users of a portal account.

@@ -10,8 +10,9 @@ from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.urls import reverse
 
-from accounts import tokens
+from accounts import link_lifetimes, tokens
 from accounts.models import EmailKind, TokenPurpose
+from accounts.models.access_policy import describe
 
 SUBJECTS = {
     EmailKind.INVITATION: "You're invited to {portal}",
@@ -40,15 +41,10 @@ LINKS = {
 }
 
 
-def _describe_lifetime(delta):
-    minutes = int(delta.total_seconds() // 60)
-    if minutes % (24 * 60) == 0:
-        days = minutes // (24 * 60)
-        return f"{days} day{'s' if days != 1 else ''}"
-    if minutes % 60 == 0:
-        hours = minutes // 60
-        return f"{hours} hour{'s' if hours != 1 else ''}"
-    return f"{minutes} minutes"
+def _expires_in(account, purpose):
+    if purpose is None:
+        return ""
+    return describe(link_lifetimes.lifetime(account.pk, purpose))
 
 
 def _credential(row, purpose, url_name, minted=None):
@@ -79,7 +75,7 @@ def build_message(row, minted=None):
     context = {
         "user": user,
         "portal_name": account.name,
-        "expires_in": _describe_lifetime(settings.TOKEN_LIFETIMES[purpose]) if purpose else "",
+        "expires_in": _expires_in(account, purpose),
         "target": target,
         **row.context,
         **_credential(row, purpose, url_name, minted),

@@ -82,7 +82,10 @@ def _fresh_cache():
     test that made the cache unreachable leave the counters in the process's memory)."""
     from django.core.cache import cache
 
+    from accounts import link_lifetimes
     from helpers import attempt_counter
+
+    link_lifetimes.forget()
 
     cache.clear()
     yield
