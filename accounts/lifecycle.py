@@ -552,6 +552,36 @@ def send_login_email(user, *, by, target="", ip=None):
     return user
 
 
+@_verb
+def remind(user, *, number, due_at, quiet_since):
+    """The account's reminder policy emails an unconfirmed user reminder `number` (due at
+    `due_at`) with a new invitation link. Returns False, changing nothing, when it is not due
+    after all: already sent (a second run), the user moved on, or a person sent an invitation
+    after `quiet_since` (the reminder would repeat it)."""
+    user = _locked(user)
+    if user.state != UserState.UNCONFIRMED or not user.email or user.contact_deleted:
+        return False
+    if user.last_invited_at is None:  # invited without an email: nothing to remind of
+        return False
+    if user.reminded_at is not None and user.reminded_at >= due_at:
+        return False
+    if user.last_invited_at > quiet_since and user.last_invited_at != user.reminded_at:
+        return False
+    now = timezone.now()
+    user.reminders_sent = (user.reminders_sent or 0) + 1
+    user.reminded_at = user.last_invited_at = now
+    user.save(update_fields=["reminders_sent", "reminded_at", "last_invited_at"])
+    audit.record(
+        "send_invitation_reminder",
+        by=None,
+        subject=user,
+        after={"reminders_sent": user.reminders_sent},
+        detail=f"reminder {number}",
+    )
+    outbox.queue_email(user, EmailKind.INVITATION_REMINDER)
+    return True
+
+
 # The portal sections a sign-in link may open.
 PORTAL_SECTIONS = tuple(SECTIONS)
 

@@ -24,6 +24,8 @@ SUBJECTS = {
     EmailKind.EMAIL_CHANGE_CONFIRM: "Confirm your new sign-in email for {portal}",
     EmailKind.EMAIL_CHANGE_NOTICE: "Your sign-in email for {portal} is about to change",
     EmailKind.ACCESS_BLOCKED: "Your account at {portal} may be disabled",
+    EmailKind.INVITATION_REMINDER: "Reminder: your invitation to {portal}",
+    EmailKind.INACTIVITY_WARNING: "Sign in to keep your access to {portal}",
 }
 
 # kind -> (token purpose, portal URL name that redeems it; None: the email carries a code that
@@ -38,6 +40,9 @@ LINKS = {
     EmailKind.EMAIL_CHANGE_CONFIRM: (TokenPurpose.EMAIL_CHANGE, "portal-confirm-email"),
     EmailKind.EMAIL_CHANGE_NOTICE: (None, None),
     EmailKind.ACCESS_BLOCKED: (None, None),
+    EmailKind.INVITATION_REMINDER: (TokenPurpose.ACTIVATION, "portal-activate"),
+    # The warning carries no credential: the person signs in as they always do.
+    EmailKind.INACTIVITY_WARNING: (None, None),
 }
 
 

@@ -18,6 +18,11 @@ queued_in_bulk = Signal()
 _FAMILIES = {
     EmailKind.INVITATION: [EmailKind.INVITATION, EmailKind.REINVITATION],
     EmailKind.REINVITATION: [EmailKind.INVITATION, EmailKind.REINVITATION],
+    EmailKind.INVITATION_REMINDER: [
+        EmailKind.INVITATION,
+        EmailKind.REINVITATION,
+        EmailKind.INVITATION_REMINDER,
+    ],
 }
 
 

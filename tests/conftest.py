@@ -107,6 +107,18 @@ def _fast_test_settings(settings):
     settings.STATIC_ROOT = None
 
 
+@pytest.fixture
+def clock(monkeypatch):
+    """Time the test moves (tests/clock.py): the policies' tests never sleep."""
+    from django.utils import timezone
+
+    from tests.clock import Clock
+
+    moving = Clock(timezone.now())
+    monkeypatch.setattr(timezone, "now", moving)
+    return moving
+
+
 # --- Personas: who acts in a test ---
 
 

@@ -99,9 +99,12 @@ class AccessPolicy(models.Model):
         errors = {}
         for field, unit, low, high in LINK_LIFETIMES.values():
             _bounded(errors, field, getattr(self, field), low, high, unit)
-        _bounded(errors, "reminder_after_days", self.reminder_after_days, *REMINDER_AFTER_DAYS, "days")
-        _bounded(errors, "reminder_max", self.reminder_max, *REMINDER_MAX, "reminders")
-        _bounded(errors, "inactivity_warning_days", self.inactivity_warning_days, *WARNING_DAYS, "days")
+        for field, (low, high), unit in (
+            ("reminder_after_days", REMINDER_AFTER_DAYS, "days"),
+            ("reminder_max", REMINDER_MAX, "reminders"),
+            ("inactivity_warning_days", WARNING_DAYS, "days"),
+        ):
+            _bounded(errors, field, getattr(self, field), low, high, unit)
         for user_type in INACTIVITY_TYPES:
             field = f"{user_type.value}_inactive_days"
             days = getattr(self, field)

@@ -78,6 +78,10 @@ class User(AbstractBaseUser, PermissionsMixin):
     time_zone = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
 
     invited_at = models.DateTimeField(null=True, blank=True)
+    # Invitation reminders sent by the account's policy (accounts.reminders), and the last one's
+    # time; both nullable without a default, as time_zone, so SQLite adds them in place.
+    reminders_sent = models.PositiveSmallIntegerField(null=True, blank=True)
+    reminded_at = models.DateTimeField(null=True, blank=True)
     last_invited_at = models.DateTimeField(null=True, blank=True)
     activated_at = models.DateTimeField(null=True, blank=True)
     disabled_at = models.DateTimeField(null=True, blank=True)

@@ -1,0 +1,17 @@
+"""The access policies, run by beat (CELERY_BEAT_SCHEDULE). Each is idempotent: a second run
+right after the first finds nothing to do."""
+
+import logging
+
+from celery import shared_task
+
+from accounts import reminders
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(ignore_result=True)
+def send_invitation_reminders():
+    sent = reminders.run()
+    logger.info("Invitation reminders sent: %s", sent)
+    return sent
