@@ -4,7 +4,6 @@ through the module, and auto_now fields do too), so nothing sleeps."""
 from datetime import timedelta
 
 
-
 class Clock:
     def __init__(self, start):
         self.now = start
@@ -15,4 +14,3 @@ class Clock:
     def advance(self, **delta):
         self.now += timedelta(**delta)
         return self.now
-

@@ -147,9 +147,11 @@ def test_the_unconfirmed_tab_shows_reminders_sent_and_the_next_one(
     invite(account, partner_role, technician, "Grace")
     clock.advance(days=3, minutes=1)
     reminders.run()
-    page = console_sign_in(Client(), technician).get(
-        reverse("users", kwargs={"slug": account.slug}) + "?tab=unconfirmed"
-    ).content.decode()
+    page = (
+        console_sign_in(Client(), technician)
+        .get(reverse("users", kwargs={"slug": account.slug}) + "?tab=unconfirmed")
+        .content.decode()
+    )
     assert "1 sent" in page
     # Reminder 2 is due 6 days after the invitation.
     assert f"next {(clock.now + timedelta(days=3, minutes=-1)):%b %-d, %Y}" in page
@@ -158,4 +160,3 @@ def test_the_unconfirmed_tab_shows_reminders_sent_and_the_next_one(
 def test_the_reminder_sweep_is_on_the_beat_schedule(settings):
     tasks = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
     assert "accounts.tasks.send_invitation_reminders" in tasks
-
