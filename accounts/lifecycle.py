@@ -27,6 +27,7 @@ from accounts.models import (
     UserState,
     UserType,
 )
+from accounts.models.user import access_end_problem
 from accounts.portal_sections import SECTIONS
 from contacts.models import Contact
 from helpers.bulk_sql import any_of, insert
@@ -319,8 +320,9 @@ def set_new_password(user, password, *, ip=None):
 
 
 @_verb
-def disable(user, *, by, ip=None):
-    """Stop a user signing in; their seat is freed and every link they hold dies."""
+def disable(user, *, by, ip=None, detail=""):
+    """Stop a user signing in; their seat is freed and every link they hold dies. `detail`: why,
+    when a policy disables (by None, the policy named by audit.acting_as)."""
     user = _locked(user)
     _require_state(user, [UserState.ENABLED, UserState.UNCONFIRMED], "disable")
     before = audit.user_snapshot(user)
@@ -331,7 +333,13 @@ def disable(user, *, by, ip=None):
     stop_mail_and_links(user, "The user was disabled.")
     signed_in_sessions.end_all(user)
     audit.record(
-        "disable", by=by, subject=user, ip=ip, before=before, after=audit.user_snapshot(user)
+        "disable",
+        by=by,
+        subject=user,
+        ip=ip,
+        before=before,
+        after=audit.user_snapshot(user),
+        detail=detail,
     )
     return user
 
@@ -580,6 +588,34 @@ def remind(user, *, number, due_at, quiet_since):
     )
     outbox.queue_email(user, EmailKind.INVITATION_REMINDER)
     return True
+
+
+@_verb
+def set_access_end(user, ends_on, *, by, ip=None):
+    """Give the user an access end date (None: no end). accounts.expiry disables them at the
+    start of that day (UTC). Returns False when the date was already so (nothing recorded)."""
+    user = _locked(user)
+    problem = access_end_problem(ends_on, timezone.now().date())
+    if problem:
+        raise LifecycleError(problem)
+    if user.access_ends_on == ends_on:
+        return False
+    before = {"access_ends_on": _day(user.access_ends_on)}
+    user.access_ends_on = ends_on
+    user.save(update_fields=["access_ends_on"])
+    audit.record(
+        "change_access_end",
+        by=by,
+        subject=user,
+        ip=ip,
+        before=before,
+        after={"access_ends_on": _day(ends_on)},
+    )
+    return True
+
+
+def _day(value):
+    return value.isoformat() if value else None
 
 
 # The portal sections a sign-in link may open.

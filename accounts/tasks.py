@@ -5,7 +5,7 @@ import logging
 
 from celery import shared_task
 
-from accounts import reminders
+from accounts import expiry, reminders
 
 logger = logging.getLogger(__name__)
 
@@ -15,3 +15,10 @@ def send_invitation_reminders():
     sent = reminders.run()
     logger.info("Invitation reminders sent: %s", sent)
     return sent
+
+
+@shared_task(ignore_result=True)
+def end_expired_access():
+    disabled = expiry.run()
+    logger.info("Users disabled at their access end date: %s", disabled)
+    return disabled

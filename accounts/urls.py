@@ -62,6 +62,7 @@ urlpatterns = [
     path(account + "users/bulk/", users.bulk_action, name="users-bulk"),
     path(account + "users/<int:user_id>/", user_page.user_page, name="user"),
     path(account + "users/<int:user_id>/links/", user_links.links, name="user-links"),
+    path(account + "users/<int:user_id>/access-end/", user_page.access_end, name="user-access-end"),
     path(
         account + "users/<int:user_id>/links/<int:token_id>/revoke/",
         user_links.revoke,

@@ -371,6 +371,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "accounts.tasks.send_invitation_reminders",
         "schedule": env.int("POLICY_SWEEP_EVERY_SECONDS", default=60 * 60),
     },
+    "end-expired-access": {
+        "task": "accounts.tasks.end_expired_access",
+        "schedule": env.int("POLICY_SWEEP_EVERY_SECONDS", default=60 * 60),
+    },
     "apply-retention": {
         "task": "operations.tasks.apply_retention",
         "schedule": 24 * 60 * 60,  # idempotent; days are the settings' unit, so daily suffices

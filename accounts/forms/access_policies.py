@@ -64,9 +64,9 @@ class AccessPolicyForm(forms.ModelForm):
         for purpose, (field, unit, low, high) in LINK_LIFETIMES.items():
             default = AccessPolicy().lifetime(purpose)
             self.fields[field].label = f"{LIFETIME_LABELS[purpose]} ({unit})"
-            self.fields[field].help_text = (
-                f"{low} to {high} {unit}. Empty: the default, {describe(default)}."
-            )
+            self.fields[
+                field
+            ].help_text = f"{low} to {high} {unit}. Empty: the default, {describe(default)}."
             self._bounds(field, low, high)
         self.fields["reminder_after_days"].help_text = (
             "The first reminder goes out this many days after the invitation, then again every "
@@ -75,9 +75,9 @@ class AccessPolicyForm(forms.ModelForm):
         self._bounds("reminder_after_days", *REMINDER_AFTER_DAYS)
         self._bounds("reminder_max", *REMINDER_MAX)
         for field in ("partner_inactive_days", "customer_inactive_days"):
-            self.fields[field].help_text = (
-                f"{INACTIVE_DAYS[0]} to {INACTIVE_DAYS[1]} days. Empty: never."
-            )
+            self.fields[
+                field
+            ].help_text = f"{INACTIVE_DAYS[0]} to {INACTIVE_DAYS[1]} days. Empty: never."
             self._bounds(field, *INACTIVE_DAYS)
         self.fields["inactivity_warning_days"].help_text = (
             "The user is emailed this many days before; nobody is disabled sooner than this "

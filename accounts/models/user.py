@@ -17,6 +17,23 @@ class UserState(models.TextChoices):
     DISABLED = "disabled", "Disabled"
 
 
+# An access end date at most this far ahead: a later one is a typo for "no end".
+ACCESS_END_MAX_YEARS = 10
+
+
+def access_end_problem(ends_on, today):
+    """Why `ends_on` cannot be a user's access end date (a message saying what to do), or ""
+    when it can (None, no end, always can). Today or earlier would disable at once: that is
+    Disable's job, with its confirm step."""
+    if ends_on is None:
+        return ""
+    if ends_on <= today:
+        return "Pick a date after today for the access to end, or disable the user to end it now."
+    if ends_on.year > today.year + ACCESS_END_MAX_YEARS:
+        return f"Pick a date within {ACCESS_END_MAX_YEARS} years, or leave it empty for no end."
+    return ""
+
+
 # States that hold a license seat: a disabled user gives its seat back.
 SEAT_STATES = (UserState.UNCONFIRMED, UserState.ENABLED)
 
@@ -77,6 +94,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     # would drop the user counters' triggers and fail on its NULLS FIRST indexes.
     time_zone = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
 
+    # Access ends at the start of this day (UTC): accounts.expiry disables the user then, and
+    # clears the date, so enabling them again gives access until a new date is set.
+    access_ends_on = models.DateField(null=True, blank=True)
     invited_at = models.DateTimeField(null=True, blank=True)
     # Invitation reminders sent by the account's policy (accounts.reminders), and the last one's
     # time; both nullable without a default, as time_zone, so SQLite adds them in place.
@@ -138,6 +158,13 @@ class User(AbstractBaseUser, PermissionsMixin):
                 F("id"),
                 condition=Q(state="disabled"),
                 name="user_disabled_by_date",
+            ),
+            # The expiry sweep: the users whose access has an end, soonest first; the disabled
+            # (and users without a date) are not in it.
+            models.Index(
+                fields=["access_ends_on", "id"],
+                condition=Q(access_ends_on__isnull=False, state__in=["unconfirmed", "enabled"]),
+                name="user_access_ends",
             ),
         ]
         constraints = [
