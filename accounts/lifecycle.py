@@ -618,6 +618,38 @@ def _day(value):
     return value.isoformat() if value else None
 
 
+@_verb
+def warn_inactive(user, *, active, disable_on, inactive_days, sign_in_url):
+    """The inactivity policy warns an enabled user, last active at `active`, that their access
+    ends on `disable_on` unless they sign in. Returns False, changing nothing, when that is no
+    longer so: they signed in or were warned since, or moved on."""
+    user = _locked(user)
+    if user.state != UserState.ENABLED or user.contact_deleted or user.is_account_admin:
+        return False
+    if user.last_login is not None and user.last_login > active:
+        return False
+    if user.inactivity_warned_at is not None and user.inactivity_warned_at > active:
+        return False
+    user.inactivity_warned_at = timezone.now()
+    user.save(update_fields=["inactivity_warned_at"])
+    audit.record(
+        "send_inactivity_warning",
+        by=None,
+        subject=user,
+        detail=f"to be disabled on {disable_on.isoformat()}"
+        + ("" if user.email else "; no email address, so no email"),
+    )
+    if user.email:
+        outbox.queue_email(
+            user,
+            EmailKind.INACTIVITY_WARNING,
+            inactive_days=inactive_days,
+            disable_on=f"{disable_on:%B} {disable_on.day}, {disable_on.year}",
+            sign_in_url=sign_in_url,
+        )
+    return True
+
+
 # The portal sections a sign-in link may open.
 PORTAL_SECTIONS = tuple(SECTIONS)
 

@@ -5,7 +5,7 @@ import logging
 
 from celery import shared_task
 
-from accounts import expiry, reminders
+from accounts import expiry, inactivity, reminders
 
 logger = logging.getLogger(__name__)
 
@@ -22,3 +22,10 @@ def end_expired_access():
     disabled = expiry.run()
     logger.info("Users disabled at their access end date: %s", disabled)
     return disabled
+
+
+@shared_task(ignore_result=True)
+def apply_inactivity_policies():
+    warned, disabled = inactivity.run()
+    logger.info("Inactivity policies: %s warned, %s disabled", warned, disabled)
+    return warned, disabled

@@ -51,6 +51,11 @@ urlpatterns = [
     path(account, portal_accounts.dashboard, name="dashboard"),
     path(account + "settings/", portal_accounts.account_settings, name="portal-account-settings"),
     path(account + "policies/", access_policies.access_policies, name="access-policies"),
+    path(
+        account + "policies/inactivity/",
+        access_policies.inactivity_preview,
+        name="inactivity-preview",
+    ),
     path(account + "roles/", portal_accounts.roles, name="roles"),
     path(account + "roles/<int:role_id>/", portal_accounts.role_edit, name="role-edit"),
     # Users of a portal account.

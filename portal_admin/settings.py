@@ -375,6 +375,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "accounts.tasks.end_expired_access",
         "schedule": env.int("POLICY_SWEEP_EVERY_SECONDS", default=60 * 60),
     },
+    "apply-inactivity-policies": {
+        "task": "accounts.tasks.apply_inactivity_policies",
+        "schedule": env.int("POLICY_SWEEP_EVERY_SECONDS", default=60 * 60),
+    },
     "apply-retention": {
         "task": "operations.tasks.apply_retention",
         "schedule": 24 * 60 * 60,  # idempotent; days are the settings' unit, so daily suffices

@@ -8,6 +8,7 @@ from accounts import audit, link_lifetimes
 from accounts.models import AccessPolicy, PortalAccount, TokenPurpose
 from accounts.models.access_policy import (
     INACTIVE_DAYS,
+    INACTIVITY_TYPES,
     LINK_LIFETIMES,
     REMINDER_AFTER_DAYS,
     REMINDER_MAX,
@@ -117,3 +118,41 @@ class AccessPolicyForm(forms.ModelForm):
             )
             transaction.on_commit(lambda: link_lifetimes.forget(account.pk))
         return {field: after[field] for field in changed}
+
+
+class InactivityPreviewForm(forms.Form):
+    """What the inactivity policy would do with these numbers (the saved ones by default), so
+    an admin can try a policy before saving it."""
+
+    user_type = forms.ChoiceField(
+        label="User type", choices=[(t.value, t.label) for t in INACTIVITY_TYPES]
+    )
+    days = forms.IntegerField(label="Days without sign-in")
+    warning_days = forms.IntegerField(label="Warning (days before)")
+
+    def clean(self):
+        cleaned = super().clean()
+        errors = {}
+        days, warning = cleaned.get("days"), cleaned.get("warning_days")
+        if days is not None and not INACTIVE_DAYS[0] <= days <= INACTIVE_DAYS[1]:
+            errors["days"] = f"Enter between {INACTIVE_DAYS[0]} and {INACTIVE_DAYS[1]} days."
+        if warning is not None and not WARNING_DAYS[0] <= warning <= WARNING_DAYS[1]:
+            errors["warning_days"] = f"Enter between {WARNING_DAYS[0]} and {WARNING_DAYS[1]} days."
+        if not errors and days is not None and warning is not None and warning >= days:
+            errors["warning_days"] = "Make the warning shorter than the days without sign-in."
+        for field, message in errors.items():
+            self.add_error(field, message)
+        return cleaned
+
+
+def preview_defaults(policy):
+    """The preview's starting numbers: the saved policy's, else a common one."""
+    for user_type in INACTIVITY_TYPES:
+        days = policy.inactive_days(user_type)
+        if days:
+            return {
+                "user_type": user_type.value,
+                "days": days,
+                "warning_days": policy.inactivity_warning_days,
+            }
+    return {"user_type": INACTIVITY_TYPES[0].value, "days": 90, "warning_days": 14}

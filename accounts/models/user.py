@@ -98,6 +98,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     # clears the date, so enabling them again gives access until a new date is set.
     access_ends_on = models.DateField(null=True, blank=True)
     invited_at = models.DateTimeField(null=True, blank=True)
+    # When the inactivity policy last warned the user (accounts.inactivity); a sign-in after it
+    # makes it void.
+    inactivity_warned_at = models.DateTimeField(null=True, blank=True)
     # Invitation reminders sent by the account's policy (accounts.reminders), and the last one's
     # time; both nullable without a default, as time_zone, so SQLite adds them in place.
     reminders_sent = models.PositiveSmallIntegerField(null=True, blank=True)
@@ -158,6 +161,16 @@ class User(AbstractBaseUser, PermissionsMixin):
                 F("id"),
                 condition=Q(state="disabled"),
                 name="user_disabled_by_date",
+            ),
+            # The inactivity policy: an account's enabled users of one type, longest without a
+            # sign-in first (never signed in: first of all).
+            models.Index(
+                F("portal_account"),
+                F("user_type"),
+                F("last_login").asc(nulls_first=True),
+                F("id"),
+                condition=Q(state="enabled"),
+                name="user_inactive_by_type",
             ),
             # The expiry sweep: the users whose access has an end, soonest first; the disabled
             # (and users without a date) are not in it.
