@@ -90,8 +90,14 @@ class Rule:
             state=UserState.ENABLED,
             is_account_admin=False,  # their console needs them: never disabled for inactivity
         )
+        # Who never signed in counts from when they got their access (see last_active): a
+        # filter on this small group only, since activating signs a person in.
+        never = users.filter(last_login__isnull=True).filter(
+            Q(activated_at__lte=self.warn_line)
+            | Q(activated_at__isnull=True, created_at__lte=self.warn_line)
+        )
         return (
-            (users.filter(last_login__isnull=True), ("id",)),
+            (never, ("id",)),
             (users.filter(last_login__lte=self.warn_line), ("last_login", "id")),
         )
 

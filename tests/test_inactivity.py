@@ -51,6 +51,8 @@ def people(account, other_account, account_admin, clock):
         "emp": user("Emp", UserType.EMPLOYEE, days=100),
         "theirs": user("Theirs", days=60, portal_account=other_account),
         "admin": account_admin,
+        # Activated moments ago and never signed in since: counted from the activation.
+        "fresh": PortalUserFactory(portal_account=account, name="Fresh", email="f@x.example"),
     }
 
 
@@ -105,9 +107,9 @@ def test_users_are_warned_then_disabled_and_a_second_run_changes_nothing(
     assert AuditEvent.objects.filter(action="disable").count() == 1
 
     # Untouched: a recent sign-in, another type, employees, the account admin, another account.
-    for name in ("pia", "recent", "cust", "emp", "admin", "theirs"):
+    for name in ("pia", "recent", "cust", "emp", "admin", "theirs", "fresh"):
         assert state(people[name]) == UserState.ENABLED, name
-    for name in ("recent", "cust", "emp", "admin", "theirs"):
+    for name in ("recent", "cust", "emp", "admin", "theirs", "fresh"):
         assert not warnings_to(people[name]).exists(), name
 
 
@@ -153,15 +155,22 @@ def test_the_preview_lists_who_and_when_with_the_saved_or_typed_numbers(
     assert AccessPolicy.objects.get(portal_account=account).partner_inactive_days == 30
 
 
-def test_the_preview_is_paged_and_capped(account, people, technician, monkeypatch):
+def test_the_preview_is_paged_and_capped(account, people, technician, monkeypatch, clock):
     for n in range(4):
-        PortalUserFactory(portal_account=account, name=f"Idle {n}", last_login=None)
+        PortalUserFactory(
+            portal_account=account,
+            name=f"Idle {n}",
+            last_login=None,
+            activated_at=clock.now - timedelta(days=40),
+        )
     monkeypatch.setattr(access_policies, "PREVIEW_CAP", 3)
     monkeypatch.setattr(access_policies, "PREVIEW_PAGE_SIZE", 2)
     client = console_sign_in(Client(), technician)
     first = client.get(preview_url(account)).content.decode()
     assert "More than 3" in first
     assert "Page 1 of 2" in first
+    # Activated but never signed in: counted from the activation.
+    assert "Idle 0" in first
     second = client.get(
         preview_url(account, user_type="partner", days=30, warning_days=7, page=2)
     ).content.decode()

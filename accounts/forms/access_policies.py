@@ -65,9 +65,11 @@ class AccessPolicyForm(forms.ModelForm):
         for purpose, (field, unit, low, high) in LINK_LIFETIMES.items():
             default = AccessPolicy().lifetime(purpose)
             self.fields[field].label = f"{LIFETIME_LABELS[purpose]} ({unit})"
-            self.fields[
-                field
-            ].help_text = f"{low} to {high} {unit}. Empty: the default, {describe(default)}."
+            now = ""
+            if getattr(self.instance, field) is not None:
+                now = f"Now {describe(self.instance.lifetime(purpose))}. "
+            help_text = f"{now}{low} to {high} {unit}. Empty: the default, {describe(default)}."
+            self.fields[field].help_text = help_text
             self._bounds(field, low, high)
         self.fields["reminder_after_days"].help_text = (
             "The first reminder goes out this many days after the invitation, then again every "
