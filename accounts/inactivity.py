@@ -11,8 +11,8 @@ policy disabled and an admin enabled starts a new N days). The audit event's act
 policy.
 
 Cheap: per account and type, a range of the user_inactive_by_type index up to the warning line
-(enabled users of the type, longest without a sign-in first); users who sign in or are
-disabled leave it. Idempotent: every user is checked again under their row lock, so a second
+(enabled users of the type, longest inactive first); users who sign in or are disabled leave
+it. Idempotent: every user is checked again under their row lock, so a second
 run finds nothing to do."""
 
 from dataclasses import dataclass
@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Max, Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts import audit, lifecycle
@@ -31,6 +32,8 @@ from helpers.keyset import batches
 
 BATCH_SIZE = 500
 DAY = timedelta(days=1)
+# When a user was last active, as the index has it (the enable events are added in Python).
+ACTIVE = Coalesce("last_login", "activated_at", "created_at")
 
 
 def actor(user_type, days):
@@ -79,26 +82,20 @@ class Rule:
         return self.now - self.days * DAY
 
     def candidates(self, users=None):
-        """The enabled users of the type without a sign-in since the warning line, as two
-        (queryset, order) ranges of the user_inactive_by_type index: those who never signed in
-        (NULL sorts first), then by last sign-in up to the line. Two, not one with an OR: a
-        range that ends at the line stops there, where an OR would be a filter over every
-        enabled user of the type. `users`: a scoped queryset (the preview)."""
-        users = (users if users is not None else User.objects.all()).filter(
-            portal_account_id=self.portal_account_id,
-            user_type=self.user_type,
-            state=UserState.ENABLED,
-            is_account_admin=False,  # their console needs them: never disabled for inactivity
-        )
-        # Who never signed in counts from when they got their access (see last_active): a
-        # filter on this small group only, since activating signs a person in.
-        never = users.filter(last_login__isnull=True).filter(
-            Q(activated_at__lte=self.warn_line)
-            | Q(activated_at__isnull=True, created_at__lte=self.warn_line)
-        )
+        """The enabled users of the type not active since the warning line, annotated with
+        `active` (their last sign-in, else their activation), longest ago first: a range of
+        the user_inactive_by_type index, whose expression `active` is. `users`: a scoped
+        queryset (the preview)."""
+        users = users if users is not None else User.objects.all()
         return (
-            (never, ("id",)),
-            (users.filter(last_login__lte=self.warn_line), ("last_login", "id")),
+            users.filter(
+                portal_account_id=self.portal_account_id,
+                user_type=self.user_type,
+                state=UserState.ENABLED,
+                is_account_admin=False,  # their console needs them: never disabled by it
+            )
+            .annotate(active=ACTIVE)
+            .filter(active__lte=self.warn_line)
         )
 
     def warned(self, user, active):
@@ -140,14 +137,13 @@ def apply(rule, account):
     counts = {"warned": 0, "disabled": 0, None: 0}
     sign_in_url = settings.PORTAL_BASE_URL + account.portal_path() + "login/"
     with audit.acting_as(actor(rule.user_type, rule.days)):
-        for users, order in rule.candidates():
-            for batch in batches(users, order, BATCH_SIZE):
-                loaded = list(
-                    User.objects.select_related("contact").filter(pk__in=[r[-1] for r in batch])
-                )
-                active = last_active(loaded)
-                for user in loaded:
-                    counts[_act(rule, user, active[user.pk], sign_in_url)] += 1
+        for batch in batches(rule.candidates(), ("active", "id"), BATCH_SIZE):
+            loaded = list(
+                User.objects.select_related("contact").filter(pk__in=[row[-1] for row in batch])
+            )
+            active = last_active(loaded)
+            for user in loaded:
+                counts[_act(rule, user, active[user.pk], sign_in_url)] += 1
     return counts["warned"], counts["disabled"]
 
 
@@ -176,7 +172,7 @@ def _act(rule, user, active, sign_in_url):
 def _disable(rule, user_id, active):
     with transaction.atomic():
         user = (
-            User.objects.select_for_update(no_key=True)
+            User.objects.select_for_update(no_key=True, of=("self",))
             .select_related("contact")
             .filter(pk=user_id, state=UserState.ENABLED)
             .first()
@@ -200,9 +196,6 @@ def _disable(rule, user_id, active):
 def preview(rule, users, cap):
     """The ids of the first `cap` + 1 users the rule acts on, in the index's order (a bounded
     read however many there are): the preview pages through them."""
-    ids = []
-    for queryset, order in rule.candidates(users):
-        ids += queryset.order_by(*order).values_list("id", flat=True)[: cap + 1 - len(ids)]
-        if len(ids) > cap:
-            break
-    return ids
+    return list(
+        rule.candidates(users).order_by("active", "id").values_list("id", flat=True)[: cap + 1]
+    )

@@ -2,11 +2,12 @@
 
 from django.db import migrations, models
 from django.db.models import F, Q
+from django.db.models.functions import Coalesce
 
 INDEX = models.Index(
     F("portal_account"),
     F("user_type"),
-    F("last_login").asc(nulls_first=True),
+    Coalesce("last_login", "activated_at", "created_at"),
     F("id"),
     condition=Q(state="enabled"),
     name="user_inactive_by_type",

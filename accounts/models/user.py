@@ -1,6 +1,7 @@
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Coalesce
 
 from accounts.models.portal_account import UserType
 
@@ -162,12 +163,12 @@ class User(AbstractBaseUser, PermissionsMixin):
                 condition=Q(state="disabled"),
                 name="user_disabled_by_date",
             ),
-            # The inactivity policy: an account's enabled users of one type, longest without a
-            # sign-in first (never signed in: first of all).
+            # The inactivity policy: an account's enabled users of one type by when they were
+            # last active (their last sign-in, else their activation), longest ago first.
             models.Index(
                 F("portal_account"),
                 F("user_type"),
-                F("last_login").asc(nulls_first=True),
+                Coalesce("last_login", "activated_at", "created_at"),
                 F("id"),
                 condition=Q(state="enabled"),
                 name="user_inactive_by_type",
