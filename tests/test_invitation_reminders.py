@@ -160,3 +160,14 @@ def test_the_unconfirmed_tab_shows_reminders_sent_and_the_next_one(
 def test_the_reminder_sweep_is_on_the_beat_schedule(settings):
     tasks = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
     assert "accounts.tasks.send_invitation_reminders" in tasks
+
+
+def test_a_reinvitation_replaces_a_pending_reminder(
+    account, partner_role, technician, policy, clock
+):
+    grace = invite(account, partner_role, technician, "Grace")
+    clock.advance(days=3, minutes=1)
+    assert reminders.run() == 1
+    lifecycle.reinvite(grace, by=technician)
+    rows = dict(reminder_rows(grace).values_list("kind", "status"))
+    assert rows == {EmailKind.INVITATION_REMINDER: OutboxEmail.Status.CANCELLED}
