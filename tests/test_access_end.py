@@ -199,3 +199,17 @@ def test_a_date_moved_later_meanwhile_is_respected(account, technician, clock):
 def test_the_expiry_sweep_is_on_the_beat_schedule(settings):
     tasks = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
     assert "accounts.tasks.end_expired_access" in tasks
+
+
+def test_another_accounts_token_gets_404_and_changes_nothing(account, other_account, mssp_admin):
+    from api.api_tokens import create_token
+
+    user = PortalUserFactory(portal_account=account)
+    _token, secret = create_token(other_account, "Their CRM", by=mssp_admin)
+    response = api_client_for(secret).post(
+        api_url(user.contact, "access-end"),
+        {"access_ends_on": "2030-01-01"},
+        content_type="application/json",
+    )
+    assert response.status_code == 404
+    assert User.objects.get(pk=user.pk).access_ends_on is None
