@@ -7,6 +7,7 @@ through the same backend, throttle and second factor as the console's
 from django.contrib import admin
 
 from accounts.models import (
+    AccessPolicy,
     AuditEvent,
     LoginToken,
     OutboxEmail,
@@ -54,6 +55,18 @@ class PortalAccountAdmin(ReadOnlyAdmin):
     list_display = ["name", "slug", "partner_licenses", "customer_licenses", "employee_licenses"]
     search_fields = ["name", "slug"]
     inlines = [RoleInline]
+
+
+@admin.register(AccessPolicy)
+class AccessPolicyAdmin(ReadOnlyAdmin):
+    list_display = [
+        "portal_account",
+        "reminders_on",
+        "partner_inactive_days",
+        "customer_inactive_days",
+        "updated_at",
+    ]
+    list_select_related = ["portal_account"]
 
 
 @admin.register(Role)

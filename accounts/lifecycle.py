@@ -27,6 +27,7 @@ from accounts.models import (
     UserState,
     UserType,
 )
+from accounts.models.user import access_end_problem
 from accounts.portal_sections import SECTIONS
 from contacts.models import Contact
 from helpers.bulk_sql import any_of, insert
@@ -319,8 +320,9 @@ def set_new_password(user, password, *, ip=None):
 
 
 @_verb
-def disable(user, *, by, ip=None):
-    """Stop a user signing in; their seat is freed and every link they hold dies."""
+def disable(user, *, by, ip=None, detail=""):
+    """Stop a user signing in; their seat is freed and every link they hold dies. `detail`: why,
+    when a policy disables (by None, the policy named by audit.acting_as)."""
     user = _locked(user)
     _require_state(user, [UserState.ENABLED, UserState.UNCONFIRMED], "disable")
     before = audit.user_snapshot(user)
@@ -331,7 +333,13 @@ def disable(user, *, by, ip=None):
     stop_mail_and_links(user, "The user was disabled.")
     signed_in_sessions.end_all(user)
     audit.record(
-        "disable", by=by, subject=user, ip=ip, before=before, after=audit.user_snapshot(user)
+        "disable",
+        by=by,
+        subject=user,
+        ip=ip,
+        before=before,
+        after=audit.user_snapshot(user),
+        detail=detail,
     )
     return user
 
@@ -550,6 +558,96 @@ def send_login_email(user, *, by, target="", ip=None):
     audit.record("send_login_email", by=by, subject=user, ip=ip, detail=target)
     outbox.queue_email(user, EmailKind.LOGIN_LINK, target=target)
     return user
+
+
+@_verb
+def remind(user, *, number, due_at, quiet_since):
+    """The account's reminder policy emails an unconfirmed user reminder `number` (due at
+    `due_at`) with a new invitation link. Returns False, changing nothing, when it is not due
+    after all: already sent (a second run), the user moved on, or a person sent an invitation
+    after `quiet_since` (the reminder would repeat it)."""
+    user = _locked(user)
+    if user.state != UserState.UNCONFIRMED or not user.email or user.contact_deleted:
+        return False
+    if user.last_invited_at is None:  # invited without an email: nothing to remind of
+        return False
+    if user.reminded_at is not None and user.reminded_at >= due_at:
+        return False
+    if user.last_invited_at > quiet_since and user.last_invited_at != user.reminded_at:
+        return False
+    now = timezone.now()
+    user.reminders_sent = (user.reminders_sent or 0) + 1
+    user.reminded_at = user.last_invited_at = now
+    user.save(update_fields=["reminders_sent", "reminded_at", "last_invited_at"])
+    audit.record(
+        "send_invitation_reminder",
+        by=None,
+        subject=user,
+        after={"reminders_sent": user.reminders_sent},
+        detail=f"reminder {number}",
+    )
+    outbox.queue_email(user, EmailKind.INVITATION_REMINDER)
+    return True
+
+
+@_verb
+def set_access_end(user, ends_on, *, by, ip=None):
+    """Give the user an access end date (None: no end). accounts.expiry disables them at the
+    start of that day (UTC). Returns False when the date was already so (nothing recorded)."""
+    user = _locked(user)
+    problem = access_end_problem(ends_on, timezone.now().date())
+    if problem:
+        raise LifecycleError(problem)
+    if user.access_ends_on == ends_on:
+        return False
+    before = {"access_ends_on": _day(user.access_ends_on)}
+    user.access_ends_on = ends_on
+    user.save(update_fields=["access_ends_on"])
+    audit.record(
+        "change_access_end",
+        by=by,
+        subject=user,
+        ip=ip,
+        before=before,
+        after={"access_ends_on": _day(ends_on)},
+    )
+    return True
+
+
+def _day(value):
+    return value.isoformat() if value else None
+
+
+@_verb
+def warn_inactive(user, *, active, disable_on, inactive_days, sign_in_url):
+    """The inactivity policy warns an enabled user, last active at `active`, that their access
+    ends on `disable_on` unless they sign in. Returns False, changing nothing, when that is no
+    longer so: they signed in or were warned since, or moved on."""
+    user = _locked(user)
+    if user.state != UserState.ENABLED or user.contact_deleted or user.is_account_admin:
+        return False
+    if user.last_login is not None and user.last_login > active:
+        return False
+    if user.inactivity_warned_at is not None and user.inactivity_warned_at > active:
+        return False
+    user.inactivity_warned_at = timezone.now()
+    user.save(update_fields=["inactivity_warned_at"])
+    audit.record(
+        "send_inactivity_warning",
+        by=None,
+        subject=user,
+        detail=f"to be disabled on {disable_on.isoformat()}"
+        + ("" if user.email else "; no email address, so no email"),
+    )
+    if user.email:
+        outbox.queue_email(
+            user,
+            EmailKind.INACTIVITY_WARNING,
+            inactive_days=inactive_days,
+            disable_on=f"{disable_on:%B} {disable_on.day}, {disable_on.year}",
+            sign_in_url=sign_in_url,
+        )
+    return True
 
 
 # The portal sections a sign-in link may open.

@@ -5,13 +5,15 @@ from the token lifecycle.issue_magic_link returns; its secret is never kept."""
 from django.conf import settings
 from django.urls import reverse
 
+from accounts import link_lifetimes
 from accounts.models import TokenPurpose
+from accounts.models.access_policy import describe
 from accounts.portal_sections import SECTIONS
 
 
-def lifetime_minutes():
-    """How long a new magic link works, in whole minutes (the setting)."""
-    return int(settings.TOKEN_LIFETIMES[TokenPurpose.MAGIC_LINK].total_seconds() // 60)
+def lifetime(account):
+    """How long a new magic link of the account works, in words ("15 minutes", "3 days")."""
+    return describe(link_lifetimes.lifetime(account.pk, TokenPurpose.MAGIC_LINK))
 
 
 def created(account, token):
@@ -22,5 +24,5 @@ def created(account, token):
         "target": token.target,
         "section": SECTIONS.get(token.target, "Home"),
         "expires_at": token.expires_at,
-        "lifetime_minutes": lifetime_minutes(),
+        "lifetime": lifetime(account),
     }

@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
+from accounts import link_lifetimes
 from accounts.errors import InvalidToken
 from accounts.models import LoginToken, TokenPurpose
 
@@ -45,7 +46,7 @@ def _create(user, purpose, secret, *, target="", by=None):
         token_hash=_digest(secret),
         target=target,
         created_by=by,
-        expires_at=timezone.now() + settings.TOKEN_LIFETIMES[purpose],
+        expires_at=timezone.now() + link_lifetimes.lifetime(user.portal_account_id, purpose),
     )
 
 
@@ -132,7 +133,7 @@ def issue_for_emails(emails):
                 target=email.context.get("target", ""),
                 outbox_email=email,
                 created_by_id=email.queued_by_id,
-                expires_at=now + settings.TOKEN_LIFETIMES[purpose],
+                expires_at=now + link_lifetimes.lifetime(email.portal_account_id, purpose),
             )
             for email, purpose in emails
         ],
@@ -155,7 +156,8 @@ def _create_for_email(email, purpose, token_hash):
             "outbox_email": email,
             # The person who caused the email, not the worker that sends it.
             "created_by_id": email.queued_by_id,
-            "expires_at": timezone.now() + settings.TOKEN_LIFETIMES[purpose],
+            "expires_at": timezone.now()
+            + link_lifetimes.lifetime(email.portal_account_id, purpose),
         },
     )
     return token

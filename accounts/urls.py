@@ -3,6 +3,7 @@ from django.urls import path
 
 from accounts.sign_in_view import SignInView
 from accounts.views import (
+    access_policies,
     audit,
     dev_mail,
     home,
@@ -49,6 +50,12 @@ urlpatterns = [
     path("accounts/new/", portal_accounts.account_create, name="portal-account-create"),
     path(account, portal_accounts.dashboard, name="dashboard"),
     path(account + "settings/", portal_accounts.account_settings, name="portal-account-settings"),
+    path(account + "policies/", access_policies.access_policies, name="access-policies"),
+    path(
+        account + "policies/inactivity/",
+        access_policies.inactivity_preview,
+        name="inactivity-preview",
+    ),
     path(account + "roles/", portal_accounts.roles, name="roles"),
     path(account + "roles/<int:role_id>/", portal_accounts.role_edit, name="role-edit"),
     # Users of a portal account.
@@ -60,6 +67,7 @@ urlpatterns = [
     path(account + "users/bulk/", users.bulk_action, name="users-bulk"),
     path(account + "users/<int:user_id>/", user_page.user_page, name="user"),
     path(account + "users/<int:user_id>/links/", user_links.links, name="user-links"),
+    path(account + "users/<int:user_id>/access-end/", user_page.access_end, name="user-access-end"),
     path(
         account + "users/<int:user_id>/links/<int:token_id>/revoke/",
         user_links.revoke,

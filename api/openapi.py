@@ -34,6 +34,11 @@ def _nullable(schema):
 
 _STRING = {"type": "string"}
 _DATE_TIME = {"type": "string", "format": "date-time"}
+_ACCESS_END = {
+    "type": "string",
+    "format": "date",
+    "description": "The user is disabled at the start of this day (UTC); null: no end.",
+}
 _COUNT = {"type": "integer", "minimum": 0}
 _HEADER = {"schema": _STRING}
 
@@ -114,9 +119,10 @@ SCHEMAS = {
             "invited_at": _nullable(_DATE_TIME),
             "activated_at": _nullable(_DATE_TIME),
             "last_login": _nullable(_DATE_TIME),
+            "access_ends_on": _nullable(_ACCESS_END),
         },
         ["id", "state", "user_type", "role", "email", "is_account_admin"]
-        + ["invited_at", "activated_at", "last_login"],
+        + ["invited_at", "activated_at", "last_login", "access_ends_on"],
     ),
     "PortalUserStatus": _object(
         {
@@ -175,9 +181,11 @@ SCHEMAS = {
                 }
             ),
             "send_invitation": _nullable({"type": "boolean", "default": True}),
+            "access_ends_on": _nullable(_ACCESS_END),
         },
         ["role"],
     ),
+    "AccessEnd": _object({"access_ends_on": _nullable(_ACCESS_END)}),
     "Target": _object(
         {
             "target": _nullable(
@@ -315,6 +323,11 @@ def _portal_user_paths():
             "Give the user another active role; a role of another user type changes the "
             "user's type and takes that type's license (409 when none is left).",
             "Role",
+            _STATUS,
+        ),
+        "access-end/": (
+            "Set the user's access end date (a day after today), or clear it with null.",
+            "AccessEnd",
             _STATUS,
         ),
         "magic-link/": (

@@ -93,6 +93,7 @@ def status(token, account, contact):
             "invited_at": _when(user.invited_at),
             "activated_at": _when(user.activated_at),
             "last_login": _when(user.last_login),
+            "access_ends_on": _when(user.access_ends_on),
         },
         "allowed_actions": allowed_actions(token, contact),
         # A contact's user is a partner or customer: employee roles are not for contacts.

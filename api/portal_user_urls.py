@@ -22,6 +22,7 @@ urlpatterns = [
         name="api-portal-user-reset-password",
     ),
     path(portal_user + "change-role/", views.change_role, name="api-portal-user-change-role"),
+    path(portal_user + "access-end/", views.access_end, name="api-portal-user-access-end"),
     path(portal_user + "magic-link/", views.magic_link, name="api-portal-user-magic-link"),
     path(
         portal_user + "send-login-email/",

@@ -14,13 +14,17 @@ such contact for this token), 405 (another method) or 409 (the rules refuse: wro
 licenses left). A refused request changes nothing."""
 
 from dataclasses import dataclass
+from datetime import date
 
+from django.db import transaction
 from django.http import JsonResponse
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 
 from accounts import lifecycle, magic_links
 from accounts.errors import LifecycleError
 from accounts.models import UserType
+from accounts.models.user import access_end_problem
 from accounts.role_names import AccountRoles, RoleNameError
 from api import portal_user_status
 from api.authentication import api_view
@@ -48,7 +52,9 @@ ENABLE_FIELDS = {
     # Optional: the role decides the user type; one sent must be the role's (400 otherwise).
     "user_type": Field(str, choices=(UserType.PARTNER.value, UserType.CUSTOMER.value)),
     "send_invitation": Field(bool),
+    "access_ends_on": Field(str),
 }
+ACCESS_END = {"access_ends_on": Field(str)}
 
 
 def read_fields(request, fields):
@@ -107,15 +113,51 @@ def enable(request, account, contact_ref):
     mismatch = lifecycle.role_type_mismatch(role, body.get("user_type"))
     if mismatch:
         raise BadPayload(mismatch, [{"field": "user_type", "message": mismatch}])
-    lifecycle.invite(
-        account,
-        role=role,
-        by=None,
-        contact=contact,
-        send_email=body.get("send_invitation", True),
-        ip=client_ip(request),
-    )
+    ends_on = access_end_in(body)
+    with transaction.atomic():  # the user and their end date, or neither
+        user = lifecycle.invite(
+            account,
+            role=role,
+            by=None,
+            contact=contact,
+            send_email=body.get("send_invitation", True),
+            ip=client_ip(request),
+        )
+        if ends_on:
+            lifecycle.set_access_end(user, ends_on, by=None, ip=client_ip(request))
     return _answer_after_change(request, account, contact, status=201)
+
+
+def access_end_in(body):
+    """The body's access end date (None: no end); BadPayload when it is no date or not one the
+    rules allow (lifecycle.set_access_end's)."""
+    value = body.get("access_ends_on")
+    if value is None:
+        return None
+    try:
+        ends_on = date.fromisoformat(value.strip()) if len(value) == 10 else None
+    except ValueError:
+        ends_on = None
+    problem = (
+        "Must be a date as YYYY-MM-DD, or null for no end."
+        if ends_on is None
+        else access_end_problem(ends_on, timezone.now().date())
+    )
+    if problem:
+        raise BadPayload(problem, [{"field": "access_ends_on", "message": problem}])
+    return ends_on
+
+
+@api_view("POST", scope=Scope.FULL)
+def access_end(request, account, contact_ref):
+    """Set the user's access end date ({"access_ends_on": "2027-01-31"}), or clear it (null)."""
+    contact = get_contact(request.api_token, account, contact_ref)
+    ends_on = access_end_in(read_fields(request, ACCESS_END))
+    user = portal_user(contact)
+    if user is None:
+        raise LifecycleError(f"{contact.name} has no portal user: enable one first.")
+    lifecycle.set_access_end(user, ends_on, by=None, ip=client_ip(request))
+    return _answer_after_change(request, account, contact)
 
 
 def _user_action(name, fields=None, status=200, perform=None):

@@ -21,6 +21,9 @@ class Field:
     required: bool = True
     noun: str = ""  # how messages refer to the values: "pick which column holds the {noun}"
     aliases: tuple[str, ...] = ()  # other headers that mean this field
+    # An optional field added after mappings were saved: in a mapping only when a column holds
+    # it, so the mappings of files without it (and of jobs saved before it) stay as they were.
+    only_when_mapped: bool = False
 
     def keys(self):
         return {_normalise(self.name), _normalise(self.label), *map(_normalise, self.aliases)}
@@ -29,6 +32,15 @@ class Field:
 PORTAL_USER_FIELDS = (
     Field("contact_id", "ContactId", noun="contact id"),
     Field("role", "Role", noun="role"),
+    # Optional: the day the user's access ends (accounts.expiry), as YYYY-MM-DD.
+    Field(
+        "access_ends_on",
+        "AccessEndsOn",
+        required=False,
+        noun="access end date",
+        aliases=("AccessEnd", "AccessEndDate", "EndDate"),
+        only_when_mapped=True,
+    ),
 )
 
 # Contacts target (imports.contacts_import). Headers match ignoring case, spaces, "_" and "-", so
@@ -68,7 +80,9 @@ def auto_map(header, fields):
     mapping = {}
     for field in fields:
         matches = _matching_columns(header, field)
-        mapping[field.name] = matches[0] if len(matches) == 1 else None
+        column = matches[0] if len(matches) == 1 else None
+        if column is not None or not field.only_when_mapped:
+            mapping[field.name] = column
     return mapping
 
 
@@ -87,7 +101,10 @@ def manual_map(choices, header, fields):
         if name not in by_name:
             errors.append(f"There is no field '{name}' to map.")
         elif choice is None or choice == "":
-            mapping[name] = None
+            if by_name[name].only_when_mapped:
+                mapping.pop(name, None)
+            else:
+                mapping[name] = None
         elif isinstance(choice, int):
             if 0 <= choice < len(header):
                 mapping[name] = choice
@@ -154,17 +171,23 @@ def row_values(mapping, cells):
 
 def row_reader(mapping):
     """`row_values` for the million rows of one file: a function of the cells that gives the
-    same dict, built by C code (an itemgetter) when every field is mapped."""
-    indices = list(mapping.values())
-    if not indices or None in indices:
+    same dict, built by C code (an itemgetter) for the mapped fields; an optional field left
+    unmapped is "" on every row."""
+    mapped = {name: index for name, index in mapping.items() if index is not None}
+    unmapped = {name: "" for name, index in mapping.items() if index is None}
+    indices = list(mapped.values())
+    if not indices:
         return partial(row_values, mapping)
-    names, needed = list(mapping), max(indices) + 1
+    names, needed = list(mapped), max(indices) + 1
     getter = itemgetter(*indices) if len(indices) > 1 else lambda cells: (cells[indices[0]],)
 
     def read(cells):
         if len(cells) < needed:
             return row_values(mapping, cells)
-        return dict(zip(names, getter(cells), strict=True))
+        values = dict(zip(names, getter(cells), strict=True))
+        if unmapped:
+            values.update(unmapped)
+        return values
 
     return read
 

@@ -19,15 +19,17 @@ for the whole run in a compact map (imports.first_lines: about 25 MB for a milli
 """
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from functools import partial
 from typing import NamedTuple
 
 from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
 
-from accounts import licenses, lifecycle, role_names
+from accounts import expiry, licenses, lifecycle, role_names
 from accounts.errors import NoLicensesLeft
 from accounts.models import User, UserType
+from accounts.models.user import access_end_problem
 from accounts.role_names import AccountRoles, RoleNameError
 from contacts.models import CONTACT_ID_LENGTH, Contact
 from contacts.salesforce_ids import looks_like_salesforce_id, to_18
@@ -69,6 +71,7 @@ EMPLOYEE_ROLE = "employee_role"
 NO_VALID_EMAIL = "no_valid_email"
 NO_LICENSES = "no_licenses"
 NOT_ALLOWED = "not_allowed"  # any other rule of accounts.lifecycle
+BAD_ACCESS_END = "bad_access_end"
 
 REASON_LABELS = {
     MISSING_CONTACT_ID: "Contact id missing",
@@ -82,6 +85,7 @@ REASON_LABELS = {
     NO_VALID_EMAIL: "Contact has no valid email",
     NO_LICENSES: "No licenses left",
     NOT_ALLOWED: "Not allowed",
+    BAD_ACCESS_END: "Access end date not valid",
 }
 
 
@@ -131,6 +135,7 @@ class RowChecker:
         self.options = options
         self.roles = AccountRoles(account)
         self.seen = FirstLines()  # contact pk -> line where it first appeared
+        self.today = timezone.now().date()  # end dates must be after it (one run, one today)
 
     @staticmethod
     def _salesforce_key(value):
@@ -233,9 +238,31 @@ class RowChecker:
                 "contacts, so the import cannot create them. Give the row a partner or customer "
                 "role, or add employees on the Users page.",
             )
+        self.access_end(values)
         if email and self.options["send_activation"] and not lifecycle.valid_email(contact.email):
             raise self.no_valid_email(contact)
         return contact, role
+
+    def access_end(self, values):
+        """The row's access end date (None: the optional cell is empty); RowFailure when it is
+        no date, or one the rules refuse (lifecycle.set_access_end's)."""
+        cell = (values.get("access_ends_on") or "").strip()
+        if not cell:
+            return None
+        try:
+            ends_on = date.fromisoformat(cell) if len(cell) == 10 else None
+        except ValueError:
+            ends_on = None
+        if ends_on is None:
+            raise RowFailure(
+                BAD_ACCESS_END,
+                f"The AccessEndsOn cell '{cell}' is not a date. Write it as YYYY-MM-DD (for "
+                "example 2027-01-31), or leave it empty for no end.",
+            )
+        problem = access_end_problem(ends_on, self.today)
+        if problem:
+            raise RowFailure(BAD_ACCESS_END, f"AccessEndsOn {cell}: {problem}")
+        return ends_on
 
     @staticmethod
     def no_valid_email(contact):
@@ -398,6 +425,7 @@ def _apply_batch(job, account, options, checker, batch, rows, results):
         outcomes = {}  # line -> RowFailure or the new user's id
         ready = []  # (contact, role)
         line_of = {}  # contact pk -> line
+        ends = {}  # contact pk -> access end date
         for line, values in rows:
             try:
                 # invite_many checks the email; see the refused rows below.
@@ -407,6 +435,9 @@ def _apply_batch(job, account, options, checker, batch, rows, results):
             else:
                 ready.append((contact, role))
                 line_of[contact.pk] = line
+                ends_on = checker.access_end(values)
+                if ends_on:
+                    ends[contact.pk] = ends_on
         if ready:
             created, refused = lifecycle.invite_many(
                 account,
@@ -417,6 +448,11 @@ def _apply_batch(job, account, options, checker, batch, rows, results):
             for (contact, _role), user_id in created:
                 outcomes[line_of[contact.pk]] = user_id
                 batch.with_user.add(contact.pk)
+            expiry.set_many(
+                account,
+                {user_id: ends[c.pk] for (c, _role), user_id in created if c.pk in ends},
+                by=job.started_by,
+            )
             for (contact, _role), error in refused:
                 if options["send_activation"] and not lifecycle.valid_email(contact.email):
                     # The rule the checker left out, and the first that applies to the row.

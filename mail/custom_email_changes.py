@@ -64,7 +64,7 @@ def preview(account, kind, subject, body):
         if carries == "link"
         else "",
         "code": SAMPLE_CODE if carries == "code" else "",
-        "expires": emails.describe_lifetime(settings.TOKEN_LIFETIMES[purpose]) if purpose else "",
+        "expires": emails.expires_in(account, purpose),
     }
     subject, text, _paragraphs = custom_emails.render(subject, body, values)
     return {"subject": subject, "text": text}

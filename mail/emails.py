@@ -11,8 +11,9 @@ from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.urls import reverse
 
-from accounts import tokens
+from accounts import link_lifetimes, tokens
 from accounts.models import EmailKind, TokenPurpose
+from accounts.models.access_policy import describe
 from mail import custom_emails
 from mail.custom_emails import custom_email
 from mail.sender_identity import sender_of
@@ -29,6 +30,8 @@ SUBJECTS = {
     EmailKind.EMAIL_CHANGE_CONFIRM: "Confirm your new sign-in email for {portal}",
     EmailKind.EMAIL_CHANGE_NOTICE: "Your sign-in email for {portal} is about to change",
     EmailKind.ACCESS_BLOCKED: "Your account at {portal} may be disabled",
+    EmailKind.INVITATION_REMINDER: "Reminder: your invitation to {portal}",
+    EmailKind.INACTIVITY_WARNING: "Sign in to keep your access to {portal}",
 }
 
 # kind -> (token purpose, portal URL name that redeems it; None: the email carries a code that
@@ -43,18 +46,16 @@ LINKS = {
     EmailKind.EMAIL_CHANGE_CONFIRM: (TokenPurpose.EMAIL_CHANGE, "portal-confirm-email"),
     EmailKind.EMAIL_CHANGE_NOTICE: (None, None),
     EmailKind.ACCESS_BLOCKED: (None, None),
+    EmailKind.INVITATION_REMINDER: (TokenPurpose.ACTIVATION, "portal-activate"),
+    # The warning carries no credential: the person signs in as they always do.
+    EmailKind.INACTIVITY_WARNING: (None, None),
 }
 
 
-def describe_lifetime(delta):
-    minutes = int(delta.total_seconds() // 60)
-    if minutes % (24 * 60) == 0:
-        days = minutes // (24 * 60)
-        return f"{days} day{'s' if days != 1 else ''}"
-    if minutes % 60 == 0:
-        hours = minutes // 60
-        return f"{hours} hour{'s' if hours != 1 else ''}"
-    return f"{minutes} minutes"
+def expires_in(account, purpose):
+    if purpose is None:
+        return ""
+    return describe(link_lifetimes.lifetime(account.pk, purpose))
 
 
 def _credential(row, purpose, url_name, minted=None):
@@ -110,7 +111,7 @@ def build_message(row, minted=None, sender=None, customs=None):
     context = {
         "user": user,
         "portal_name": account.name,
-        "expires_in": describe_lifetime(settings.TOKEN_LIFETIMES[purpose]) if purpose else "",
+        "expires_in": expires_in(account, purpose),
         "target": target,
         **row.context,
         **_credential(row, purpose, url_name, minted),

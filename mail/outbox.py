@@ -15,9 +15,12 @@ from mail import tasks
 queued_in_bulk = Signal()
 
 # A newer email of the same family makes a pending older one pointless (its link would be dead).
+# An invitation, a reinvitation and a policy's reminder all carry the one live invitation link.
+_INVITATIONS = [EmailKind.INVITATION, EmailKind.REINVITATION, EmailKind.INVITATION_REMINDER]
 _FAMILIES = {
-    EmailKind.INVITATION: [EmailKind.INVITATION, EmailKind.REINVITATION],
-    EmailKind.REINVITATION: [EmailKind.INVITATION, EmailKind.REINVITATION],
+    EmailKind.INVITATION: _INVITATIONS,
+    EmailKind.REINVITATION: _INVITATIONS,
+    EmailKind.INVITATION_REMINDER: _INVITATIONS,
 }
 
 

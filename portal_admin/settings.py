@@ -384,6 +384,20 @@ CELERY_BEAT_SCHEDULE = {
         "task": "imports.tasks.resume_stalled_imports",
         "schedule": env.int("IMPORT_STALL_SWEEP_SECONDS", default=60),
     },
+    # The access policies (accounts/tasks.py): each idempotent and a range of an index per
+    # account, so hourly costs little; a policy acts at most an hour late.
+    "send-invitation-reminders": {
+        "task": "accounts.tasks.send_invitation_reminders",
+        "schedule": env.int("POLICY_SWEEP_EVERY_SECONDS", default=60 * 60),
+    },
+    "end-expired-access": {
+        "task": "accounts.tasks.end_expired_access",
+        "schedule": env.int("POLICY_SWEEP_EVERY_SECONDS", default=60 * 60),
+    },
+    "apply-inactivity-policies": {
+        "task": "accounts.tasks.apply_inactivity_policies",
+        "schedule": env.int("POLICY_SWEEP_EVERY_SECONDS", default=60 * 60),
+    },
     "apply-retention": {
         "task": "operations.tasks.apply_retention",
         "schedule": 24 * 60 * 60,  # idempotent; days are the settings' unit, so daily suffices

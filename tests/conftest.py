@@ -82,7 +82,10 @@ def _fresh_cache():
     test that made the cache unreachable leave the counters in the process's memory)."""
     from django.core.cache import cache
 
+    from accounts import link_lifetimes
     from helpers import attempt_counter
+
+    link_lifetimes.forget()
 
     cache.clear()
     yield
@@ -102,6 +105,18 @@ def _fast_test_settings(settings):
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
     settings.STATIC_ROOT = None
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """Time the test moves (tests/clock.py): the policies' tests never sleep."""
+    from django.utils import timezone
+
+    from tests.clock import Clock
+
+    moving = Clock(timezone.now())
+    monkeypatch.setattr(timezone, "now", moving)
+    return moving
 
 
 # --- Personas: who acts in a test ---

@@ -105,6 +105,7 @@ def test_the_status_describes_the_user(api_client, pia):
         "invited_at": pia.invited_at.isoformat(),
         "activated_at": pia.activated_at.isoformat(),
         "last_login": None,
+        "access_ends_on": None,
     }
 
 
@@ -407,7 +408,10 @@ def test_a_magic_link_to_an_unknown_section_is_400(api_client, pia):
 REQUIRED = [{"field": "role", "message": "This field is required."}]
 WRONG = '{"role": 7, "user_type": "employee", "send_invitation": "yes", "extra": 1}'
 WRONG_ERRORS = [
-    {"field": "extra", "message": "Unknown field. Use: role, user_type, send_invitation."},
+    {
+        "field": "extra",
+        "message": "Unknown field. Use: role, user_type, send_invitation, access_ends_on.",
+    },
     {"field": "role", "message": "Must be a string."},
     {"field": "user_type", "message": "Must be one of: partner, customer."},
     {"field": "send_invitation", "message": "Must be true or false."},

@@ -56,6 +56,7 @@ API_URLS = {
             "-send-login-email",
         ]
     },
+    "api-portal-user-access-end": "token API (tests/test_access_end.py)",
     **{
         f"api-sync-{operation}": "token API (tests/test_sync_endpoint.py)"
         for operation in ["upsert", "delete", "restore", "merge"]

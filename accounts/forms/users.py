@@ -104,3 +104,15 @@ class AddUserForm(forms.Form):
             if not data.get("email") and "email" not in self.errors:
                 self.add_error("email", "Enter the person's email, or a contact id.")
         return data
+
+
+class AccessEndForm(forms.Form):
+    """A user's access end date; empty: no end. The rules are lifecycle.set_access_end's."""
+
+    access_ends_on = forms.DateField(
+        required=False,
+        label="Access ends on",
+        help_text="The user is disabled at the start of this day (UTC). Empty: no end.",
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        error_messages={"invalid": "Enter a date as YYYY-MM-DD, for example 2027-01-31."},
+    )

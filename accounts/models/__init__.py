@@ -1,3 +1,4 @@
+from accounts.models.access_policy import AccessPolicy
 from accounts.models.audit import AuditEvent
 from accounts.models.outbox import EmailKind, OutboxEmail
 from accounts.models.portal_account import CONTACT_USER_TYPES, PortalAccount, Role, UserType
@@ -7,6 +8,7 @@ from accounts.models.user import User, UserKind, UserState
 from accounts.models.user_count import UserCount
 
 __all__ = [
+    "AccessPolicy",
     "CONTACT_USER_TYPES",
     "AuditEvent",
     "EmailKind",

@@ -15,6 +15,9 @@ class EmailKind(models.TextChoices):
     # To a blocked person (disabled, or their CRM contact deleted) who asked for a sign-in link
     # or code: the page answers the same for everyone, so the email says why nothing else came.
     ACCESS_BLOCKED = "access_blocked", "Account disabled notice"
+    # Sent by the account's policies (accounts.reminders, accounts.inactivity), never by a person.
+    INVITATION_REMINDER = "invitation_reminder", "Invitation reminder"
+    INACTIVITY_WARNING = "inactivity_warning", "Inactivity warning"
 
 
 # The urgent lane: emails a person is waiting for (a sign-in link or code, a password reset, an

@@ -1,6 +1,7 @@
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Coalesce
 
 from accounts.models.portal_account import UserType
 
@@ -15,6 +16,23 @@ class UserState(models.TextChoices):
     UNCONFIRMED = "unconfirmed", "Unconfirmed"
     ENABLED = "enabled", "Enabled"
     DISABLED = "disabled", "Disabled"
+
+
+# An access end date at most this far ahead: a later one is a typo for "no end".
+ACCESS_END_MAX_YEARS = 10
+
+
+def access_end_problem(ends_on, today):
+    """Why `ends_on` cannot be a user's access end date (a message saying what to do), or ""
+    when it can (None, no end, always can). Today or earlier would disable at once: that is
+    Disable's job, with its confirm step."""
+    if ends_on is None:
+        return ""
+    if ends_on <= today:
+        return "Pick a date after today for the access to end, or disable the user to end it now."
+    if ends_on.year > today.year + ACCESS_END_MAX_YEARS:
+        return f"Pick a date within {ACCESS_END_MAX_YEARS} years, or leave it empty for no end."
+    return ""
 
 
 # States that hold a license seat: a disabled user gives its seat back.
@@ -84,7 +102,17 @@ class User(AbstractBaseUser, PermissionsMixin):
     undeliverable_reason = models.CharField(max_length=300, null=True, blank=True)  # noqa: DJ001
     undeliverable_at = models.DateTimeField(null=True, blank=True)
 
+    # Access ends at the start of this day (UTC): accounts.expiry disables the user then, and
+    # clears the date, so enabling them again gives access until a new date is set.
+    access_ends_on = models.DateField(null=True, blank=True)
     invited_at = models.DateTimeField(null=True, blank=True)
+    # When the inactivity policy last warned the user (accounts.inactivity); a sign-in after it
+    # makes it void.
+    inactivity_warned_at = models.DateTimeField(null=True, blank=True)
+    # Invitation reminders sent by the account's policy (accounts.reminders), and the last one's
+    # time; both nullable without a default, as time_zone, so SQLite adds them in place.
+    reminders_sent = models.PositiveSmallIntegerField(null=True, blank=True)
+    reminded_at = models.DateTimeField(null=True, blank=True)
     last_invited_at = models.DateTimeField(null=True, blank=True)
     activated_at = models.DateTimeField(null=True, blank=True)
     disabled_at = models.DateTimeField(null=True, blank=True)
@@ -141,6 +169,23 @@ class User(AbstractBaseUser, PermissionsMixin):
                 F("id"),
                 condition=Q(state="disabled"),
                 name="user_disabled_by_date",
+            ),
+            # The inactivity policy: an account's enabled users of one type by when they were
+            # last active (their last sign-in, else their activation), longest ago first.
+            models.Index(
+                F("portal_account"),
+                F("user_type"),
+                Coalesce("last_login", "activated_at", "created_at"),
+                F("id"),
+                condition=Q(state="enabled"),
+                name="user_inactive_by_type",
+            ),
+            # The expiry sweep: the users whose access has an end, soonest first; the disabled
+            # (and users without a date) are not in it.
+            models.Index(
+                fields=["access_ends_on", "id"],
+                condition=Q(access_ends_on__isnull=False, state__in=["unconfirmed", "enabled"]),
+                name="user_access_ends",
             ),
         ]
         constraints = [

@@ -2,14 +2,19 @@
 them, their sign-ins and the audit history about them, with every action their row offers.
 Every list on it is bounded: the page costs the same for a user with years of history."""
 
-from django.shortcuts import render
+from django.contrib import messages
+from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
 
-from accounts import scoping, sign_in_audit
+from accounts import lifecycle, scoping, sign_in_audit
+from accounts.errors import LifecycleError
+from accounts.forms.users import AccessEndForm
 from accounts.models import OutboxEmail, SignedInSession
-from accounts.permissions import console_view
+from accounts.permissions import check_may_act_on, console_view, may_act_on
 from accounts.user_actions import row_actions
 from accounts.views.audit import action_label, changes, person
+from helpers.client_ip import client_ip
 
 SHOWN = 20
 
@@ -19,6 +24,10 @@ SHOWN = 20
 def user_page(request, slug, user_id):
     account = scoping.get_portal_account(request.user, slug)
     target = scoping.get_portal_user(request.user, account, user_id)
+    return _page(request, account, target)
+
+
+def _page(request, account, target, access_end_form=None, status=200):
     target = type(target).objects.select_related("role", "contact", "disabled_by").get(pk=target.pk)
     events = scoping.audit_events(request.user, account).filter(subject_user=target)
     sign_ins = list(events.filter(action__in=sign_in_audit.SIGN_IN_ACTIONS)[:SHOWN])
@@ -42,5 +51,38 @@ def user_page(request, slug, user_id):
         "history": history,
         "open_sessions": SignedInSession.objects.filter(user=target).count(),
         "shown": SHOWN,
+        "access_end_form": (
+            access_end_form or AccessEndForm(initial={"access_ends_on": target.access_ends_on})
+        )
+        if may_act_on(request.user, target)
+        else None,
     }
-    return render(request, "accounts/user_page.html", context)
+    return render(request, "accounts/user_page.html", context, status=status)
+
+
+@never_cache
+@console_view
+@require_POST
+def access_end(request, slug, user_id):
+    """Set or clear the user's access end date (accounts.expiry acts on it)."""
+    account = scoping.get_portal_account(request.user, slug)
+    target = scoping.get_portal_user(request.user, account, user_id)
+    check_may_act_on(request.user, target)
+    form = AccessEndForm(request.POST)
+    if form.is_valid():
+        ends_on = form.cleaned_data["access_ends_on"]
+        try:
+            changed = lifecycle.set_access_end(
+                target, ends_on, by=request.user, ip=client_ip(request)
+            )
+        except LifecycleError as error:
+            form.add_error("access_ends_on", str(error))
+        else:
+            if not changed:
+                messages.info(request, "Nothing to save: the access end date was already so.")
+            elif ends_on:
+                messages.success(request, f"{target.name}'s access ends on {ends_on:%b %-d, %Y}.")
+            else:
+                messages.success(request, f"{target.name}'s access has no end date now.")
+            return redirect("user", slug=account.slug, user_id=target.pk)
+    return _page(request, account, target, access_end_form=form, status=400)

@@ -13,10 +13,10 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 from django_htmx.http import push_url, retarget
 
-from accounts import lifecycle, scoping
+from accounts import lifecycle, reminders, scoping
 from accounts.errors import LifecycleError
 from accounts.forms.users import AddUserForm, ChangeRoleForm
-from accounts.models import UserType
+from accounts.models import AccessPolicy, UserType
 from accounts.permissions import check_may_act_on, console_view, may_move_admin_seat, step_up
 from accounts.user_actions import ACTIONS, BULK_ACTIONS, bulk_actions_for, first_names
 from accounts.user_listing import SIGNED_IN_FILTERS, SORTS, Listing, tab_counts
@@ -32,6 +32,10 @@ def _list_context(request, account, listing):
     page = listing.page(
         request.user, account, tab_total=dict((t, n) for t, _, n in tabs)[listing.tab]
     )
+    if listing.tab == "unconfirmed":
+        reminders.annotate_next_due(
+            page.object_list, scoping.account_rows(request.user, account, AccessPolicy.objects)
+        )
     return {
         "account": account,
         "section": "users",

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts', '0019_access_blocked_urgent_lane'),
+        ('accounts', '0023_inactivity'),
     ]
 
     operations = [
