@@ -102,7 +102,7 @@ class Delivery(models.Model):
             models.Index(fields=["endpoint", "-id"], name="webhook_delivery_log"),
             models.Index(fields=["created_at"], name="webhook_delivery_age"),
             models.Index(
-                fields=["next_attempt_at"],
+                fields=["next_attempt_at", "id"],
                 condition=models.Q(status="pending"),
                 name="webhook_delivery_due",
             ),
