@@ -430,3 +430,23 @@ def test_secrets_and_urls_stay_out_of_logs_and_the_audit_log(
     assert "webhook delivery" in caplog.text.lower()
     for secret in (hook.secret, hook.previous_secret, "receiver-side-token"):
         assert secret not in logged
+
+
+def test_production_is_warned_when_private_targets_are_open(settings):
+    from webhooks.checks import private_targets_closed
+
+    settings.WEBHOOKS_ALLOW_PRIVATE_TARGETS = False
+    assert private_targets_closed(None) == []
+    settings.WEBHOOKS_ALLOW_PRIVATE_TARGETS = True
+    assert [w.id for w in private_targets_closed(None)] == ["webhooks.W001"]
+
+
+def test_a_delivery_whose_endpoint_was_deleted_after_the_claim_is_skipped(
+    account, pia, technician
+):
+    hook = endpoint_for(account)
+    lifecycle.disable(pia, by=technician)
+    (claimed,) = delivery.claim_due(10)
+    endpoints.delete(hook, by=technician)
+
+    assert delivery.send(claimed) is None

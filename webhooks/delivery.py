@@ -72,7 +72,9 @@ def signing_secrets(endpoint, now):
 
 def send(delivery_id):
     """One attempt at a claimed delivery. Returns its status afterwards."""
-    delivery = Delivery.objects.select_related("endpoint").get(pk=delivery_id)
+    delivery = Delivery.objects.select_related("endpoint").filter(pk=delivery_id).first()
+    if delivery is None:  # its endpoint was deleted after the claim
+        return None
     if delivery.status != Delivery.Status.PENDING:
         return delivery.status
     endpoint = delivery.endpoint

@@ -6,6 +6,7 @@ A secret is shown only in the response to the POST that made it (adding an endpo
 its secret): never in a URL, the session or a message, and that response is not cached."""
 
 from django.contrib import messages
+from django.http import HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
@@ -121,12 +122,13 @@ def _cursor(value):
 
 
 @console_view
-@require_http_methods(["GET"])
 def delivery_log(request, slug, endpoint_id):
     """Newest first, LOG_PAGE_SIZE at a time, by id ranges on the (endpoint, -id) index: a page
     costs the same however long the log (no count, no offset)."""
     account = scoping.get_portal_account(request.user, slug)
     endpoint = _endpoint(request, account, endpoint_id)
+    if request.method != "GET":  # after the scoping: another account's log is a 404 whatever
+        return HttpResponseNotAllowed(["GET"])
     rows = endpoint.deliveries.order_by("-id")
     before = _cursor(request.GET.get("before"))
     if before is not None:
