@@ -441,9 +441,7 @@ def test_production_is_warned_when_private_targets_are_open(settings):
     assert [w.id for w in private_targets_closed(None)] == ["webhooks.W001"]
 
 
-def test_a_delivery_whose_endpoint_was_deleted_after_the_claim_is_skipped(
-    account, pia, technician
-):
+def test_a_delivery_whose_endpoint_was_deleted_after_the_claim_is_skipped(account, pia, technician):
     hook = endpoint_for(account)
     lifecycle.disable(pia, by=technician)
     (claimed,) = delivery.claim_due(10)
