@@ -32,6 +32,11 @@ _TYPES = {
 }
 
 
+# Up to this many users or rows: plain SQL (a list of ids, an INSERT); more, an import batch's,
+# go through helpers.bulk_sql (one JSON parameter, COPY), which costs more to set up.
+FEW = 20
+
+
 def new_event_id():
     return "evt_" + uuid.uuid4().hex
 
@@ -91,8 +96,11 @@ def on_audit_recorded(sender, events, **kwargs):
         endpoints = subscribed(account_id, {event_type for event_type, _ in items})
         if not endpoints:
             continue
+        ids = list({r.user_id for _, r in items})
+        # A list for one change's user (a primary-key lookup); any_of for an import batch's.
         users = (
-            User.objects.filter(pk__in=any_of({r.user_id for _, r in items}), kind=UserKind.PORTAL)
+            User.objects.filter(pk__in=ids if len(ids) <= FEW else any_of(ids))
+            .filter(kind=UserKind.PORTAL)
             .select_related("role", "contact", "portal_account")
             .in_bulk()
         )
@@ -128,9 +136,13 @@ def write(account_id, endpoints, payloads):
     ]
     if not rows:
         return
-    with transaction.atomic():
-        fields = ("portal_account_id", "endpoint_id", "event_id", "event_type", "payload")
-        insert(Delivery, (*fields, "next_attempt_at"), rows)
+    fields = ("portal_account_id", "endpoint_id", "event_id", "event_type", "payload")
+    fields += ("next_attempt_at",)
+    if len(rows) > FEW:
+        with transaction.atomic():
+            insert(Delivery, fields, rows)
+    else:  # one change's few rows: one INSERT costs less than setting up a COPY
+        Delivery.objects.bulk_create(Delivery(**dict(zip(fields, r, strict=True))) for r in rows)
     wake_on_commit()
 
 
