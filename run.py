@@ -33,10 +33,13 @@ STAMP = VENV / ".installed-lock"
 LAYERING = [
     f"{low}:{high}"
     for low, highs in {
-        "accounts": ["api", "portal", "imports", "operations"],
-        "contacts": ["api", "portal", "imports", "operations"],
-        "mail": ["api", "portal", "imports", "operations"],
-        "helpers": ["accounts", "contacts", "mail", "portal", "api", "imports", "operations"],
+        "accounts": ["api", "portal", "imports", "operations", "webhooks"],
+        "contacts": ["api", "portal", "imports", "operations", "webhooks"],
+        "mail": ["api", "portal", "imports", "operations", "webhooks"],
+        "helpers": [
+            *("accounts", "contacts", "mail", "portal", "api", "imports", "operations"),
+            "webhooks",
+        ],
     }.items()
     for high in highs
 ]

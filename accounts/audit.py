@@ -1,10 +1,20 @@
 """Audit events: written inside the transaction of the change they describe."""
 
+from collections import namedtuple
 from contextlib import contextmanager
 from contextvars import ContextVar
 
+from django.dispatch import Signal
+
 from accounts.models import AuditEvent
 from helpers.bulk_sql import insert
+
+# Sent inside the transaction that writes audit events, with `events`: a list of Recorded. An
+# app that must act on changes in the same transaction (webhooks writes its deliveries) listens
+# here, so that the domain never imports it and no change can skip it: every state change
+# already records its audit event through this module or sign_in_audit.
+recorded = Signal()
+Recorded = namedtuple("Recorded", "action portal_account_id user_id before after")
 
 # Who acts when no console person does (an API token, say): lifecycle functions take `by` as a
 # User, so the API names itself here instead of threading a label through every function.
@@ -44,7 +54,7 @@ def record(
 ):
     if portal_account is None and subject is not None:
         portal_account = subject.portal_account
-    return AuditEvent.objects.create(
+    event = AuditEvent.objects.create(
         action=action,
         actor=by,
         actor_label=_actor_label(by),
@@ -57,6 +67,14 @@ def record(
         outcome=outcome,
         detail=detail,
     )
+    if outcome == AuditEvent.Outcome.SUCCESS:
+        announce([Recorded(action, event.portal_account_id, event.subject_user_id, before, after)])
+    return event
+
+
+def announce(events):
+    """Tell the `recorded` listeners; a listener's failure fails the change (it is part of it)."""
+    recorded.send(sender=AuditEvent, events=events)
 
 
 def _actor_label(by):
@@ -88,4 +106,10 @@ def record_many(events, *, by, portal_account, ip=None):
             + (ip, success, detail)
             for action, user_id, label, before, after, detail in events
         ],
+    )
+    announce(
+        [
+            Recorded(action, portal_account.pk, user_id, before, after)
+            for action, user_id, _label, before, after, _detail in events
+        ]
     )

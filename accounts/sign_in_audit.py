@@ -22,7 +22,7 @@ from django.db.models import Count, Q
 from django.dispatch import receiver
 from django.utils import timezone
 
-from accounts import signed_in_sessions
+from accounts import audit, signed_in_sessions
 from accounts.models import AuditEvent, SignedInSession, User
 from helpers.client_ip import client_ip
 
@@ -131,6 +131,13 @@ def _event(action, request, *, door, method="", user=None, label="", account_id=
 
 def _write(events):
     AuditEvent.objects.bulk_create(events)  # one INSERT, however many
+    audit.announce(
+        [
+            audit.Recorded(e.action, e.portal_account_id, e.subject_user_id, e.before, e.after)
+            for e in events
+            if e.outcome == AuditEvent.Outcome.SUCCESS
+        ]
+    )
 
 
 def refused(

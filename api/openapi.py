@@ -1,5 +1,6 @@
-"""The OpenAPI 3.1 schema of /api/v1/ (contact sync and portal-user API), served at
-/api/v1/openapi.json without a token. Written by hand next to the views it describes;
+"""The OpenAPI 3.1 schema of /api/v1/ (contact sync and portal-user API) and of the webhooks the
+console's Webhooks pages send (its `webhooks` section), served at /api/v1/openapi.json without
+a token. Written by hand next to the views it describes;
 tests/test_api_schema.py keeps the two in step (every URL described, every answer documented,
 every body as described)."""
 
@@ -8,6 +9,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from accounts.lifecycle import PORTAL_SECTIONS
 from api.authentication import allow
+from webhooks.models import EventType
 
 
 def _ref(name):
@@ -402,6 +404,124 @@ _PARAMETERS = [
 ]
 
 
+_WEBHOOK_USER = _object(
+    {
+        "id": {"type": "integer"},
+        "email": _STRING,
+        "name": _STRING,
+        "state": {"enum": ["unconfirmed", "enabled", "disabled", "deleted"]},
+        "role": _nullable(_STRING),
+        "user_type": _nullable({"enum": ["partner", "customer", "employee"]}),
+        "is_account_admin": {"type": "boolean"},
+        "contact_id": _nullable(_CONTACT_ID),
+        "salesforce_id": _nullable({**_SALESFORCE_ID, "description": "18 characters"}),
+    },
+    ["id", "email", "name", "state", "role", "user_type", "is_account_admin"]
+    + ["contact_id", "salesforce_id"],
+    description="The user as the change left them ('deleted' once deleted). contact_id and "
+    "salesforce_id are their CRM contact's (null for employees, and for a contact without a "
+    "Salesforce id).",
+)
+_WEBHOOK_IMPORT = _object(
+    {
+        "id": {"type": "integer"},
+        "target": {"enum": ["portal_users", "contacts"]},
+        "status": {"enum": ["done", "failed"]},
+        "file_name": _STRING,
+        "total_rows": _COUNT,
+        "processed": _COUNT,
+        "created": _COUNT,
+        "failed": _COUNT,
+        "started_at": _nullable(_DATE_TIME),
+        "finished_at": _nullable(_DATE_TIME),
+        "error": _nullable(_STRING),
+    },
+    ["id", "target", "status", "file_name", "total_rows", "processed", "created", "failed"]
+    + ["started_at", "finished_at", "error"],
+)
+_WEBHOOK_DATA = {
+    EventType.USER_ROLE_CHANGED: _object(
+        {
+            "user": _ref("WebhookUser"),
+            "previous": _object(
+                {"role": _nullable(_STRING), "user_type": _nullable(_STRING)},
+                ["role", "user_type"],
+            ),
+        },
+        ["user", "previous"],
+    ),
+    EventType.USER_SIGNED_IN: _object(
+        {
+            "user": _ref("WebhookUser"),
+            "sign_in": _object(
+                {
+                    "door": {"enum": ["portal", "console", "support_admin"]},
+                    "method": {
+                        **_STRING,
+                        "description": "password, code, magic_link, link, activation_link, "
+                        "reset_link, or empty",
+                    },
+                },
+                ["door", "method"],
+            ),
+        },
+        ["user", "sign_in"],
+    ),
+    EventType.IMPORT_FINISHED: _object({"import": _ref("WebhookImport")}, ["import"]),
+}
+_WEBHOOK_HEADERS = [
+    (
+        "webhook-id",
+        "The event id (the payload's id): the same on every retry and redelivery, "
+        "so a receiver drops repeats by it.",
+    ),
+    (
+        "webhook-timestamp",
+        "When this attempt was signed, in Unix seconds; refuse one more than "
+        "5 minutes from your clock.",
+    ),
+    (
+        "webhook-signature",
+        "Space-separated 'v1,<base64>' signatures: HMAC-SHA256 of "
+        "'<webhook-id>.<webhook-timestamp>.<raw body>' keyed with the base64-decoded part of the "
+        "endpoint's whsec_ secret (two during a secret rotation). See the README.",
+    ),
+]
+
+
+def _webhook(event_type):
+    data = _WEBHOOK_DATA.get(event_type, _object({"user": _ref("WebhookUser")}, ["user"]))
+    payload = _object(
+        {
+            "id": {**_STRING, "pattern": "^evt_[0-9a-f]{32}$"},
+            "type": {"const": str(event_type)},
+            "occurred_at": _DATE_TIME,
+            "portal_account": {**_STRING, "description": "The portal account's slug."},
+            "data": data,
+        },
+        ["id", "type", "occurred_at", "portal_account", "data"],
+    )
+    return {
+        "post": {
+            "summary": event_type.label,
+            "description": "POSTed to every active endpoint of the portal account subscribed to "
+            f"{event_type}, by the worker after the change has committed. Any 2xx answer "
+            "delivers it; anything else (or no answer within 5 seconds) is tried again with "
+            "exponential backoff, about 2 hours in all. Redirects are not followed.",
+            "parameters": [
+                {"name": name, "in": "header", "required": True, "description": text}
+                | {"schema": _STRING}
+                for name, text in _WEBHOOK_HEADERS
+            ],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": payload}}},
+            "responses": {"2XX": {"description": "Received: the delivery is done."}},
+        }
+    }
+
+
+WEBHOOK_SCHEMAS = {"WebhookUser": _WEBHOOK_USER, "WebhookImport": _WEBHOOK_IMPORT}
+
+
 def build():
     paths = _paths()
     for route, operations in paths.items():
@@ -422,6 +542,7 @@ def build():
         "servers": [{"url": "/api/v1"}],
         "security": [{"bearerAuth": []}],
         "paths": paths,
+        "webhooks": {str(event_type): _webhook(event_type) for event_type in EventType},
         "components": {
             "securitySchemes": {
                 "bearerAuth": {
@@ -430,7 +551,7 @@ def build():
                     "description": "A token from the portal account's API tokens page.",
                 }
             },
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, **WEBHOOK_SCHEMAS},
             "responses": RESPONSES,
         },
     }

@@ -18,6 +18,7 @@ from helpers import planner_statistics
 from imports.column_mapping import MappingError, row_reader
 from imports.csv_reader import CsvError
 from imports.models import ImportJob
+from webhooks import events as webhook_events
 
 logger = logging.getLogger(__name__)
 
@@ -226,9 +227,14 @@ def mark_failed(job, error):
     job.status = ImportJob.Status.FAILED
     job.error_message = message
     job.finished_at = timezone.now()
-    ImportJob.objects.filter(pk=job.pk, run_token=job.run_token).exclude(
-        status=ImportJob.Status.CANCELLED
-    ).update(status=job.status, error_message=job.error_message, finished_at=job.finished_at)
+    with transaction.atomic():
+        marked = (
+            ImportJob.objects.filter(pk=job.pk, run_token=job.run_token)
+            .exclude(status=ImportJob.Status.CANCELLED)
+            .update(status=job.status, error_message=job.error_message, finished_at=job.finished_at)
+        )
+        if marked:
+            webhook_events.import_finished(job)
 
 
 def end_dry_run(job_or_file, *, mapping, options, total_rows):
@@ -364,10 +370,11 @@ def run(
                     if progress is not None:
                         progress(job)
         finished_at = timezone.now()
-        if _held(job).update(status=ImportJob.Status.DONE, finished_at=finished_at):
+        with transaction.atomic():
+            if not _held(job).update(status=ImportJob.Status.DONE, finished_at=finished_at):
+                raise _no_longer_running(job)
             job.status, job.finished_at = ImportJob.Status.DONE, finished_at
-        else:
-            raise _no_longer_running(job)
+            webhook_events.import_finished(job)
     except (Cancelled, Superseded):
         _refresh_quietly(job)
         raise

@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "mail",
     "portal",
     "operations",
+    "webhooks",
 ]
 
 MIDDLEWARE = [
@@ -316,6 +317,20 @@ PORTAL_THROTTLE_WINDOW_MINUTES = env.int("PORTAL_THROTTLE_WINDOW_MINUTES", defau
 # import or bulk action is spread out instead of burning the sender's reputation ---
 OUTBOX_RATE_PER_ACCOUNT_PER_MINUTE = env.int("OUTBOX_RATE_PER_ACCOUNT_PER_MINUTE", default=120)
 
+# --- Webhooks (webhooks/): per-account endpoints told of every change ---
+# Loopback and private networks as targets: tests and development only (webhooks.W001).
+WEBHOOKS_ALLOW_PRIVATE_TARGETS = env.bool("WEBHOOKS_ALLOW_PRIVATE_TARGETS", default=False)
+# Connect and each read: a slow receiver must not hold a worker.
+WEBHOOKS_TIMEOUT_SECONDS = env.float("WEBHOOKS_TIMEOUT_SECONDS", default=5.0)
+# A failed attempt is tried again after base * 2^(attempts - 1) seconds, at most the max;
+# 8 attempts from 60 s span about 2 hours.
+WEBHOOKS_MAX_ATTEMPTS = env.int("WEBHOOKS_MAX_ATTEMPTS", default=8)
+WEBHOOKS_RETRY_BASE_SECONDS = max(env.int("WEBHOOKS_RETRY_BASE_SECONDS", default=60), 1)
+WEBHOOKS_RETRY_MAX_SECONDS = env.int("WEBHOOKS_RETRY_MAX_SECONDS", default=6 * 60 * 60)
+# A claimed delivery is left to its worker this long (longer than an attempt can take).
+WEBHOOKS_CLAIM_SECONDS = env.int("WEBHOOKS_CLAIM_SECONDS", default=120)
+WEBHOOKS_RETENTION_DAYS = env.int("WEBHOOKS_RETENTION_DAYS", default=30)
+
 # --- Celery ---
 # With no broker configured (the embedded default) tasks run in-process, so the demo needs
 # neither Redis nor a worker.
@@ -370,6 +385,8 @@ CELERY_TASK_ROUTES = {
     "imports.tasks.delete_expired_import_files": {"queue": "maintenance"},
     "operations.tasks.*": {"queue": "maintenance"},
     "imports.tasks.*": {"queue": "imports"},
+    "webhooks.tasks.sweep_webhooks": {"queue": "maintenance"},
+    "webhooks.tasks.delete_old_deliveries": {"queue": "maintenance"},
 }
 CELERY_BEAT_SCHEDULE = {
     "requeue-unsent-outbox": {
@@ -397,6 +414,14 @@ CELERY_BEAT_SCHEDULE = {
     "apply-inactivity-policies": {
         "task": "accounts.tasks.apply_inactivity_policies",
         "schedule": env.int("POLICY_SWEEP_EVERY_SECONDS", default=60 * 60),
+    },
+    "sweep-webhooks": {
+        "task": "webhooks.tasks.sweep_webhooks",
+        "schedule": env.int("WEBHOOKS_SWEEP_EVERY_SECONDS", default=30),
+    },
+    "delete-old-webhook-deliveries": {
+        "task": "webhooks.tasks.delete_old_deliveries",
+        "schedule": 24 * 60 * 60,
     },
     "apply-retention": {
         "task": "operations.tasks.apply_retention",

@@ -8,6 +8,7 @@ urlpatterns = [
     path("", include("mail.urls")),
     path("", include("api.console_urls")),
     path("", include("operations.urls")),
+    path("", include("webhooks.urls")),
     path("api/", include("api.urls")),
     path("p/<slug:slug>/", include("portal.urls")),
     path("support/", admin.site.urls),

@@ -12,7 +12,7 @@ from accounts.views.audit import ACTION_LABELS, changes
 from tests.factories import PortalUserFactory
 
 ROOT = Path(__file__).resolve().parents[1]
-APPS = ["accounts", "api", "contacts", "imports", "mail", "operations", "portal"]
+APPS = ["accounts", "api", "contacts", "imports", "mail", "operations", "portal", "webhooks"]
 # Verbs whose past tense does not end in -ed.
 IRREGULAR = {"Made", "Set", "Sent", "Split"}
 # Codes written where the scan does not look: a role form picks its code in a conditional, and

@@ -36,6 +36,8 @@ from contacts.models import Contact
 from imports.models import ImportJob
 from tests.conftest import console_sign_in
 from tests.factories import ContactFactory, PortalUserFactory, RoleFactory
+from webhooks.models import Delivery
+from webhooks.models import Endpoint as WebhookEndpoint
 
 # The CRM API under /api/v1/: an API token, not a console session, is the credential, so these
 # are no console pages. Each is tried with another account's token in tests/test_api_*.py.
@@ -117,6 +119,8 @@ MODELS = [
     LoginToken,
     ImportJob,
     ApiToken,
+    WebhookEndpoint,
+    Delivery,
 ]
 BODY_ACTIONS = [*ACTIONS, "activate", "deactivate"]  # user/bulk actions, role (de)activation
 
@@ -233,6 +237,17 @@ FILLERS = {
     # The side's API tokens (made in `world`).
     "api_token_id": lambda side: list(
         ApiToken.objects.filter(portal_account=side.account)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    ),
+    # The side's webhook endpoints and their deliveries (made in `world`).
+    "endpoint_id": lambda side: list(
+        WebhookEndpoint.objects.filter(portal_account=side.account)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    ),
+    "delivery_id": lambda side: list(
+        Delivery.objects.filter(portal_account=side.account)
         .order_by("pk")
         .values_list("pk", flat=True)
     ),
@@ -357,6 +372,21 @@ def world(
     # A live API token on each side.
     for side_account in (other_account, account):
         api_tokens.create_token(side_account, f"{side_account.slug} connector", by=mssp_admin)
+    # A webhook endpoint on each side with a delivery of a change (its payload names a user).
+    for side_account, side_user in ((other_account, enabled), (account, own_user)):
+        hook = WebhookEndpoint.objects.create(
+            portal_account=side_account,
+            url=f"https://crm.{side_account.slug}.example/hooks",
+            events=["user.disabled"],
+        )
+        Delivery.objects.create(
+            portal_account=side_account,
+            endpoint=hook,
+            event_id=f"evt_{side_account.pk:032x}",
+            event_type="user.disabled",
+            payload={"user": {"email": side_user.email}},
+            status=Delivery.Status.FAILED,
+        )
     # Import jobs on both sides (files in a temporary media folder): one ready to start, one
     # running (to cancel), one done with result files.
     settings.MEDIA_ROOT = tmp_path / "media"
@@ -383,6 +413,10 @@ def world(
     own = Side(account, users=[own_user], roles=[partner_role], contacts=[own_contact])
     secrets = [other_account.name.encode()] + [
         text.encode() for u in other.users for text in (u.name, u.email)
+    ]
+    secrets += [
+        b"crm.globex.example",
+        WebhookEndpoint.objects.get(portal_account=other_account).secret.encode(),
     ]
     return own, other, secrets
 
