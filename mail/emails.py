@@ -118,6 +118,7 @@ def build_message(row, minted=None, sender=None, customs=None):
     }
     sender = sender or sender_of(account)
     context["accent"] = sender.accent
+    context["logo_url"] = sender.logo_url
     custom = custom_email(account.pk, row.kind, customs)
     own_words = _in_own_words(custom, context) if custom is not None else None
     if own_words is not None:
