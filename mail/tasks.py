@@ -29,11 +29,13 @@ from django.utils import timezone
 from accounts.models import OutboxEmail
 from accounts.models.outbox import BULK, URGENT, URGENT_KINDS, lane_of
 from mail import batches, delivery
+from mail.sample_emails import send_sample_email
 from portal_admin.celery import BrokerUnavailable
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BULK", "URGENT", "URGENT_KINDS", "queue_for"]
+# send_sample_email: imported so that the worker, which loads the tasks modules, knows it.
+__all__ = ["BULK", "URGENT", "URGENT_KINDS", "queue_for", "send_sample_email"]
 LANES = (URGENT, BULK)
 
 

@@ -12,7 +12,7 @@ from accounts.models import EmailKind
 from accounts.permissions import mssp_admin_view
 from helpers.client_ip import client_ip
 from helpers.file_uploads import FileSizeLimit, without_refusal
-from mail import custom_email_changes, custom_emails, logos
+from mail import custom_email_changes, custom_emails, logos, sample_emails
 from mail.forms import CustomEmailForm, LogoForm, SenderIdentityForm
 from mail.models import BrandLogo, SenderIdentity
 from mail.sender_identity import dns_records, sender_of
@@ -134,6 +134,12 @@ def custom_email_edit(request, slug, kind):
             )
             messages.success(request, f"Saved the wording of {kind.label.lower()} emails.")
             return redirect("custom-emails", slug=account.slug)
+        if action == "test":
+            if sample_emails.too_many(request.user):
+                messages.error(request, "You sent many test emails in the last hour: try later.")
+            else:
+                sample_emails.queue(account, kind, subject, body, request.user)
+                messages.success(request, f"Test email on its way to {request.user.email}.")
         preview = custom_email_changes.preview(account, kind, subject, body)
     elif request.method == "GET":
         preview = custom_email_changes.preview(account, kind, **initial)
