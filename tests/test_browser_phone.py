@@ -145,3 +145,17 @@ def test_without_javascript_the_sort_by_button_sorts(
     expect(page.locator(".table.users .row-name")).to_have_text(["Bea Berg", "Abe Aalto"])
     assert "sort=-name" in page.url
     context.close()
+
+
+def test_at_1366_an_mssp_admins_section_tabs_fit_one_line(browser_page, account):
+    """All eleven tabs of an MSSP admin: a second line with one tab on it read as broken."""
+    page = browser_page
+    page.set_viewport_size({"width": 1366, "height": 900})
+    admin = StaffFactory(kind=UserKind.MSSP_ADMIN, name="Mia Mssp", email="mia@mssp.example")
+    console_sign_in(page, admin, PASSWORD)
+    page.goto(reverse("users", args=[account.slug]))
+    tops = page.locator(".subnav a").evaluate_all(
+        "links => links.map(link => Math.round(link.getBoundingClientRect().top))"
+    )
+    assert len(tops) >= 11
+    assert len(set(tops)) == 1, tops
