@@ -78,6 +78,11 @@ class PortalUsersMapForm(MapForm):
         # The import creates users for CRM contacts: partner and customer roles only.
         roles = active_roles(person, account).filter(user_type__in=CONTACT_USER_TYPES)
         self.fields["default_role"].set_roles(roles)
+        # Right under the Role column it stands in for.
+        names = list(self.fields)
+        names.remove("default_role")
+        names.insert(names.index("role") + 1, "default_role")
+        self.order_fields(names)
 
     def default_role_id(self):
         role = self.cleaned_data.get("default_role")
