@@ -159,3 +159,36 @@ def test_at_1366_an_mssp_admins_section_tabs_fit_one_line(browser_page, account)
     )
     assert len(tops) >= 11
     assert len(set(tops)) == 1, tops
+
+
+def test_on_a_phone_tables_that_scroll_sideways_can_be_reached_by_keyboard(
+    browser_page, account, partner_role, accessibility
+):
+    """A table wider than a phone scrolls inside its frame; axe's scrollable-region-focusable
+    asks that a keyboard can reach it (it failed on the user page, the sign-in links, the
+    audit log and the sessions page)."""
+    from playwright.sync_api import expect
+
+    from accounts import lifecycle
+
+    page = browser_page
+    page.set_viewport_size(PHONE)
+    technician = StaffFactory(kind=UserKind.TECHNICIAN, name="Theo Tech", email="theo@mssp.example")
+    ada = PortalUserFactory(portal_account=account, role=partner_role, name="Ada Larsen")
+    lifecycle.send_login_email(ada, by=technician)
+    lifecycle.reset_password(ada, by=technician)
+    console_sign_in(page, technician, PASSWORD)
+    pages = {
+        "user page": reverse("user", args=[account.slug, ada.pk]),
+        "sign-in links": reverse("user-links", args=[account.slug, ada.pk]),
+        "audit log": reverse("audit-log", args=[account.slug]),
+        "sessions": reverse("my-sessions"),
+    }
+    for where, url in pages.items():
+        page.goto(url)
+        accessibility.check(page, where)
+    accessibility.assert_clean()
+    page.goto(pages["user page"])
+    history = page.get_by_role("region", name="History table")
+    history.focus()
+    expect(history).to_be_focused()
