@@ -20,6 +20,7 @@ class AccountRoles:
 
     def __init__(self, account):
         self.by_name = {role.name: role for role in Role.objects.filter(portal_account=account)}
+        self.by_pk = {role.pk: role for role in self.by_name.values()}
         self.by_folded_name = {}
         for name in self.by_name:
             self.by_folded_name.setdefault(name.casefold(), name)

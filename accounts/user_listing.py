@@ -14,6 +14,7 @@ from accounts.models import LoginToken, OutboxEmail, TokenPurpose, UserState, Us
 from contacts.models import Contact
 from helpers.search_paging import search_paginator
 from helpers.search_terms import search_term
+from helpers.sort_choices import both_directions
 
 PAGE_SIZE = 50
 SEARCH_COUNT_CAP = 1000
@@ -132,6 +133,11 @@ class Listing:
     def sort_link(self, key):
         """Clicking a column sorts by it; clicking it again reverses."""
         return self.query_string(sort=f"-{key}" if self.sort == key else key, page=1)
+
+    def sort_choices(self):
+        """The tab's sorts for the Sort by select (a phone shows no column headers)."""
+        labels = {key: label for key, (label, _fields) in SORTS.items()}
+        return both_directions(TAB_SORTS[self.tab], labels, self.sort, dates=NULLABLE_SORT_FIELDS)
 
     def matching(self, person, account):
         """The users of this tab, search and filters, unordered and unpaged (bulk 'all

@@ -14,6 +14,7 @@ from accounts.models import User, UserState
 from contacts.salesforce_ids import InvalidSalesforceId, to_18
 from helpers.search_paging import search_paginator
 from helpers.search_terms import search_term
+from helpers.sort_choices import both_directions
 
 PAGE_SIZE = 50
 SEARCH_COUNT_CAP = 1000
@@ -35,6 +36,7 @@ SORTS = {
 }
 SHOW_SORTS = {"live": ("name", "email", "crm", "created"), "deleted": ("name", "deleted")}
 DEFAULT_SORT = "name"
+DATE_SORTS = {"created", "deleted"}
 
 # The portal-user filter: the contact's user, looked up by the one-to-one's unique index.
 PORTAL_FILTERS = {
@@ -138,6 +140,11 @@ class ContactListing:
     def sort_link(self, key):
         """Clicking a column sorts by it; clicking it again reverses."""
         return self.query_string(sort=f"-{key}" if self.sort == key else key, page=1)
+
+    def sort_choices(self):
+        """This list's sorts for the Sort by select (a phone shows no column headers)."""
+        labels = {key: label for key, (label, _fields) in SORTS.items()}
+        return both_directions(SHOW_SORTS[self.show], labels, self.sort, dates=DATE_SORTS)
 
     def order_by(self):
         descending = self.sort.startswith("-")

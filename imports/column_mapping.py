@@ -7,7 +7,7 @@ field claims are ignored. When the header does not say, the wizard lets people p
 hand (`manual_map`).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from operator import itemgetter
 
@@ -41,6 +41,13 @@ PORTAL_USER_FIELDS = (
         aliases=("AccessEnd", "AccessEndDate", "EndDate"),
         only_when_mapped=True,
     ),
+)
+
+# The same fields when the import has a default role (a role for rows without one,
+# imports.portal_users): a file may then have no Role column at all.
+PORTAL_USER_FIELDS_WITH_DEFAULT_ROLE = tuple(
+    replace(field, required=False) if field.name == "role" else field
+    for field in PORTAL_USER_FIELDS
 )
 
 # Contacts target (imports.contacts_import). Headers match ignoring case, spaces, "_" and "-", so

@@ -1,5 +1,7 @@
 from django import forms
 
+from accounts.forms.users import RoleChoiceField, active_roles
+from accounts.models import CONTACT_USER_TYPES
 from imports.column_mapping import PORTAL_USER_FIELDS
 from imports.csv_reader import column_letter
 from imports.models import ImportJob
@@ -12,7 +14,8 @@ class UploadForm(forms.Form):
         initial=ImportJob.Target.PORTAL_USERS,
         required=False,  # a form without it (older pages, scripts) imports portal users
         help_text="Portal users: columns ContactId and Role (each row's role decides its user "
-        "type: partner or customer). Contacts: columns Name and "
+        "type: partner or customer; without a Role column, choose one role for every row in "
+        "the next step). Contacts: columns Name and "
         "optionally ContactId, SalesforceId, Email, Account (created or updated).",
     )
     file = forms.FileField(
@@ -49,7 +52,41 @@ class MapForm(forms.Form):
         return {
             name: None if value in ("", None) else int(value)
             for name, value in self.cleaned_data.items()
+            if name != "default_role"
         }
+
+
+class PortalUsersMapForm(MapForm):
+    """The portal-user import's columns, and the role of rows without one: a file without a
+    Role column, or a row whose Role cell is empty, gets it (and its user type)."""
+
+    def __init__(self, *args, person, account, default_role=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["default_role"] = RoleChoiceField(
+            queryset=None,
+            required=False,
+            empty_label="None: every row names its role",
+            label="Role for rows without one",
+            help_text="For a file without a Role column, or rows whose Role cell is empty. "
+            "The role decides the user type (and which licenses the users take).",
+            error_messages={
+                "invalid_choice": "That role is inactive or not a role of this portal account. "
+                "Pick an active partner or customer role."
+            },
+            initial=default_role,
+        )
+        # The import creates users for CRM contacts: partner and customer roles only.
+        roles = active_roles(person, account).filter(user_type__in=CONTACT_USER_TYPES)
+        self.fields["default_role"].set_roles(roles)
+        # Right under the Role column it stands in for.
+        names = list(self.fields)
+        names.remove("default_role")
+        names.insert(names.index("role") + 1, "default_role")
+        self.order_fields(names)
+
+    def default_role_id(self):
+        role = self.cleaned_data.get("default_role")
+        return role.pk if role else None
 
 
 class OptionsForm(forms.Form):

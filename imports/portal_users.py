@@ -35,7 +35,12 @@ from contacts.models import CONTACT_ID_LENGTH, Contact
 from contacts.salesforce_ids import looks_like_salesforce_id, to_18
 from helpers.bulk_sql import any_of
 from imports import pipeline
-from imports.column_mapping import PORTAL_USER_FIELDS, MappingError, map_columns
+from imports.column_mapping import (
+    PORTAL_USER_FIELDS,
+    PORTAL_USER_FIELDS_WITH_DEFAULT_ROLE,
+    MappingError,
+    map_columns,
+)
 from imports.csv_reader import CsvError, read_csv
 from imports.first_lines import FirstLines
 from imports.models import ImportJob
@@ -91,9 +96,22 @@ REASON_LABELS = {
 
 def normalised_options(options):
     """The options the import reads. A "user_type" saved on a job from before roles had types
-    is dropped: the rows' roles decide."""
+    is dropped: the rows' roles decide. "default_role" (a role's id, only when chosen) is the
+    role of rows without one: the file has no Role column, or a row's Role cell is empty."""
     merged = {**DEFAULT_OPTIONS, **(options or {})}
-    return {"send_activation": bool(merged["send_activation"])}
+    normalised = {"send_activation": bool(merged["send_activation"])}
+    default_role = merged.get("default_role")
+    if default_role:
+        normalised["default_role"] = int(default_role)
+    return normalised
+
+
+def fields_for(options):
+    """The columns of a file imported with `options`: Role may be missing when the options
+    give a role for rows without one."""
+    if normalised_options(options).get("default_role"):
+        return PORTAL_USER_FIELDS_WITH_DEFAULT_ROLE
+    return PORTAL_USER_FIELDS
 
 
 class RowFailure(Exception):
@@ -134,6 +152,7 @@ class RowChecker:
         self.account = account
         self.options = options
         self.roles = AccountRoles(account)
+        self.default_role_id = options.get("default_role")
         self.seen = FirstLines()  # contact pk -> line where it first appeared
         self.today = timezone.now().date()  # end dates must be after it (one run, one today)
 
@@ -274,10 +293,30 @@ class RowChecker:
         )
 
     def check_role(self, name):
+        if not name and self.default_role_id:
+            return self.default_role()
         try:
             return self.roles.find(name, missing=EMPTY_ROLE_CELL)
         except RoleNameError as error:
             raise RowFailure(error.code, error.message) from None
+
+    def default_role(self):
+        """The role chosen for rows without one, as the rules see it now (it may have been
+        deleted or deactivated since it was chosen)."""
+        role = self.roles.by_pk.get(self.default_role_id)
+        if role is None:
+            raise RowFailure(
+                ROLE_NOT_FOUND,
+                "The role chosen for rows without one no longer exists. Choose another "
+                "(Map columns step, or --role), or fill in the Role cell.",
+            )
+        if not role.active:
+            raise RowFailure(
+                ROLE_INACTIVE,
+                f"The role chosen for rows without one, '{role.name}', is inactive. Make it "
+                "active, choose another, or fill in the Role cell.",
+            )
+        return role
 
 
 def _no_licenses_reason(message):
@@ -286,14 +325,18 @@ def _no_licenses_reason(message):
     )
 
 
-def open_and_map(job_or_file, mapping=None):
-    """Read the header and map the columns: (CsvFile, mapping). Raises CsvError/MappingError."""
+def open_and_map(job_or_file, mapping=None, options=None):
+    """Read the header and map the columns: (CsvFile, mapping). Raises CsvError/MappingError.
+    `options` (a job's own by default) say whether the file may lack a Role column."""
+    if options is None and isinstance(job_or_file, ImportJob):
+        options = job_or_file.options
+    fields = fields_for(options)
     csv_file = read_csv(open_source(job_or_file), max_bytes=max_bytes())
     if mapping:
         choices = {name: index for name, index in mapping.items()}
-        mapping = map_columns(csv_file.header, PORTAL_USER_FIELDS, choices)
+        mapping = map_columns(csv_file.header, fields, choices)
     else:
-        mapping = map_columns(csv_file.header, PORTAL_USER_FIELDS)
+        mapping = map_columns(csv_file.header, fields)
     return csv_file, mapping
 
 
@@ -336,7 +379,7 @@ def validate(
     at all."""
     options = normalised_options(options)
     try:
-        csv_file, mapping = open_and_map(job_or_file, mapping)
+        csv_file, mapping = open_and_map(job_or_file, mapping, options)
     except (CsvError, MappingError) as error:
         if isinstance(job_or_file, ImportJob):
             mark_failed(job_or_file, error)
@@ -425,6 +468,7 @@ def _apply_batch(job, account, options, checker, batch, rows, results):
         outcomes = {}  # line -> RowFailure or the new user's id
         ready = []  # (contact, role)
         line_of = {}  # contact pk -> line
+        role_of = {}  # line -> the role given (the row's, or the default for an empty cell)
         ends = {}  # contact pk -> access end date
         for line, values in rows:
             try:
@@ -435,6 +479,7 @@ def _apply_batch(job, account, options, checker, batch, rows, results):
             else:
                 ready.append((contact, role))
                 line_of[contact.pk] = line
+                role_of[line] = role.name
                 ends_on = checker.access_end(values)
                 if ends_on:
                     ends[contact.pk] = ends_on
@@ -468,7 +513,7 @@ def _apply_batch(job, account, options, checker, batch, rows, results):
                 )
             else:
                 job.created += 1
-                results.created(values["contact_id"], values["role"], outcome)
+                results.created(values["contact_id"], role_of[line], outcome)
             job.processed += 1
             job.last_processed_line = line
         results.commit_point()

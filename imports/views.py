@@ -29,7 +29,7 @@ from helpers.spreadsheet_safety import neutralise_row
 from imports import contacts_import, dry_runs, pipeline, portal_users, tasks
 from imports.column_mapping import PORTAL_USER_FIELDS, MappingError, auto_map, map_columns
 from imports.csv_reader import DEFAULT_EXAMPLE_HEADER, CsvError, read_csv, too_large_message
-from imports.forms import MapForm, OptionsForm, UploadForm
+from imports.forms import MapForm, OptionsForm, PortalUsersMapForm, UploadForm
 from imports.models import ImportJob
 from imports.pipeline import failure_counts
 from imports.tasks import start_dry_run
@@ -44,6 +44,9 @@ EXAMPLE_CONTACT_ID = "0035e00000AbCdEfGhI"
 EXAMPLE_SALESFORCE_ID = "a01M00000062mPgIAI"
 MISSING_FILE = dry_runs.MISSING_FILE
 DRY_RUN_FAILURES = "dry-run-failures"  # the download of the review's failure file
+NO_ROLE_COLUMN_HINT = (
+    "For a file without roles, choose the role for rows without one: every row then gets it."
+)
 
 
 def _account_and_job(request, slug, job_id):
@@ -211,16 +214,35 @@ def job_map(request, slug, job_id):
     else:
         fields = _fields(job)
         mapping = job.column_mapping or auto_map(header, fields)
-        form = MapForm(request.POST or None, header=header, mapping=mapping, fields=fields)
+        if job.target == ImportJob.Target.CONTACTS:
+            form = MapForm(request.POST or None, header=header, mapping=mapping, fields=fields)
+        else:
+            form = PortalUsersMapForm(
+                request.POST or None,
+                header=header,
+                mapping=mapping,
+                person=request.user,
+                account=account,
+                default_role=job.options.get("default_role"),
+            )
         if request.method == "POST" and form.is_valid():
+            options = dict(job.options)
+            if job.target == ImportJob.Target.PORTAL_USERS:
+                options["default_role"] = form.default_role_id()
+                options = portal_users.normalised_options(options)
+                fields = portal_users.fields_for(options)
             try:
                 job.column_mapping = map_columns(header, fields, form.choices())
             except MappingError as error:
                 errors = error.messages
+                no_role_column = not form.cleaned_data.get("role", "x")
+                if no_role_column and not options.get("default_role"):
+                    errors.append(NO_ROLE_COLUMN_HINT)
             else:
+                job.options = options
                 job.status = Status.MAPPED
                 job.dry_run = {}  # it was of the old columns
-                job.save(update_fields=["column_mapping", "status", "dry_run"])
+                job.save(update_fields=["column_mapping", "options", "status", "dry_run"])
                 return redirect("import-review", account.slug, job.pk)
     status = 400 if errors or (form is not None and form.errors) else 200
     context = _context(account, job=job, form=form, header=header, errors=errors)
@@ -275,9 +297,16 @@ def job_review(request, slug, job_id):
         again_url=f"{review_url}?{urlencode({**query, 'again': dry_run.get('token', '')})}",
         checked_at=_parsed(dry_run.get("finished_at")),
         send_activation=bool(options.get("send_activation")),
+        default_role=_default_role(request, account, options),
     )
     template = "imports/review.html#review" if request.htmx else "imports/review.html"
     return render(request, template, context, status=400 if context["error"] else 200)
+
+
+def _default_role(request, account, options):
+    """The role chosen for rows without one (it may have been deleted since), or None."""
+    role_id = options.get("default_role")
+    return scoping.roles(request.user, account).filter(pk=role_id).first() if role_id else None
 
 
 def _nothing_to_do(report, contacts):

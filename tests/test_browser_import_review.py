@@ -4,6 +4,7 @@ to it for screen readers, and the failing rows can be downloaded before anything
 Screenshots at 1366 and 390 px."""
 
 import os
+import re
 
 import pytest
 from django.urls import reverse
@@ -28,7 +29,7 @@ def _media(settings, tmp_path):
 
 @pytest.mark.parametrize(("width", "height"), [(1366, 900), (390, 844)])
 def test_a_review_with_nothing_to_create_says_why_start_is_disabled(
-    browser_page, account, partner_role, screenshots, width, height
+    browser_page, account, partner_role, screenshots, accessibility, width, height
 ):
     from playwright.sync_api import expect
 
@@ -58,6 +59,7 @@ def test_a_review_with_nothing_to_create_says_why_start_is_disabled(
         " probe.remove(); return rgb; }",
         accent,
     )
+    accessibility.check(page, "review with nothing to create")
     download = page.get_by_role("link", name="Download the 2 failing rows (CSV)")
     expect(download).to_be_visible()
     with page.expect_download() as fetched:
@@ -72,3 +74,45 @@ def test_a_review_with_nothing_to_create_says_why_start_is_disabled(
     shots = os.environ.get("POLISH_SHOTS_DIR", str(screenshots.folder))
     os.makedirs(shots, exist_ok=True)
     page.screenshot(path=f"{shots}/review-nothing-{width}.png", full_page=True)
+    accessibility.assert_clean()
+
+
+@pytest.mark.parametrize(("width", "height"), [(1366, 900), (390, 844)])
+def test_a_file_without_roles_takes_the_role_chosen_under_the_role_column(
+    browser_page, account, partner_role, customer_role, screenshots, accessibility, width, height
+):
+    from playwright.sync_api import expect
+
+    from tests.factories import ContactFactory
+
+    page = browser_page
+    technician = StaffFactory(kind=UserKind.TECHNICIAN, name="Theo Tech", email="theo@mssp.example")
+    contacts = [ContactFactory(portal_account=account, name=f"Cleo {n}") for n in range(2)]
+    console_sign_in(page, technician, PASSWORD)
+    page.set_viewport_size({"width": width, "height": height})
+    page.goto(reverse("import-new", args=[account.slug]))
+    rows = "".join(f"{contact.contact_id}\n" for contact in contacts)
+    page.set_input_files(
+        "input[type=file]",
+        {"name": "no-roles.csv", "mimeType": "text/csv", "buffer": f"ContactId\n{rows}".encode()},
+    )
+    page.get_by_role("button", name="Upload and map columns").click()
+
+    page.get_by_role("button", name="Check the rows").click()  # no role column, none chosen
+    expect(page.get_by_role("alert")).to_contain_text("No Role column")
+    expect(page.get_by_role("alert")).to_contain_text("choose the role for rows without one")
+    accessibility.check(page, "map step asking for a role")
+    choice = page.get_by_label("Role for rows without one")
+    expect(choice).to_have_accessible_description(re.compile("The role decides the user type"))
+    choice.select_option(label="Customer User")
+    page.get_by_role("button", name="Check the rows").click()
+
+    review = page.locator("#review")
+    expect(page.locator("#default-role")).to_contain_text("Rows without a role get Customer User")
+    expect(review).to_contain_text("2 will be created")
+    expect(review).to_contain_text("Customer licenses: 2 needed")
+    screenshots.take(page, f"review-with-a-role-for-every-row-{width}")
+    accessibility.check(page, "review with a role for every row")
+    page.get_by_role("button", name="Start import (2 users)").click()
+    expect(page.get_by_text("2 created")).to_be_visible()
+    accessibility.assert_clean()

@@ -72,7 +72,8 @@ def test_filters_and_sort_stay_in_every_link_of_the_page(admin_client, account, 
     html = html.content.decode()
     assert '<option value="none" selected>' in html
     assert 'name="crm" value="Beta"' in html
-    assert 'name="sort" value="-email"' in html  # the search form keeps the order
+    search = html.split('role="search"')[1].split("</form>")[0]
+    assert '<option value="-email" selected>Email, Z to A</option>' in search  # keeps the order
     next_page = re.search(r'href="\?([^"]+)"[^>]*rel="next"', html).group(1).replace("&amp;", "&")
     assert set(next_page.split("&")) == {"portal=none", "crm=Beta", "sort=-email", "page=2"}
     email_header = re.search(r'href="\?([^"]+)"[^>]*>Email', html).group(1).replace("&amp;", "&")
@@ -106,6 +107,39 @@ def test_each_column_sorts_both_ways(admin_client, account):
     # A sort the list does not offer is its usual order, not an error.
     assert names_shown(admin_client, account, sort="deleted") == ["Abe", "Bea", "Cal"]
     assert names_shown(admin_client, account, sort="user__state") == ["Abe", "Bea", "Cal"]
+
+
+def test_the_sort_by_select_offers_each_sort_both_ways_in_a_plain_get_form(admin_client, account):
+    """Phones show cards without column headers: the search form's Sort by select sorts, and
+    without JavaScript its Sort button sends the form (a GET: the order is in the URL)."""
+    for name in ("Bea", "Abe", "Cal"):
+        ContactFactory(portal_account=account, name=name)
+    html = admin_client.get(contacts_url(account, q="a", sort="-name")).content.decode()
+    search = html.split('role="search"')[1].split("</form>")[0]
+    select = search.split('name="sort"')[1].split("</select>")[0]
+    assert re.findall(r'<option value="([^"]*)"', select) == [
+        "name",
+        "-name",
+        "email",
+        "-email",
+        "crm",
+        "-crm",
+        "-created",
+        "created",
+    ]
+    assert '<option value="-created">Added, newest first</option>' in search
+    assert '<option value="-name" selected>Name, Z to A</option>' in search
+    assert '<noscript><button type="submit" class="button small">Sort</button></noscript>' in search
+    # What that form sends: the search and the new order, page 1.
+    assert names_shown(admin_client, account, q="a", sort="name") == ["Abe", "Bea", "Cal"]
+    deleted = admin_client.get(contacts_url(account, show="deleted")).content.decode()
+    options = deleted.split('name="sort"')[1].split("</select>")[0]
+    assert re.findall(r'<option value="([^"]*)"', options) == [
+        "name",
+        "-name",
+        "-deleted",
+        "deleted",
+    ]
 
 
 def test_deleted_contacts_sort_by_name_or_deletion_date(admin_client, account):

@@ -68,3 +68,18 @@ def test_recent_activity_names_who_did_what_to_whom(admin_client, account, techn
     assert "Recent activity" in page
     assert "<strong>Theo Tech</strong>" in page
     assert "· Ada Larsen</span>" in page
+
+
+def test_recent_activity_says_just_now_and_names_a_person_acting_on_themselves_once(
+    admin_client, account, partner_role
+):
+    ada = PortalUserFactory(
+        portal_account=account, name="Ada Larsen", role=partner_role, state=UserState.UNCONFIRMED
+    )
+    lifecycle.activate(ada, "a-long-enough-password-1")
+    page = admin_client.get(reverse("dashboard", args=[account.slug])).content.decode()
+    activity = page.split('class="recent-activity"')[1].split("</ul>")[0]
+    assert "0 minutes ago" not in activity
+    assert ">just now</time>" in activity
+    assert 'title="' in activity  # the exact time on hover
+    assert "<strong>Ada Larsen</strong> · Activated</span>" in activity

@@ -92,3 +92,28 @@ def test_the_users_list_says_how_long_ago_with_the_exact_time_on_hover(
         r"2\xa0hours ago</time>",
         page,
     )
+
+
+def test_every_list_date_is_relative_with_the_exact_time_on_hover(
+    technician_client, account, partner_role
+):
+    from contacts.models import Contact
+    from tests.factories import ContactFactory
+
+    now = timezone.now()
+    PortalUserFactory(
+        portal_account=account,
+        role=partner_role,
+        state="unconfirmed",
+        invited_at=now - timedelta(days=3),
+        last_invited_at=None,
+    )
+    contact = ContactFactory(portal_account=account, name="Cleo Contact")
+    Contact.objects.filter(pk=contact.pk).update(created_at=now - timedelta(days=2))
+    hover = r'<time datetime="[^"]+" title="[A-Z][a-z]{2} \d+, \d{4}, [\d:]+ UTC">'
+
+    unconfirmed = technician_client.get(reverse("users", args=[account.slug]) + "?tab=unconfirmed")
+    cells = unconfirmed.content.decode().split("<tbody>")[1]
+    assert re.search(hover + r"3\xa0days ago</time>", cells)  # Invited
+    contacts = technician_client.get(reverse("contacts", args=[account.slug]) + "?q=Cleo")
+    assert re.search(hover + r"2\xa0days ago</time>", contacts.content.decode())

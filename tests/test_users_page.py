@@ -1,5 +1,6 @@
 import csv
 import io
+import re
 
 import pytest
 from django.urls import reverse
@@ -68,6 +69,47 @@ def test_sorting_and_the_url_keeps_tab_search_and_page(admin_client, account, pe
     assert 'href="?tab=enabled"' in page  # clicking Name again goes back to the usual order
     page = admin_client.get(users_url(account, q="a")).content.decode()
     assert "?tab=enabled&amp;q=a&amp;sort=-name" in page
+
+
+@pytest.mark.parametrize(
+    ("tab", "values"),
+    [
+        ("enabled", ["name", "-name", "-last_login", "last_login"]),
+        ("disabled", ["name", "-name", "-disabled_at", "disabled_at"]),
+        (
+            "unconfirmed",
+            ["name", "-name", "-invited_at", "invited_at", "-last_invited_at", "last_invited_at"],
+        ),
+    ],
+)
+def test_the_sort_by_select_offers_the_tabs_sorts_in_the_search_form(
+    admin_client, account, people, tab, values
+):
+    """Phones show cards without column headers: the search form's Sort by select sorts, and
+    without JavaScript its Sort button sends the form (a GET, so the order is in the URL)."""
+    page = admin_client.get(users_url(account, tab=tab)).content.decode()
+    search = page.split('role="search"')[1].split("</form>")[0]
+    select = search.split('name="sort"')[1].split("</select>")[0]
+    assert re.findall(r'<option value="([^"]*)"', select) == values
+    assert '<label for="user-sort">Sort by</label>' in search
+    assert '<noscript><button type="submit" class="button small">Sort</button></noscript>' in search
+
+
+def test_the_sort_by_select_shows_the_order_and_a_search_keeps_it(admin_client, account, people):
+    page = admin_client.get(users_url(account, sort="-name")).content.decode()
+    assert '<option value="-name" selected>Name, Z to A</option>' in page
+    assert '<option value="-last_login">Last sign-in, newest first</option>' in page
+    # The form sends q with the chosen sort: the search's matches come in that order.
+    page = admin_client.get(users_url(account, tab="enabled", q="a", sort="-name")).content.decode()
+    assert page.index("Alan Turing") < page.index("Ada Lovelace")
+    assert '<option value="-name" selected>' in page
+
+
+def test_an_htmx_search_pushes_the_url_without_empty_fields(admin_client, account, people):
+    response = admin_client.get(
+        users_url(account, tab="disabled", q="ken", sort="name", role="", type="", crm=""), **HTMX
+    )
+    assert response["HX-Push-Url"] == users_url(account, tab="disabled", q="ken", sort="name")
 
 
 def test_pages_of_fifty(admin_client, account, partner_role):

@@ -77,8 +77,11 @@ def user_list(request, slug):
     account = scoping.get_portal_account(request.user, slug)
     listing = Listing.from_params(request.GET)
     context = _list_context(request, account, listing)
-    template = f"{TEMPLATE}#user-list" if request.htmx else TEMPLATE
-    return render(request, template, context)
+    if not request.htmx:
+        return render(request, TEMPLATE, context)
+    # The address bar shows the list as the listing spells it (as the contacts list does): no
+    # empty filter fields from the search form, nothing that is the default.
+    return push_url(render(request, f"{TEMPLATE}#user-list", context), _users_url(account, listing))
 
 
 @console_view

@@ -6,6 +6,9 @@ paths of the success and failure files at the end. --dry-run prints the validati
 writes nothing. A file that cannot be imported exits with code 2 and says why on stderr.
 """
 
+from django.core.management.base import CommandError
+
+from accounts.role_names import AccountRoles, RoleNameError
 from imports import portal_users
 from imports.management.import_command import ImportCommand
 
@@ -13,7 +16,7 @@ from imports.management.import_command import ImportCommand
 class Command(ImportCommand):
     help = "Create portal users from a CSV file of ContactId and Role (the role decides the type)."
     pipeline = portal_users
-    file_help = "The CSV file: columns ContactId and Role."
+    file_help = "The CSV file: columns ContactId and Role (Role may be left out with --role)."
 
     def add_arguments(self, parser):
         super().add_arguments(parser)
@@ -22,13 +25,37 @@ class Command(ImportCommand):
             action="store_true",
             help="Email each new user an invitation (default: create them silently).",
         )
+        parser.add_argument(
+            "--role",
+            metavar="NAME",
+            help="The role of rows without one (no Role column, or an empty Role cell): an "
+            "active partner or customer role, named exactly. Its type is the users' type.",
+        )
         # No --user-type: each row's role decides its user's type and licenses.
 
     def job_options(self, options):
-        return {"send_activation": options["send_activation"]}
+        return {"send_activation": options["send_activation"], "role_name": options["role"]}
 
     def validate_arguments(self, account, job_options):
+        """Turns --role into the option the pipeline reads (the role's id): a role the import
+        could not give is an error before anything is read. Changed in place: the stored job
+        keeps these options."""
+        name = job_options.pop("role_name")
+        if name is not None:
+            job_options["default_role"] = self._default_role(account, name).pk
         return (account, None, job_options)
+
+    def _default_role(self, account, name):
+        try:
+            role = AccountRoles(account).find(name.strip(), missing="--role needs a role name.")
+        except RoleNameError as error:
+            raise CommandError(f"--role: {error.message}") from None
+        if not role.needs_contact:
+            raise CommandError(
+                f"--role: '{role.name}' is an Employee role, and the import creates users for "
+                "CRM contacts. Name a partner or customer role."
+            )
+        return role
 
     def print_report(self, report):
         write = self.stdout.write
