@@ -102,7 +102,7 @@ def test_asking_names_the_people_the_role_and_the_licenses(admin_client, account
     assert "Enable 5 contacts as portal users?" in html
     assert "Ada Larsen, Bo Larsen, Cy Larsen and 2 more" in html
     assert "Partner User" in html
-    assert "Partner user" in html
+    assert "which takes a partner license" in html
     assert "Partner licenses: 5 needed, 10 free." in html
     # Cancel is where the focus starts: the invitations cannot be called back.
     assert re.search(r"<a [^>]*data-close-dialog autofocus>Cancel</a>", html)
