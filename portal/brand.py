@@ -1,6 +1,8 @@
 """The portal's brand: its colour as a stylesheet (/p/<slug>/brand.css: the CSP allows styles
 from this site only, so the colour comes as a file, not an inline style) and its logo."""
 
+import re
+
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils.cache import patch_cache_control
@@ -10,6 +12,8 @@ from accounts.models import PortalAccount
 from mail import brand
 from mail.models import BrandLogo
 from mail.sender_identity import sender_of
+
+DIGEST = re.compile(r"[0-9a-f]{16}")
 
 
 @require_GET
@@ -28,6 +32,8 @@ def brand_css(request, slug):
 def logo(request, slug, digest):
     """The logo as mail.logos drew it. Its URL changes with the logo, so it may be cached for
     a year; emails keep pointing at an old one only until it is replaced (then 404)."""
+    if not DIGEST.fullmatch(digest):  # a NUL byte or such would not even reach PostgreSQL
+        raise Http404
     found = BrandLogo.objects.filter(portal_account__slug=slug, digest=digest).first()
     if found is None:
         raise Http404

@@ -143,3 +143,9 @@ def test_removing_the_logo_brings_the_name_back_and_is_audited(admin_client, acc
 
 def test_a_get_is_not_allowed(admin_client, account):
     assert admin_client.get(reverse("sender-logo", args=[account.slug])).status_code == 405
+
+
+@pytest.mark.parametrize("digest", ["%00", "x" * 5000, "0123456789abcdeg"])
+def test_a_logo_address_that_cannot_be_one_is_a_404(client, account, digest):
+    url = reverse("portal-logo", args=[account.slug, "0" * 16]).replace("0" * 16, digest)
+    assert client.get(url).status_code == 404
