@@ -8,7 +8,11 @@ from django.urls import reverse
 @pytest.mark.parametrize("param", ["action", "person"])
 @pytest.mark.parametrize("page", ["account", "global"])
 def test_a_nul_byte_in_an_audit_log_filter_is_no_server_error(admin_client, account, param, page):
-    url = reverse("audit-log", args=[account.slug]) if page == "account" else reverse("audit-log-global")
+    url = (
+        reverse("audit-log", args=[account.slug])
+        if page == "account"
+        else reverse("audit-log-global")
+    )
 
     response = admin_client.get(url, {param: "disable\x00"})
 
@@ -16,6 +20,41 @@ def test_a_nul_byte_in_an_audit_log_filter_is_no_server_error(admin_client, acco
 
 
 def test_an_overlong_audit_log_filter_is_no_server_error(admin_client, account):
-    response = admin_client.get(reverse("audit-log-global"), {"action": "x" * 20_000, "person": "y" * 20_000})
+    response = admin_client.get(
+        reverse("audit-log-global"), {"action": "x" * 20_000, "person": "y" * 20_000}
+    )
 
     assert response.status_code == 200
+
+
+# str.isdigit() says yes to "²" (and int() then says no), and to ids past any column.
+ODD_IDS = ["²", "١٢", "9" * 30]
+
+
+@pytest.mark.parametrize("odd", ODD_IDS)
+def test_odd_digits_in_the_users_bulk_selection_are_no_server_error(admin_client, account, odd):
+    url = reverse("users-bulk", args=[account.slug])
+
+    response = admin_client.post(url, {"action": "disable", "ids": [odd], "confirmed": "1"})
+
+    assert response.status_code == 400
+    assert "Select at least one user first." in response.content.decode()
+
+
+@pytest.mark.parametrize("odd", ODD_IDS)
+def test_odd_digits_in_the_contacts_bulk_selection_are_no_server_error(
+    admin_client, account, partner_role, odd
+):
+    url = reverse("contacts-enable", args=[account.slug])
+
+    response = admin_client.post(url, {"ids": [odd], "role": partner_role.pk})
+
+    assert response.status_code == 400
+    assert "Select at least one contact first." in response.content.decode()
+
+
+@pytest.mark.parametrize("odd", ODD_IDS)
+def test_odd_digits_as_the_email_to_retry_are_no_server_error(admin_client, odd):
+    response = admin_client.post(reverse("system-email-retry"), {"email_id": odd})
+
+    assert response.status_code in (302, 400)

@@ -1,6 +1,7 @@
 """Webhooks as an attacker would use them: a receiver that never quite answers, targets that
 reach inward through addresses that wrap private ones."""
 
+import contextlib
 import socket
 import threading
 
@@ -38,10 +39,8 @@ class TrickleReceiver:
     def _serve(self):
         connection, _ = self.server.accept()
         connection.settimeout(0.05)
-        try:
+        with contextlib.suppress(OSError):
             connection.recv(65536)
-        except OSError:
-            pass
         try:
             connection.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
             while not self.stop.wait(0.05):

@@ -12,6 +12,7 @@ The stdlib's http.client and not urllib.request: only the connection needs pinni
 checked address, and urllib's opener would add redirect handling to switch off again.
 requirements.txt has no HTTP client, and this is all a webhook needs."""
 
+import contextlib
 import http.client
 import ipaddress
 import socket
@@ -149,7 +150,5 @@ def _cut_off(connection):
     connection.cut_off = True
     raw = getattr(connection, "raw_socket", None)
     if raw is not None:
-        try:
+        with contextlib.suppress(OSError):  # already closed
             raw.shutdown(socket.SHUT_RDWR)
-        except OSError:  # already closed
-            pass
