@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from accounts.models import PortalAccount
 from tests.conftest import console_sign_in
-from tests.test_tenant_isolation import FILLERS, Side, console_endpoints, world  # noqa: F401
+from tests.test_tenant_isolation import FILLERS, Side, console_endpoints, walk, world  # noqa: F401
 
 BAD_VALUES = {
     "nul": "a\x00b",
@@ -106,4 +106,40 @@ def test_bad_input_on_every_console_page_is_never_a_500(persona, world, request)
     client = console_sign_in(Client(raise_request_exception=True), user)
     problems, count = _fuzz(client, own.account.pk)
     print(f"\n{persona}: {count} requests")
+    assert not problems, "Bad input made a 500:\n" + "\n".join(problems[:60])
+
+
+PORTAL_BODY_KEYS = [
+    "email", "password", "code", "new_password1", "new_password2", "password1", "password2",
+    "next", "target", "method", "username", "remember",
+]  # fmt: skip
+
+
+def test_bad_input_on_every_portal_page_is_never_a_500(account, partner_role):
+    """The portal side: anybody may send anything to its sign-in pages."""
+    from tests.factories import PortalUserFactory
+
+    PortalUserFactory(portal_account=account, role=partner_role, email="pia@acme.example")
+    client = Client(raise_request_exception=True)
+    problems, count = [], 0
+    portal = [e for e in walk() if e.route.startswith("p/<slug:slug>/")]
+    for endpoint in portal:
+        kwargs = {"slug": account.slug}
+        if "token" in endpoint.params:
+            kwargs["token"] = "x" * 43
+        url = reverse(endpoint.name, kwargs=kwargs)
+        for label, value in BAD_VALUES.items():
+            for method in ("GET", "POST"):
+                count += 1
+                try:
+                    if method == "GET":
+                        response = client.get(url, dict.fromkeys(QUERY_KEYS, value))
+                    else:
+                        response = client.post(url, dict.fromkeys(PORTAL_BODY_KEYS, value))
+                except Exception as error:  # noqa: BLE001 - the finding is the exception
+                    problems.append(f"{method} {url} [{label}]: {error!r}"[:300])
+                    continue
+                if response.status_code >= 500:
+                    problems.append(f"{method} {url} [{label}]: {response.status_code}")
+    print(f"\nportal: {count} requests")
     assert not problems, "Bad input made a 500:\n" + "\n".join(problems[:60])

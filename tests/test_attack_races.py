@@ -101,3 +101,18 @@ def test_redeliver_twice_at_once_queues_one_redelivery(account, two_mssp_admins)
     one, two = _answers(first, second)
     assert (one.status_code, two.status_code) == (302, 302)
     assert Delivery.objects.filter(redelivery_of=delivery).count() == 1
+
+
+def test_two_admins_adding_the_same_endpoint_at_once_get_one_endpoint(account, two_mssp_admins):
+    url = reverse("webhook-endpoints", args=[account.slug])
+    data = {"url": "https://crm.acme.example/hooks", "events": ["user.disabled"], "active": "on"}
+    first_client, second_client = two_mssp_admins
+    first, second = first_holds_the_seat_while_second_asks(
+        _posting(first_client, url, data), _posting(second_client, url, data)
+    )
+
+    one, two = _answers(first, second)
+    assert one.status_code == 200
+    assert two.status_code == 409, two.status_code
+    assert "already sends to this URL" in two.content.decode()
+    assert Endpoint.objects.filter(portal_account=account).count() == 1
