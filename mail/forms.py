@@ -3,6 +3,7 @@ from django.db import transaction
 
 from accounts import audit
 from accounts.models import PortalAccount
+from helpers.email_addresses import validate_header_safe
 from mail import brand, custom_emails
 from mail.models import SenderIdentity
 
@@ -30,6 +31,14 @@ class SenderIdentityForm(forms.ModelForm):
         if any(ord(character) < 32 or ord(character) == 127 for character in name):
             raise forms.ValidationError("Use one line of plain text.")
         return " ".join(name.split())
+
+    def clean_from_email(self):
+        validate_header_safe(self.cleaned_data["from_email"])
+        return self.cleaned_data["from_email"]
+
+    def clean_reply_to(self):
+        validate_header_safe(self.cleaned_data["reply_to"])
+        return self.cleaned_data["reply_to"]
 
     def clean_accent_color(self):
         color = self.cleaned_data["accent_color"].strip().lower()
