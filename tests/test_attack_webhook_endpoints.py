@@ -39,3 +39,25 @@ def test_another_account_may_use_the_same_url(admin_client, account, other_accou
 
     assert response.status_code == 200
     assert Endpoint.objects.filter(portal_account=account).count() == 1
+
+
+def test_a_delivery_still_being_tried_is_not_redelivered(admin_client, account):
+    """Redeliver is for a finished delivery: on a pending one (a redelivery itself, say) each
+    click queued one more copy of the event, without end."""
+    from webhooks.models import Delivery
+
+    endpoint = Endpoint.objects.create(portal_account=account, url=DATA["url"], events=["a"])
+    pending = Delivery.objects.create(
+        portal_account=account,
+        endpoint=endpoint,
+        event_id="evt_1",
+        event_type="user.disabled",
+        payload={},
+        status=Delivery.Status.PENDING,
+    )
+    url = reverse("webhook-redeliver", args=[account.slug, endpoint.pk, pending.pk])
+
+    response = admin_client.post(url, follow=True)
+
+    assert "still being tried" in response.content.decode()
+    assert Delivery.objects.count() == 1

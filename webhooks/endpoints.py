@@ -142,6 +142,9 @@ def redeliver(delivery, *, by, ip=None):
     endpoint = Endpoint.objects.select_for_update().get(pk=delivery.endpoint_id)
     if not endpoint.active:
         raise LifecycleError("Turn the endpoint on before redelivering to it.")
+    if Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.PENDING).exists():
+        # Each click on a pending one (a redelivery, say) would queue one more copy.
+        raise LifecycleError("This delivery is still being tried: redeliver it once it ends.")
     if Delivery.objects.filter(redelivery_of=delivery, status=Delivery.Status.PENDING).exists():
         raise LifecycleError("This event is already waiting to be redelivered.")
     again = Delivery.objects.create(
