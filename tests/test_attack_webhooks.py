@@ -107,3 +107,16 @@ def test_ipv6_addresses_wrapping_inward_ones_are_refused(settings, address):
     assert not targets.allowed(address)
     with pytest.raises(targets.RefusedTarget):
         targets.check_literal(address)
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["2130706433", "0x7f.1", "0177.0.0.1", "127.1", "::ffff:7f00:1", "0", "[::]", "localhost"],
+)
+def test_hosts_spelling_loopback_otherwise_are_refused_when_sending(settings, host):
+    """The form lets names through (it does not resolve them); the worker resolves each one
+    when it sends, and these all come out as this machine."""
+    settings.WEBHOOKS_ALLOW_PRIVATE_TARGETS = False
+
+    with pytest.raises(targets.RefusedTarget):
+        targets.resolve(host.strip("[]"), 443)
