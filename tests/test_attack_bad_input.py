@@ -58,3 +58,18 @@ def test_odd_digits_as_the_email_to_retry_are_no_server_error(admin_client, odd)
     response = admin_client.post(reverse("system-email-retry"), {"email_id": odd})
 
     assert response.status_code in (302, 400)
+
+
+def test_saving_the_same_wording_twice_records_one_change(admin_client, account):
+    """A double submit (or a second save without an edit) is no second change in the audit
+    log, as for the sender and the policies."""
+    from accounts.models import AuditEvent
+
+    url = reverse("custom-email", args=[account.slug, "login_link"])
+    data = {"subject": "Sign in", "body": "Hi {name}: {link} ({expires})", "action": "save"}
+
+    admin_client.post(url, data)
+    response = admin_client.post(url, data, follow=True)
+
+    assert AuditEvent.objects.filter(action="change_email_wording").count() == 1
+    assert "Nothing to save" in response.content.decode()
