@@ -73,3 +73,19 @@ def test_saving_the_same_wording_twice_records_one_change(admin_client, account)
 
     assert AuditEvent.objects.filter(action="change_email_wording").count() == 1
     assert "Nothing to save" in response.content.decode()
+
+
+def test_change_role_on_the_contact_card_with_an_empty_post_asks_for_a_role(
+    admin_client, account, partner_role
+):
+    """An empty POST left the role form unbound: is_valid() said no, with no error to show."""
+    from tests.factories import PortalUserFactory
+
+    user = PortalUserFactory(portal_account=account, role=partner_role)
+    url = reverse("contact-portal-user", args=[account.slug, user.contact_id, "change-role"])
+
+    response = admin_client.post(url, {})
+
+    assert response.status_code == 400
+    user.refresh_from_db()
+    assert user.role == partner_role
