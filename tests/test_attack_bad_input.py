@@ -89,3 +89,15 @@ def test_change_role_on_the_contact_card_with_an_empty_post_asks_for_a_role(
     assert response.status_code == 400
     user.refresh_from_db()
     assert user.role == partner_role
+
+
+def test_a_brand_colour_saved_past_the_form_never_reaches_an_email(account):
+    """The portal's stylesheet already falls back to the console's colour for one; the emails
+    put it into a style attribute, so they must too."""
+    from mail import brand
+    from mail.models import SenderIdentity
+    from mail.sender_identity import sender_of
+
+    SenderIdentity.objects.create(portal_account=account, accent_color='#000;"><script>')
+
+    assert sender_of(account).accent == brand.DEFAULT_ACCENT
