@@ -98,6 +98,6 @@ def test_a_brand_colour_saved_past_the_form_never_reaches_an_email(account):
     from mail.models import SenderIdentity
     from mail.sender_identity import sender_of
 
-    SenderIdentity.objects.create(portal_account=account, accent_color='#000;"><script>')
+    SenderIdentity.objects.create(portal_account=account, accent_color='#0"><b>')
 
     assert sender_of(account).accent == brand.DEFAULT_ACCENT
