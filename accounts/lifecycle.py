@@ -31,6 +31,7 @@ from accounts.models.user import access_end_problem
 from accounts.portal_sections import SECTIONS
 from contacts.models import Contact
 from helpers.bulk_sql import any_of, insert
+from helpers.email_addresses import header_safe
 from mail import outbox
 
 
@@ -41,7 +42,7 @@ def valid_email(value):
         validate_email(value)
     except ValidationError:
         return ""
-    return value
+    return value if header_safe(value) else ""
 
 
 def email_checker():
@@ -57,7 +58,7 @@ def email_checker():
 
     def check(value):
         value = (value or "").strip().lower()
-        if not value or "@" not in value or len(value) > 320:
+        if not value or "@" not in value or len(value) > 320 or not header_safe(value):
             return ""
         user_part, domain_part = value.rsplit("@", 1)
         if not user_regex.match(user_part):

@@ -15,6 +15,7 @@ from django.db.models import Q
 
 from contacts.models import CONTACT_ID_LENGTH, Contact
 from contacts.salesforce_ids import InvalidSalesforceId, to_18
+from helpers.email_addresses import validate_header_safe
 
 MAX_ITEMS = 1000
 UPSERT_FIELDS = ("contact_id", "salesforce_id", "name", "email", "crm_account_name")
@@ -181,6 +182,7 @@ def upsert_item(index, item):
         values["email"] = values["email"].lower()
         try:
             validate_email(values["email"])
+            validate_header_safe(values["email"])
         except ValidationError:
             raise Refused("email", f"'{item['email']}' is not a valid email address.") from None
     if not contact_id and not salesforce_id:

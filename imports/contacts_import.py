@@ -38,6 +38,7 @@ from accounts import audit
 from contacts.models import CONTACT_ID_LENGTH, Contact
 from contacts.salesforce_ids import InvalidSalesforceId, to_18
 from helpers.bulk_sql import insert, update
+from helpers.email_addresses import validate_header_safe
 from imports import pipeline
 from imports.column_mapping import CONTACT_FIELDS, MappingError, map_columns
 from imports.csv_reader import CsvError, read_csv
@@ -188,6 +189,7 @@ def clean(values):
             if len(email) > _EMAIL_MAX:
                 raise ValidationError("too long")
             validate_email(email)
+            validate_header_safe(email)
         except ValidationError as error:
             raise RowFailure(
                 EMAIL_INVALID,

@@ -13,19 +13,23 @@ SAMPLE_CODE = "482913"
 
 
 def save(account, kind, subject, body, *, by, ip=None):
+    """False when the wording already was this (a double submit records nothing)."""
     try:
         with transaction.atomic():
             before = CustomEmail.objects.select_for_update().filter(
                 portal_account=account, kind=kind
             )
             before = before.values("subject", "body").first()
+            if before == {"subject": subject, "body": body}:
+                return False
             CustomEmail.objects.update_or_create(
                 portal_account=account, kind=kind, defaults={"subject": subject, "body": body}
             )
             _audit("change_email_wording", account, kind, before, subject, body, by, ip)
     except IntegrityError:
         # Another admin created it at the same moment: theirs is there now; this one updates it.
-        save(account, kind, subject, body, by=by, ip=ip)
+        return save(account, kind, subject, body, by=by, ip=ip)
+    return True
 
 
 def reset(account, kind, *, by, ip=None):

@@ -2,6 +2,8 @@ from django import forms
 from django.db import transaction
 
 from accounts import audit
+from accounts.models import PortalAccount
+from helpers.email_addresses import validate_header_safe
 from mail import brand, custom_emails
 from mail.models import SenderIdentity
 
@@ -30,6 +32,14 @@ class SenderIdentityForm(forms.ModelForm):
             raise forms.ValidationError("Use one line of plain text.")
         return " ".join(name.split())
 
+    def clean_from_email(self):
+        validate_header_safe(self.cleaned_data["from_email"])
+        return self.cleaned_data["from_email"]
+
+    def clean_reply_to(self):
+        validate_header_safe(self.cleaned_data["reply_to"])
+        return self.cleaned_data["reply_to"]
+
     def clean_accent_color(self):
         color = self.cleaned_data["accent_color"].strip().lower()
         if color and brand.problem(color):
@@ -37,17 +47,23 @@ class SenderIdentityForm(forms.ModelForm):
         return color
 
     def save_audited(self, *, by, ip):
-        """Saves with its audit event in one transaction; False when nothing changed."""
-        before = {field: self.initial.get(field, "") for field in FIELDS}
+        """Saves with its audit event in one transaction; False when nothing changed. Under the
+        account's row lock, against the row as it is now: two admins saving the account's first
+        sender at once would otherwise both insert it (an IntegrityError, a 500), and the audit
+        event's "before" would be what this admin's page showed rather than what was saved."""
+        account = self.instance.portal_account
         after = {field: self.cleaned_data[field] for field in FIELDS}
-        if before == after:
-            return False
         with transaction.atomic():
-            identity = self.save()
+            PortalAccount.objects.select_for_update().filter(pk=account.pk).first()
+            current = SenderIdentity.objects.filter(portal_account=account).first()
+            before = {field: getattr(current, field) if current else "" for field in FIELDS}
+            if before == after:
+                return False
+            SenderIdentity.objects.update_or_create(portal_account=account, defaults=after)
             audit.record(
                 "change_sender",
                 by=by,
-                portal_account=identity.portal_account,
+                portal_account=account,
                 before=before,
                 after=after,
                 ip=ip,

@@ -35,10 +35,13 @@ def sender_of(account):
     # (mail.forms refuses it, and the mail library would refuse the header).
     name = " ".join(identity.from_name.split()) or default_name
     address = identity.from_email or default_address
+    accent = identity.accent_color
+    if not accent or brand.problem(accent):  # saved past the form: it goes into style="..."
+        accent = brand.DEFAULT_ACCENT
     return Sender(
         formataddr((name, address)),
         [identity.reply_to] if identity.reply_to else [],
-        identity.accent_color or brand.DEFAULT_ACCENT,
+        accent,
         logo_url,
     )
 

@@ -129,10 +129,12 @@ def custom_email_edit(request, slug, kind):
     if request.method == "POST" and form.is_valid():
         subject, body = form.cleaned_data["subject"], form.cleaned_data["body"]
         if action == "save":
-            custom_email_changes.save(
+            if custom_email_changes.save(
                 account, kind, subject, body, by=request.user, ip=client_ip(request)
-            )
-            messages.success(request, f"Saved the wording of {kind.label.lower()} emails.")
+            ):
+                messages.success(request, f"Saved the wording of {kind.label.lower()} emails.")
+            else:
+                messages.info(request, "Nothing to save: the wording was already like this.")
             return redirect("custom-emails", slug=account.slug)
         if action == "test":
             if sample_emails.too_many(request.user):

@@ -20,6 +20,7 @@ from accounts import two_factor
 from accounts.permissions import CONSOLE_BACKEND, mssp_view
 from accounts.sign_in_audit import ip_of
 from helpers.client_ip import client_ip
+from helpers.row_ids import row_id
 from operations import email_retries, figures, health, metrics, retention
 from operations.models import Heartbeat
 
@@ -169,11 +170,11 @@ def system(request):
 @mssp_view
 @require_POST
 def retry_email(request):
-    email_id = request.POST.get("email_id", "")
-    if not (email_id.isdigit() and len(email_id) <= 18):
+    email_id = row_id(request.POST.get("email_id", ""))
+    if email_id is None:
         return HttpResponseBadRequest("Which email? Send its email_id.")
     try:
-        row = email_retries.retry_failed_email(int(email_id), by=request.user, ip=ip_of(request))
+        row = email_retries.retry_failed_email(email_id, by=request.user, ip=ip_of(request))
     except email_retries.RetryRefused as refused:
         messages.error(request, str(refused))
     else:

@@ -10,11 +10,41 @@ from django.utils import timezone
 
 from accounts import audit
 from accounts.errors import LifecycleError
+from accounts.models import PortalAccount
 from webhooks import events
 from webhooks.models import Delivery, Endpoint, new_secret
 
 # After a rotation the old secret keeps signing this long, beside the new one.
 ROTATION_OVERLAP = timedelta(hours=24)
+MAX_ENDPOINTS = 10  # per portal account: each change is sent to every one of them
+SAME_URL = "This account already sends to this URL: edit that endpoint instead."
+
+
+def too_many(portal_account):
+    """The message when the account has MAX_ENDPOINTS already, else ""."""
+    count = portal_account.webhook_endpoints.count()
+    if count >= MAX_ENDPOINTS:
+        return f"This account has {count} endpoints, the most it may have. Delete one first."
+    return ""
+
+
+def taken(portal_account, url, endpoint=None):
+    """Whether another endpoint of the account has this URL (one URL, one secret: a second
+    endpoint would send every event twice, signed with a secret the receiver does not check)."""
+    others = portal_account.webhook_endpoints.filter(url=url)
+    if endpoint is not None:
+        others = others.exclude(pk=endpoint.pk)
+    return others.exists()
+
+
+def _check_under_lock(portal_account, url, endpoint=None):
+    """The form checked these already; under the account's row lock they hold against a second
+    admin (or a double click) adding the same endpoint at the same moment."""
+    PortalAccount.objects.select_for_update().filter(pk=portal_account.pk).first()
+    if endpoint is None and (problem := too_many(portal_account)):
+        raise LifecycleError(problem)
+    if taken(portal_account, url, endpoint):
+        raise LifecycleError(SAME_URL)
 
 
 def _named(endpoint):
@@ -27,7 +57,9 @@ def _settings(endpoint):
 
 @transaction.atomic
 def create(portal_account, *, url, events, description="", active=True, by, ip=None):
-    """Returns the endpoint; its secret is to be shown once, now."""
+    """Returns the endpoint; its secret is to be shown once, now. LifecycleError when the
+    account has as many as it may, or one with this URL."""
+    _check_under_lock(portal_account, url)
     endpoint = Endpoint.objects.create(
         portal_account=portal_account,
         url=url,
@@ -49,6 +81,7 @@ def create(portal_account, *, url, events, description="", active=True, by, ip=N
 
 @transaction.atomic
 def update(endpoint, *, url, events, description, active, by, ip=None):
+    _check_under_lock(endpoint.portal_account, url, endpoint)
     endpoint = Endpoint.objects.select_for_update().get(pk=endpoint.pk)
     before = _settings(endpoint)
     moved = endpoint.url != url
@@ -109,6 +142,9 @@ def redeliver(delivery, *, by, ip=None):
     endpoint = Endpoint.objects.select_for_update().get(pk=delivery.endpoint_id)
     if not endpoint.active:
         raise LifecycleError("Turn the endpoint on before redelivering to it.")
+    if Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.PENDING).exists():
+        # Each click on a pending one (a redelivery, say) would queue one more copy.
+        raise LifecycleError("This delivery is still being tried: redeliver it once it ends.")
     if Delivery.objects.filter(redelivery_of=delivery, status=Delivery.Status.PENDING).exists():
         raise LifecycleError("This event is already waiting to be redelivered.")
     again = Delivery.objects.create(

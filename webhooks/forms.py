@@ -2,10 +2,8 @@
 
 from django import forms
 
-from webhooks import targets
+from webhooks import endpoints, targets
 from webhooks.models import Endpoint, EventType
-
-MAX_ENDPOINTS = 10  # per portal account: each change is sent to every one of them
 
 
 class EndpointForm(forms.Form):
@@ -57,12 +55,11 @@ class EndpointForm(forms.Form):
 
     def clean(self):
         cleaned = super().clean()
-        if self.endpoint is None:
-            count = self.account.webhook_endpoints.count()
-            if count >= MAX_ENDPOINTS:
-                raise forms.ValidationError(
-                    f"This account has {count} endpoints, the most it may have. Delete one first."
-                )
+        if self.endpoint is None and (problem := endpoints.too_many(self.account)):
+            raise forms.ValidationError(problem)
+        url = cleaned.get("url")
+        if url and endpoints.taken(self.account, url, self.endpoint):
+            self.add_error("url", endpoints.SAME_URL)
         return cleaned
 
     def event_choices(self):

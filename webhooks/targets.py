@@ -12,9 +12,11 @@ The stdlib's http.client and not urllib.request: only the connection needs pinni
 checked address, and urllib's opener would add redirect handling to switch off again.
 requirements.txt has no HTTP client, and this is all a webhook needs."""
 
+import contextlib
 import http.client
 import ipaddress
 import socket
+import threading
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -44,8 +46,15 @@ def parse(url):
 
 def allowed(address):
     ip = ipaddress.ip_address(address)
-    if ip.version == 6 and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if ip.version == 6:
+        # An IPv4 address inside an IPv6 one (mapped, or 6to4's 2002::/16, which Python calls
+        # global) is judged as that IPv4 address; site-local fec0::/10 is private in practice.
+        if ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        elif ip.sixtofour is not None:
+            return allowed(str(ip.sixtofour))
+        elif ip.is_site_local:
+            return False
     if ip.is_multicast or ip.is_unspecified or ip.is_link_local or ip.is_reserved:
         return False
     if ip.is_loopback or ip.is_private:
@@ -82,9 +91,10 @@ def resolve(host, port):
     addresses = list(dict.fromkeys(info[4][0] for info in infos))
     refused = [address for address in addresses if not allowed(address)]
     if refused or not addresses:
+        # The addresses stay out: the delivery log shows this to the account's admins, who
+        # would otherwise learn what any name resolves to inside the MSSP's network.
         raise RefusedTarget(
-            f"Refused: {host} resolves to a private, loopback or link-local address "
-            f"({', '.join(refused)})."
+            f"Refused: {host} resolves to a private, loopback or link-local address."
         )
     return addresses
 
@@ -97,7 +107,8 @@ class _Pinned:
         self.address = address
 
     def _open(self):
-        return socket.create_connection((self.address, self.port), self.timeout)
+        self.raw_socket = socket.create_connection((self.address, self.port), self.timeout)
+        return self.raw_socket
 
 
 class _PinnedHTTP(_Pinned, http.client.HTTPConnection):
@@ -117,10 +128,28 @@ def post(url, body, headers, *, timeout):
     address = resolve(host, port)[0]
     connection_class = _PinnedHTTPS if scheme == "https" else _PinnedHTTP
     connection = connection_class(host, port, address=address, timeout=timeout)
+    # `timeout` bounds each socket operation only: a receiver sending a byte now and then would
+    # hold the worker process (and every task behind it) for as long as it liked. The whole
+    # attempt gets twice the timeout (connecting, then answering): then the socket is shut,
+    # which ends the read in progress, and the attempt counts as unanswered.
+    deadline = threading.Timer(2 * timeout, _cut_off, args=(connection,))
+    deadline.daemon = True
+    deadline.start()
     try:
         connection.request("POST", path, body=body, headers=headers)
         response = connection.getresponse()
         response.read(4096)  # what a receiver says is not kept; a little is read to end politely
-        return response.status
     finally:
+        deadline.cancel()
         connection.close()
+    if getattr(connection, "cut_off", False):  # a cut answer may still have parsed as a 200
+        raise TimeoutError("the answer did not end within the timeout")
+    return response.status
+
+
+def _cut_off(connection):
+    connection.cut_off = True
+    raw = getattr(connection, "raw_socket", None)
+    if raw is not None:
+        with contextlib.suppress(OSError):  # already closed
+            raw.shutdown(socket.SHUT_RDWR)

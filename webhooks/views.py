@@ -60,7 +60,11 @@ def endpoint_list(request, slug):
     form = EndpointForm(request.POST, account=account)
     if not form.is_valid():
         return _list_page(request, account, form, status=400)
-    endpoint = _save(form, request, account)
+    try:
+        endpoint = _save(form, request, account)
+    except LifecycleError as error:  # another admin added it meanwhile
+        form.add_error(None, str(error))
+        return _list_page(request, account, form, status=409)
     return _list_page(request, account, EndpointForm(account=account), created=endpoint)
 
 
@@ -87,7 +91,11 @@ def endpoint_edit(request, slug, endpoint_id):
     form = EndpointForm(request.POST, account=account, endpoint=endpoint)
     if not form.is_valid():
         return _edit_page(request, account, endpoint, form, status=400)
-    _save(form, request, account, endpoint)
+    try:
+        _save(form, request, account, endpoint)
+    except LifecycleError as error:  # another admin took the URL meanwhile
+        form.add_error(None, str(error))
+        return _edit_page(request, account, endpoint, form, status=409)
     messages.success(request, "Endpoint saved.")
     return redirect("webhook-endpoints", slug=account.slug)
 

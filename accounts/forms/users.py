@@ -4,6 +4,7 @@ from django.urls import reverse
 from accounts import scoping
 from accounts.lifecycle import EMPLOYEE_ROLE_ON_CONTACT
 from accounts.models import CONTACT_USER_TYPES, UserType
+from helpers.email_addresses import validate_header_safe
 
 
 class RoleChoiceField(forms.ModelChoiceField):
@@ -56,7 +57,7 @@ class AddUserForm(forms.Form):
         ),
     )
     name = forms.CharField(label="Name", required=False, max_length=200)
-    email = forms.EmailField(label="Email", required=False)
+    email = forms.EmailField(label="Email", required=False, validators=[validate_header_safe])
     role = RoleChoiceField(
         queryset=None,
         empty_label="Pick a role",

@@ -9,6 +9,7 @@ from django.utils.cache import patch_vary_headers
 
 from accounts import scoping, sign_in_audit, signed_in_sessions
 from accounts.permissions import console_view, mssp_admin_view
+from helpers.search_terms import search_term
 
 PAGE_SIZE = 50
 # An account's history grows for ever: the log counts its events up to here and says "more than"
@@ -154,8 +155,9 @@ def person(label):
 
 
 def _filtered(request, events):
-    action = request.GET.get("action", "")
-    who = request.GET.get("person", "").strip()
+    # search_term: PostgreSQL refuses a NUL in a text value (a 500), and the length is capped.
+    action = search_term(request.GET, "action")
+    who = search_term(request.GET, "person")
     if action in ACTION_GROUPS:
         events = events.filter(action__in=ACTION_GROUPS[action][1])
     elif action:

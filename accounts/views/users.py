@@ -22,6 +22,7 @@ from accounts.user_actions import ACTIONS, BULK_ACTIONS, bulk_actions_for, first
 from accounts.user_listing import SIGNED_IN_FILTERS, SORTS, Listing, tab_counts
 from accounts.user_rows import user_rows
 from helpers.client_ip import client_ip
+from helpers.row_ids import row_ids
 from helpers.spreadsheet_safety import neutralise_row
 
 TEMPLATE = "accounts/users.html"
@@ -136,8 +137,7 @@ def _selected_users(request, account, listing):
     users = scoping.portal_users(request.user, account)
     if request.POST.get("all_matching"):
         return listing.matching(request.user, account)
-    ids = [value for value in request.POST.getlist("ids") if value.isdigit()]
-    return users.filter(pk__in=ids)
+    return users.filter(pk__in=row_ids(request.POST.getlist("ids")))
 
 
 @console_view

@@ -15,16 +15,15 @@ from contacts.contact_listing import ContactListing
 from contacts.forms import BulkEnableForm
 from contacts.views.contact_pages import list_context, list_url, render_list
 from helpers.client_ip import client_ip
+from helpers.row_ids import row_ids
 
 CONFIRM_TEMPLATE = "contacts/bulk_enable_confirm.html"
-LARGEST_ID = 2**63 - 1
 
 
 def _ids(request):
     """The ticked contacts' ids; anything that is not one is dropped (a guess at another
     account's contact is dropped later, by the scoped query, and never named)."""
-    values = request.POST.getlist("ids")
-    return [int(v) for v in values if v.isdigit() and len(v) < 20 and int(v) <= LARGEST_ID]
+    return row_ids(request.POST.getlist("ids"))
 
 
 def _selection(request, account, listing, limit):

@@ -142,7 +142,9 @@ def _user_action(request, account, contact, user, action):
     form = None
     if action.needs_role:
         form = CardRoleForm(
-            request.POST or None,
+            # Bound on every POST: an empty one (`request.POST or None`) left it unbound, and
+            # the error to show missing (a KeyError, a 500).
+            request.POST if request.method == "POST" else None,
             person=request.user,
             account=account,
             user=user,
