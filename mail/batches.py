@@ -46,9 +46,9 @@ from accounts import tokens
 from accounts.models import LoginToken, OutboxEmail
 from accounts.models.outbox import LANES, URGENT
 from mail import send_pace
+from mail.composer import Composer
 from mail.delivery import _record_failure, mail_session
-from mail.emails import LINKS, build_message
-from mail.sender_identity import sender_of
+from mail.emails import LINKS
 
 log = logging.getLogger(__name__)
 
@@ -169,15 +169,13 @@ def _send(rows, minted, *, yield_to_urgent):
     # one; a test is).
     fast = connection.vendor == "postgresql" and not connection.in_atomic_block
     marks = _PostgresMarks() if fast else _Marks()
-    senders = {}  # an account's From and Reply-To, read once a batch
-    customs = {}  # its own wordings, likewise
+    # The batch's emails from a rendering per account and kind; as bytes for an SMTP session.
+    composer = Composer()
+    as_bytes = mail_session.takes_bytes()
     try:
         for index, row in enumerate(rows):
             try:
-                if row.portal_account_id not in senders:
-                    senders[row.portal_account_id] = sender_of(row.portal_account)
-                sender = senders[row.portal_account_id]
-                if _send_one(row, minted.get(row.pk), marks, sender, customs):
+                if _send_one(row, minted.get(row.pk), marks, composer, as_bytes):
                     sent.append(row)
             except Exception as error:
                 failed = _record_failure(row.pk, error)
@@ -198,14 +196,21 @@ def _send(rows, minted, *, yield_to_urgent):
         _count("sent", sent)
 
 
-def _send_one(row, minted, marks, sender, customs):
-    message = build_message(row, minted, sender, customs)
-    if not marks.mark(row, message.subject):
+def _send_one(row, minted, marks, composer, as_bytes):
+    if as_bytes:
+        sender, recipients, data, subject = composer.mime(row, minted)
+    else:
+        message = composer.email(row, minted)
+        subject = message.subject
+    if not marks.mark(row, subject):
         # Cancelled since the claim (or sent by a worker whose claim this one outlived).
         marks.keep()
         return False
     try:
-        mail_session.send(message)
+        if as_bytes:
+            mail_session.send_bytes(sender, recipients, data)
+        else:
+            mail_session.send(message)
     except Exception:
         marks.undo()
         raise
