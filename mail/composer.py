@@ -52,7 +52,8 @@ _PLAIN_ADDRESS = re.compile(
     r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
     r"@[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*"
 )
-_LONG_LINE = re.compile(rb"[^\r\n]{999}")
+# Tried at the start of each line only.
+_LONG_LINE = re.compile(rb"^[^\r\n]{999}", re.MULTILINE)
 _UNSET = object()
 
 
