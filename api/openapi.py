@@ -467,6 +467,23 @@ _WEBHOOK_DATA = {
         },
         ["user", "sign_in"],
     ),
+    EventType.USER_EMAIL_BOUNCED: _object(
+        {
+            "user": _ref("WebhookUser"),
+            "bounce": _object(
+                {
+                    "email": {
+                        **_STRING,
+                        "description": "The address the mail server refused for good; the "
+                        "console shows it as undeliverable until the user's email changes.",
+                    },
+                    "reply": {**_STRING, "description": "The mail server's 5xx reply."},
+                },
+                ["email", "reply"],
+            ),
+        },
+        ["user", "bounce"],
+    ),
     EventType.IMPORT_FINISHED: _object({"import": _ref("WebhookImport")}, ["import"]),
 }
 _WEBHOOK_HEADERS = [

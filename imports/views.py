@@ -24,16 +24,15 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from accounts import audit, scoping
 from accounts.permissions import console_view
 from helpers.client_ip import client_ip
-from helpers.file_uploads import without_refusal
+from helpers.file_uploads import FileSizeLimit, without_refusal
 from helpers.spreadsheet_safety import neutralise_row
 from imports import contacts_import, dry_runs, pipeline, portal_users, tasks
 from imports.column_mapping import PORTAL_USER_FIELDS, MappingError, auto_map, map_columns
-from imports.csv_reader import DEFAULT_EXAMPLE_HEADER, CsvError, read_csv
+from imports.csv_reader import DEFAULT_EXAMPLE_HEADER, CsvError, read_csv, too_large_message
 from imports.forms import MapForm, OptionsForm, UploadForm
 from imports.models import ImportJob
 from imports.pipeline import failure_counts
 from imports.tasks import start_dry_run
-from imports.upload_limits import FileSizeLimit
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +129,11 @@ def job_new(request, slug):
     anything reads the body, and CsrfViewMiddleware reads it (request.POST) before the view
     runs; so, as Django's upload-handler docs prescribe, the middleware skips this view and the
     view checks CSRF itself right after adding the limit."""
-    limit = FileSizeLimit(request, max_bytes=settings.IMPORT_MAX_BYTES)
+    limit = FileSizeLimit(
+        request,
+        max_bytes=settings.IMPORT_MAX_BYTES,
+        message=too_large_message(settings.IMPORT_MAX_BYTES),
+    )
     # Assigned, not inserted: Django raises if the body was already read, which would mean the
     # limit silently did nothing.
     request.upload_handlers = [limit, *without_refusal(request.upload_handlers)]

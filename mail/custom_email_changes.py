@@ -53,11 +53,11 @@ def _audit(action, account, kind, before, subject, body, by, ip):
     )
 
 
-def preview(account, kind, subject, body):
-    """(subject, text) as a sample user would get them: a made-up link or code."""
+def sample_values(account, kind):
+    """The placeholders' values for a sample user: a made-up link or code that opens nothing."""
     carries = custom_emails.EDITABLE[kind][0]
     purpose = emails.LINKS[kind][0]
-    values = {
+    return {
         "name": SAMPLE_NAME,
         "portal": account.name,
         "link": f"{settings.PORTAL_BASE_URL}{account.portal_path()}example-link"
@@ -66,5 +66,10 @@ def preview(account, kind, subject, body):
         "code": SAMPLE_CODE if carries == "code" else "",
         "expires": emails.expires_in(account, purpose),
     }
+
+
+def preview(account, kind, subject, body):
+    """(subject, text) as a sample user would get them."""
+    values = sample_values(account, kind)
     subject, text, _paragraphs = custom_emails.render(subject, body, values)
     return {"subject": subject, "text": text}

@@ -33,6 +33,13 @@ EDITABLE = {
         "Hello {name},\n\nHere is a new invitation to {portal}. Set your password here:\n{link}"
         "\n\nThis link works once and expires in {expires}.",
     ),
+    EmailKind.INVITATION_REMINDER: (
+        "link",
+        "Reminder: your invitation to {portal}",
+        "Hello {name},\n\nYou were invited to {portal} and have not activated your account yet. "
+        "Choose a password to activate it:\n{link}\n\nThis link works once and expires in "
+        "{expires}. Any earlier invitation link no longer works.",
+    ),
     EmailKind.LOGIN_LINK: (
         "link",
         "Your sign-in link for {portal}",

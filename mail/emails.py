@@ -113,6 +113,7 @@ def email_context(row, sender, minted=None):
         **row.context,
         **_credential(row, purpose, url_name, minted),
         "accent": sender.accent,
+        "logo_url": sender.logo_url,
     }
 
 

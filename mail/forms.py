@@ -75,3 +75,12 @@ class CustomEmailForm(forms.Form):
             for field, message in wrong.items():
                 self.add_error(field, message)
         return cleaned
+
+
+class LogoForm(forms.Form):
+    # A FileField, not an ImageField: mail.logos decodes the image itself, once, with limits.
+    image = forms.FileField(
+        label="Logo",
+        help_text="PNG, JPEG, GIF or WebP, up to 1 MB. Shown 48 pixels high at the top of every "
+        "email and on the portal's pages; a wide logo on a transparent background looks best.",
+    )

@@ -46,3 +46,21 @@ class CustomEmail(models.Model):
 
     def __str__(self):
         return f"{self.kind} of {self.portal_account}"
+
+
+class BrandLogo(models.Model):
+    """A portal account's logo, as a small PNG that mail.logos made from the upload. Kept in
+    the database, not on a disk, so every web process of a deploy serves the same file."""
+
+    portal_account = models.OneToOneField(
+        "accounts.PortalAccount", on_delete=models.CASCADE, primary_key=True, related_name="logo"
+    )
+    png = models.BinaryField()
+    # Part of the logo's URL: a new logo has a new URL, so the old one may be cached for ever.
+    digest = models.CharField(max_length=16)
+    width = models.PositiveSmallIntegerField()
+    height = models.PositiveSmallIntegerField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self):
+        return f"Logo of {self.portal_account}"

@@ -7,7 +7,7 @@ from email.utils import formataddr, parseaddr
 
 from django.conf import settings
 
-from mail import brand
+from mail import brand, logos
 from mail.models import SenderIdentity
 
 
@@ -16,6 +16,7 @@ class Sender:
     from_header: str
     reply_to: list
     accent: str = brand.DEFAULT_ACCENT
+    logo_url: str = ""  # absolute: emails point at it
 
 
 def _default_from():
@@ -23,11 +24,13 @@ def _default_from():
 
 
 def sender_of(account):
-    """The headers for `account` (one query; the batch sender keeps it per account)."""
+    """The headers, colour and logo of `account`'s emails (two queries; the batch sender keeps
+    it per account)."""
     identity = SenderIdentity.objects.filter(portal_account=account).first()
+    logo_url = logos.url_of(account.slug, logos.digest_of(account))
     default_name, default_address = _default_from()
     if identity is None:
-        return Sender(settings.DEFAULT_FROM_EMAIL, [])
+        return Sender(settings.DEFAULT_FROM_EMAIL, [], logo_url=logo_url)
     # formataddr quotes a name with commas or quotes; a name cannot hold a line break
     # (mail.forms refuses it, and the mail library would refuse the header).
     name = " ".join(identity.from_name.split()) or default_name
@@ -36,6 +39,7 @@ def sender_of(account):
         formataddr((name, address)),
         [identity.reply_to] if identity.reply_to else [],
         identity.accent_color or brand.DEFAULT_ACCENT,
+        logo_url,
     )
 
 

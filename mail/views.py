@@ -1,29 +1,36 @@
-"""The console's page for a portal account's email sender (mail.sender_identity)."""
+"""The console's pages for a portal account's email sender (mail.sender_identity), its logo
+(mail.logos) and its own wording of emails (mail.custom_emails)."""
 
 from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
+from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import scoping
 from accounts.models import EmailKind
 from accounts.permissions import mssp_admin_view
 from helpers.client_ip import client_ip
-from mail import custom_email_changes, custom_emails
-from mail.forms import CustomEmailForm, SenderIdentityForm
-from mail.models import SenderIdentity
+from helpers.file_uploads import FileSizeLimit, without_refusal
+from mail import custom_email_changes, custom_emails, logos, sample_emails
+from mail.forms import CustomEmailForm, LogoForm, SenderIdentityForm
+from mail.models import BrandLogo, SenderIdentity
 from mail.sender_identity import dns_records, sender_of
 
 
 @mssp_admin_view
 @require_http_methods(["GET", "POST"])
 def sender_identity(request, slug):
-    account = scoping.get_portal_account(request.user, slug)
+    return _sender_page(request, scoping.get_portal_account(request.user, slug))
+
+
+def _sender_page(request, account, logo_form=None):
     identity = SenderIdentity.objects.filter(portal_account=account).first()
     identity = identity or SenderIdentity(portal_account=account)
     records = dns_records(identity.from_email)  # of the saved address, not of a refused one
-    form = SenderIdentityForm(request.POST or None, instance=identity)
-    if request.method == "POST" and form.is_valid():
+    posted = request.method == "POST" and logo_form is None
+    form = SenderIdentityForm(request.POST if posted else None, instance=identity)
+    if posted and form.is_valid():
         if form.save_audited(by=request.user, ip=client_ip(request)):
             messages.success(request, f"Saved the email sender of {account.name}.")
         else:
@@ -38,9 +45,53 @@ def sender_identity(request, slug):
             "form": form,
             "sender": sender_of(account),
             "records": records,
+            "logo_form": logo_form or LogoForm(),
+            "logo": account_logo(account),
         },
-        status=400 if form.errors else 200,
+        status=400 if form.errors or (logo_form and logo_form.errors) else 200,
     )
+
+
+def account_logo(account):
+    logo = BrandLogo.objects.filter(portal_account=account).defer("png").first()
+    return logo and {"path": logos.path_of(account.slug, logo.digest), "logo": logo}
+
+
+@csrf_exempt  # checked by _sender_logo once the size limit is in place (as imports.views.job_new)
+def sender_logo(request, slug):
+    limit = FileSizeLimit(
+        request,
+        max_bytes=logos.MAX_UPLOAD_BYTES,
+        message="The image is larger than 1 MB: use a smaller one.",
+    )
+    request.upload_handlers = [limit, *without_refusal(request.upload_handlers)]
+    return _sender_logo(request, slug, limit)
+
+
+@mssp_admin_view
+@require_POST
+@csrf_protect
+def _sender_logo(request, slug, limit):
+    account = scoping.get_portal_account(request.user, slug)
+    by, ip = request.user, client_ip(request)
+    if request.POST.get("action") == "remove":
+        if logos.remove(account, by=by, ip=ip):
+            messages.success(request, f"Removed the logo of {account.name}.")
+        return redirect("sender-identity", slug=account.slug)
+    form = LogoForm(request.POST, request.FILES)
+    if limit.refused:
+        form.is_valid()
+        form.errors.pop("image", None)
+        form.add_error("image", limit.message)
+    elif form.is_valid():
+        try:
+            logos.replace(account, form.cleaned_data["image"], by=by, ip=ip)
+        except logos.LogoProblem as problem:
+            form.add_error("image", str(problem))
+        else:
+            messages.success(request, f"Saved the logo of {account.name}.")
+            return redirect("sender-identity", slug=account.slug)
+    return _sender_page(request, account, logo_form=form)
 
 
 @mssp_admin_view
@@ -83,6 +134,12 @@ def custom_email_edit(request, slug, kind):
             )
             messages.success(request, f"Saved the wording of {kind.label.lower()} emails.")
             return redirect("custom-emails", slug=account.slug)
+        if action == "test":
+            if sample_emails.too_many(request.user):
+                messages.error(request, "You sent many test emails in the last hour: try later.")
+            else:
+                sample_emails.queue(account, kind, subject, body, request.user)
+                messages.success(request, f"Test email on its way to {request.user.email}.")
         preview = custom_email_changes.preview(account, kind, subject, body)
     elif request.method == "GET":
         preview = custom_email_changes.preview(account, kind, **initial)

@@ -6,6 +6,7 @@ from portal import brand, views
 urlpatterns = [
     path("", views.home, name="portal-home"),
     path("brand.css", brand.brand_css, name="portal-brand-css"),
+    path("logo/<str:digest>.png", brand.logo, name="portal-logo"),
     path("login/", views.login, name="portal-login"),
     path("login/email-link/", views.request_link, name="portal-request-link"),
     path("login/email-code/", views.request_code, name="portal-request-code"),

@@ -378,6 +378,8 @@ CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_TASK_ROUTES = {
     "mail.tasks.send_outbox_email": {"queue": "urgent"},
     "mail.tasks.send_due_emails": {"queue": "urgent"},
+    # Someone waits for it in their inbox, like a sign-in link.
+    "mail.sample_emails.send_sample_email": {"queue": "urgent"},
     "portal.tasks.*": {"queue": "urgent"},
     "mail.tasks.hand_out_emails": {"queue": "bulk"},
     "mail.tasks.requeue_unsent_emails": {"queue": "maintenance"},

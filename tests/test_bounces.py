@@ -79,3 +79,19 @@ def test_a_bounce_for_an_address_the_user_no_longer_has_marks_nothing(
             callback()
     ada.refresh_from_db()
     assert ada.undeliverable_email is None
+
+
+def test_a_bounce_is_a_webhook_event_with_the_refused_address(
+    ada, mssp_admin, account, django_capture_on_commit_callbacks
+):
+    from webhooks.models import Delivery, Endpoint
+
+    Endpoint.objects.create(
+        portal_account=account, url="https://crm.example.com/hooks", events=["user.email_bounced"]
+    )
+    send_login_email(ada, mssp_admin, NO_SUCH_MAILBOX, django_capture_on_commit_callbacks)
+    (delivery,) = Delivery.objects.all()
+    assert delivery.payload["type"] == "user.email_bounced"
+    assert delivery.payload["data"]["user"]["id"] == ada.pk
+    assert delivery.payload["data"]["bounce"]["email"] == "ada@acme.example"
+    assert delivery.payload["data"]["bounce"]["reply"].startswith("550 5.1.1")

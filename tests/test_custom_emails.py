@@ -136,3 +136,46 @@ def test_an_unusable_stored_wording_sends_the_default_rather_than_nothing(
 
 def test_another_tenants_admin_cannot_reach_it(account, other_admin):
     assert _client_for(other_admin).get(edit_url(account)).status_code in (403, 404)
+
+
+def test_send_me_a_test_mails_the_unsaved_wording_to_the_admin_only(
+    admin_client, mssp_admin, account, mailoutbox
+):
+    answer = post(admin_client, account, action="test", subject="Hey {name}")
+    assert answer.status_code == 200
+    assert f"Test email on its way to {mssp_admin.email}" in answer.content.decode()
+    [message] = mailoutbox
+    assert message.to == [mssp_admin.email]
+    assert message.subject == "[Test] Hey Ada Larsen"
+    assert "Your way into Acme Portal: http" in message.body
+    assert "example-link" in message.body  # a sample link: no token was minted
+    assert "example-link" in message.alternatives[0][0]
+    assert not CustomEmail.objects.exists()  # nothing saved
+
+
+def test_a_bad_wording_is_not_sent_as_a_test(admin_client, account, mailoutbox):
+    answer = post(admin_client, account, action="test", body="No link here, {name}")
+    assert answer.status_code == 400
+    assert not mailoutbox
+
+
+def test_test_emails_are_limited_per_person(admin_client, account, mailoutbox):
+    from mail.sample_emails import PER_HOUR
+
+    for _ in range(PER_HOUR):
+        post(admin_client, account, action="test")
+    refused = post(admin_client, account, action="test")
+    assert "try later" in refused.content.decode()
+    assert len(mailoutbox) == PER_HOUR
+
+
+def test_the_reminder_email_can_be_worded_too(admin_client, account):
+    answer = post(
+        admin_client,
+        account,
+        kind=EmailKind.INVITATION_REMINDER,
+        subject="Still waiting, {name}",
+        body="Come in: {link}",
+    )
+    assert answer.status_code == 302
+    assert CustomEmail.objects.filter(kind=EmailKind.INVITATION_REMINDER).exists()

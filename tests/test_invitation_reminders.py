@@ -171,3 +171,25 @@ def test_a_reinvitation_replaces_a_pending_reminder(
     lifecycle.reinvite(grace, by=technician)
     rows = dict(reminder_rows(grace).values_list("kind", "status"))
     assert rows == {EmailKind.INVITATION_REMINDER: OutboxEmail.Status.CANCELLED}
+
+
+def test_a_reminder_goes_out_in_the_accounts_own_wording(
+    account, partner_role, technician, policy, clock, mailoutbox, django_capture_on_commit_callbacks
+):
+    from mail.models import CustomEmail
+
+    CustomEmail.objects.create(
+        portal_account=account,
+        kind=EmailKind.INVITATION_REMINDER,
+        subject="Still waiting for you, {name}",
+        body="Hi {name}, your {portal} account is one click away: {link} ({expires}).",
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        invite(account, partner_role, technician, "Grace")
+    mailoutbox.clear()
+    clock.advance(days=3, hours=1)
+    assert run(django_capture_on_commit_callbacks) == 1
+    [message] = mailoutbox
+    assert message.subject == "Still waiting for you, Grace"
+    assert "one click away: http" in message.body
+    assert "/p/acme/activate/" in message.body

@@ -75,6 +75,7 @@ NOT_TENANT_SCOPED = {
     "portal-home": "portal side (/p/<slug>/), for portal users",
     "portal-login": "portal side",
     "portal-brand-css": "portal side: the public colour of a portal's pages",
+    "portal-logo": "portal side: the public logo of a portal's pages and emails",
     "portal-logout": "portal side",
     "portal-activate": "portal side",
     "portal-reset": "portal side",

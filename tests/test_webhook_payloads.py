@@ -13,8 +13,9 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts import lifecycle
-from accounts.models import UserType
+from accounts.models import OutboxEmail, UserType
 from api.openapi import SCHEMA
+from mail.bounces import record_bounce
 from tests.factories import PASSWORD, ContactFactory, RoleFactory
 from tests.samples import sample_path
 from tests.webhook_receiver import Receiver
@@ -79,6 +80,8 @@ def test_every_event_types_payload_matches_the_openapi_webhooks_section(
     lifecycle.change_role(user, other, by=technician)
     lifecycle.disable(user, by=technician)
     lifecycle.enable(user, by=technician)
+    invitation = OutboxEmail.objects.filter(user=user).first()
+    record_bounce(invitation, "550 5.1.1 User unknown")
     lifecycle.delete(user, by=technician)
     call_command(
         "import_portal_users",

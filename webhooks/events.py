@@ -29,6 +29,7 @@ _TYPES = {
     "delete": EventType.USER_DELETED,
     "change_role": EventType.USER_ROLE_CHANGED,
     "sign_in": EventType.USER_SIGNED_IN,
+    "email_bounced": EventType.USER_EMAIL_BOUNCED,
 }
 
 
@@ -83,6 +84,8 @@ def _event_data(event_type, user, recorded):
         }
     elif event_type == EventType.USER_SIGNED_IN:
         data["sign_in"] = {"door": after.get("door", ""), "method": after.get("method", "")}
+    elif event_type == EventType.USER_EMAIL_BOUNCED:
+        data["bounce"] = {"email": after.get("email", ""), "reply": after.get("reply", "")}
     return data
 
 

@@ -25,6 +25,7 @@ class EventType(models.TextChoices):
     USER_DELETED = "user.deleted", "A user was deleted"
     USER_ROLE_CHANGED = "user.role_changed", "A user's role changed"
     USER_SIGNED_IN = "user.signed_in", "A user signed in"
+    USER_EMAIL_BOUNCED = "user.email_bounced", "A user's email address bounced"
     IMPORT_FINISHED = "import.finished", "An import finished"
 
 

@@ -42,6 +42,8 @@ ACTION_LABELS = {
     "create_portal_account": "Created portal account",
     "update_portal_account": "Changed portal account",
     "change_sender": "Changed email sender",
+    "change_logo": "Changed logo",
+    "remove_logo": "Removed logo",
     "change_email_wording": "Changed an email's wording",
     "reset_email_wording": "Reset an email's wording",
     "create_role": "Created role",
