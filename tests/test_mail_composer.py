@@ -15,7 +15,7 @@ from mail import composer as composer_module
 from mail.composer import Composer
 from mail.custom_emails import EDITABLE
 from mail.emails import LINKS, build_message
-from mail.models import CustomEmail, SenderIdentity
+from mail.models import BrandLogo, CustomEmail, SenderIdentity
 from tests.factories import PortalUserFactory
 
 CONTEXTS = {
@@ -75,9 +75,12 @@ def _parsed(data):
     }
 
 
-@pytest.fixture(params=["default sender", "own sender"])
+@pytest.fixture(params=["default sender", "own sender and logo"])
 def sender_account(request, account):
-    if request.param == "own sender":
+    if request.param == "own sender and logo":
+        BrandLogo.objects.create(
+            portal_account=account, png=b"\x89PNG", digest="0123456789abcdef", width=1, height=1
+        )
         SenderIdentity.objects.create(
             portal_account=account,
             from_name="Acme Sécurité, Inc.",
@@ -100,6 +103,7 @@ def test_the_composed_email_is_build_messages_email(sender_account, kind, own_wo
         )
     rows, minted = _rows(sender_account, kind)
     composer = Composer()
+    logo = composer.sender(rows[0]).logo_url
 
     for row in rows:
         envelope_from, recipients, data, subject = composer.mime(row, minted.get(row.pk))
@@ -116,6 +120,8 @@ def test_the_composed_email_is_build_messages_email(sender_account, kind, own_wo
             expected.body,
             expected.alternatives,
         )
+        html = _parsed(data)["html"][1]
+        assert (logo in html) if logo else ("<img" not in html)
     # Filled in from the group's template, not rendered row by row.
     assert [template is not None for template in composer.templates.values()] == [True]
 
