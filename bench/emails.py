@@ -280,8 +280,7 @@ class Worker:
 
 
 def cpu_seconds(pids):
-    """User and system CPU seconds of these processes so far (from /proc: the database must run
-    on this machine for its backends to count)."""
+    """User and system CPU seconds of these processes so far (from /proc)."""
     total = 0.0
     for pid in pids:
         try:
@@ -290,17 +289,6 @@ def cpu_seconds(pids):
             continue
         total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return total
-
-
-def database_backends():
-    """The PostgreSQL backends of the workers (every connection to the bench's database but this
-    process's own)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-            "AND pid <> pg_backend_pid()"
-        )
-        return [pid for (pid,) in cursor.fetchall()]
 
 
 def _children(pid):
@@ -395,19 +383,16 @@ def throughput(name, users, *, workers, batches, log_dir, budget, pipelining):
     ) as run:
         worker_pids = [pid for worker in run.workers for pid in worker.pids()]
         worker_cpu = cpu_seconds(worker_pids)
-        backends_cpu = {pid: cpu_seconds([pid]) for pid in database_backends()}
         started = time.time()
         queue_in_bulk(users, EmailKind.LOGIN_LINK)
         committed = time.time()
         sink_cpu = cpu_seconds([os.getpid()])
         complete = run.wait_for(lambda: len(run.sink.received) >= len(users))
-        # The workers' own CPU, their database backends' and this process's (the SMTP sink
-        # above all) while the emails went out: what the rate is made of on a busy machine.
+        # The workers' own CPU and this process's (the SMTP sink above all) while the emails
+        # went out: what a rate is made of on a busy machine. (Not PostgreSQL's: the workers'
+        # connections end with their tasks, one task per row in the per-row runs.)
         sink_cpu = cpu_seconds([os.getpid()]) - sink_cpu
         worker_cpu = cpu_seconds(worker_pids) - worker_cpu
-        database_cpu = sum(
-            cpu_seconds([pid]) - backends_cpu.get(pid, 0.0) for pid in database_backends()
-        )
         memory = max(worker.peak_memory_mib() for worker in run.workers)
     received = [at for at, _ in run.sink.received]
     per_thousand = 1000 / len(received) if received else float("nan")
@@ -427,7 +412,6 @@ def throughput(name, users, *, workers, batches, log_dir, budget, pipelining):
         "sessions": run.sink.sessions,
         "memory": memory,
         "worker_cpu": worker_cpu * per_thousand,
-        "database_cpu": database_cpu * per_thousand,
         "sink_cpu": sink_cpu * per_thousand,
     }
 
@@ -489,8 +473,8 @@ def describe(result):
         f"{result['queueing']:.1f} s, then {result['seconds']:.1f} s from the commit to the last "
         f"receipt = {result['rate']:.1f} emails/s; SMTP sessions "
         f"{result['sessions']}; peak worker memory {result['memory']:.0f} MiB; CPU seconds per "
-        f"1,000 emails: worker(s) {result['worker_cpu']:.2f}, their PostgreSQL backends "
-        f"{result['database_cpu']:.2f}, the SMTP sink (this process) {result['sink_cpu']:.2f}"
+        f"1,000 emails: worker(s) {result['worker_cpu']:.2f}, the SMTP sink (this process) "
+        f"{result['sink_cpu']:.2f}"
     )
 
 
@@ -506,7 +490,7 @@ def summary(runs, backlogs, args):
     print("\nSummary (solo workers, pace off; seconds from the commit to the last receipt)")
     header = (
         f"{'mode':18} {'workers':>7} {'emails':>7} {'seconds':>8} {'emails/s':>9} {'SMTP':>6} "
-        f"{'worker CPU s/1k':>15} {'PG CPU s/1k':>11} {'sink CPU s/1k':>13}"
+        f"{'worker CPU s/1k':>15} {'sink CPU s/1k':>13}"
     )
     print(header)
     print("-" * len(header))
@@ -515,7 +499,7 @@ def summary(runs, backlogs, args):
         print(
             f"{mode:18} {result['workers']:7d} {result['received']:7d} {result['seconds']:8.1f} "
             f"{result['rate']:9.1f} {result['sessions']:6d} {result['worker_cpu']:15.2f} "
-            f"{result['database_cpu']:11.2f} {result['sink_cpu']:13.2f}"
+            f"{result['sink_cpu']:13.2f}"
         )
     by = {(r["batches"], r["workers"]): r for r in runs}
     backlog = {r["batches"]: r for r in backlogs}

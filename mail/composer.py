@@ -52,8 +52,7 @@ _PLAIN_ADDRESS = re.compile(
     r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
     r"@[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*"
 )
-# Tried at the start of each line only.
-_LONG_LINE = re.compile(rb"^[^\r\n]{999}", re.MULTILINE)
+MAX_LINE_BYTES = 998  # RFC 5322
 _UNSET = object()
 
 
@@ -74,18 +73,19 @@ class Composer:
             self.senders[row.portal_account_id] = sender_of(row.portal_account)
         return self.senders[row.portal_account_id]
 
-    def content(self, row, minted):
-        """(subject, text, html) of the row's email, `minted` its secret or code."""
+    def content(self, row, minted, crlf=False):
+        """(subject, text, html) of the row's email, `minted` its secret or code; with `crlf`,
+        the text and HTML with SMTP's line ends."""
         key = (row.kind, row.portal_account_id, json.dumps(row.context, sort_keys=True))
         template = self.templates.get(key, _UNSET)
         if template is not None and template is not _UNSET:
-            filled = template.fill(row.user.name, minted)
+            filled = template.fill(row.user.name, minted, crlf)
             if filled is not None:
                 return filled
         found = self._render(row, minted)
         if template is _UNSET and (minted is not None or LINKS[row.kind][0] is None):
             self._learn(key, row, minted, found)
-        return found
+        return _with_crlf(found) if crlf else found
 
     def email(self, row, minted):
         """The row's EmailMultiAlternatives (for any backend)."""
@@ -94,7 +94,7 @@ class Composer:
     def mime(self, row, minted):
         """(envelope sender, [recipient], the message as bytes, subject) for an SMTP session."""
         sender = self.sender(row)
-        subject, text, html = self.content(row, minted)
+        subject, text, html = self.content(row, minted, crlf=True)
         envelope_from = self._header(("envelope", sender.from_header))
         to = row.to_email
         if _PLAIN_ADDRESS.fullmatch(to):
@@ -103,16 +103,15 @@ class Composer:
             # Django's own rules for anything else (and its errors: a line break, no @).
             recipient = sanitize_address(to, "utf-8")
             to_header = forbid_multi_line_headers("To", to, "utf-8")[1]
-        text_bytes = _NEWLINES.sub("\r\n", text).encode()
-        html_bytes = _NEWLINES.sub("\r\n", html).encode()
+        text_bytes, html_bytes = text.encode(), html.encode()
         boundary = self.boundary.encode()
         if (
-            _LONG_LINE.search(text_bytes)
-            or _LONG_LINE.search(html_bytes)
+            max(map(len, text_bytes.split(b"\r\n"))) > MAX_LINE_BYTES
+            or max(map(len, html_bytes.split(b"\r\n"))) > MAX_LINE_BYTES
             or boundary in text_bytes
             or boundary in html_bytes
         ):
-            message = as_email(row, sender, subject, text, html).message()
+            message = as_email(row, sender, *self.content(row, minted)).message()
             return envelope_from, [recipient], message.as_bytes(linesep="\r\n"), subject
         lines = [
             f'Content-Type: multipart/alternative;\r\n boundary="{self.boundary}"',
@@ -179,6 +178,11 @@ class Composer:
         return self.headers[key]
 
 
+def _with_crlf(content):
+    subject, text, html = content
+    return subject, _NEWLINES.sub("\r\n", text), _NEWLINES.sub("\r\n", html)
+
+
 def _part_headers(subtype, payload):
     encoding = "7bit" if payload.isascii() else "8bit"
     return (
@@ -208,9 +212,11 @@ def _stand_in_credential(row):
 
 class _Template:
     def __init__(self, content):
-        self.subject, self.text, self.html = content
+        self.parts = content
+        # Filled in, nothing adds a line end (the name has none): converted once.
+        self.parts_crlf = _with_crlf(content)
 
-    def fill(self, name, minted):
+    def fill(self, name, minted, crlf=False):
         """The email with the row's values; None for a name that the placeholder cannot stand
         for (an own wording folds whitespace and splits paragraphs at blank lines)."""
         if not name or name != " ".join(name.split()):
@@ -219,7 +225,7 @@ class _Template:
         if minted is not None:
             values += ((_SECRET, minted), (_CODE, minted))
         filled = []
-        for part in (self.subject, self.text, self.html):
+        for part in self.parts_crlf if crlf else self.parts:
             for placeholder, value in values:
                 part = part.replace(placeholder, value)
             filled.append(part)
