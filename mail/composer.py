@@ -83,7 +83,11 @@ class Composer:
             if filled is not None:
                 return filled
         found = self._render(row, minted)
-        if template is _UNSET and (minted is not None or LINKS[row.kind][0] is None):
+        if (
+            template is _UNSET
+            and (minted is not None or LINKS[row.kind][0] is None)
+            and _plain(row.user.name)
+        ):
             self._learn(key, row, minted, found)
         return _with_crlf(found) if crlf else found
 
@@ -178,6 +182,12 @@ class Composer:
         return self.headers[key]
 
 
+def _plain(name):
+    """Whether a name can stand where the placeholder stood: own wordings fold whitespace and
+    split paragraphs at blank lines, and an empty name may leave two spaces to fold."""
+    return bool(name) and name == " ".join(name.split())
+
+
 def _with_crlf(content):
     subject, text, html = content
     return subject, _NEWLINES.sub("\r\n", text), _NEWLINES.sub("\r\n", html)
@@ -219,7 +229,7 @@ class _Template:
     def fill(self, name, minted, crlf=False):
         """The email with the row's values; None for a name that the placeholder cannot stand
         for (an own wording folds whitespace and splits paragraphs at blank lines)."""
-        if not name or name != " ".join(name.split()):
+        if not _plain(name):
             return None
         values = ((_NAME_ESCAPED, escape(name)), (_NAME, name))
         if minted is not None:

@@ -30,7 +30,9 @@ CONTEXTS = {
         "sign_in_url": "https://portal.example.com/p/acme/login/",
     },
 }
-NAMES = ["Ada Lovelace", 'O\'Brien & <Sons> "Ltd"', "José Müller", "Zoë  Two  Spaces", "Łukasz"]
+# The first is rendered as it is (no placeholder can stand for it); the group's template is made
+# from the next two and fills in the rest.
+NAMES = ["Zoë  Two  Spaces", "Ada Lovelace", 'O\'Brien & <Sons> "Ltd"', "José Müller", "Łukasz"]
 OWN_WORDS = {
     "link": ("Hello {name}, from {portal}", "Hi {name}!\n\n.{link}\n\nIt expires in {expires}."),
     "code": ("Your code, {name}", "Hi {name},\r\n\r\nYour code: {code}\r\nFor {expires}."),
@@ -53,7 +55,8 @@ def _rows(account, kind):
                 context=CONTEXTS.get(kind, {}),
             )
         )
-    rows = list(OutboxEmail.objects.filter(kind=kind).select_related("user", "portal_account"))
+    rows = OutboxEmail.objects.filter(kind=kind).select_related("user", "portal_account")
+    rows = list(rows.order_by("pk"))
     purpose = LINKS[kind][0]
     minted = tokens.issue_for_emails([(row, purpose) for row in rows]) if purpose else {}
     return rows, minted
