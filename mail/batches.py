@@ -30,6 +30,7 @@ mail server rather than of the message hands the rest of the batch back, due wit
 row's retry."""
 
 import logging
+import select
 import smtplib
 import time
 from collections import Counter
@@ -46,9 +47,9 @@ from accounts import tokens
 from accounts.models import LoginToken, OutboxEmail
 from accounts.models.outbox import LANES, URGENT
 from mail import send_pace
+from mail.composer import Composer
 from mail.delivery import _record_failure, mail_session
-from mail.emails import LINKS, build_message
-from mail.sender_identity import sender_of
+from mail.emails import LINKS
 
 log = logging.getLogger(__name__)
 
@@ -101,11 +102,9 @@ def _claim(lane, size, pace):
             return [], {}, 0
         rows = _drop_unsendable(rows)
         ready, deferred = [], []
+        turns = _turns(rows, lane) if pace else {}
         for row in rows:
-            turn = None
-            if pace and row.portal_account_id is not None:
-                slot = row.paced_turn_at and int(row.paced_turn_at.timestamp() * 1000)
-                turn = send_pace.take_turn(row.portal_account_id, slot, lane)
+            turn = turns.get(row.pk)
             if turn is None or turn.now:
                 ready.append(row)
             else:
@@ -123,6 +122,26 @@ def _claim(lane, size, pace):
         )
     _count("deferred", deferred)
     return ready, minted, claimed
+
+
+def _turns(rows, lane):
+    """{row pk: its turn in its portal account's pace}. A row with a turn reserved asks with it;
+    the others of an account ask together (mail.send_pace.take_turns: one cache call when the
+    account's current window has room for them all, where one a row cost the claim a round trip
+    to Redis per email)."""
+    turns, fresh = {}, {}
+    for row in rows:
+        if row.portal_account_id is None:
+            continue
+        if row.paced_turn_at:
+            slot = int(row.paced_turn_at.timestamp() * 1000)
+            turns[row.pk] = send_pace.take_turn(row.portal_account_id, slot, lane)
+        else:
+            fresh.setdefault(row.portal_account_id, []).append(row)
+    for account_id, group in fresh.items():
+        account_turns = send_pace.take_turns(account_id, len(group), lane)
+        turns.update(zip((row.pk for row in group), account_turns, strict=True))
+    return turns
 
 
 def _drop_unsendable(rows):
@@ -169,15 +188,13 @@ def _send(rows, minted, *, yield_to_urgent):
     # one; a test is).
     fast = connection.vendor == "postgresql" and not connection.in_atomic_block
     marks = _PostgresMarks() if fast else _Marks()
-    senders = {}  # an account's From and Reply-To, read once a batch
-    customs = {}  # its own wordings, likewise
+    # The batch's emails from a rendering per account and kind; as bytes for an SMTP session.
+    composer = Composer()
+    as_bytes = mail_session.takes_bytes()
     try:
         for index, row in enumerate(rows):
             try:
-                if row.portal_account_id not in senders:
-                    senders[row.portal_account_id] = sender_of(row.portal_account)
-                sender = senders[row.portal_account_id]
-                if _send_one(row, minted.get(row.pk), marks, sender, customs):
+                if _send_one(row, minted.get(row.pk), marks, composer, as_bytes):
                     sent.append(row)
             except Exception as error:
                 failed = _record_failure(row.pk, error)
@@ -198,10 +215,39 @@ def _send(rows, minted, *, yield_to_urgent):
         _count("sent", sent)
 
 
-def _send_one(row, minted, marks, sender, customs):
-    message = build_message(row, minted, sender, customs)
-    if not marks.mark(row, message.subject):
+def _send_one(row, minted, marks, composer, as_bytes):
+    if not as_bytes:
+        return _send_email(row, composer.email(row, minted), marks)
+    sender, recipients, data, subject = composer.mime(row, minted)
+    # The mark goes to the database while the mail server reads the envelope (MAIL, RCPT,
+    # DATA); the message itself leaves only once the row is found pending, and locked.
+    marks.send(row, subject)
+    try:
+        mail_session.start_message(sender, recipients, len(data))
+    except Exception:
+        if marks.marked():
+            marks.undo()
+            raise
+        marks.keep()
+        return False  # not this worker's row (and the session is closed)
+    if not marks.marked():
         # Cancelled since the claim (or sent by a worker whose claim this one outlived).
+        mail_session.abandon_message()
+        marks.keep()
+        return False
+    try:
+        mail_session.finish_message(data)
+    except Exception:
+        marks.undo()
+        raise
+    marks.keep()
+    return True
+
+
+def _send_email(row, message, marks):
+    """The same for a backend that takes an EmailMessage (not an SMTP session)."""
+    marks.send(row, message.subject)
+    if not marks.marked():
         marks.keep()
         return False
     try:
@@ -215,18 +261,23 @@ def _send_one(row, minted, marks, sender, customs):
 
 class _Marks:
     """A row's mark as sent: its own transaction, begun before the message goes to the mail
-    server (the UPDATE locks the row and finds it still pending) and committed after."""
+    server (the UPDATE locks the row and finds it still pending) and committed after. `send`
+    starts it, `marked` says whether the row was found pending (then `keep` commits it, `undo`
+    rolls it back)."""
 
-    def mark(self, row, subject):
+    def send(self, row, subject):
         self.block = transaction.atomic()
         self.block.__enter__()
-        return OutboxEmail.objects.filter(pk=row.pk, status=_PENDING).update(
+        self.found = OutboxEmail.objects.filter(pk=row.pk, status=_PENDING).update(
             status=_SENT,
             sent_at=timezone.now(),
             attempts=F("attempts") + 1,
             last_error="",
             subject=subject,
         )
+
+    def marked(self):
+        return self.found
 
     def keep(self):
         self.block.__exit__(None, None, None)
@@ -242,9 +293,10 @@ class _Marks:
 class _PostgresMarks(_Marks):
     """The same transactions in one round trip a message, where each is four with the ORM
     (BEGIN, UPDATE, COMMIT): a mark's COMMIT travels with the next row's BEGIN and UPDATE, in
-    one simple query. A row's mark therefore commits once the next message is rendered (or the
-    batch ends): the message in doubt is still at most one. The marks do not wait for the disk
-    (synchronous_commit off, for these transactions only)."""
+    one simple query, sent without waiting (the mail server reads the next envelope meanwhile)
+    and answered before the next message leaves. A row's mark therefore commits once the next
+    message is written (or the batch ends): the message in doubt is still at most one. The
+    marks do not wait for the disk (synchronous_commit off, for these transactions only)."""
 
     MARK = (
         "BEGIN; SET LOCAL synchronous_commit TO off; UPDATE accounts_outboxemail SET "
@@ -256,15 +308,34 @@ class _PostgresMarks(_Marks):
         connection.ensure_connection()
         # Client-side binding: several statements with parameters go as one simple query.
         self.cursor = psycopg.ClientCursor(connection.connection)
+        self.pgconn = connection.connection.pgconn
+        self.encoding = connection.connection.info.encoding
+        self.poll = select.poll()
+        self.poll.register(self.pgconn.socket, select.POLLIN)
         self.kept = False
 
-    def mark(self, row, subject):
+    def send(self, row, subject):
         query = ("COMMIT; " if self.kept else "") + self.MARK
         self.kept = False
-        self.cursor.execute(query, [timezone.now(), subject, row.pk])
-        while self.cursor.nextset():
-            pass  # to the UPDATE's result
-        return self.cursor.rowcount
+        sql = self.cursor.mogrify(query, [timezone.now(), subject, row.pk])
+        # Sent without waiting for the answer (psycopg's cursors wait): `marked` reads it.
+        self.pgconn.send_query(sql.encode(self.encoding))
+
+    def marked(self):
+        results = []
+        while True:
+            while self.pgconn.is_busy():
+                self.poll.poll()
+                self.pgconn.consume_input()
+            result = self.pgconn.get_result()
+            if result is None:
+                break
+            results.append(result)
+        for result in results:
+            if result.status == psycopg.pq.ExecStatus.FATAL_ERROR:
+                self.cursor.execute("ROLLBACK")
+                raise psycopg.errors.error_from_result(result, encoding=self.encoding)
+        return int(results[-1].command_tuples or 0)
 
     def keep(self):
         self.kept = True

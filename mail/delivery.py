@@ -8,8 +8,11 @@ the same transaction, so a worker killed between the two (or a lost COMMIT) leav
 pending and the sweep sends it again. The copy is the same email (mail/emails.py): the same
 live link, the same Message-ID."""
 
+import contextlib
 import logging
 import os
+import re
+import smtplib
 import threading
 import time
 from datetime import timedelta
@@ -140,6 +143,38 @@ class MailSession(threading.local):
             raise
         self.used_at = time.monotonic()
 
+    def takes_bytes(self):
+        """Whether the session is Django's SMTP backend, which send_bytes talks to directly (not
+        a subclass of it: it may do more to a message, sign it for instance)."""
+        return settings.EMAIL_BACKEND == SMTP_BACKEND
+
+    def start_message(self, sender, recipients, size):
+        """MAIL, RCPT and DATA for a message written already (mail.composer), in one write
+        where the server offers PIPELINING (RFC 2920); returns once the server waits for the
+        message (354). Raises what smtplib's sendmail raises, the session closed."""
+        try:
+            _envelope(self._open().connection, sender, recipients, size)
+        except Exception:
+            self.close()
+            raise
+
+    def finish_message(self, data):
+        """The message of start_message, and the server's answer (250: it has it)."""
+        try:
+            _message(self.backend.connection, data)
+        except Exception:
+            self.close()
+            raise
+        self.used_at = time.monotonic()
+
+    def abandon_message(self):
+        """After start_message, for a message that must not go after all: the connection is
+        dropped without the end of the message, so the server discards it (RFC 5321 4.1.1.4);
+        the next message opens a new session."""
+        with contextlib.suppress(OSError):
+            self.backend.connection.close()
+        self.close()
+
     def close(self):
         backend, self.backend = self.backend, None
         if backend is None:
@@ -177,6 +212,76 @@ class MailSession(threading.local):
             return smtp.noop()[0] == 250
         except Exception:
             return False
+
+
+SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+_PERIOD_AT_LINE_START = re.compile(rb"(?m)^\.")
+
+
+def _envelope(smtp, sender, recipients, size):
+    """smtplib.SMTP.sendmail up to the message: MAIL, RCPT and DATA, in one write when the
+    server pipelines (one round trip instead of one per command). The same errors."""
+    smtp.ehlo_or_helo_if_needed()
+    options = f" size={size}" if smtp.has_extn("size") else ""
+    commands = [f"mail FROM:{smtplib.quoteaddr(sender)}{options}"]
+    commands += [f"rcpt TO:{smtplib.quoteaddr(recipient)}" for recipient in recipients]
+    commands.append("data")
+    if smtp.has_extn("pipelining"):
+        smtp.send("".join(f"{command}\r\n" for command in commands))
+        replies = [smtp.getreply() for _ in commands]
+    else:
+        replies = []
+        for command in commands:
+            smtp.putcmd(command)
+            replies.append(smtp.getreply())
+            if replies[-1][0] not in (250, 251):
+                break  # as sendmail: no RCPT after a refused MAIL, no DATA without recipients
+    (code, reply), *rcpt_replies = replies
+    refused = {
+        recipient: answer
+        for recipient, answer in zip(recipients, rcpt_replies, strict=False)
+        if answer[0] not in (250, 251)
+    }
+    data_code, data_reply = replies[-1] if len(replies) == len(commands) else (503, b"")
+    if data_code == 354 and (code != 250 or len(refused) == len(recipients)):
+        # A server that took DATA after refusing the sender or every recipient: whatever is
+        # written now would be the message. A dropped connection discards it.
+        smtp.close()
+    if code != 250:
+        if code == 421:
+            smtp.close()
+        elif data_code != 354:
+            _reset(smtp)
+        raise smtplib.SMTPSenderRefused(code, reply, sender)
+    if len(refused) == len(recipients):
+        if data_code != 354:
+            _reset(smtp)
+        raise smtplib.SMTPRecipientsRefused(refused)
+    if data_code != 354:
+        _reset(smtp)
+        raise smtplib.SMTPDataError(data_code, data_reply)
+
+
+def _message(smtp, data):
+    """smtplib.SMTP.data after its 354: the message (a line that starts with a period gets
+    another), the end, the server's answer."""
+    message = _PERIOD_AT_LINE_START.sub(b"..", data)
+    if not message.endswith(b"\r\n"):
+        message += b"\r\n"
+    smtp.send(message + b".\r\n")
+    code, reply = smtp.getreply()
+    if code != 250:
+        if code == 421:
+            smtp.close()
+        else:
+            _reset(smtp)
+        raise smtplib.SMTPDataError(code, reply)
+
+
+def _reset(smtp):
+    # As sendmail does: a session gone already does not hide the error that is raised.
+    with contextlib.suppress(smtplib.SMTPServerDisconnected):
+        smtp.rset()
 
 
 def _mail_config():

@@ -98,37 +98,42 @@ def message_id(row):
     return f"<outbox-{row.pk}.{int(row.created_at.timestamp())}@{domain}>"
 
 
-def build_message(row, minted=None, sender=None, customs=None):
-    """An EmailMultiAlternatives for an outbox row (mints a token: call inside the send
-    transaction so that a failed send leaves no live token behind). `minted`: the secret or code
-    that accounts.tokens.issue_for_emails already minted for the row (the batch sender);
-    `sender`: the account's mail.sender_identity.Sender, if the caller already has it;
-    `customs`: a batch's cache of the accounts' own wordings (mail.custom_emails)."""
-    user = row.user
+def email_context(row, sender, minted=None):
+    """What the templates of the row's email see. Both ways of writing an email start here (this
+    module's build_message, one at a time, and mail.composer, a batch's emails from one rendering
+    per account and kind), so whatever a template gains is in both: `sender` is the account's
+    mail.sender_identity.Sender (its colour, and anything else of the account's brand)."""
     account = row.portal_account
     purpose, url_name = LINKS[row.kind]
-    target = row.context.get("target", "")
-    context = {
-        "user": user,
+    return {
+        "user": row.user,
         "portal_name": account.name,
         "expires_in": expires_in(account, purpose),
-        "target": target,
+        "target": row.context.get("target", ""),
         **row.context,
         **_credential(row, purpose, url_name, minted),
+        "accent": sender.accent,
+        "logo_url": sender.logo_url,
     }
-    sender = sender or sender_of(account)
-    context["accent"] = sender.accent
-    context["logo_url"] = sender.logo_url
-    custom = custom_email(account.pk, row.kind, customs)
+
+
+def email_content(row, context, custom):
+    """(subject, text, html) of the row's email: the account's own wording `custom`
+    (mail.custom_emails) when it has one that can be filled in, the default otherwise."""
     own_words = _in_own_words(custom, context) if custom is not None else None
     if own_words is not None:
-        subject, text, html = own_words
-    else:
-        # The account name is refused with line breaks at input; one saved before that rule must
-        # not make the mail library refuse every email of the account (BadHeaderError) for ever.
-        subject = " ".join(SUBJECTS[row.kind].format(portal=account.name).split())
-        text = render_to_string(f"emails/{row.kind}.txt", context)
-        html = render_to_string(f"emails/{row.kind}.html", context)
+        return own_words
+    # The account name is refused with line breaks at input; one saved before that rule must
+    # not make the mail library refuse every email of the account (BadHeaderError) for ever.
+    subject = " ".join(SUBJECTS[row.kind].format(portal=row.portal_account.name).split())
+    text = render_to_string(f"emails/{row.kind}.txt", context)
+    html = render_to_string(f"emails/{row.kind}.html", context)
+    return subject, text, html
+
+
+def as_email(row, sender, subject, text, html):
+    """The EmailMultiAlternatives of a row's email (mail.composer writes the same message as
+    bytes for an SMTP session)."""
     message = EmailMultiAlternatives(
         subject, text, sender.from_header, [row.to_email], reply_to=sender.reply_to
     )
@@ -136,3 +141,15 @@ def build_message(row, minted=None, sender=None, customs=None):
     message.extra_headers["X-Outbox-Id"] = str(row.pk)
     message.extra_headers["Message-ID"] = message_id(row)
     return message
+
+
+def build_message(row, minted=None, sender=None, customs=None):
+    """An EmailMultiAlternatives for an outbox row (mints a token: call inside the send
+    transaction so that a failed send leaves no live token behind). `minted`: the secret or code
+    that accounts.tokens.issue_for_emails already minted for the row (the batch sender);
+    `sender`: the account's mail.sender_identity.Sender, if the caller already has it;
+    `customs`: a batch's cache of the accounts' own wordings (mail.custom_emails)."""
+    sender = sender or sender_of(row.portal_account)
+    context = email_context(row, sender, minted)
+    custom = custom_email(row.portal_account_id, row.kind, customs)
+    return as_email(row, sender, *email_content(row, context, custom))

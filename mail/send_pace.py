@@ -116,6 +116,20 @@ def take_turn(account_id, slot=None, lane="bulk"):
     return Turn(slot, (slot - now) / 1000)
 
 
+def take_turns(account_id, count, lane="bulk"):
+    """take_turn for `count` emails of a portal account at once (the batch sender's claim): the
+    current window's places in one counter call, and the rest one at a time as take_turn hands
+    them out (that is the account's backlog, which waits anyway)."""
+    limit = settings.OUTBOX_RATE_PER_ACCOUNT_PER_MINUTE
+    now = int(timezone.now().timestamp() * 1000)
+    if limit <= 0:
+        return [Turn(now, 0)] * count
+    length, places = windows(limit)
+    last = _Counter(account_id, lane, length, now).take_place(now // length, count)
+    room = max(0, min(count, places - (last - count)))
+    return [Turn(now, 0)] * room + [take_turn(account_id, None, lane) for _ in range(count - room)]
+
+
 class _Counter:
     def __init__(self, account_id, lane, length, now):
         # The window length is in the keys: a changed limit starts counters of its own.
@@ -124,13 +138,14 @@ class _Counter:
         self.length = length
         self.now = now
 
-    def take_place(self, window):
+    def take_place(self, window, count=1):
+        """The last of `count` places taken in the window (over its places: no room)."""
         key = f"{self.prefix}:{window}"
         try:
-            return cache.incr(key)
+            return cache.incr(key, count)
         except ValueError:  # the window's first email
             cache.add(key, 0, timeout=self.lifetime(window))
-            return cache.incr(key)
+            return cache.incr(key, count)
 
     def lifetime(self, window):
         return math.ceil(((window + 1) * self.length - self.now) / 1000) + MARGIN_SECONDS

@@ -187,12 +187,17 @@ def test_one_hand_over_per_lane_and_transaction(account, django_capture_on_commi
 
 
 class TimedSink(SmtpSink):
-    """Keeps when each message arrived; `delay` seconds over each, as a remote relay may."""
+    """Keeps when each message arrived; `delay` seconds over each, as a remote relay may. It
+    offers PIPELINING, as Postfix does (the sink of test_outbox_worker does not)."""
 
     def __init__(self, port, delay=0.0):
         super().__init__(port)
         self.delay = delay
         self.arrivals = []
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        return [*responses[:-1], "250-PIPELINING", responses[-1]]
 
     async def handle_DATA(self, server, session, envelope):
         if self.delay:

@@ -229,3 +229,23 @@ def test_a_limit_of_zero_turns_the_pace_off(account, clock, limit):
     limit(0)
     rows = login_links(account, 3)
     assert [send(row) for row in rows] == [True, True, True]
+
+
+def test_a_batch_takes_its_turns_as_one_email_after_another_would(account, clock, limit):
+    from mail import send_pace
+
+    limit(120)
+    clock.set(seconds=0.3)
+    together = send_pace.take_turns(account.pk, 5, "bulk")
+    apart = [send_pace.take_turn(account.pk, None, "urgent") for _ in range(5)]
+
+    assert [turn.starts for turn in together] == [turn.starts for turn in apart]
+    assert [turn.starts for turn in together] == [
+        at(seconds=0.3),
+        at(seconds=0.3),
+        at(seconds=1),
+        at(seconds=1.5),
+        at(seconds=2),
+    ]
+    limit(0)
+    assert all(turn.now for turn in send_pace.take_turns(account.pk, 3, "bulk"))
