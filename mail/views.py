@@ -119,7 +119,9 @@ def custom_email_edit(request, slug, kind):
         "subject": custom.subject if custom else default_subject,
         "body": custom.body if custom else default_body,
     }
-    form = CustomEmailForm(request.POST or None, initial=initial, kind=kind)
+    form = CustomEmailForm(
+        request.POST if request.method == "POST" else None, initial=initial, kind=kind
+    )
     action = request.POST.get("action", "preview")
     if request.method == "POST" and action == "reset":
         if custom_email_changes.reset(account, kind, by=request.user, ip=client_ip(request)):

@@ -24,7 +24,9 @@ class TimeZoneForm(forms.Form):
 @console_view
 def time_zone(request):
     current = request.user.time_zone or time_zones.DEFAULT
-    form = TimeZoneForm(request.POST or None, initial={"time_zone": current})
+    form = TimeZoneForm(
+        request.POST if request.method == "POST" else None, initial={"time_zone": current}
+    )
     if request.method == "POST" and form.is_valid():
         chosen = form.cleaned_data["time_zone"]
         User.objects.filter(pk=request.user.pk).update(time_zone=chosen)

@@ -103,7 +103,7 @@ def user_action(request, slug, user_id, action):
     form = None
     if action.needs_role:
         form = ChangeRoleForm(
-            request.POST or None,
+            request.POST if request.method == "POST" else None,
             person=request.user,
             account=account,
             user=target,
@@ -210,7 +210,9 @@ def _apply_to_each(request, action, selected):
 @console_view
 def user_add(request, slug):
     account = scoping.get_portal_account(request.user, slug)
-    form = AddUserForm(request.POST or None, person=request.user, account=account)
+    form = AddUserForm(
+        request.POST if request.method == "POST" else None, person=request.user, account=account
+    )
     context = {"account": account, "section": "users", "form": form}
     status = 200
     if request.method == "POST":
