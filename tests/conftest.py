@@ -64,6 +64,36 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(pytest.mark.skip(reason=f"{problem} (runs in CI)"))
 
 
+BROWSER_TESTS = "tests/test_browser_"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_make_scheduler(config, log):
+    """With -n (pytest-xdist's "load"): each test goes to whichever worker is free, as usual,
+    except the browser tests (tests/test_browser_*.py), which are dealt out in one run of files
+    per worker, first: a worker's browser tests then share one Chromium (tests/browser.py),
+    launched once instead of once per test."""
+    if config.getvalue("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class BrowserTestsInARow(LoadScopeScheduling):
+        browser_files = None
+
+        def _split_scope(self, nodeid):
+            if not nodeid.startswith(BROWSER_TESTS):
+                return nodeid  # a unit of its own
+            # The files alternate between as many runs as there are workers. Units are handed
+            # out largest first (LoadScopeScheduling), so each worker starts with its run.
+            if self.browser_files is None:
+                files = {n.split("::")[0] for n in self.collection if n.startswith(BROWSER_TESTS)}
+                self.browser_files = sorted(files)
+            run = self.browser_files.index(nodeid.split("::")[0]) % self.numnodes
+            return f"browser tests, run {run}"
+
+    return BrowserTestsInARow(config, log)
+
+
 @pytest.fixture(autouse=True)
 def _eager_celery(request):
     """Tasks run in-process unless a test is about the real worker."""
