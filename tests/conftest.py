@@ -70,9 +70,12 @@ BROWSER_TESTS = "tests/test_browser_"
 @pytest.hookimpl(tryfirst=True)
 def pytest_xdist_make_scheduler(config, log):
     """With -n (pytest-xdist's "load"): each test goes to whichever worker is free, as usual,
-    except the browser tests (tests/test_browser_*.py), which are dealt out in one run of files
-    per worker, first: a worker's browser tests then share one Chromium (tests/browser.py),
-    launched once instead of once per test."""
+    except
+    - the browser tests (tests/test_browser_*.py), dealt out in one run of files per worker,
+      first: a worker's browser tests then share one Chromium (tests/browser.py), launched once
+      instead of once per test;
+    - a test class, whose tests go to one worker together: a class-scoped fixture (say, data
+      that its tests only read, tests/test_seed_demo.py) is then made once."""
     if config.getvalue("dist") != "load":
         return None
     from xdist.scheduler import LoadScopeScheduling
@@ -82,7 +85,8 @@ def pytest_xdist_make_scheduler(config, log):
 
         def _split_scope(self, nodeid):
             if not nodeid.startswith(BROWSER_TESTS):
-                return nodeid  # a unit of its own
+                path = nodeid.split("[", 1)[0].split("::")
+                return "::".join(path[:2]) if len(path) > 2 else nodeid  # its class, or itself
             # The files alternate between as many runs as there are workers. Units are handed
             # out largest first (LoadScopeScheduling), so each worker starts with its run.
             if self.browser_files is None:
