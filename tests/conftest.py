@@ -70,7 +70,7 @@ def pytest_collection_modifyitems(config, items):
 
 
 BROWSER_TESTS = "tests/test_browser_"
-# The slowest tests outside the browser ones (2 to 10 s of CPU each), slowest first: under
+# The slowest tests outside the browser ones (2 to 15 s of CPU each), slowest first: under
 # xdist they start first (pytest_collection_modifyitems), after the browser runs. A name that
 # no longer matches only loses its place in the queue.
 HEAVY_FIRST = (
