@@ -1,5 +1,7 @@
 """Shared pieces for browser tests (tests/test_browser_*.py): a Playwright page on Debian's
 Chromium against pytest-django's live server, screenshots of each step, and an axe-core check.
+One Chromium serves the browser tests of a pytest process (SharedBrowser); each test gets a
+context (cookies, storage) of its own.
 
 A browser test module loads these with `pytest_plugins = ["tests.browser"]` and marks itself
 `pytestmark = pytest.mark.browser`. Locally the tests skip when /usr/bin/chromium (or
@@ -29,31 +31,90 @@ def _unavailable(reason):
     pytest.skip(f"{reason} (runs in CI)")
 
 
+class SharedBrowser:
+    """One headless Chromium per pytest process (per xdist worker), shared by the browser tests
+    that run in a row: launching Chromium costs about a second of CPU, a fresh context per test
+    (browser_page) isolates the tests just as well. Started by the first browser test, stopped
+    after the last one of a row (see pytest_runtest_teardown), so that the tests after it run
+    without Playwright's event loop in their thread."""
+
+    def __init__(self):
+        self.playwright = self.browser = None
+        self._async_unsafe = None
+
+    @property
+    def running(self):
+        return self.playwright is not None
+
+    def get(self):
+        if self.browser is not None and self.browser.is_connected():
+            return self.browser
+        if self.running:  # Chromium went away (crashed): start afresh
+            self.stop()
+        from playwright.sync_api import sync_playwright
+
+        # Playwright's sync API keeps an event loop running in this thread, and Django then
+        # refuses the test's own (synchronous) database calls. The documented way out for
+        # Playwright with pytest-django; the live server answers requests in its own thread
+        # either way. Set only while Playwright runs.
+        self._async_unsafe = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+        self.playwright = sync_playwright().start()
+        self.browser = self.playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
+        )
+        return self.browser
+
+    def stop(self):
+        if not self.running:
+            return
+        try:
+            if self.browser is not None and self.browser.is_connected():
+                self.browser.close()
+        finally:
+            # While Playwright runs, Django's per-context connection store hands this thread a
+            # connection of its own; close it here, or PostgreSQL refuses to drop the test
+            # database.
+            connections.close_all()
+            self.playwright.stop()
+            self.playwright = self.browser = None
+            if self._async_unsafe is None:
+                os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+            else:
+                os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = self._async_unsafe
+
+
+SHARED = SharedBrowser()
+
+
+def _uses_browser(item):
+    return item is not None and "playwright_browser" in getattr(item, "fixturenames", ())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    yield
+    # After the test's own teardown (the live server's database flush included): keep Chromium
+    # for the next test if it is a browser test too.
+    if SHARED.running and not _uses_browser(nextitem):
+        SHARED.stop()
+
+
+def pytest_sessionfinish(session):
+    SHARED.stop()
+
+
 @pytest.fixture
-def playwright_browser(monkeypatch):
-    """Debian's headless Chromium, driven by Playwright's sync API."""
+def playwright_browser():
+    """Debian's headless Chromium, driven by Playwright's sync API: this process's shared
+    browser. Open a context of your own (new_context) and close it at the end of the test."""
     if not CHROMIUM.exists():
         _unavailable(f"{CHROMIUM} is missing: apt-get install chromium")
     try:
-        from playwright.sync_api import sync_playwright
+        import playwright.sync_api  # noqa: F401
     except ImportError as error:  # pragma: no cover - requirements-dev.txt has it
         _unavailable(f"Playwright for Python is not installed: {error}")
-    # Playwright's sync API keeps an event loop running in this thread, and Django then refuses
-    # the test's own (synchronous) database calls. The documented way out for Playwright with
-    # pytest-django; the live server answers requests in its own thread either way.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    playwright = sync_playwright().start()
-    try:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-    finally:
-        # While Playwright runs, Django's per-context connection store hands this thread a
-        # connection of its own; close it here, or PostgreSQL refuses to drop the test database.
-        connections.close_all()
-        playwright.stop()
+    return SHARED.get()
 
 
 @pytest.fixture

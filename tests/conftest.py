@@ -47,7 +47,12 @@ def _redis_error():
 
 def pytest_collection_modifyitems(config, items):
     """Tests marked postgres / worker need the real services. Locally they are skipped when the
-    services are not configured; in CI a missing service fails the run instead."""
+    services are not configured; in CI a missing service fails the run instead.
+
+    Under xdist, the slowest tests come first (HEAVY_FIRST), so that none starts near the end
+    while the other workers run out of work."""
+    if hasattr(config, "workerinput"):  # every worker sorts alike: xdist checks it
+        items.sort(key=_heavy_rank)
     needs = {
         "postgres": lambda: _postgres_error(config),
         "worker": lambda: _postgres_error(config) or _redis_error(),
@@ -62,6 +67,60 @@ def pytest_collection_modifyitems(config, items):
         if problem:
             for item in marked:
                 item.add_marker(pytest.mark.skip(reason=f"{problem} (runs in CI)"))
+
+
+BROWSER_TESTS = "tests/test_browser_"
+# The slowest tests outside the browser ones (2 to 15 s of CPU each), slowest first: under
+# xdist they start first (pytest_collection_modifyitems), after the browser runs. A name that
+# no longer matches only loses its place in the queue.
+HEAVY_FIRST = (
+    "tests/test_tenant_isolation.py::test_account_admin_reaches_nothing_of_another_account",
+    "tests/test_api_schema.py::test_every_operation_answers_as_the_schema_says",
+    "tests/test_gunicorn_access_log.py::test_the_access_log_never_holds_a_portal_link_secret",
+    "tests/test_seed_demo.py::TestTheDemoData::",  # one seeding for the class
+    "tests/test_csv_reader.py::test_a_million_rows_stream_in_bounded_memory",
+    "tests/test_metrics.py::test_counters_of_several_processes_add_up",
+    "tests/test_outbox_pace.py::test_at_120_a_minute_a_backlog_leaves_two_a_second_and",
+    "tests/test_tenant_isolation.py::test_a_portal_user_gets_403_on_every_console_url",
+)
+
+
+def _heavy_rank(item):
+    return next(
+        (rank for rank, name in enumerate(HEAVY_FIRST) if item.nodeid.startswith(name)),
+        len(HEAVY_FIRST),
+    )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_make_scheduler(config, log):
+    """With -n (pytest-xdist's "load"): each test goes to whichever worker is free, as usual,
+    except
+    - the browser tests (tests/test_browser_*.py), dealt out in one run of files per worker,
+      first: a worker's browser tests then share one Chromium (tests/browser.py), launched once
+      instead of once per test;
+    - a test class, whose tests go to one worker together: a class-scoped fixture (say, data
+      that its tests only read, tests/test_seed_demo.py) is then made once."""
+    if config.getvalue("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class BrowserTestsInARow(LoadScopeScheduling):
+        browser_files = None
+
+        def _split_scope(self, nodeid):
+            if not nodeid.startswith(BROWSER_TESTS):
+                path = nodeid.split("[", 1)[0].split("::")
+                return "::".join(path[:2]) if len(path) > 2 else nodeid  # its class, or itself
+            # The files alternate between as many runs as there are workers. Units are handed
+            # out largest first (LoadScopeScheduling), so each worker starts with its run.
+            if self.browser_files is None:
+                files = {n.split("::")[0] for n in self.collection if n.startswith(BROWSER_TESTS)}
+                self.browser_files = sorted(files)
+            run = self.browser_files.index(nodeid.split("::")[0]) % self.numnodes
+            return f"browser tests, run {run}"
+
+    return BrowserTestsInARow(config, log)
 
 
 @pytest.fixture(autouse=True)

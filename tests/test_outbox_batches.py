@@ -124,7 +124,9 @@ def test_rows_not_due_and_rows_of_the_other_lane_are_left(account):
     assert OutboxEmail.objects.get(pk=invitation.pk).status == "pending"
 
 
-def test_the_pace_defers_a_batch_without_failing_it_and_the_turn_is_kept(account, settings):
+def test_the_pace_defers_a_batch_without_failing_it_and_the_turn_is_kept(account, settings, clock):
+    # A still clock: on the real one, a batch that crossed a second's end left its next turn
+    # (the next second) in the past by the time of the last assertion.
     settings.OUTBOX_RATE_PER_ACCOUNT_PER_MINUTE = 60  # one place a second
     rows = _links(account, 3)
 
