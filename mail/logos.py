@@ -110,3 +110,9 @@ def digest_of(account):
     """The account's logo's digest, or None (reads no pixels)."""
     logos = BrandLogo.objects.filter(portal_account=account)
     return logos.values_list("digest", flat=True).first()
+
+
+def for_settings_page(account):
+    """{"path", "logo"} of the account's logo without its pixels, or None."""
+    logo = BrandLogo.objects.filter(portal_account=account).defer("png").first()
+    return logo and {"path": path_of(account.slug, logo.digest), "logo": logo}

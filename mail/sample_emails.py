@@ -3,8 +3,6 @@ asks, in the account's layout (sender, logo, colour) with a sample link or code 
 nothing. It is sent by the worker, not by the request: the mail server's pace is not the
 page's. A few an hour per person: it is a way to send mail, and must not become a cheap one."""
 
-import logging
-
 from celery import shared_task
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
@@ -13,8 +11,6 @@ from accounts.models import EmailKind, PortalAccount
 from helpers import attempt_counter
 from mail import custom_email_changes, custom_emails
 from mail.sender_identity import sender_of
-
-log = logging.getLogger(__name__)
 
 PER_HOUR = 10
 

@@ -14,7 +14,7 @@ from helpers.client_ip import client_ip
 from helpers.file_uploads import FileSizeLimit, without_refusal
 from mail import custom_email_changes, custom_emails, logos, sample_emails
 from mail.forms import CustomEmailForm, LogoForm, SenderIdentityForm
-from mail.models import BrandLogo, SenderIdentity
+from mail.models import SenderIdentity
 from mail.sender_identity import dns_records, sender_of
 
 
@@ -46,15 +46,10 @@ def _sender_page(request, account, logo_form=None):
             "sender": sender_of(account),
             "records": records,
             "logo_form": logo_form or LogoForm(),
-            "logo": account_logo(account),
+            "logo": logos.for_settings_page(account),
         },
         status=400 if form.errors or (logo_form and logo_form.errors) else 200,
     )
-
-
-def account_logo(account):
-    logo = BrandLogo.objects.filter(portal_account=account).defer("png").first()
-    return logo and {"path": logos.path_of(account.slug, logo.digest), "logo": logo}
 
 
 @csrf_exempt  # checked by _sender_logo once the size limit is in place (as imports.views.job_new)
