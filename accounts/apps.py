@@ -5,9 +5,11 @@ from django.db.models.signals import post_migrate
 def _restore_counter_triggers(using, **kwargs):
     from django.db import connections
 
+    from accounts import user_crm_accounts
     from accounts.models.user_count import USER_COUNTER
 
     USER_COUNTER.restore_sqlite_triggers(connections[using])
+    user_crm_accounts.restore_sqlite_triggers(connections[using])
 
 
 class AccountsConfig(AppConfig):

@@ -9,7 +9,7 @@ from django.shortcuts import get_object_or_404
 
 from accounts import actors
 from accounts.models import AuditEvent, PortalAccount, Role, User, UserCount, UserKind
-from contacts.models import Contact, ContactCount
+from contacts.models import Contact, ContactCount, CrmAccount
 
 
 def portal_accounts(person):
@@ -62,6 +62,11 @@ def contact_counts(person, account):
 
 def contacts(person, account):
     return account_rows(person, account, Contact.objects)
+
+
+def crm_accounts(person, account):
+    """The names of the CRM accounts the account's contacts belong to (contacts.crm_accounts)."""
+    return account_rows(person, account, CrmAccount.objects)
 
 
 def get_contact(person, account, contact_pk):

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from accounts import scoping, user_counts
 from accounts.models import LoginToken, OutboxEmail, TokenPurpose, UserState, UserType
+from contacts import crm_accounts
 from contacts.models import Contact
 from helpers.search_paging import search_paginator
 from helpers.search_terms import search_term
@@ -153,10 +154,8 @@ class Listing:
             since = timezone.now() - timedelta(days=int(self.signed_in))
             users = users.filter(Q(last_login__isnull=True) | Q(last_login__lt=since))
         if self.crm_account:
-            in_crm_account = Contact.objects.filter(
-                portal_account=account, crm_account_name__icontains=self.crm_account
-            )
-            users = users.filter(contact__in=in_crm_account.values("pk"))
+            names = crm_accounts.names_containing(person, account, self.crm_account)
+            users = users.filter(crm_account_name__in=names)
         if self.q:
             # The contact-id arm is a scalar subquery (run once), so every arm of the OR is an
             # indexed test on the users table and PostgreSQL can combine the indexes.

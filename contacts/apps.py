@@ -5,9 +5,10 @@ from django.db.models.signals import post_migrate
 def _restore_counter_triggers(using, **kwargs):
     from django.db import connections
 
-    from contacts.models import CONTACT_COUNTER
+    from contacts.models import CONTACT_COUNTER, CRM_ACCOUNT_COUNTER
 
-    CONTACT_COUNTER.restore_sqlite_triggers(connections[using])
+    for counter in (CONTACT_COUNTER, CRM_ACCOUNT_COUNTER):
+        counter.restore_sqlite_triggers(connections[using])
 
 
 class ContactsConfig(AppConfig):

@@ -1,10 +1,10 @@
-"""Checking the live/deleted contact counters (contacts.models.ContactCount) that the contacts
-page reads: `manage.py recount` calls `recount` for every account."""
+"""Checking the contact counters that the contacts page and the CRM-account filters read
+(contacts.models.ContactCount, CrmAccount): `manage.py recount` calls these for every account."""
 
 from django.db import transaction
 from django.db.models import BooleanField, Count, ExpressionWrapper, Q
 
-from contacts.models import Contact, ContactCount
+from contacts.models import Contact, ContactCount, CrmAccount
 from helpers import counter_drift
 
 
@@ -21,4 +21,20 @@ def recount(account, fix=False):
         )
         return counter_drift.drifts(
             ContactCount, {"portal_account": account}, ("deleted",), "contacts", counted, fix
+        )
+
+
+def recount_crm_accounts(account, fix=False):
+    """The same check for the contacts per CRM account name (contacts.models.CrmAccount)."""
+    with transaction.atomic():
+        per_name = (
+            Contact.objects.filter(portal_account=account)
+            .exclude(crm_account_name="")
+            .values_list("crm_account_name")
+            .annotate(n=Count("pk"))
+            .order_by()
+        )
+        counted = [{"name": name, "n": n} for name, n in per_name]
+        return counter_drift.drifts(
+            CrmAccount, {"portal_account": account}, ("name",), "contacts", counted, fix
         )

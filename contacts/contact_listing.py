@@ -11,6 +11,7 @@ from django.db.models import F, OuterRef, Q, Subquery
 
 from accounts import scoping
 from accounts.models import User, UserState
+from contacts import crm_accounts
 from contacts.salesforce_ids import InvalidSalesforceId, to_18
 from helpers.search_paging import search_paginator
 from helpers.search_terms import search_term
@@ -158,7 +159,8 @@ class ContactListing:
         if self.portal:
             contacts = with_portal_filter(contacts, self.portal)
         if self.crm_account:
-            contacts = contacts.filter(crm_account_name__icontains=self.crm_account)
+            names = crm_accounts.names_containing(person, account, self.crm_account)
+            contacts = contacts.filter(crm_account_name__in=names)
         if self.q:
             contacts = contacts.filter(search_condition(self.q))
         return contacts

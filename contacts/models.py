@@ -147,3 +147,42 @@ class ContactCount(models.Model):
 
     def __str__(self):
         return f"{self.portal_account_id} {'deleted' if self.deleted else 'live'}: {self.contacts}"
+
+
+# The triggers that keep CrmAccount (created by migration 0008, re-asserted after every migrate on
+# SQLite: contacts.apps).
+CRM_ACCOUNT_COUNTER = Counter(
+    name="contacts_crm_account_count",
+    source="contacts_contact",
+    table="contacts_crmaccount",
+    count_column="contacts",
+    keys=(
+        ("portal_account_id", "{row}.portal_account_id"),
+        ("name", "{row}.crm_account_name"),
+    ),
+    counted="{row}.portal_account_id IS NOT NULL AND {row}.crm_account_name <> ''",
+    watched=("portal_account_id", "crm_account_name"),
+)
+
+
+class CrmAccount(models.Model):
+    """A CRM account (the company) that contacts of a portal account belong to, by name, with how
+    many contacts (live or deleted) carry that name: kept by triggers on the contacts table like
+    ContactCount. The CRM-account filters match the typed text against these few names, not
+    against every contact of the account, and offer them as suggestions. A name whose last
+    contact moved away stays with 0 contacts and is not offered."""
+
+    portal_account = models.ForeignKey(
+        "accounts.PortalAccount", on_delete=models.CASCADE, related_name="crm_accounts"
+    )
+    name = models.CharField(max_length=200)
+    contacts = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            # What the triggers' INSERT ... ON CONFLICT names; also the index of the look-ups.
+            models.UniqueConstraint(fields=["portal_account", "name"], name="crm_account_key")
+        ]
+
+    def __str__(self):
+        return f"{self.portal_account_id} {self.name}: {self.contacts}"

@@ -105,6 +105,10 @@ def test_template_like_files_create_two_users(world, name):
     assert header == ["ContactId", "Role", "UserId"]
     assert sorted(int(row[2]) for row in rows) == sorted(user.pk for user in users)
     assert result_rows(job.failure_file) == [["Line", "ContactId", "Role", "ReasonCode", "Reason"]]
+    # The batch's users (COPY on PostgreSQL) carry their contacts' CRM account for the filter.
+    copies = {user.crm_account_name for user in users}
+    assert copies == {user.contact.crm_account_name for user in users}
+    assert "" not in copies
 
 
 def test_template_invites_silently_with_audit_and_no_email(world):

@@ -83,6 +83,11 @@ class User(AbstractBaseUser, PermissionsMixin):
     role = models.ForeignKey(
         "accounts.Role", null=True, blank=True, on_delete=models.PROTECT, related_name="users"
     )
+    # The contact's CRM account name, copied by database triggers (accounts.user_crm_accounts) so
+    # the CRM-account filter is an index range of the users table; never written by the app (a
+    # written value is replaced by the contact's). NULL without a contact; nullable with no
+    # default so that SQLite adds the column in place, as time_zone below.
+    crm_account_name = models.CharField(max_length=200, null=True, blank=True, editable=False)  # noqa: DJ001
     state = models.CharField(max_length=20, choices=UserState.choices, blank=True)
     is_account_admin = models.BooleanField(default=False)
     # A new sign-in email from the CRM for a user with console rights waits here until the new
@@ -138,6 +143,12 @@ class User(AbstractBaseUser, PermissionsMixin):
                 include=["contact"],
                 condition=Q(kind="portal"),
                 name="user_tab_by_name",
+            ),
+            # The CRM-account filter: one CRM account's users of a tab, in name order.
+            models.Index(
+                fields=["portal_account", "state", "crm_account_name", "name", "id"],
+                condition=Q(kind="portal"),
+                name="user_tab_by_crm_account",
             ),
             # Dates sort with the users who never had one (never signed in) as the oldest:
             # NULLS FIRST, so both directions of a sort are this index read one way or the other

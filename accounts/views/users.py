@@ -21,6 +21,7 @@ from accounts.permissions import check_may_act_on, console_view, may_move_admin_
 from accounts.user_actions import ACTIONS, BULK_ACTIONS, bulk_actions_for, first_names
 from accounts.user_listing import SIGNED_IN_FILTERS, SORTS, Listing, tab_counts
 from accounts.user_rows import user_rows
+from contacts import crm_accounts
 from helpers.client_ip import client_ip
 from helpers.row_ids import row_ids
 from helpers.spreadsheet_safety import neutralise_row
@@ -48,6 +49,7 @@ def _list_context(request, account, listing):
         "roles": scoping.roles(request.user, account).order_by("name"),
         "user_types": UserType.choices,
         "signed_in_filters": SIGNED_IN_FILTERS,
+        "crm_account_names": crm_accounts.suggestions(request.user, account),
         "bulk_actions": bulk_actions_for(listing.tab),
         "bulk_limit": settings.BULK_ACTION_MAX_USERS,
     }

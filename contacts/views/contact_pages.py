@@ -8,6 +8,7 @@ from django_htmx.http import push_url
 
 from accounts import scoping
 from accounts.permissions import console_view
+from contacts import crm_accounts
 from contacts.contact_listing import PORTAL_FILTERS, SHOWS, ContactListing, show_counts
 from contacts.forms import BulkEnableForm
 from contacts.views.portal_user_card import render_contact
@@ -26,6 +27,7 @@ def list_context(request, account, listing, bulk_form=None):
         "shows": shows,
         "page": page,
         "portal_filters": PORTAL_FILTERS,
+        "crm_account_names": crm_accounts.suggestions(request.user, account),
         "bulk_form": bulk_form or BulkEnableForm(person=request.user, account=account),
         "bulk_limit": settings.BULK_ENABLE_MAX_CONTACTS,
     }

@@ -1,10 +1,15 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts import user_counts
+from accounts import user_counts, user_crm_accounts
 from accounts.models import PortalAccount
 from contacts import contact_counts
 
-COUNTERS = {"users": user_counts.recount, "contacts": contact_counts.recount}
+COUNTERS = {
+    "users": user_counts.recount,
+    "contacts": contact_counts.recount,
+    "contacts per CRM account": contact_counts.recount_crm_accounts,
+    "users per CRM account (their copies)": user_crm_accounts.recount,
+}
 
 
 class Command(BaseCommand):
