@@ -102,3 +102,34 @@ def test_a_destructive_dialog_starts_on_cancel_and_gives_focus_back(
     page.keyboard.press("Escape")
     expect(actions).to_be_focused()
     assert ada.__class__.objects.filter(pk=ada.pk).exists()
+
+
+def test_an_open_menu_follows_its_row_when_the_page_scrolls(signed_in, account, partner_role):
+    from playwright.sync_api import expect
+
+    page = signed_in
+    page.set_viewport_size({"width": 1366, "height": 700})
+    users = [
+        PortalUserFactory(portal_account=account, role=partner_role, name=f"User {n:02d}")
+        for n in range(30)
+    ]
+    page.goto(reverse("users", args=[account.slug]))
+    row = page.locator(f"#user-{users[8].pk}")
+    row.scroll_into_view_if_needed()
+    summary = row.locator("summary", has_text="Actions")
+    summary.click()
+    menu = row.locator(".menu")
+    expect(menu).to_be_visible()
+
+    def gap_below_summary():
+        return menu.bounding_box()["y"] - (
+            summary.bounding_box()["y"] + summary.bounding_box()["height"]
+        )
+
+    before = gap_below_summary()
+    page.mouse.wheel(0, 60)  # a small scroll, as a touch pad or a finger gives
+    page.wait_for_function("window.scrollY > 0")
+    expect(menu).to_be_visible()
+    assert abs(gap_below_summary() - before) < 2  # still under its own button
+    page.mouse.wheel(0, 3000)  # the row leaves the window: its menu closes
+    expect(menu).to_be_hidden()

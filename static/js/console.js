@@ -113,11 +113,21 @@ document.addEventListener("toggle", (event) => {
     floatRowMenu(event.target);
   }
 }, true);
-// A floating menu would drift away from its row: scrolling or resizing closes it.
+// A floating menu follows its row while the page or the table scrolls (a touch scroll of a few
+// pixels must not close it), and closes once its row has left the screen.
+function followRowMenus() {
+  document.querySelectorAll("details.row-menu[open]").forEach((details) => {
+    const anchor = details.querySelector("summary").getBoundingClientRect();
+    const visible = anchor.bottom > 0 && anchor.top < window.innerHeight
+      && anchor.right > 0 && anchor.left < window.innerWidth;
+    if (visible) floatRowMenu(details);
+    else details.open = false;
+  });
+}
 window.addEventListener("scroll", (event) => {
-  if (!event.target.closest?.(".row-menu")) closeRowMenus();
-}, true);
-window.addEventListener("resize", () => closeRowMenus());
+  if (!event.target.closest?.(".row-menu")) followRowMenus();
+}, { capture: true, passive: true });
+window.addEventListener("resize", followRowMenus);
 document.addEventListener("keydown", (event) => {
   const open = document.querySelector("details.row-menu[open]");
   if (event.key === "Escape" && open) {
