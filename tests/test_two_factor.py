@@ -281,3 +281,31 @@ def test_an_mssp_admin_sets_the_accounts_policy_in_its_settings(admin_client, ac
 def test_the_header_links_to_the_two_factor_page(admin_client):
     page = admin_client.get(reverse("portal-accounts")).content.decode()
     assert f'href="{reverse("two-factor")}"' in page
+
+
+def test_adding_changing_or_rotating_a_webhook_endpoint_asks_for_a_fresh_code(
+    account_admin_client, account
+):
+    from webhooks.models import Endpoint
+
+    hook = Endpoint.objects.create(
+        portal_account=account, url="https://hooks.example.com/in", events=["user.enabled"]
+    )
+    secret = hook.secret
+    make_stale(account_admin_client)
+    fields = {"url": "https://evil.example.net/", "events": ["user.enabled"], "active": "on"}
+
+    added = account_admin_client.post(reverse("webhook-endpoints", args=[account.slug]), fields)
+    changed = account_admin_client.post(
+        reverse("webhook-endpoint", args=[account.slug, hook.pk]), fields
+    )
+    rotated = account_admin_client.post(
+        reverse("webhook-endpoint-rotate", args=[account.slug, hook.pk])
+    )
+
+    for response in (added, changed, rotated):
+        assert response.status_code == 302
+        assert response.url.startswith(VERIFY)
+    hook.refresh_from_db()
+    assert (hook.url, hook.secret) == ("https://hooks.example.com/in", secret)
+    assert Endpoint.objects.count() == 1

@@ -3,7 +3,12 @@ secret, delete) and each endpoint's delivery log with "Redeliver". For MSSP staf
 account's admin; another account's endpoint or delivery is a 404 (accounts.scoping).
 
 A secret is shown only in the response to the POST that made it (adding an endpoint, rotating
-its secret): never in a URL, the session or a message, and that response is not cached."""
+its secret): never in a URL, the session or a message, and that response is not cached.
+
+Adding an endpoint, changing one (its URL) and rotating its secret ask for a fresh second-factor
+code (accounts.permissions.step_up), as an API token does: an endpoint receives every portal
+user's name and email from then on, so a hijacked console session must not be enough to point
+one at an attacker's server."""
 
 from django.contrib import messages
 from django.http import HttpResponseNotAllowed
@@ -13,7 +18,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import scoping
 from accounts.errors import LifecycleError
-from accounts.permissions import console_view
+from accounts.permissions import console_view, step_up
 from helpers.client_ip import client_ip
 from webhooks import endpoints
 from webhooks.forms import EndpointForm
@@ -57,6 +62,9 @@ def endpoint_list(request, slug):
     account = scoping.get_portal_account(request.user, slug)
     if request.method == "GET":
         return _list_page(request, account, EndpointForm(account=account))
+    stepped_up = step_up(request)
+    if stepped_up:
+        return stepped_up
     form = EndpointForm(request.POST, account=account)
     if not form.is_valid():
         return _list_page(request, account, form, status=400)
@@ -88,6 +96,9 @@ def endpoint_edit(request, slug, endpoint_id):
     if request.method == "GET":
         form = EndpointForm(account=account, endpoint=endpoint)
         return _edit_page(request, account, endpoint, form)
+    stepped_up = step_up(request)
+    if stepped_up:
+        return stepped_up
     form = EndpointForm(request.POST, account=account, endpoint=endpoint)
     if not form.is_valid():
         return _edit_page(request, account, endpoint, form, status=400)
@@ -105,6 +116,9 @@ def endpoint_edit(request, slug, endpoint_id):
 @require_POST
 def endpoint_rotate(request, slug, endpoint_id):
     account = scoping.get_portal_account(request.user, slug)
+    stepped_up = step_up(request)
+    if stepped_up:
+        return stepped_up
     endpoint = endpoints.rotate_secret(
         _endpoint(request, account, endpoint_id), by=request.user, ip=client_ip(request)
     )
