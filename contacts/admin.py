@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from accounts.admin import ReadOnlyAdmin
-from contacts.models import Contact, ContactCount
+from contacts.models import Contact, ContactCount, CrmAccount
 
 
 @admin.register(Contact)
@@ -25,3 +25,14 @@ class ContactCountAdmin(ReadOnlyAdmin):
     list_display = ["portal_account", "deleted", "contacts"]
     list_filter = ["deleted", "portal_account"]
     list_select_related = ["portal_account"]
+
+
+@admin.register(CrmAccount)
+class CrmAccountAdmin(ReadOnlyAdmin):
+    """The CRM account names and their contacts, which the CRM-account filters match; `manage.py
+    recount` checks them."""
+
+    list_display = ["name", "portal_account", "contacts"]
+    list_filter = ["portal_account"]
+    list_select_related = ["portal_account"]
+    search_fields = ["name"]
