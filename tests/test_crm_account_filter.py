@@ -143,7 +143,7 @@ def test_the_contacts_filter_matches_the_same_way(admin_client, account):
     ContactFactory(portal_account=account, name="Cal", crm_account_name="Globex")
     response = shown(admin_client, "contacts", account, crm="ACME")
     assert {contact.name for contact in response.context["page"].object_list} == {"Ada", "Bea"}
-    assert 'list="contact-crm-accounts"' in response.content.decode()
+    assert 'list="crm-account-options"' in response.content.decode()
 
 
 def test_a_name_without_contacts_left_is_not_suggested(admin_client, account):
@@ -160,3 +160,26 @@ def test_the_users_filter_keeps_the_tab(admin_client, account):
     user_with_contact(account, "Eve", "Acme Corp", state=UserState.DISABLED)
     response = shown(admin_client, "users", account, crm="Acme", tab="disabled")
     assert user_names(response) == {"Eve"}
+
+
+def test_the_field_suggests_the_names_containing_what_is_typed(admin_client, account):
+    for name in ("Acme Corp", "Globex Corp", "Initech"):
+        ContactFactory(portal_account=account, crm_account_name=name)
+    picker = reverse("crm-account-picker", args=[account.slug])
+
+    typed = admin_client.get(picker, {"crm": "CORP"}).content.decode()
+    assert typed.startswith('<datalist id="crm-account-options">')
+    assert '<option value="Acme Corp">' in typed
+    assert '<option value="Globex Corp">' in typed
+    assert "Initech" not in typed
+    assert "Initech" in admin_client.get(picker).content.decode()  # nothing typed: all names
+    users_page = shown(admin_client, "users", account).content.decode()
+    assert f'hx-get="{picker}"' in users_page
+
+
+def test_another_accounts_names_are_not_suggested(account_admin_client, account, other_account):
+    ContactFactory(portal_account=other_account, crm_account_name="Globex")
+    mine = reverse("crm-account-picker", args=[account.slug])
+    theirs = reverse("crm-account-picker", args=[other_account.slug])
+    assert "Globex" not in account_admin_client.get(mine, {"crm": "glob"}).content.decode()
+    assert account_admin_client.get(theirs, {"crm": "glob"}).status_code == 404
