@@ -8,6 +8,10 @@ from accounts import scoping
 from accounts.models import UserType
 
 CANDIDATES_SHOWN = 20
+# The order of the orphaned users page and its bulk fixes: the contacts deleted last first, which
+# is the order of the deleted contacts' index (contact_deleted_by_date) read backwards, so a page
+# is a walk of that index, not a sort of every orphan of the account.
+NEWEST_DELETION_FIRST = ("-contact__deleted_at", "-contact__id")
 
 
 def orphaned_users(person, account):
@@ -21,7 +25,7 @@ def orphaned_users(person, account):
             contact__portal_account=account,
         )
         .select_related("contact", "role")
-        .order_by("-contact__deleted_at", "name", "pk")
+        .order_by(*NEWEST_DELETION_FIRST)
     )
 
 

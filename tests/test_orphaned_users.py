@@ -2,6 +2,8 @@
 whose contact is deleted), and their two fixes: restore the contact, or associate the user with
 another contact of the same CRM account."""
 
+from datetime import timedelta
+
 import pytest
 from django.urls import reverse
 from django.utils import timezone
@@ -158,6 +160,27 @@ def test_the_page_lists_orphans_with_when_their_contact_was_deleted(
     assert "Emil Employee" not in page
     assert "Restore contact" in page
     assert "Associate with another contact" in page
+
+
+def test_the_newest_deletions_come_first_and_a_big_account_is_counted_up_to_a_cap(
+    admin_client, account, partner_role, monkeypatch
+):
+    from contacts.views import orphaned_users
+
+    monkeypatch.setattr(orphaned_users, "COUNT_CAP", 3)
+    monkeypatch.setattr(orphaned_users, "PAGE_SIZE", 2)
+    now = timezone.now()
+    for days_ago, name in enumerate(["Dee Day0", "Dan Day1", "Dot Day2", "Don Day3", "Del Day4"]):
+        user = PortalUserFactory(portal_account=account, role=partner_role, name=name)
+        Contact.objects.filter(pk=user.contact.pk).update(deleted_at=now - timedelta(days=days_ago))
+
+    first = admin_client.get(orphans_url(account)).content.decode()
+    assert first.index("Dee Day0") < first.index("Dan Day1")
+    assert "Dot Day2" not in first
+    assert "more than 3 users: the 3 whose contacts were deleted last are listed" in first
+    second = admin_client.get(orphans_url(account), {"page": 2}).content.decode()
+    assert "Dot Day2" in second
+    assert "Don Day3" not in second
 
 
 def test_no_orphans_says_so(admin_client, account, jane):

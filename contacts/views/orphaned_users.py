@@ -4,7 +4,6 @@ restoring the contact or associating the user with another contact of the same C
 import re
 
 from django.contrib import messages
-from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -16,20 +15,37 @@ from accounts.models import UserState
 from accounts.permissions import check_may_act_on, console_view
 from contacts import mirror
 from contacts.orphan_fixes import crm_accounts_with_orphans
-from contacts.orphans import CANDIDATES_SHOWN, orphaned_users, replacement_contacts
+from contacts.orphans import (
+    CANDIDATES_SHOWN,
+    NEWEST_DELETION_FIRST,
+    orphaned_users,
+    replacement_contacts,
+)
 from contacts.views.portal_user_card import confirm
 from helpers.client_ip import client_ip
+from helpers.search_paging import search_paginator
 from helpers.search_terms import search_term
 
 LIST_TEMPLATE = "contacts/orphaned_users.html"
 ASSOCIATE_TEMPLATE = "contacts/associate.html"
 PAGE_SIZE = 50
+# An account with more orphans than this says "more than 1,000" and pages through the 1,000 whose
+# contacts were deleted last; the bulk fixes above the list reach all of them.
+COUNT_CAP = 1000
+
+
+def _orphans_page(request, account):
+    """A page of orphans: found up to a cap (that count is what the page says), then only the
+    page's 50 loaded with their contact and role, as the users page does."""
+    orphans = orphaned_users(request.user, account)
+    paginator = search_paginator(orphans, NEWEST_DELETION_FIRST, PAGE_SIZE, COUNT_CAP)
+    page = paginator.get_page(request.GET.get("page"))
+    page.object_list = list(orphans.filter(pk__in=list(page.object_list)))
+    return page
 
 
 def _render_list(request, account, status=200, error=""):
-    page = Paginator(orphaned_users(request.user, account), PAGE_SIZE).get_page(
-        request.GET.get("page")
-    )
+    page = _orphans_page(request, account)
     context = {"account": account, "section": "orphans", "page": page, "error": error}
     if not request.htmx:  # the bulk fixes sit above the list, outside its partial
         context["crm_accounts"] = crm_accounts_with_orphans(request.user, account)
