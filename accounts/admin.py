@@ -13,6 +13,7 @@ from accounts.models import (
     OutboxEmail,
     PortalAccount,
     Role,
+    RoleCount,
     SignedInSession,
     User,
     UserCount,
@@ -128,3 +129,12 @@ class UserCountAdmin(ReadOnlyAdmin):
     list_display = ["portal_account", "user_type", "state", "users"]
     list_filter = ["user_type", "state", "portal_account"]
     list_select_related = ["portal_account"]
+
+
+@admin.register(RoleCount)
+class RoleCountAdmin(ReadOnlyAdmin):
+    """Users per role, which the Roles page reads; `manage.py recount` checks them."""
+
+    list_display = ["role", "portal_account", "users"]
+    list_filter = ["portal_account"]
+    list_select_related = ["role", "portal_account"]

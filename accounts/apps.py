@@ -6,9 +6,10 @@ def _restore_counter_triggers(using, **kwargs):
     from django.db import connections
 
     from accounts import user_crm_accounts
-    from accounts.models.user_count import USER_COUNTER
+    from accounts.models.user_count import ROLE_COUNTER, USER_COUNTER
 
-    USER_COUNTER.restore_sqlite_triggers(connections[using])
+    for counter in (USER_COUNTER, ROLE_COUNTER):
+        counter.restore_sqlite_triggers(connections[using])
     user_crm_accounts.restore_sqlite_triggers(connections[using])
 
 

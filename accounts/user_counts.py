@@ -1,4 +1,4 @@
-"""Reading the per-account user counters (accounts.models.UserCount) and checking them.
+"""Reading the per-account user counters (accounts.models.UserCount, RoleCount) and checking them.
 
 Everything that needs how many users an account has (tab counts, seat use, license checks)
 reads them here: a few rows per account, whatever the account's size. The database keeps them
@@ -7,9 +7,10 @@ reads them here: a few rows per account, whatever the account's size. The databa
 from collections import Counter
 
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import Count, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 
-from accounts.models import PortalAccount, User, UserCount, UserKind
+from accounts.models import PortalAccount, RoleCount, User, UserCount, UserKind
 from accounts.models.user import SEAT_STATES
 from helpers import counter_drift
 
@@ -57,4 +58,24 @@ def recount(account, fix=False):
         )
         return counter_drift.drifts(
             UserCount, {"portal_account": locked}, ("user_type", "state"), "users", counted, fix
+        )
+
+
+def role_users():
+    """How many users have each role (RoleCount), as an annotation of a Role queryset."""
+    kept = RoleCount.objects.filter(role=OuterRef("pk")).values("users")[:1]
+    return Coalesce(Subquery(kept), 0)
+
+
+def recount_roles(account, fix=False):
+    """The same check for the users per role (RoleCount)."""
+    with transaction.atomic():
+        counted = (
+            User.objects.filter(portal_account=account, role__isnull=False)
+            .values("role_id")
+            .annotate(n=Count("pk"))
+            .order_by()
+        )
+        return counter_drift.drifts(
+            RoleCount, {"portal_account": account}, ("role_id",), "users", counted, fix
         )

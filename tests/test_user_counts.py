@@ -189,3 +189,39 @@ def test_triggers_a_sqlite_table_rebuild_dropped_come_back_after_migrate(account
     PortalUserFactory(portal_account=account)
     assert kept(account) == {(UserType.PARTNER, UserState.ENABLED): 1}
     assert ContactCount.objects.get(portal_account=account, deleted=False).contacts == 1
+
+
+def test_users_per_role_follow_role_changes_and_the_roles_pages_show_them(
+    admin_client, account, partner_role, technician, capsys
+):
+    from django.urls import reverse
+
+    from accounts.models import Role, RoleCount
+
+    manager = Role.objects.create(
+        portal_account=account, name="Partner Manager", user_type=UserType.PARTNER
+    )
+    users = [PortalUserFactory(portal_account=account, role=partner_role) for _ in range(3)]
+    PortalUserFactory(portal_account=account, role=partner_role, state=UserState.DISABLED)
+
+    def per_role():
+        rows = RoleCount.objects.filter(portal_account=account, users__gt=0)
+        return {row.role.name: row.users for row in rows}
+
+    assert per_role() == {partner_role.name: 4}
+    lifecycle.change_role(users[0], manager, by=technician)
+    User.objects.filter(pk=users[1].pk).update(role=manager)  # one statement, many rows
+    lifecycle.delete(users[2], by=technician)
+    assert per_role() == {partner_role.name: 1, "Partner Manager": 2}
+
+    page = admin_client.get(reverse("roles", args=[account.slug])).content.decode()
+    assert '<td class="num">2</td>' in page
+    edit = admin_client.get(reverse("role-edit", args=[account.slug, manager.pk]))
+    assert "2 users have this role" in edit.content.decode()
+
+    RoleCount.objects.filter(role=manager).update(users=7)
+    with pytest.raises(CommandError, match="1 counter"):
+        call_command("recount", "--account", account.slug)
+    assert f"users per role role_id={manager.pk}: 7 kept, 2 counted" in capsys.readouterr().out
+    call_command("recount", "--fix")
+    assert per_role() == {partner_role.name: 1, "Partner Manager": 2}

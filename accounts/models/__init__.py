@@ -5,7 +5,7 @@ from accounts.models.portal_account import CONTACT_USER_TYPES, PortalAccount, Ro
 from accounts.models.signed_in_session import SignedInSession
 from accounts.models.tokens import LoginToken, TokenPurpose
 from accounts.models.user import User, UserKind, UserState
-from accounts.models.user_count import UserCount
+from accounts.models.user_count import RoleCount, UserCount
 
 __all__ = [
     "AccessPolicy",
@@ -16,6 +16,7 @@ __all__ = [
     "OutboxEmail",
     "PortalAccount",
     "Role",
+    "RoleCount",
     "SignedInSession",
     "TokenPurpose",
     "User",

@@ -3,7 +3,6 @@ every console person sees for an account in their scope."""
 
 from django.conf import settings
 from django.contrib import messages
-from django.db.models import Count
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
@@ -16,6 +15,7 @@ from accounts.forms.portal_accounts import (
 )
 from accounts.models import UserType
 from accounts.permissions import console_view, is_mssp_admin, mssp_admin_view, mssp_view
+from accounts.user_counts import role_users
 from accounts.views import audit as audit_views
 from contacts.orphans import orphaned_users
 from helpers.client_ip import client_ip
@@ -145,9 +145,7 @@ def account_settings(request, slug):
 
 
 def _roles_page(request, account, form, status=200):
-    roles = (
-        scoping.roles(request.user, account).annotate(user_count=Count("users")).order_by("name")
-    )
+    roles = scoping.roles(request.user, account).annotate(user_count=role_users()).order_by("name")
     return render(
         request,
         "accounts/roles.html",
@@ -196,7 +194,9 @@ def role_edit(request, slug, role_id):
                 changes.append(f"now a {saved.get_user_type_display()} role")
             messages.success(request, f"Role {role.name} {' and '.join(changes)}.")
             return redirect("roles", slug=account.slug)
-    users = scoping.portal_users(request.user, account)
+    user_count = (
+        scoping.roles(request.user, account).filter(pk=role.pk).values_list(role_users(), flat=True)
+    )
     return render(
         request,
         "accounts/role_edit.html",
@@ -204,7 +204,7 @@ def role_edit(request, slug, role_id):
             "account": account,
             "section": "roles",
             "role": role,
-            "user_count": users.filter(role=role).count(),
+            "user_count": user_count.get(),
             "form": form,
         },
         status=400 if form.errors else 200,

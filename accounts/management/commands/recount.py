@@ -6,6 +6,7 @@ from contacts import contact_counts
 
 COUNTERS = {
     "users": user_counts.recount,
+    "users per role": user_counts.recount_roles,
     "contacts": contact_counts.recount,
     "contacts per CRM account": contact_counts.recount_crm_accounts,
     "users per CRM account (their copies)": user_crm_accounts.recount,
