@@ -15,6 +15,7 @@ from django.core import mail
 from django.db import connection, transaction
 from django.db.utils import OperationalError
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -324,3 +325,23 @@ def test_a_bulk_action_takes_exactly_its_documented_limit(admin_client, account,
     assert too_many.status_code == 400
     assert "1,001 users selected: a bulk action takes at most 1,000." in too_many.content.decode()
     assert not User.objects.filter(portal_account=account, state=UserState.DISABLED).exists()
+
+
+def test_all_matching_past_the_limit_is_counted_only_up_to_it(
+    admin_client, account, employee_role, settings
+):
+    settings.BULK_ACTION_MAX_USERS = 3
+    User.objects.bulk_create(
+        PortalUserFactory.build_batch(
+            5, portal_account=account, role=employee_role, user_type=UserType.EMPLOYEE
+        )
+    )
+    bulk_url = reverse("users-bulk", args=[account.slug])
+    with CaptureQueriesContext(connection) as queries:
+        too_many = admin_client.post(bulk_url, {"action": "disable", "all_matching": "1"})
+    assert too_many.status_code == 400
+    assert "More than 3 users selected: a bulk action takes at most 3." in (
+        too_many.content.decode()
+    )
+    counting = [q["sql"] for q in queries.captured_queries if "COUNT(" in q["sql"].upper()]
+    assert counting and all("LIMIT 4" in sql for sql in counting)

@@ -154,8 +154,13 @@ def bulk_action(request, slug):
     limit = settings.BULK_ACTION_MAX_USERS
     ids = request.POST.getlist("ids")
     all_matching = bool(request.POST.get("all_matching"))
-    # Too many ids are refused as they are, without a query over them.
-    count = len(ids) if len(ids) > limit and not all_matching else selected.count()
+    # Too many ids are refused as they are, without a query over them; "all matching" (maybe
+    # every enabled user of a million) is counted only up to one past the limit.
+    count = (
+        len(ids)
+        if len(ids) > limit and not all_matching
+        else selected.order_by()[: limit + 1].count()
+    )
     context = {
         "account": account,
         "section": "users",
@@ -172,7 +177,8 @@ def bulk_action(request, slug):
         return _confirm(request, context, status=400)
     if count > limit:
         context["error"] = (
-            f"{count:,} users selected: a bulk action takes at most {limit:,}. "
+            f"{'More than ' + format(limit, ',') if all_matching else format(count, ',')} users "
+            f"selected: a bulk action takes at most {limit:,}. "
             "Narrow the search, or run it in several goes."
         )
         return _confirm(request, context, status=400)
