@@ -344,4 +344,5 @@ def test_all_matching_past_the_limit_is_counted_only_up_to_it(
         too_many.content.decode()
     )
     counting = [q["sql"] for q in queries.captured_queries if "COUNT(" in q["sql"].upper()]
-    assert counting and all("LIMIT 4" in sql for sql in counting)
+    assert counting
+    assert all("LIMIT 4" in sql for sql in counting)
