@@ -183,24 +183,23 @@ def _drop_unsendable(rows):
 
 def _send(rows, minted, *, yield_to_urgent):
     sent = []
-    checked = time.monotonic()
     # Raw COMMITs only where no transaction of the caller's is open (a worker's task is not in
     # one; a test is).
     fast = connection.vendor == "postgresql" and not connection.in_atomic_block
     marks = _PostgresMarks() if fast else _Marks()
     # The batch's emails from a rendering per account and kind; as bytes for an SMTP session.
     composer = Composer()
-    as_bytes = mail_session.takes_bytes()
     try:
+        if mail_session.takes_bytes():
+            _Stream(rows, minted, marks, composer, sent, yield_to_urgent).run()
+            return
+        checked = time.monotonic()
         for index, row in enumerate(rows):
             try:
-                if _send_one(row, minted.get(row.pk), marks, composer, as_bytes):
+                if _send_one(row, minted.get(row.pk), marks, composer):
                     sent.append(row)
             except Exception as error:
-                failed = _record_failure(row.pk, error)
-                # As if the send's transaction had minted it: no live token for an email that
-                # did not leave.
-                LoginToken.objects.filter(outbox_email_id=row.pk, used_at__isnull=True).delete()
+                failed = _fail(row, error, marks)
                 if _the_mail_server_failed(error):
                     log.warning("The mail server failed: the rest of the batch waits as well")
                     _hand_back(rows[index + 1 :], failed.next_attempt_at)
@@ -215,33 +214,151 @@ def _send(rows, minted, *, yield_to_urgent):
         _count("sent", sent)
 
 
-def _send_one(row, minted, marks, composer, as_bytes):
-    if not as_bytes:
-        return _send_email(row, composer.email(row, minted), marks)
-    sender, recipients, data, subject = composer.mime(row, minted)
-    # The mark goes to the database while the mail server reads the envelope (MAIL, RCPT,
-    # DATA); the message itself leaves only once the row is found pending, and locked.
-    marks.send(row, subject)
-    try:
-        mail_session.start_message(sender, recipients, len(data))
-    except Exception:
-        if marks.marked():
-            marks.undo()
-            raise
-        marks.keep()
-        return False  # not this worker's row (and the session is closed)
-    if not marks.marked():
-        # Cancelled since the claim (or sent by a worker whose claim this one outlived).
-        mail_session.abandon_message()
-        marks.keep()
-        return False
-    try:
-        mail_session.finish_message(data)
-    except Exception:
-        marks.undo()
-        raise
-    marks.keep()
-    return True
+def _fail(row, error, marks):
+    """Keep the error on the row; returns the row as failed."""
+    # A mark kept and not yet committed (the error is the next row's own) commits first: the
+    # failure has a transaction of the ORM's.
+    marks.settle()
+    failed = _record_failure(row.pk, error)
+    # As if the send's transaction had minted it: no live token for an email that did not
+    # leave.
+    LoginToken.objects.filter(outbox_email_id=row.pk, used_at__isnull=True).delete()
+    return failed
+
+
+# What became of the waiting message and the envelope offered to go with it (_Stream._finish).
+_WITH_ENVELOPE, _ALONE, _FAILED, _SERVER_FAILED = "with envelope", "alone", "failed", "down"
+
+
+class _Stream:
+    """The batch over an SMTP session, one round trip to the mail server a message where it
+    pipelines (RFC 2920 lets a message's content and end lead a group): a message goes in one
+    write with the next message's envelope (MAIL, RCPT, DATA), and the worker writes the
+    message after next (mail.composer) while the server reads them. Per message:
+
+    1. the waiting message (the server answered its DATA with 354; its row's mark was found
+       pending and is held) goes, with the next message's envelope;
+    2. the message after next is written while the server reads;
+    3. the server's 250 for the waiting message: its mark is kept (the COMMIT goes with the
+       next row's mark);
+    4. the next row's mark goes to the database while the replies to its envelope are read,
+       and is answered (with that COMMIT) before its message leaves. Found pending, the row's
+       message is the waiting one; not (cancelled since the claim, or sent by a worker whose
+       claim this one outlived), the session is dropped before its content, so the server
+       discards it, and the next message opens a new session.
+
+    A message leaves only once the previous one's mark has committed: the message in doubt is
+    still at most one. Without PIPELINING, for a session's first message and after a failure,
+    an envelope goes alone and its replies are waited for, as smtplib's sendmail does."""
+
+    def __init__(self, rows, minted, marks, composer, sent, yield_to_urgent):
+        self.rows, self.minted, self.marks = rows, minted, marks
+        self.composer, self.sent, self.yield_to_urgent = composer, sent, yield_to_urgent
+        self.ahead = {}  # index -> (sender, recipients, data, subject), or its error
+        self.waiting = None  # (row, data)
+
+    def run(self):
+        rows = self.rows
+        checked = time.monotonic()
+        index = 0
+        while index < len(rows):
+            if self.yield_to_urgent and time.monotonic() - checked > URGENT_CHECK_SECONDS:
+                if due(URGENT).exists():
+                    if self._finish(index) != _SERVER_FAILED:
+                        _hand_back(rows[index:], timezone.now())
+                    return
+                checked = time.monotonic()
+            row = rows[index]
+            written = self._written(index)
+            envelope_went = False
+            if self.waiting is not None:
+                outcome = self._finish(index, None if isinstance(written, Exception) else written)
+                if outcome == _SERVER_FAILED:
+                    return  # the rest of the batch handed back
+                if outcome == _FAILED:
+                    # The envelope, if it went, was dropped with the session: this row again.
+                    self.ahead[index] = written
+                    continue
+                envelope_went = outcome == _WITH_ENVELOPE
+            try:
+                if isinstance(written, Exception):
+                    raise written
+                self._start(index, row, written, envelope_went)
+            except Exception as error:
+                failed = _fail(row, error, self.marks)
+                if _the_mail_server_failed(error):
+                    log.warning("The mail server failed: the rest of the batch waits as well")
+                    _hand_back(rows[index + 1 :], failed.next_attempt_at)
+                    return
+            index += 1
+        self._finish(index)
+
+    def _written(self, index):
+        if index in self.ahead:
+            return self.ahead.pop(index)
+        row = self.rows[index]
+        try:
+            return self.composer.mime(row, self.minted.get(row.pk))
+        except Exception as error:
+            return error  # the row's failure, once its turn comes
+
+    def _write_ahead(self, index):
+        if index + 1 < len(self.rows) and index + 1 not in self.ahead:
+            self.ahead[index + 1] = self._written(index + 1)
+
+    def _start(self, index, row, written, envelope_went):
+        """The row's mark, and its envelope's replies (the envelope itself first, where it did
+        not go with the waiting message): the row's message waits, or the row is left."""
+        sender, recipients, data, subject = written
+        marks = self.marks
+        marks.send(row, subject)
+        try:
+            if envelope_went:
+                mail_session.envelope_reply()
+            else:
+                mail_session.start_message(sender, recipients, len(data))
+                self._write_ahead(index)
+        except Exception:
+            if marks.marked():
+                marks.undo()
+                raise
+            marks.keep()
+            return  # not this worker's row (and the session is closed)
+        if not marks.marked():
+            mail_session.abandon_message()
+            marks.keep()
+            return
+        self.waiting = (row, data)
+
+    def _finish(self, index, written=None):
+        """Send the waiting message, with the envelope of `written` (the row at `index`) where
+        the server pipelines. On a failure of the mail server, the rows from `index` on are
+        handed back."""
+        if self.waiting is None:
+            return _ALONE
+        row, data = self.waiting
+        self.waiting = None
+        envelope = None if written is None else (written[0], written[1], len(written[2]))
+        try:
+            went = mail_session.send_message(data, then=envelope)
+            if went:
+                self._write_ahead(index)
+            mail_session.message_reply()
+        except Exception as error:
+            self.marks.undo()
+            failed = _fail(row, error, self.marks)
+            if _the_mail_server_failed(error):
+                log.warning("The mail server failed: the rest of the batch waits as well")
+                _hand_back(self.rows[index:], failed.next_attempt_at)
+                return _SERVER_FAILED
+            return _FAILED
+        self.marks.keep()
+        self.sent.append(row)
+        return _WITH_ENVELOPE if went else _ALONE
+
+
+def _send_one(row, minted, marks, composer):
+    return _send_email(row, composer.email(row, minted), marks)
 
 
 def _send_email(row, message, marks):
@@ -285,6 +402,9 @@ class _Marks:
     def undo(self):
         error = RuntimeError("not sent")
         self.block.__exit__(RuntimeError, error, None)
+
+    def settle(self):
+        pass
 
     def close(self):
         pass
@@ -342,6 +462,12 @@ class _PostgresMarks(_Marks):
 
     def undo(self):
         self.cursor.execute("ROLLBACK")
+
+    def settle(self):
+        """Commit a kept mark now (before a transaction of the ORM's)."""
+        if self.kept:
+            self.cursor.execute("COMMIT")
+            self.kept = False
 
     def close(self):
         if connection.connection.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
