@@ -29,6 +29,7 @@ A failure is kept on its row (the retry backoff, as for one email at a time); a 
 mail server rather than of the message hands the rest of the batch back, due with the failed
 row's retry."""
 
+import contextlib
 import logging
 import select
 import smtplib
@@ -186,11 +187,12 @@ def _send(rows, minted, *, yield_to_urgent):
     # Raw COMMITs only where no transaction of the caller's is open (a worker's task is not in
     # one; a test is).
     fast = connection.vendor == "postgresql" and not connection.in_atomic_block
+    as_bytes = mail_session.takes_bytes()
     marks = _PostgresMarks() if fast else _Marks()
     # The batch's emails from a rendering per account and kind; as bytes for an SMTP session.
     composer = Composer()
     try:
-        if mail_session.takes_bytes():
+        if as_bytes:
             _Stream(rows, minted, marks, composer, sent, yield_to_urgent).run()
             return
         checked = time.monotonic()
@@ -263,8 +265,10 @@ class _Stream:
         index = 0
         while index < len(rows):
             if self.yield_to_urgent and time.monotonic() - checked > URGENT_CHECK_SECONDS:
+                self.marks.settle()
                 if due(URGENT).exists():
                     if self._finish(index) != _SERVER_FAILED:
+                        self.marks.settle()
                         _hand_back(rows[index:], timezone.now())
                     return
                 checked = time.monotonic()
@@ -304,6 +308,7 @@ class _Stream:
 
     def _write_ahead(self, index):
         if index + 1 < len(self.rows) and index + 1 not in self.ahead:
+            self.marks.free()
             self.ahead[index + 1] = self._written(index + 1)
 
     def _start(self, index, row, written, envelope_went):
@@ -311,7 +316,7 @@ class _Stream:
         not go with the waiting message): the row's message waits, or the row is left."""
         sender, recipients, data, subject = written
         marks = self.marks
-        marks.send(row, subject)
+        mark = marks.send(row, subject)
         try:
             if envelope_went:
                 mail_session.envelope_reply()
@@ -319,16 +324,16 @@ class _Stream:
                 mail_session.start_message(sender, recipients, len(data))
                 self._write_ahead(index)
         except Exception:
-            if marks.marked():
-                marks.undo()
+            if marks.marked(mark):
+                marks.undo(mark)
                 raise
-            marks.keep()
+            marks.keep(mark)
             return  # not this worker's row (and the session is closed)
-        if not marks.marked():
+        if not marks.marked(mark):
             mail_session.abandon_message()
-            marks.keep()
+            marks.keep(mark)
             return
-        self.waiting = (row, data)
+        self.waiting = (row, data, mark)
 
     def _finish(self, index, written=None):
         """Send the waiting message, with the envelope of `written` (the row at `index`) where
@@ -336,7 +341,7 @@ class _Stream:
         handed back."""
         if self.waiting is None:
             return _ALONE
-        row, data = self.waiting
+        row, data, mark = self.waiting
         self.waiting = None
         envelope = None if written is None else (written[0], written[1], len(written[2]))
         try:
@@ -345,14 +350,14 @@ class _Stream:
                 self._write_ahead(index)
             mail_session.message_reply()
         except Exception as error:
-            self.marks.undo()
+            self.marks.undo(mark)
             failed = _fail(row, error, self.marks)
             if _the_mail_server_failed(error):
                 log.warning("The mail server failed: the rest of the batch waits as well")
                 _hand_back(self.rows[index:], failed.next_attempt_at)
                 return _SERVER_FAILED
             return _FAILED
-        self.marks.keep()
+        self.marks.keep(mark)
         self.sent.append(row)
         return _WITH_ENVELOPE if went else _ALONE
 
@@ -380,7 +385,7 @@ class _Marks:
     """A row's mark as sent: its own transaction, begun before the message goes to the mail
     server (the UPDATE locks the row and finds it still pending) and committed after. `send`
     starts it, `marked` says whether the row was found pending (then `keep` commits it, `undo`
-    rolls it back)."""
+    rolls it back). One mark at a time: the other methods take the one `send` returned."""
 
     def send(self, row, subject):
         self.block = transaction.atomic()
@@ -392,16 +397,20 @@ class _Marks:
             last_error="",
             subject=subject,
         )
+        return self
 
-    def marked(self):
+    def marked(self, mark=None):
         return self.found
 
-    def keep(self):
+    def keep(self, mark=None):
         self.block.__exit__(None, None, None)
 
-    def undo(self):
+    def undo(self, mark=None):
         error = RuntimeError("not sent")
         self.block.__exit__(RuntimeError, error, None)
+
+    def free(self):
+        pass
 
     def settle(self):
         pass
@@ -426,22 +435,69 @@ class _PostgresMarks(_Marks):
 
     def __init__(self):
         connection.ensure_connection()
-        # Client-side binding: several statements with parameters go as one simple query.
-        self.cursor = psycopg.ClientCursor(connection.connection)
-        self.pgconn = connection.connection.pgconn
-        self.encoding = connection.connection.info.encoding
-        self.poll = select.poll()
-        self.poll.register(self.pgconn.socket, select.POLLIN)
+        self.link = _Link(connection.connection)
         self.kept = False
 
     def send(self, row, subject):
         query = ("COMMIT; " if self.kept else "") + self.MARK
         self.kept = False
-        sql = self.cursor.mogrify(query, [timezone.now(), subject, row.pk])
-        # Sent without waiting for the answer (psycopg's cursors wait): `marked` reads it.
-        self.pgconn.send_query(sql.encode(self.encoding))
+        self.link.send(self.link.cursor.mogrify(query, [timezone.now(), subject, row.pk]))
+        return self.link
 
-    def marked(self):
+    def marked(self, mark=None):
+        return int(self.link.results()[-1].command_tuples or 0)
+
+    def keep(self, mark=None):
+        self.kept = True
+
+    def undo(self, mark=None):
+        self.link.drain()
+        self.link.cursor.execute("ROLLBACK")
+
+    def free(self):
+        """The answer on its way read (kept for `marked`): the worker's connection is free
+        for the ORM (the composer may read the database)."""
+        self.link.drain()
+
+    def settle(self):
+        """The same, and a kept mark committed now (before a transaction of the ORM's)."""
+        self.link.drain()
+        if self.kept:
+            self.link.cursor.execute("COMMIT")
+            self.kept = False
+
+    def close(self):
+        with contextlib.suppress(psycopg.Error):
+            self.link.drain()
+        if connection.connection.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            self.link.cursor.execute("COMMIT" if self.kept else "ROLLBACK")
+        self.kept = False
+        self.link.cursor.close()
+
+
+class _Link:
+    """A connection of the marks: a query sent without waiting, its answer read later."""
+
+    def __init__(self, pg):
+        self.connection = pg
+        self.cursor = psycopg.ClientCursor(pg)
+        self.pgconn = pg.pgconn
+        self.encoding = pg.info.encoding
+        self.poll = select.poll()
+        self.poll.register(self.pgconn.socket, select.POLLIN)
+        self.busy = False
+        self.answer = None
+
+    def send(self, sql):
+        self.answer = None
+        self.pgconn.send_query(sql.encode(self.encoding) if isinstance(sql, str) else sql)
+        self.busy = True
+
+    def results(self):
+        """The answer to the last query sent (read once, then kept)."""
+        if not self.busy:
+            return self.answer
+        self.busy = False
         results = []
         while True:
             while self.pgconn.is_busy():
@@ -455,25 +511,12 @@ class _PostgresMarks(_Marks):
             if result.status == psycopg.pq.ExecStatus.FATAL_ERROR:
                 self.cursor.execute("ROLLBACK")
                 raise psycopg.errors.error_from_result(result, encoding=self.encoding)
-        return int(results[-1].command_tuples or 0)
+        self.answer = results
+        return results
 
-    def keep(self):
-        self.kept = True
-
-    def undo(self):
-        self.cursor.execute("ROLLBACK")
-
-    def settle(self):
-        """Commit a kept mark now (before a transaction of the ORM's)."""
-        if self.kept:
-            self.cursor.execute("COMMIT")
-            self.kept = False
-
-    def close(self):
-        if connection.connection.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-            self.cursor.execute("COMMIT" if self.kept else "ROLLBACK")
-        self.kept = False
-        self.cursor.close()
+    def drain(self):
+        if self.busy:
+            self.results()
 
 
 def _the_mail_server_failed(error):

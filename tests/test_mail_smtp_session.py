@@ -5,13 +5,15 @@ envelope went, a refused recipient."""
 import email
 import email.policy
 
+import psycopg
 import pytest
 from aiosmtpd.controller import Controller
 from django.core import mail
+from django.db import connection
 
 from accounts import tokens
 from accounts.models import EmailKind, OutboxEmail, TokenPurpose
-from mail import batches, delivery, outbox
+from mail import batches, delivery, outbox, tasks
 from mail.models import CustomEmail
 from tests.factories import PortalUserFactory
 from tests.test_outbox_worker import free_port
@@ -136,3 +138,39 @@ def test_a_refused_recipient_bounces_and_the_batch_goes_on(sink, account):
     assert row.last_error.startswith("SMTPRecipientsRefused")
     refused.user.refresh_from_db()
     assert refused.user.email_undeliverable
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_raw_marks_of_a_worker_over_postgres(sink, account, monkeypatch):
+    # No transaction of the caller's: the marks are raw COMMITs, as in a worker's task.
+    # Committed, the rows would wake an eager task that sends them at once.
+    monkeypatch.setattr(tasks, "wake", lambda lane, at=None: True)
+    first = _links(account, 3)
+    refused = outbox.queue_email(
+        PortalUserFactory(portal_account=account, email=REFUSED), EmailKind.LOGIN_LINK
+    )
+    last = _links(account, 3)
+    cancelled = last[1]
+    send_mark = batches._PostgresMarks.send
+
+    def cancelled_just_before(marks, row, subject):
+        if row.pk == cancelled.pk:
+            # Another transaction's, in effect: nothing of the worker's is left open.
+            marks.settle()
+            outbox.cancel_pending(cancelled.user, reason="Disabled.")
+        return send_mark(marks, row, subject)
+
+    monkeypatch.setattr(batches._PostgresMarks, "send", cancelled_just_before)
+
+    assert batches.send_batch("urgent", pace=False) == 7
+
+    expected = [row.to_email for row in first] + [last[0].to_email, last[2].to_email]
+    assert [to for to, _ in sink.messages] == expected
+    statuses = dict(OutboxEmail.objects.values_list("pk", "status"))
+    assert statuses.pop(refused.pk) == "failed"
+    assert statuses.pop(cancelled.pk) == "cancelled"
+    assert set(statuses.values()) == {"sent"}
+    assert set(OutboxEmail.objects.filter(status="sent").values_list("attempts", flat=True)) == {1}
+    # Every mark answered and committed: the worker's connection is free for its next task.
+    assert connection.connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
