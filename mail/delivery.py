@@ -276,10 +276,21 @@ def _envelope(smtp, sender, recipients, size):
 
 def _envelope_commands(smtp, sender, recipients, size):
     options = f" size={size}" if smtp.has_extn("size") else ""
-    commands = [f"mail FROM:{smtplib.quoteaddr(sender)}{options}"]
-    commands += [f"rcpt TO:{smtplib.quoteaddr(recipient)}" for recipient in recipients]
+    commands = [f"mail FROM:{_quoted(sender)}{options}"]
+    commands += [f"rcpt TO:{_quoted(recipient)}" for recipient in recipients]
     commands.append("data")
     return commands
+
+
+# A plain address, as smtplib.quoteaddr gives it back between <> (its parsing cost the batch
+# sender more than the rest of the envelope).
+_PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+")
+
+
+def _quoted(address):
+    if _PLAIN_ADDRESS.fullmatch(address):
+        return f"<{address}>"
+    return smtplib.quoteaddr(address)
 
 
 def _command_bytes(commands):
