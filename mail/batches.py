@@ -13,10 +13,12 @@ same link). It commits before anything is sent.
 Send. Each message then has a transaction of its own: the row is marked sent (which locks it,
 and finds it still pending: cancelled since the claim, it is skipped), the mail server takes the
 message, and the mark commits. Never twice by two workers: the second one's mark waits for the
-lock and then finds the row sent. A worker killed mid-batch leaves the rows sent before it
-marked, the rows after it untouched and claimed until the claim runs out, and at most the
-message in flight in doubt, on the side of a second copy: the mail server may have taken it
-before the mark committed, and it is sent again (the same email: the same link, the same
+lock and then finds the row sent. Where the mail server pipelines, a message goes in one write
+with the next message's envelope, one round trip a message (_Stream); a message still leaves
+only once the previous row's mark has committed. A worker killed mid-batch leaves the rows sent
+before it marked, the rows after it untouched and claimed until the claim runs out, and at most
+the message in flight in doubt, on the side of a second copy: the mail server may have taken
+it before the mark committed, and it is sent again (the same email: the same link, the same
 Message-ID). The marks commit without waiting for the disk (synchronous_commit off on
 PostgreSQL): a worker's death loses none of them; a crash of the database server itself may
 lose the last fraction of a second of them, and those emails go out a second time.
