@@ -4,12 +4,14 @@ envelope went, a refused recipient."""
 
 import email
 import email.policy
+import smtplib
 
 import psycopg
 import pytest
 from aiosmtpd.controller import Controller
 from django.core import mail
 from django.db import connection
+from django.utils import timezone
 
 from accounts import tokens
 from accounts.models import EmailKind, OutboxEmail, TokenPurpose
@@ -174,3 +176,65 @@ def test_the_raw_marks_of_a_worker_over_postgres(sink, account, monkeypatch):
     assert set(OutboxEmail.objects.filter(status="sent").values_list("attempts", flat=True)) == {1}
     # Every mark answered and committed: the worker's connection is free for its next task.
     assert connection.connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+
+
+def test_a_mail_server_lost_mid_stream_keeps_the_error_and_hands_the_rest_back(
+    sink, account, monkeypatch
+):
+    rows = _links(account, 5)
+    reply = delivery.MailSession.message_reply
+    replies = []
+
+    def lost_at_the_third(session):
+        replies.append(1)
+        if len(replies) == 3:
+            session.close()
+            raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
+        return reply(session)
+
+    monkeypatch.setattr(delivery.MailSession, "message_reply", lost_at_the_third)
+    batches.send_batch("urgent", pace=False)
+
+    assert [to for to, _ in sink.messages] == [row.to_email for row in rows[:3]]
+    sent, failed, rest = rows[:2], rows[2], rows[3:]
+    assert set(
+        OutboxEmail.objects.filter(pk__in=[r.pk for r in sent]).values_list("status", flat=True)
+    ) == {"sent"}
+    failed = OutboxEmail.objects.get(pk=failed.pk)
+    # The server may have it (in doubt, on the side of a second copy): pending, its error kept.
+    assert (failed.status, failed.attempts) == ("pending", 1)
+    assert failed.last_error.startswith("SMTPServerDisconnected")
+    # The rest were not tried (the fourth's envelope went with the third and was lost with
+    # the session): no attempt, due with the failed row's retry.
+    rest = [OutboxEmail.objects.get(pk=row.pk) for row in rest]
+    assert [(row.status, row.attempts, row.last_error) for row in rest] == [("pending", 0, "")] * 2
+    assert {row.next_attempt_at for row in rest} == {failed.next_attempt_at}
+
+
+def test_a_bulk_batch_hands_back_its_rest_for_urgent_mail(sink, account, monkeypatch):
+    invitations = [
+        outbox.queue_email(PortalUserFactory(portal_account=account), EmailKind.INVITATION)
+        for _ in range(4)
+    ]
+    monkeypatch.setattr(batches, "URGENT_CHECK_SECONDS", 0)
+    send = delivery.MailSession.send_message
+    codes = []
+
+    def a_code_meanwhile(session, data, then=None):
+        if not codes:
+            codes.append(
+                outbox.queue_email(PortalUserFactory(portal_account=account), EmailKind.LOGIN_CODE)
+            )
+        return send(session, data, then)
+
+    monkeypatch.setattr(delivery.MailSession, "send_message", a_code_meanwhile)
+
+    batches.send_batch("bulk", pace=False)
+
+    # The code appears as the first invitation leaves, with the second's envelope: the second
+    # (its envelope answered, its mark held) still goes; the rest are due again at once,
+    # untried, for the drain to send after the code.
+    assert [to for to, _ in sink.messages] == [row.to_email for row in invitations[:2]]
+    rest = OutboxEmail.objects.filter(pk__in=[row.pk for row in invitations[2:]])
+    assert {(row.status, row.attempts) for row in rest} == {("pending", 0)}
+    assert all(row.next_attempt_at <= timezone.now() for row in rest)
