@@ -324,14 +324,22 @@ class _Stream:
                 mail_session.envelope_reply()
             else:
                 mail_session.start_message(sender, recipients, len(data))
-                self._write_ahead(index)
         except Exception:
             if marks.marked(mark):
                 marks.undo(mark)
                 raise
             marks.keep(mark)
             return  # not this worker's row (and the session is closed)
-        if not marks.marked(mark):
+        try:
+            if not envelope_went:
+                self._write_ahead(index)
+            found = marks.marked(mark)
+        except Exception:
+            # The server waits for a message that will not come now: whatever went next would
+            # be taken as its content.
+            mail_session.abandon_message()
+            raise
+        if not found:
             mail_session.abandon_message()
             marks.keep(mark)
             return
