@@ -13,10 +13,12 @@ same link). It commits before anything is sent.
 Send. Each message then has a transaction of its own: the row is marked sent (which locks it,
 and finds it still pending: cancelled since the claim, it is skipped), the mail server takes the
 message, and the mark commits. Never twice by two workers: the second one's mark waits for the
-lock and then finds the row sent. A worker killed mid-batch leaves the rows sent before it
-marked, the rows after it untouched and claimed until the claim runs out, and at most the
-message in flight in doubt, on the side of a second copy: the mail server may have taken it
-before the mark committed, and it is sent again (the same email: the same link, the same
+lock and then finds the row sent. Where the mail server pipelines, a message goes in one write
+with the next message's envelope, one round trip a message (_Stream); a message still leaves
+only once the previous row's mark has committed. A worker killed mid-batch leaves the rows sent
+before it marked, the rows after it untouched and claimed until the claim runs out, and at most
+the message in flight in doubt, on the side of a second copy: the mail server may have taken
+it before the mark committed, and it is sent again (the same email: the same link, the same
 Message-ID). The marks commit without waiting for the disk (synchronous_commit off on
 PostgreSQL): a worker's death loses none of them; a crash of the database server itself may
 lose the last fraction of a second of them, and those emails go out a second time.
@@ -29,6 +31,7 @@ A failure is kept on its row (the retry backoff, as for one email at a time); a 
 mail server rather than of the message hands the rest of the batch back, due with the failed
 row's retry."""
 
+import contextlib
 import logging
 import select
 import smtplib
@@ -183,24 +186,24 @@ def _drop_unsendable(rows):
 
 def _send(rows, minted, *, yield_to_urgent):
     sent = []
-    checked = time.monotonic()
     # Raw COMMITs only where no transaction of the caller's is open (a worker's task is not in
     # one; a test is).
     fast = connection.vendor == "postgresql" and not connection.in_atomic_block
+    as_bytes = mail_session.takes_bytes()
     marks = _PostgresMarks() if fast else _Marks()
     # The batch's emails from a rendering per account and kind; as bytes for an SMTP session.
     composer = Composer()
-    as_bytes = mail_session.takes_bytes()
     try:
+        if as_bytes:
+            _Stream(rows, minted, marks, composer, sent, yield_to_urgent).run()
+            return
+        checked = time.monotonic()
         for index, row in enumerate(rows):
             try:
-                if _send_one(row, minted.get(row.pk), marks, composer, as_bytes):
+                if _send_one(row, minted.get(row.pk), marks, composer):
                     sent.append(row)
             except Exception as error:
-                failed = _record_failure(row.pk, error)
-                # As if the send's transaction had minted it: no live token for an email that
-                # did not leave.
-                LoginToken.objects.filter(outbox_email_id=row.pk, used_at__isnull=True).delete()
+                failed = _fail(row, error, marks)
                 if _the_mail_server_failed(error):
                     log.warning("The mail server failed: the rest of the batch waits as well")
                     _hand_back(rows[index + 1 :], failed.next_attempt_at)
@@ -215,33 +218,162 @@ def _send(rows, minted, *, yield_to_urgent):
         _count("sent", sent)
 
 
-def _send_one(row, minted, marks, composer, as_bytes):
-    if not as_bytes:
-        return _send_email(row, composer.email(row, minted), marks)
-    sender, recipients, data, subject = composer.mime(row, minted)
-    # The mark goes to the database while the mail server reads the envelope (MAIL, RCPT,
-    # DATA); the message itself leaves only once the row is found pending, and locked.
-    marks.send(row, subject)
-    try:
-        mail_session.start_message(sender, recipients, len(data))
-    except Exception:
-        if marks.marked():
-            marks.undo()
+def _fail(row, error, marks):
+    """Keep the error on the row; returns the row as failed."""
+    # A mark kept and not yet committed (the error is the next row's own) commits first: the
+    # failure has a transaction of the ORM's.
+    marks.settle()
+    failed = _record_failure(row.pk, error)
+    # As if the send's transaction had minted it: no live token for an email that did not
+    # leave.
+    LoginToken.objects.filter(outbox_email_id=row.pk, used_at__isnull=True).delete()
+    return failed
+
+
+# What became of the waiting message and the envelope offered to go with it (_Stream._finish).
+_WITH_ENVELOPE, _ALONE, _FAILED, _SERVER_FAILED = "with envelope", "alone", "failed", "down"
+
+
+class _Stream:
+    """The batch over an SMTP session, one round trip to the mail server a message where it
+    pipelines (RFC 2920 lets a message's content and end lead a group): a message goes in one
+    write with the next message's envelope (MAIL, RCPT, DATA), and the worker writes the
+    message after next (mail.composer) while the server reads them. Per message:
+
+    1. the waiting message (the server answered its DATA with 354; its row's mark was found
+       pending and is held) goes, with the next message's envelope;
+    2. the message after next is written while the server reads;
+    3. the server's 250 for the waiting message: its mark is kept (the COMMIT goes with the
+       next row's mark);
+    4. the next row's mark goes to the database while the replies to its envelope are read,
+       and is answered (with that COMMIT) before its message leaves. Found pending, the row's
+       message is the waiting one; not (cancelled since the claim, or sent by a worker whose
+       claim this one outlived), the session is dropped before its content, so the server
+       discards it, and the next message opens a new session.
+
+    A message leaves only once the previous one's mark has committed: the message in doubt is
+    still at most one. Without PIPELINING, for a session's first message and after a failure,
+    an envelope goes alone and its replies are waited for, as smtplib's sendmail does."""
+
+    def __init__(self, rows, minted, marks, composer, sent, yield_to_urgent):
+        self.rows, self.minted, self.marks = rows, minted, marks
+        self.composer, self.sent, self.yield_to_urgent = composer, sent, yield_to_urgent
+        self.ahead = {}  # index -> (sender, recipients, data, subject), or its error
+        self.waiting = None  # (row, data)
+
+    def run(self):
+        rows = self.rows
+        checked = time.monotonic()
+        index = 0
+        while index < len(rows):
+            if self.yield_to_urgent and time.monotonic() - checked > URGENT_CHECK_SECONDS:
+                self.marks.settle()
+                if due(URGENT).exists():
+                    if self._finish(index) != _SERVER_FAILED:
+                        self.marks.settle()
+                        _hand_back(rows[index:], timezone.now())
+                    return
+                checked = time.monotonic()
+            row = rows[index]
+            written = self._written(index)
+            envelope_went = False
+            if self.waiting is not None:
+                outcome = self._finish(index, None if isinstance(written, Exception) else written)
+                if outcome == _SERVER_FAILED:
+                    return  # the rest of the batch handed back
+                if outcome == _FAILED:
+                    # The envelope, if it went, was dropped with the session: this row again.
+                    self.ahead[index] = written
+                    continue
+                envelope_went = outcome == _WITH_ENVELOPE
+            try:
+                if isinstance(written, Exception):
+                    raise written
+                self._start(index, row, written, envelope_went)
+            except Exception as error:
+                failed = _fail(row, error, self.marks)
+                if _the_mail_server_failed(error):
+                    log.warning("The mail server failed: the rest of the batch waits as well")
+                    _hand_back(rows[index + 1 :], failed.next_attempt_at)
+                    return
+            index += 1
+        self._finish(index)
+
+    def _written(self, index):
+        if index in self.ahead:
+            return self.ahead.pop(index)
+        row = self.rows[index]
+        try:
+            return self.composer.mime(row, self.minted.get(row.pk))
+        except Exception as error:
+            return error  # the row's failure, once its turn comes
+
+    def _write_ahead(self, index):
+        if index + 1 < len(self.rows) and index + 1 not in self.ahead:
+            self.marks.free()
+            self.ahead[index + 1] = self._written(index + 1)
+
+    def _start(self, index, row, written, envelope_went):
+        """The row's mark, and its envelope's replies (the envelope itself first, where it did
+        not go with the waiting message): the row's message waits, or the row is left."""
+        sender, recipients, data, subject = written
+        marks = self.marks
+        mark = marks.send(row, subject)
+        try:
+            if envelope_went:
+                mail_session.envelope_reply()
+            else:
+                mail_session.start_message(sender, recipients, len(data))
+        except Exception:
+            if marks.marked(mark):
+                marks.undo(mark)
+                raise
+            marks.keep(mark)
+            return  # not this worker's row (and the session is closed)
+        try:
+            if not envelope_went:
+                self._write_ahead(index)
+            found = marks.marked(mark)
+        except Exception:
+            # The server waits for a message that will not come now: whatever went next would
+            # be taken as its content.
+            mail_session.abandon_message()
             raise
-        marks.keep()
-        return False  # not this worker's row (and the session is closed)
-    if not marks.marked():
-        # Cancelled since the claim (or sent by a worker whose claim this one outlived).
-        mail_session.abandon_message()
-        marks.keep()
-        return False
-    try:
-        mail_session.finish_message(data)
-    except Exception:
-        marks.undo()
-        raise
-    marks.keep()
-    return True
+        if not found:
+            mail_session.abandon_message()
+            marks.keep(mark)
+            return
+        self.waiting = (row, data, mark)
+
+    def _finish(self, index, written=None):
+        """Send the waiting message, with the envelope of `written` (the row at `index`) where
+        the server pipelines. On a failure of the mail server, the rows from `index` on are
+        handed back."""
+        if self.waiting is None:
+            return _ALONE
+        row, data, mark = self.waiting
+        self.waiting = None
+        envelope = None if written is None else (written[0], written[1], len(written[2]))
+        try:
+            went = mail_session.send_message(data, then=envelope)
+            if went:
+                self._write_ahead(index)
+            mail_session.message_reply()
+        except Exception as error:
+            self.marks.undo(mark)
+            failed = _fail(row, error, self.marks)
+            if _the_mail_server_failed(error):
+                log.warning("The mail server failed: the rest of the batch waits as well")
+                _hand_back(self.rows[index:], failed.next_attempt_at)
+                return _SERVER_FAILED
+            return _FAILED
+        self.marks.keep(mark)
+        self.sent.append(row)
+        return _WITH_ENVELOPE if went else _ALONE
+
+
+def _send_one(row, minted, marks, composer):
+    return _send_email(row, composer.email(row, minted), marks)
 
 
 def _send_email(row, message, marks):
@@ -263,7 +395,7 @@ class _Marks:
     """A row's mark as sent: its own transaction, begun before the message goes to the mail
     server (the UPDATE locks the row and finds it still pending) and committed after. `send`
     starts it, `marked` says whether the row was found pending (then `keep` commits it, `undo`
-    rolls it back)."""
+    rolls it back). One mark at a time: the other methods take the one `send` returned."""
 
     def send(self, row, subject):
         self.block = transaction.atomic()
@@ -275,16 +407,23 @@ class _Marks:
             last_error="",
             subject=subject,
         )
+        return self
 
-    def marked(self):
+    def marked(self, mark=None):
         return self.found
 
-    def keep(self):
+    def keep(self, mark=None):
         self.block.__exit__(None, None, None)
 
-    def undo(self):
+    def undo(self, mark=None):
         error = RuntimeError("not sent")
         self.block.__exit__(RuntimeError, error, None)
+
+    def free(self):
+        pass
+
+    def settle(self):
+        pass
 
     def close(self):
         pass
@@ -306,22 +445,69 @@ class _PostgresMarks(_Marks):
 
     def __init__(self):
         connection.ensure_connection()
-        # Client-side binding: several statements with parameters go as one simple query.
-        self.cursor = psycopg.ClientCursor(connection.connection)
-        self.pgconn = connection.connection.pgconn
-        self.encoding = connection.connection.info.encoding
-        self.poll = select.poll()
-        self.poll.register(self.pgconn.socket, select.POLLIN)
+        self.link = _Link(connection.connection)
         self.kept = False
 
     def send(self, row, subject):
         query = ("COMMIT; " if self.kept else "") + self.MARK
         self.kept = False
-        sql = self.cursor.mogrify(query, [timezone.now(), subject, row.pk])
-        # Sent without waiting for the answer (psycopg's cursors wait): `marked` reads it.
-        self.pgconn.send_query(sql.encode(self.encoding))
+        self.link.send(self.link.cursor.mogrify(query, [timezone.now(), subject, row.pk]))
+        return self.link
 
-    def marked(self):
+    def marked(self, mark=None):
+        return int(self.link.results()[-1].command_tuples or 0)
+
+    def keep(self, mark=None):
+        self.kept = True
+
+    def undo(self, mark=None):
+        self.link.drain()
+        self.link.cursor.execute("ROLLBACK")
+
+    def free(self):
+        """The answer on its way read (kept for `marked`): the worker's connection is free
+        for the ORM (the composer may read the database)."""
+        self.link.drain()
+
+    def settle(self):
+        """The same, and a kept mark committed now (before a transaction of the ORM's)."""
+        self.link.drain()
+        if self.kept:
+            self.link.cursor.execute("COMMIT")
+            self.kept = False
+
+    def close(self):
+        with contextlib.suppress(psycopg.Error):
+            self.link.drain()
+        if connection.connection.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            self.link.cursor.execute("COMMIT" if self.kept else "ROLLBACK")
+        self.kept = False
+        self.link.cursor.close()
+
+
+class _Link:
+    """A connection of the marks: a query sent without waiting, its answer read later."""
+
+    def __init__(self, pg):
+        self.connection = pg
+        self.cursor = psycopg.ClientCursor(pg)
+        self.pgconn = pg.pgconn
+        self.encoding = pg.info.encoding
+        self.poll = select.poll()
+        self.poll.register(self.pgconn.socket, select.POLLIN)
+        self.busy = False
+        self.answer = None
+
+    def send(self, sql):
+        self.answer = None
+        self.pgconn.send_query(sql.encode(self.encoding) if isinstance(sql, str) else sql)
+        self.busy = True
+
+    def results(self):
+        """The answer to the last query sent (read once, then kept)."""
+        if not self.busy:
+            return self.answer
+        self.busy = False
         results = []
         while True:
             while self.pgconn.is_busy():
@@ -335,19 +521,12 @@ class _PostgresMarks(_Marks):
             if result.status == psycopg.pq.ExecStatus.FATAL_ERROR:
                 self.cursor.execute("ROLLBACK")
                 raise psycopg.errors.error_from_result(result, encoding=self.encoding)
-        return int(results[-1].command_tuples or 0)
+        self.answer = results
+        return results
 
-    def keep(self):
-        self.kept = True
-
-    def undo(self):
-        self.cursor.execute("ROLLBACK")
-
-    def close(self):
-        if connection.connection.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-            self.cursor.execute("COMMIT" if self.kept else "ROLLBACK")
-        self.kept = False
-        self.cursor.close()
+    def drain(self):
+        if self.busy:
+            self.results()
 
 
 def _the_mail_server_failed(error):

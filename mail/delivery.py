@@ -132,6 +132,7 @@ class MailSession(threading.local):
         self.config = None
         self.pid = None
         self.opened_at = self.used_at = 0.0
+        self.pending = None
 
     def send(self, message):
         try:
@@ -160,12 +161,49 @@ class MailSession(threading.local):
 
     def finish_message(self, data):
         """The message of start_message, and the server's answer (250: it has it)."""
+        self.send_message(data)
+        self.message_reply()
+
+    def send_message(self, data, then=None):
+        """finish_message's write alone. With `then`, the (sender, recipients, size) of the next
+        message, and a server that pipelines: that message's MAIL, RCPT and DATA go in the same
+        write (RFC 2920 lets a message's content and end lead a group), and the server reads
+        them while the client waits for nothing. Returns whether they went; their replies come
+        after this message's (message_reply), and envelope_reply reads them."""
+        smtp = self.backend.connection
         try:
-            _message(self.backend.connection, data)
+            envelope = None
+            if then is not None and smtp.has_extn("pipelining"):
+                envelope = _envelope_commands(smtp, *then)
+            smtp.send(_message_bytes(data) + (_command_bytes(envelope) if envelope else b""))
+        except Exception:
+            self.close()
+            raise
+        self.pending = (then, envelope)
+        return envelope is not None
+
+    def message_reply(self):
+        """The server's answer to send_message's message (250: it has it). Raises
+        SMTPDataError otherwise, the session closed."""
+        try:
+            _message_reply(self.backend.connection, reset=self.pending[1] is None)
         except Exception:
             self.close()
             raise
         self.used_at = time.monotonic()
+
+    def envelope_reply(self):
+        """The replies to the envelope that went with send_message's message: returns once the
+        server waits for that message (354), or raises as start_message does."""
+        (sender, recipients, _), commands = self.pending
+        self.pending = None
+        smtp = self.backend.connection
+        try:
+            replies = [smtp.getreply() for _ in commands]
+            _check_envelope(smtp, sender, recipients, commands, replies)
+        except Exception:
+            self.close()
+            raise
 
     def abandon_message(self):
         """After start_message, for a message that must not go after all: the connection is
@@ -222,12 +260,9 @@ def _envelope(smtp, sender, recipients, size):
     """smtplib.SMTP.sendmail up to the message: MAIL, RCPT and DATA, in one write when the
     server pipelines (one round trip instead of one per command). The same errors."""
     smtp.ehlo_or_helo_if_needed()
-    options = f" size={size}" if smtp.has_extn("size") else ""
-    commands = [f"mail FROM:{smtplib.quoteaddr(sender)}{options}"]
-    commands += [f"rcpt TO:{smtplib.quoteaddr(recipient)}" for recipient in recipients]
-    commands.append("data")
+    commands = _envelope_commands(smtp, sender, recipients, size)
     if smtp.has_extn("pipelining"):
-        smtp.send("".join(f"{command}\r\n" for command in commands))
+        smtp.send(_command_bytes(commands))
         replies = [smtp.getreply() for _ in commands]
     else:
         replies = []
@@ -236,6 +271,33 @@ def _envelope(smtp, sender, recipients, size):
             replies.append(smtp.getreply())
             if replies[-1][0] not in (250, 251):
                 break  # as sendmail: no RCPT after a refused MAIL, no DATA without recipients
+    _check_envelope(smtp, sender, recipients, commands, replies)
+
+
+def _envelope_commands(smtp, sender, recipients, size):
+    options = f" size={size}" if smtp.has_extn("size") else ""
+    commands = [f"mail FROM:{_quoted(sender)}{options}"]
+    commands += [f"rcpt TO:{_quoted(recipient)}" for recipient in recipients]
+    commands.append("data")
+    return commands
+
+
+# A plain address, as smtplib.quoteaddr gives it back between <> (its parsing cost the batch
+# sender more than the rest of the envelope).
+_PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+")
+
+
+def _quoted(address):
+    if _PLAIN_ADDRESS.fullmatch(address):
+        return f"<{address}>"
+    return smtplib.quoteaddr(address)
+
+
+def _command_bytes(commands):
+    return "".join(f"{command}\r\n" for command in commands).encode("ascii")
+
+
+def _check_envelope(smtp, sender, recipients, commands, replies):
     (code, reply), *rcpt_replies = replies
     refused = {
         recipient: answer
@@ -262,16 +324,21 @@ def _envelope(smtp, sender, recipients, size):
         raise smtplib.SMTPDataError(data_code, data_reply)
 
 
-def _message(smtp, data):
+def _message_bytes(data):
     """smtplib.SMTP.data after its 354: the message (a line that starts with a period gets
-    another), the end, the server's answer."""
+    another) and its end."""
     message = _PERIOD_AT_LINE_START.sub(b"..", data)
     if not message.endswith(b"\r\n"):
         message += b"\r\n"
-    smtp.send(message + b".\r\n")
+    return message + b".\r\n"
+
+
+def _message_reply(smtp, reset=True):
+    """The server's answer to a message (250). `reset`: after a refusal, RSET, as sendmail
+    does (not with the next envelope on its way: the session is dropped instead)."""
     code, reply = smtp.getreply()
     if code != 250:
-        if code == 421:
+        if code == 421 or not reset:
             smtp.close()
         else:
             _reset(smtp)
