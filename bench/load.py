@@ -380,6 +380,27 @@ def table(samples, seconds):
     return "\n".join(lines), groups
 
 
+def per_minute(samples, loads):
+    """Pages per minute of the run beside the machine's load average then: on a shared machine
+    another agent's test run can start in the middle, and the minutes say which times it
+    made."""
+    first = min(moment for moment, *_ in samples)
+    minutes = collections.defaultdict(list)
+    for moment, method, name, ms, _ok in samples:
+        if method == "GET" and not name.startswith("sign-in"):
+            minutes[int((moment - first) // 60)].append(ms)
+    lines = [f"{'pages, minute of the run':<34} {'count':>7} {'p50':>7} {'p95':>7} {'load':>7}"]
+    for minute in sorted(minutes):
+        times = sorted(minutes[minute])
+        then = [a for moment, a in loads if minute <= (moment - first) / 60 < minute + 1]
+        average = f"{sum(then) / len(then):7.2f}" if then else f"{'-':>7}"
+        lines.append(
+            f"{f'{minute}-{minute + 1}':<34} {len(times):>7} {percentile(times, 0.5):>7.0f} "
+            f"{percentile(times, 0.95):>7.0f} {average}"
+        )
+    return "\n".join(lines)
+
+
 def server_times(web_log):
     """Django's own time per view (its request log's duration_ms, JSON lines): the client's
     time less this is the wait for a free gunicorn worker and the network."""
@@ -602,7 +623,7 @@ def run_locust(stack, data_path, samples_path, workdir, on_halfway):
         while locust.poll() is None:
             time.sleep(1)
             if time.monotonic() >= next_sample:
-                loads.append(load())
+                loads.append((time.time(), load()))
                 next_sample += 5
             if not halfway_done and time.monotonic() - started >= ARGS.duration / 2:
                 halfway_done = True
@@ -723,6 +744,8 @@ def main():
     say(text)
     say("(times in ms, at the client: locust shares the machine's cores with the stack)")
     say("")
+    say(per_minute(samples, loads))
+    say("")
     say(server_times(workdir / "log" / "web.log"))
     say("")
     if getattr(stack, "cpu", None) is not None and hasattr(stack.cpu, "per_kind"):
@@ -734,9 +757,10 @@ def main():
     errors = sum(1 for *_, ok in samples if not ok)
     page_p95 = percentile(sorted(ms for ms, _ in groups[PAGES]), 0.95)
     steady_p95 = percentile(sorted(ms for ms, _ in groups[STEADY]), 0.95)
+    averages = [average for _, average in loads]
     say(
-        f"load average during the run: min {min(loads):.2f}, mean "
-        f"{sum(loads) / len(loads):.2f}, max {max(loads):.2f}; after: "
+        f"load average during the run: min {min(averages):.2f}, mean "
+        f"{sum(averages) / len(averages):.2f}, max {max(averages):.2f}; after: "
         f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs)"
     )
     verdicts = [
