@@ -181,14 +181,27 @@ class Listing:
         return ordering
 
     def ordered(self, person, account):
-        """The rows as the page shows them: ordered, with their role, contact, who disabled
-        them, and the state of their last email and invitation."""
+        """The matching users in the list's order, with their role and contact (the export)."""
         return (
             self.matching(person, account)
-            .select_related("role", "contact", "disabled_by")
-            .annotate(
-                last_email_status=Subquery(_last_email.values("status")[:1]),
-                last_email_error=Subquery(_last_email.values("last_error")[:1]),
+            .select_related("role", "contact")
+            .order_by(*self.order_by())
+        )
+
+    def shown(self, person, account):
+        """The rows as the page shows them: ordered, with their role and contact and what the
+        tab's columns say (users.html): who disabled them (Disabled), the state of their last
+        email (Enabled and Unconfirmed) and when their invitation expires (Unconfirmed). Each
+        is a join or a subquery per row, so a tab asks only for its own."""
+        rows = self.ordered(person, account)
+        if self.tab == "disabled":
+            return rows.select_related("disabled_by")
+        rows = rows.annotate(
+            last_email_status=Subquery(_last_email.values("status")[:1]),
+            last_email_error=Subquery(_last_email.values("last_error")[:1]),
+        )
+        if self.tab == "unconfirmed":
+            rows = rows.annotate(
                 invitation_expires_at=Subquery(
                     LoginToken.objects.filter(
                         user=OuterRef("pk"),
@@ -198,10 +211,9 @@ class Listing:
                     )
                     .order_by("-created_at")
                     .values("expires_at")[:1]
-                ),
+                )
             )
-            .order_by(*self.order_by())
-        )
+        return rows
 
     def page(self, person, account, tab_total=None):
         """Page through ids only, then load the 50 rows in full: the joins and subqueries run
@@ -220,7 +232,7 @@ class Listing:
         page = paginator.get_page(self.page_number)
         # The 50 ids as values: left as a subquery, PostgreSQL planned the page's query again
         # around it and joined every user of the tab to it.
-        page.object_list = list(self.ordered(person, account).filter(pk__in=list(page.object_list)))
+        page.object_list = list(self.shown(person, account).filter(pk__in=list(page.object_list)))
         return page
 
 

@@ -23,6 +23,7 @@ import math
 import os
 import random
 import re
+import resource
 import secrets
 import shutil
 import signal
@@ -63,6 +64,8 @@ def parse_args():
         default=os.environ.get("LOAD_REDIS_URL", "redis://127.0.0.1:6379"),
         help="Redis server (LOAD_REDIS_URL); the bench empties its two databases",
     )
+    parser.add_argument("--port", type=int, default=0, help="the stack's port (a free one)")
+    parser.add_argument("--smtp-port", type=int, default=0, help="the sink's port (a free one)")
     parser.add_argument("--broker-db", type=int, default=11, help="Redis db of the broker")
     parser.add_argument("--cache-db", type=int, default=12, help="Redis db of the cache")
     return parser.parse_args()
@@ -166,7 +169,7 @@ class SmtpSink:
     def __init__(self):
         from aiosmtpd.controller import Controller
 
-        self.port = free_port()
+        self.port = ARGS.smtp_port or free_port()
         self.per_recipient = collections.Counter()
         self.per_message_id = collections.Counter()
         self.lock = threading.Lock()
@@ -238,7 +241,7 @@ class Stack:
 
     def __init__(self, workdir, smtp_port, separate_worker):
         self.workdir = workdir
-        self.port = free_port()
+        self.port = ARGS.port or free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.env = stack_environment(self.port, smtp_port, workdir)
         self.separate_worker = separate_worker
@@ -377,6 +380,27 @@ def table(samples, seconds):
     return "\n".join(lines), groups
 
 
+def per_minute(samples, loads):
+    """Pages per minute of the run beside the machine's load average then: on a shared machine
+    another agent's test run can start in the middle, and the minutes say which times it
+    made."""
+    first = min(moment for moment, *_ in samples)
+    minutes = collections.defaultdict(list)
+    for moment, method, name, ms, _ok in samples:
+        if method == "GET" and not name.startswith("sign-in"):
+            minutes[int((moment - first) // 60)].append(ms)
+    lines = [f"{'pages, minute of the run':<34} {'count':>7} {'p50':>7} {'p95':>7} {'load':>7}"]
+    for minute in sorted(minutes):
+        times = sorted(minutes[minute])
+        then = [a for moment, a in loads if minute <= (moment - first) / 60 < minute + 1]
+        average = f"{sum(then) / len(then):7.2f}" if then else f"{'-':>7}"
+        lines.append(
+            f"{f'{minute}-{minute + 1}':<34} {len(times):>7} {percentile(times, 0.5):>7.0f} "
+            f"{percentile(times, 0.95):>7.0f} {average}"
+        )
+    return "\n".join(lines)
+
+
 def server_times(web_log):
     """Django's own time per view (its request log's duration_ms, JSON lines): the client's
     time less this is the wait for a free gunicorn worker and the network."""
@@ -483,6 +507,88 @@ def wait_for_sink(sink, at_least, seconds=60):
 # --- The run -------------------------------------------------------------------------------
 
 
+# --- CPU of the run ---------------------------------------------------------------------
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _kind(cmdline):
+    if "gunicorn" in cmdline:
+        return "web (gunicorn)"
+    if "celery" in cmdline:
+        return "beat" if " beat" in cmdline else "worker (celery)"
+    return "run.py"
+
+
+def tree_cpu(roots):
+    """pid -> (kind, CPU seconds so far) of these processes and all their descendants (the
+    stack: run.py, gunicorn and its workers, the Celery worker and its pool, beat; with
+    --kill-worker the bench's own worker too)."""
+    processes = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile
+        seconds = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        processes[int(entry.name)] = (int(fields[1]), _kind(cmdline), seconds)
+    found, wanted = {}, set(roots)
+    while wanted:
+        found.update({pid: processes[pid][1:] for pid in wanted if pid in processes})
+        wanted = {pid for pid, (ppid, *_) in processes.items() if ppid in wanted} - found.keys()
+    return found
+
+
+def machine_busy_seconds():
+    """CPU seconds the whole machine spent busy (not idle, not waiting on the disk) so far."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / CLOCK_TICKS
+
+
+class RunCpu:
+    """What the run cost in CPU: the stack's processes by kind, locust, and the whole machine
+    (PostgreSQL and whatever else runs on it: other work makes that figure, not the others,
+    move). A process that exited during the run (a recycled gunicorn worker, the killed
+    worker) is left out."""
+
+    def __init__(self, stack):
+        self.stack = stack
+
+    def roots(self):
+        roots = {self.stack.process.pid}
+        if self.stack.worker is not None:
+            roots.add(self.stack.worker.pid)
+        return roots
+
+    def start(self):
+        self.processes = tree_cpu(self.roots())
+        self.children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.machine = machine_busy_seconds()
+
+    def stop(self):
+        per_kind = collections.Counter()
+        for pid, (kind, seconds) in tree_cpu(self.roots()).items():
+            per_kind[kind] += seconds - self.processes.get(pid, (kind, 0))[1]
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        per_kind["locust"] = (
+            children.ru_utime + children.ru_stime - self.children.ru_utime - self.children.ru_stime
+        )
+        per_kind["the whole machine"] = machine_busy_seconds() - self.machine
+        self.per_kind = per_kind
+
+    def lines(self, requests):
+        order = ["web (gunicorn)", "worker (celery)", "beat", "run.py", "locust"]
+        kinds = [kind for kind in order if kind in self.per_kind] + ["the whole machine"]
+        return [
+            f"CPU of the run per request ({requests} requests), ms: "
+            + ", ".join(f"{kind} {self.per_kind[kind] / requests * 1000:.1f}" for kind in kinds),
+            "(the whole machine: the stack, locust, PostgreSQL and anything else running on it)",
+        ]
+
+
 def run_locust(stack, data_path, samples_path, workdir, on_halfway):
     env = {**os.environ, "LOAD_DATA": str(data_path), "LOAD_SAMPLES": str(samples_path)}
     command = [
@@ -507,6 +613,8 @@ def run_locust(stack, data_path, samples_path, workdir, on_halfway):
         "WARNING",
     ]
     loads = []
+    stack.cpu = RunCpu(stack)
+    stack.cpu.start()
     with open(workdir / "locust.log", "ab") as out:
         locust = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=out)
         started = time.monotonic()
@@ -515,11 +623,12 @@ def run_locust(stack, data_path, samples_path, workdir, on_halfway):
         while locust.poll() is None:
             time.sleep(1)
             if time.monotonic() >= next_sample:
-                loads.append(load())
+                loads.append((time.time(), load()))
                 next_sample += 5
             if not halfway_done and time.monotonic() - started >= ARGS.duration / 2:
                 halfway_done = True
                 on_halfway()
+    stack.cpu.stop()
     return locust.returncode, time.monotonic() - started, loads
 
 
@@ -635,16 +744,23 @@ def main():
     say(text)
     say("(times in ms, at the client: locust shares the machine's cores with the stack)")
     say("")
+    say(per_minute(samples, loads))
+    say("")
     say(server_times(workdir / "log" / "web.log"))
     say("")
+    if getattr(stack, "cpu", None) is not None and hasattr(stack.cpu, "per_kind"):
+        for line in stack.cpu.lines(len(samples)):
+            say(line)
+        say("")
     for line in email_lines:
         say(line)
     errors = sum(1 for *_, ok in samples if not ok)
     page_p95 = percentile(sorted(ms for ms, _ in groups[PAGES]), 0.95)
     steady_p95 = percentile(sorted(ms for ms, _ in groups[STEADY]), 0.95)
+    averages = [average for _, average in loads]
     say(
-        f"load average during the run: min {min(loads):.2f}, mean "
-        f"{sum(loads) / len(loads):.2f}, max {max(loads):.2f}; after: "
+        f"load average during the run: min {min(averages):.2f}, mean "
+        f"{sum(averages) / len(averages):.2f}, max {max(averages):.2f}; after: "
         f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs)"
     )
     verdicts = [

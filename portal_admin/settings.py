@@ -114,6 +114,12 @@ if DATABASES["default"]["ENGINE"].endswith("postgresql"):
     # default: for a page's LIMIT 50 they read ahead in every worker (the CRM-account filter
     # read 23,000 users in three processes, 96 ms, where one reads 2,100 in 34), and under load
     # each query would take two more processes from the machine's cores.
+    # Connections kept open between requests (gunicorn's sync workers: one each), checked
+    # before reuse. A new connection per request cost a PostgreSQL backend's start, its
+    # sign-in and a cold catalog cache: about as much database CPU as the page's queries
+    # themselves (bench/console_requests.py). 0 connects per request again.
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=600)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     parallel = env.int("DATABASE_PARALLEL_WORKERS_PER_QUERY", default=0)
     DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
         f"-c jit=off -c max_parallel_workers_per_gather={parallel}"

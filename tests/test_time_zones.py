@@ -2,14 +2,17 @@
 own time zone (a setting per console person, UTC until chosen)."""
 
 import re
+import zoneinfo
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.dateformat import format as date_format
 
 from accounts import audit
 from accounts.models import AuditEvent
-from accounts.templatetags.when import relative
+from accounts.templatetags.when import exact, relative
 from tests.factories import PortalUserFactory
 
 TIME_ZONE = reverse("time-zone")
@@ -26,6 +29,23 @@ def test_relative_words():
     assert relative(now - timedelta(days=3, hours=2), now) == "3\xa0days ago"
     assert relative(now + timedelta(hours=5), now) == "in 5\xa0hours"
     assert relative(now - timedelta(days=45), now) == "Oct 18, 2026"
+
+
+@pytest.mark.parametrize(
+    "zone", ["UTC", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Asia/Kathmandu"]
+)
+def test_exact_and_old_dates_read_as_django_formats_them(zone):
+    """exact and relative's dates are spelled out (date_format was a tenth of the users page):
+    the same words as date_format's, through the clock changes of the year (hours repeated or
+    skipped, where date_format names no zone) and the turn of a year."""
+    moments = [datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=15 * n) for n in range(35040)]
+    moments += [datetime(9, 3, 4, 5, 6, 7, tzinfo=UTC), datetime(2026, 12, 31, 23, 59, tzinfo=UTC)]
+    now = datetime(2099, 1, 1, tzinfo=UTC)  # every moment older than a month: a date
+    with timezone.override(zoneinfo.ZoneInfo(zone)):
+        for moment in moments:
+            local = timezone.localtime(moment)
+            assert exact(moment) == date_format(local, "M j, Y, H:i:s T"), moment
+            assert relative(moment, now) == date_format(local, "M j, Y"), moment
 
 
 def test_a_person_chooses_their_time_zone(technician_client, technician):
