@@ -11,17 +11,17 @@ from accounts import scoping
 NAMES_MATCHED = 100
 
 
-def offered(person, account):
+def _offered(person, account):
     return scoping.crm_accounts(person, account).filter(contacts__gt=0)
 
 
 def names_containing(person, account, text):
     """The names of the account's CRM accounts that contain `text`, in any case."""
-    names = offered(person, account).filter(name__icontains=text).order_by("name")
+    names = _offered(person, account).filter(name__icontains=text).order_by("name")
     return list(names.values_list("name", flat=True)[:NAMES_MATCHED])
 
 
 def suggestions(person, account):
     """Names for the filter's type-ahead (a datalist), the first in alphabetical order. Lazy:
     a list fragment that shows no filter form runs no query."""
-    return offered(person, account).order_by("name").values_list("name", flat=True)[:NAMES_MATCHED]
+    return _offered(person, account).order_by("name").values_list("name", flat=True)[:NAMES_MATCHED]

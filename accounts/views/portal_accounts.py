@@ -194,9 +194,6 @@ def role_edit(request, slug, role_id):
                 changes.append(f"now a {saved.get_user_type_display()} role")
             messages.success(request, f"Role {role.name} {' and '.join(changes)}.")
             return redirect("roles", slug=account.slug)
-    user_count = (
-        scoping.roles(request.user, account).filter(pk=role.pk).values_list(role_users(), flat=True)
-    )
     return render(
         request,
         "accounts/role_edit.html",
@@ -204,7 +201,7 @@ def role_edit(request, slug, role_id):
             "account": account,
             "section": "roles",
             "role": role,
-            "user_count": user_count.get(),
+            "user_count": role.counts.values_list("users", flat=True).first() or 0,
             "form": form,
         },
         status=400 if form.errors else 200,
