@@ -874,6 +874,6 @@ def _invite_many_bulk(portal_account, rows, *, by, send_email, ip):
             ],
             returning_ids=True,
         )
-        outbox.hand_over_on_commit(email_ids)
+        outbox.hand_over_on_commit(email_ids, {invitation: len(email_ids)})
     created = [(entry[0], user_id) for entry, user_id in zip(allowed, user_ids, strict=True)]
     return created, refused

@@ -326,7 +326,7 @@ def queue_in_bulk(users, kind):
             )
             for user in users
         )
-        outbox.hand_over_on_commit([row.pk for row in rows])
+        outbox.hand_over_on_commit([row.pk for row in rows], {kind: len(rows)})
 
 
 class Run:

@@ -246,9 +246,9 @@ def child_apply(path, account, batch_size, broker):
             raise SystemExit(f"the child runs without the broker {broker}")
         hand_many = mail_tasks.hand_many_to_celery
 
-        def timed_hand_many(ids):
+        def timed_hand_many(ids, kinds):
             started = time.perf_counter()
-            hand_many(ids)
+            hand_many(ids, kinds)
             handed["seconds"] += time.perf_counter() - started
             handed["ids"] += len(ids)
             handed["messages"] += 1
@@ -256,10 +256,10 @@ def child_apply(path, account, batch_size, broker):
         mail_tasks.hand_many_to_celery = timed_hand_many
     else:
         # No broker: tasks would run in-process and send every email. Count the ids instead.
-        def count(row_id):
-            handed["ids"] += 1
+        def count(row_ids, kinds):
+            handed["ids"] += len(row_ids)
 
-        mail_tasks.hand_to_celery = count
+        mail_tasks.hand_many_to_celery = count
     admin = User.objects.get(email=ADMIN_EMAIL)
     job = ImportJob(
         portal_account=account,

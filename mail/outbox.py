@@ -10,8 +10,8 @@ from django.utils import timezone
 from accounts.models import AuditEvent, EmailKind, OutboxEmail
 from mail import tasks
 
-# Sent when rows written in bulk have committed, with their `row_ids` (no post_save is sent for
-# them): operations.metric_hooks counts them as queued.
+# Sent when rows written in bulk have committed, with their `row_ids` and `kinds` (kind -> rows;
+# no post_save is sent for them): operations.metric_hooks counts them as queued.
 queued_in_bulk = Signal()
 
 # A newer email of the same family makes a pending older one pointless (its link would be dead).
@@ -90,13 +90,14 @@ def cancel_pending(user, *, reason):
     )
 
 
-def hand_over_on_commit(row_ids):
+def hand_over_on_commit(row_ids, kinds):
     """Rows written in bulk (a bulk invite, the CSV import) go to Celery in one message once the
-    transaction that wrote them commits."""
-    row_ids = list(row_ids)
+    transaction that wrote them commits. `kinds` ({kind: rows}) is what the writer knows already:
+    reading it back from the rows cost an import a query of its whole batch's ids, twice."""
+    row_ids, kinds = list(row_ids), {str(kind): count for kind, count in kinds.items()}
 
     def hand_over():
-        queued_in_bulk.send(sender=OutboxEmail, row_ids=row_ids)
-        tasks.hand_many_to_celery(row_ids)
+        queued_in_bulk.send(sender=OutboxEmail, row_ids=row_ids, kinds=kinds)
+        tasks.hand_many_to_celery(row_ids, kinds)
 
     transaction.on_commit(hand_over)

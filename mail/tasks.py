@@ -28,7 +28,6 @@ from django.utils import timezone
 
 from accounts.models import OutboxEmail
 from accounts.models.outbox import BULK, URGENT, URGENT_KINDS, lane_of
-from helpers.bulk_sql import any_of
 from mail import batches, delivery
 from mail.sample_emails import send_sample_email
 from portal_admin.celery import BrokerUnavailable
@@ -218,19 +217,16 @@ def hand_to_celery(row_id):
     return True
 
 
-def hand_many_to_celery(row_ids):
-    """Hand many rows to Celery with one message (a bulk invite, the CSV import): with batches,
-    a wake-up of their lane; without, a worker then gives each row its own task
-    (`hand_out_emails`), paced like any other. Publishing costs about half a millisecond a
-    message with Redis, so a 10,000-row import handing its rows one by one spent 5 s on it
-    before the next batch could start. Broker down: as `hand_to_celery`, the rows stay pending
-    and the sweep re-queues them."""
+def hand_many_to_celery(row_ids, kinds):
+    """Hand many rows of `kinds` ({kind: rows}) to Celery with one message (a bulk invite, the
+    CSV import): with batches, a wake-up of their lanes; without, a worker then gives each row
+    its own task (`hand_out_emails`), paced like any other. Publishing costs about half a
+    millisecond a message with Redis, so a 10,000-row import handing its rows one by one spent
+    5 s on it before the next batch could start. Broker down: as `hand_to_celery`, the rows
+    stay pending and the sweep re-queues them."""
     row_ids = list(row_ids)
     if settings.OUTBOX_SEND_IN_BATCHES:
-        # One JSON parameter and no ORDER BY: an import batch's 2,000 ids as a list, with the
-        # model's ordering under DISTINCT, cost more than the rest of the hand-over.
-        rows = OutboxEmail.objects.filter(pk__in=any_of(row_ids)).order_by()
-        for lane in {queue_for(kind) for kind in rows.values_list("kind", flat=True).distinct()}:
+        for lane in {queue_for(kind) for kind in kinds}:
             wake(lane)
         return
     if len(row_ids) <= 1:

@@ -16,7 +16,6 @@ import time
 
 from celery.signals import task_postrun, task_prerun
 from django.db import transaction
-from django.db.models import Count
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 
@@ -64,16 +63,9 @@ def _outbox_batch_counted(sender, outcome, kinds, **kwargs):
 
 
 @receiver(queued_in_bulk, dispatch_uid="operations.count_bulk_queued")
-def _count_bulk_queued(sender, row_ids, **kwargs):
-    for start in range(0, len(row_ids), 5000):
-        kinds = (
-            OutboxEmail.objects.filter(pk__in=row_ids[start : start + 5000])
-            .values("kind")
-            .annotate(count=Count("pk"))
-            .order_by()
-        )
-        for row in kinds:
-            metrics.EMAILS_QUEUED.labels(kind=row["kind"]).inc(row["count"])
+def _count_bulk_queued(sender, kinds, **kwargs):
+    for kind, count in kinds.items():
+        metrics.EMAILS_QUEUED.labels(kind=kind).inc(count)
 
 
 @task_prerun.connect(dispatch_uid="operations.task_started")

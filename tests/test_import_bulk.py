@@ -42,7 +42,7 @@ def handed(monkeypatch):
     """Outbox ids handed to Celery (recorded, not sent)."""
     ids = []
     monkeypatch.setattr(tasks, "hand_to_celery", ids.append)
-    monkeypatch.setattr(tasks, "hand_many_to_celery", ids.extend)
+    monkeypatch.setattr(tasks, "hand_many_to_celery", lambda row_ids, kinds: ids.extend(row_ids))
     return ids
 
 

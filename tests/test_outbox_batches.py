@@ -66,7 +66,7 @@ def _queue_in_bulk(users, kind):
             )
             for user in users
         )
-        outbox.hand_over_on_commit([row.pk for row in rows])
+        outbox.hand_over_on_commit([row.pk for row in rows], {kind: len(rows)})
     return rows
 
 
