@@ -3,11 +3,15 @@ local part holding control characters ('"a\\x1cb"@example.com'); the mail librar
 them into line breaks when it writes the To or Reply-To header, which breaks the header or has
 the email refused for ever ("embedded header"). No real mailbox needs one."""
 
+import re
+
 from django.core.exceptions import ValidationError
+
+_CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f]")
 
 
 def header_safe(address):
-    return not any(ord(character) < 32 or ord(character) == 127 for character in address)
+    return _CONTROL_CHARACTER.search(address) is None
 
 
 def validate_header_safe(address):

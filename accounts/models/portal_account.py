@@ -73,4 +73,6 @@ class Role(models.Model):
     @property
     def needs_contact(self):
         """Partner and customer users stand on a CRM contact; employees never do."""
-        return UserType(self.user_type).needs_contact
+        # Not UserType(...).needs_contact: an import asks twice per row, and the enum's
+        # constructor was a tenth of the import's own CPU.
+        return self.user_type in CONTACT_USER_TYPES
