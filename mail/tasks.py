@@ -23,11 +23,12 @@ from celery.signals import worker_process_shutdown, worker_ready, worker_shutdow
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.models.functions import Coalesce, Greatest
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import OutboxEmail
 from accounts.models.outbox import BULK, URGENT, URGENT_KINDS, lane_of
+from accounts.models.outbox import LANES as OUTBOX_LANES
 from helpers.bulk_sql import any_of
 from mail import batches, delivery
 from mail.sample_emails import send_sample_email
@@ -38,6 +39,8 @@ log = logging.getLogger(__name__)
 # send_sample_email: imported so that the worker, which loads the tasks modules, knows it.
 __all__ = ["BULK", "URGENT", "URGENT_KINDS", "queue_for", "send_sample_email"]
 LANES = (URGENT, BULK)
+# The rows a sweep re-queues at most (the next sweep takes the rest).
+SWEEP_LIMIT = 5000
 
 
 def queue_for(kind):
@@ -251,15 +254,16 @@ def requeue_unsent():
     # Counting from the due time, not only from the queue time, leaves a row of a long pace
     # backlog, or one whose retry is just due, to the task that is about to run it.
     cutoff = now - settings.OUTBOX_REQUEUE_AFTER
-    due = Greatest("queued_at", Coalesce("next_attempt_at", "queued_at"))
-    stale = OutboxEmail.objects.alias(due=due).filter(
-        # The first condition follows from the second; it lets the (status, queued_at) index
-        # do the work.
-        status=OutboxEmail.Status.PENDING,
-        queued_at__lt=cutoff,
-        due__lt=cutoff,
-    )
-    ids = list(stale.values_list("pk", flat=True)[:5000])
+    ids = []
+    for lane in LANES:
+        # A lane at a time, as the claim reads it, in two ranges of its partial index: the rows
+        # due before the cutoff, and those some code wrote without a due time (the claim skips
+        # those). One query with both would read the lane's every pending row.
+        for due in (Q(next_attempt_at__lt=cutoff), Q(next_attempt_at__isnull=True)):
+            stale = OutboxEmail.objects.filter(
+                OUTBOX_LANES[lane], due, status=OutboxEmail.Status.PENDING, queued_at__lt=cutoff
+            ).order_by()
+            ids += stale.values_list("pk", flat=True)[: SWEEP_LIMIT - len(ids)]
     # Due now: also a row some code wrote without a due time (the claim skips those).
     OutboxEmail.objects.filter(pk__in=ids).update(queued_at=now, next_attempt_at=now)
     if settings.OUTBOX_SEND_IN_BATCHES:
