@@ -19,11 +19,17 @@ import math
 import time
 
 from celery import shared_task
-from celery.signals import worker_process_shutdown, worker_ready, worker_shutdown
+from celery.signals import (
+    worker_process_init,
+    worker_process_shutdown,
+    worker_ready,
+    worker_shutdown,
+)
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import Q
+from django.urls import get_resolver
 from django.utils import timezone
 
 from accounts.models import OutboxEmail
@@ -62,21 +68,47 @@ def drain(lane, *, pace, later):
     started = time.monotonic()
     claimed = 0
     asked_for_help = False
-    while True:
-        if lane != URGENT:
-            while urgent := batches.send_batch(URGENT, pace=pace):
-                claimed += urgent
-        batch = batches.send_batch(lane, pace=pace)
-        claimed += batch
-        if not batch:
-            break
-        if later and not asked_for_help and batch >= settings.OUTBOX_BATCH_SIZE:
-            # More is due than a batch: an idle worker (or process) may take a share.
-            asked_for_help = wake(lane)
-        if later and time.monotonic() - started > settings.OUTBOX_DRAIN_SECONDS:
-            # The rest in a task of its own, so that the worker runs others' tasks between.
-            wake(lane)
-            return claimed
+    size = settings.OUTBOX_BATCH_SIZE
+    ahead = None  # batches.ClaimAhead: the lane's next batch, claimed while this one is sent
+    last_batch = 0.0  # how long the last batch took to send
+    try:
+        while True:
+            if lane != URGENT:
+                while urgent := batches.send_batch(URGENT, pace=pace):
+                    claimed += urgent
+            claim = ahead.result() if ahead else batches.claim_batch(lane, pace=pace)
+            ahead = None
+            batch = claim[2]
+            if not batch:
+                break
+            batch_started = time.monotonic()
+            # A full batch: more may be due. Not when this batch ends the drain's time.
+            ends_drain = later and (
+                batch_started + last_batch - started > settings.OUTBOX_DRAIN_SECONDS
+            )
+            if batch >= size and not ends_drain and batches.ClaimAhead.possible():
+                ahead = batches.ClaimAhead(lane, pace=pace, size=size)
+            batches.send_batch(lane, pace=pace, claim=claim)
+            last_batch = time.monotonic() - batch_started
+            claimed += batch
+            if later and not asked_for_help and batch >= size:
+                # More is due than a batch: an idle worker (or process) may take a share.
+                asked_for_help = wake(lane)
+            if later and time.monotonic() - started > settings.OUTBOX_DRAIN_SECONDS:
+                # The rest in a task of its own, so that the worker runs others' tasks between.
+                if ahead is not None:
+                    ahead, claimed_ahead = None, ahead
+                    claimed_ahead.hand_back()
+                wake(lane)
+                return claimed
+    finally:
+        if ahead is not None:
+            # This drain failed: the rows claimed ahead are due again at once.
+            try:
+                ahead.hand_back()
+            except Exception:
+                log.exception("The outbox rows claimed ahead wait for their claim to run out")
+        batches.ClaimAhead.finished()
     if later:
         for each in {URGENT, lane}:
             at = batches.next_due(each)
@@ -277,8 +309,18 @@ def requeue_unsent():
     return ids
 
 
+@worker_process_init.connect
+def _warm_up(**kwargs):
+    """What the first email of a process would pay for once, paid at its start: the URL
+    patterns (an email's link is reversed; the first reverse imports every view module and
+    compiles every pattern, about 0.4 s, which held up the first batch after a worker started)."""
+    get_resolver().reverse_dict  # noqa: B018 - read for its side effect, the patterns loaded
+
+
 @worker_ready.connect
 def _drain_at_start(**kwargs):
+    # The solo pool's process is the worker's own (no worker_process_init).
+    _warm_up()
     # A worker restarted after a crash sends what is due, and plans the wake-up of the rest
     # (the rows a killed worker had claimed, once its claim has run out).
     if settings.OUTBOX_SEND_IN_BATCHES:
