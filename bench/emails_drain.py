@@ -67,8 +67,6 @@ def cpu_seconds(pid):
 
 
 def main():
-    if os.environ.get("SI"):
-        sys.setswitchinterval(float(os.environ["SI"]))
     import cProfile
     import pstats
 
@@ -80,7 +78,7 @@ def main():
 
     from accounts.models import EmailKind, OutboxEmail, User
     from accounts.models.outbox import lane_of
-    from bench.emails import SLUG, clear_mail, ensure_users, free_port
+    from bench.emails import SLUG, analyze_outbox, clear_mail, ensure_users, free_port
     from bench.users_page import ensure_database, require_postgres
     from mail import batches, tasks
 
@@ -140,6 +138,7 @@ def main():
                         )
                         for user in users
                     )
+                    analyze_outbox()
                 connection.ensure_connection()
                 backend = connection.connection.info.backend_pid
                 counter.value = 0
