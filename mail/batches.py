@@ -8,7 +8,9 @@ as its due time, and keeps its reservation), moves the due time of the rest OUTB
 ahead (the claim: no other worker takes them meanwhile, and a worker that dies leaves them to
 be taken again once it has passed), and mints their tokens in bulk (accounts.tokens
 .issue_for_emails: the same secrets as one email at a time, so a row sent again carries the
-same link). It commits before anything is sent.
+same link). It commits before anything is sent, without waiting for the disk. While a full
+batch is sent, the next one is claimed in a thread (ClaimAhead): the claim took a quarter of a
+worker's time, the mail server idle meanwhile.
 
 Send. Each message then has a transaction of its own: the row is marked sent (which locks it,
 and finds it still pending: cancelled since the claim, it is skipped), the mail server takes the
