@@ -9,6 +9,7 @@ pending and the sweep sends it again. The copy is the same email (mail/emails.py
 live link, the same Message-ID."""
 
 import contextlib
+import functools
 import logging
 import os
 import re
@@ -290,6 +291,13 @@ _PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+")
 def _quoted(address):
     if _PLAIN_ADDRESS.fullmatch(address):
         return f"<{address}>"
+    return _parsed_and_quoted(address)
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed_and_quoted(address):
+    # An address with a name (an account's sender, "Acme Portal <noreply@...>"): the same few
+    # for every message of a batch, parsed once (it was 7 % of the batch sender's CPU).
     return smtplib.quoteaddr(address)
 
 

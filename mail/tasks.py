@@ -19,15 +19,22 @@ import math
 import time
 
 from celery import shared_task
-from celery.signals import worker_process_shutdown, worker_ready, worker_shutdown
+from celery.signals import (
+    worker_process_init,
+    worker_process_shutdown,
+    worker_ready,
+    worker_shutdown,
+)
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.models.functions import Coalesce, Greatest
+from django.db.models import Q
+from django.urls import get_resolver
 from django.utils import timezone
 
 from accounts.models import OutboxEmail
 from accounts.models.outbox import BULK, URGENT, URGENT_KINDS, lane_of
+from accounts.models.outbox import LANES as OUTBOX_LANES
 from mail import batches, delivery
 from mail.sample_emails import send_sample_email
 from portal_admin.celery import BrokerUnavailable
@@ -37,6 +44,8 @@ log = logging.getLogger(__name__)
 # send_sample_email: imported so that the worker, which loads the tasks modules, knows it.
 __all__ = ["BULK", "URGENT", "URGENT_KINDS", "queue_for", "send_sample_email"]
 LANES = (URGENT, BULK)
+# The rows a sweep re-queues at most (the next sweep takes the rest).
+SWEEP_LIMIT = 5000
 
 
 def queue_for(kind):
@@ -58,21 +67,47 @@ def drain(lane, *, pace, later):
     started = time.monotonic()
     claimed = 0
     asked_for_help = False
-    while True:
-        if lane != URGENT:
-            while urgent := batches.send_batch(URGENT, pace=pace):
-                claimed += urgent
-        batch = batches.send_batch(lane, pace=pace)
-        claimed += batch
-        if not batch:
-            break
-        if later and not asked_for_help and batch >= settings.OUTBOX_BATCH_SIZE:
-            # More is due than a batch: an idle worker (or process) may take a share.
-            asked_for_help = wake(lane)
-        if later and time.monotonic() - started > settings.OUTBOX_DRAIN_SECONDS:
-            # The rest in a task of its own, so that the worker runs others' tasks between.
-            wake(lane)
-            return claimed
+    size = settings.OUTBOX_BATCH_SIZE
+    ahead = None  # batches.ClaimAhead: the lane's next batch, claimed while this one is sent
+    last_batch = 0.0  # how long the last batch took to send
+    try:
+        while True:
+            if lane != URGENT:
+                while urgent := batches.send_batch(URGENT, pace=pace):
+                    claimed += urgent
+            claim = ahead.result() if ahead else batches.claim_batch(lane, pace=pace)
+            ahead = None
+            batch = claim[2]
+            if not batch:
+                break
+            batch_started = time.monotonic()
+            # A full batch: more may be due. Not when this batch ends the drain's time.
+            ends_drain = later and (
+                batch_started + last_batch - started > settings.OUTBOX_DRAIN_SECONDS
+            )
+            if batch >= size and not ends_drain and batches.ClaimAhead.possible():
+                ahead = batches.ClaimAhead(lane, pace=pace, size=size)
+            batches.send_batch(lane, pace=pace, claim=claim)
+            last_batch = time.monotonic() - batch_started
+            claimed += batch
+            if later and not asked_for_help and batch >= size:
+                # More is due than a batch: an idle worker (or process) may take a share.
+                asked_for_help = wake(lane)
+            if later and time.monotonic() - started > settings.OUTBOX_DRAIN_SECONDS:
+                # The rest in a task of its own, so that the worker runs others' tasks between.
+                if ahead is not None:
+                    ahead, claimed_ahead = None, ahead
+                    claimed_ahead.hand_back()
+                wake(lane)
+                return claimed
+    finally:
+        if ahead is not None:
+            # This drain failed: the rows claimed ahead are due again at once.
+            try:
+                ahead.hand_back()
+            except Exception:
+                log.exception("The outbox rows claimed ahead wait for their claim to run out")
+        batches.ClaimAhead.finished()
     if later:
         for each in {URGENT, lane}:
             at = batches.next_due(each)
@@ -247,15 +282,16 @@ def requeue_unsent():
     # Counting from the due time, not only from the queue time, leaves a row of a long pace
     # backlog, or one whose retry is just due, to the task that is about to run it.
     cutoff = now - settings.OUTBOX_REQUEUE_AFTER
-    due = Greatest("queued_at", Coalesce("next_attempt_at", "queued_at"))
-    stale = OutboxEmail.objects.alias(due=due).filter(
-        # The first condition follows from the second; it lets the (status, queued_at) index
-        # do the work.
-        status=OutboxEmail.Status.PENDING,
-        queued_at__lt=cutoff,
-        due__lt=cutoff,
-    )
-    ids = list(stale.values_list("pk", flat=True)[:5000])
+    ids = []
+    for lane in LANES:
+        # A lane at a time, as the claim reads it, in two ranges of its partial index: the rows
+        # due before the cutoff, and those some code wrote without a due time (the claim skips
+        # those). One query with both would read the lane's every pending row.
+        for due in (Q(next_attempt_at__lt=cutoff), Q(next_attempt_at__isnull=True)):
+            stale = OutboxEmail.objects.filter(
+                OUTBOX_LANES[lane], due, status=OutboxEmail.Status.PENDING, queued_at__lt=cutoff
+            ).order_by()
+            ids += stale.values_list("pk", flat=True)[: SWEEP_LIMIT - len(ids)]
     # Due now: also a row some code wrote without a due time (the claim skips those).
     OutboxEmail.objects.filter(pk__in=ids).update(queued_at=now, next_attempt_at=now)
     if settings.OUTBOX_SEND_IN_BATCHES:
@@ -269,8 +305,18 @@ def requeue_unsent():
     return ids
 
 
+@worker_process_init.connect
+def _warm_up(**kwargs):
+    """What the first email of a process would pay for once, paid at its start: the URL
+    patterns (an email's link is reversed; the first reverse imports every view module and
+    compiles every pattern, about 0.4 s, which held up the first batch after a worker started)."""
+    get_resolver().reverse_dict  # noqa: B018 - read for its side effect, the patterns loaded
+
+
 @worker_ready.connect
 def _drain_at_start(**kwargs):
+    # The solo pool's process is the worker's own (no worker_process_init).
+    _warm_up()
     # A worker restarted after a crash sends what is due, and plans the wake-up of the rest
     # (the rows a killed worker had claimed, once its claim has run out).
     if settings.OUTBOX_SEND_IN_BATCHES:

@@ -272,6 +272,9 @@ OUTBOX_BATCH_SIZE = env.int("OUTBOX_BATCH_SIZE", default=100)
 # A claimed row is left to its worker this long; a worker killed mid-batch leaves the rest of
 # its batch to be taken again after it. Longer than a batch takes to send.
 OUTBOX_CLAIM_SECONDS = env.int("OUTBOX_CLAIM_SECONDS", default=120)
+# A worker claims a lane's next batch while it sends a full one (mail.batches.ClaimAhead, on
+# PostgreSQL): the claim no longer holds up the mail server. Off, one claim after the other.
+OUTBOX_CLAIM_AHEAD = env.bool("OUTBOX_CLAIM_AHEAD", default=True)
 # A drain hands the rest of a backlog to a fresh task after this long, so that the worker runs
 # other tasks in between.
 OUTBOX_DRAIN_SECONDS = env.float("OUTBOX_DRAIN_SECONDS", default=5.0)

@@ -70,9 +70,10 @@ class OutboxEmail(models.Model):
     queued_by = models.ForeignKey(
         "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    status = models.CharField(
-        max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True
-    )
+    # No index of its own (nor the LIKE index Django adds to a text column's): every query by
+    # status reads a range of (status, created_at) or of a lane's partial index, and each index
+    # is written again when a row is marked sent (a status change is never a HOT update).
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -89,13 +90,16 @@ class OutboxEmail(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        # What each index is for; a row's mark as sent writes every index without a condition
+        # (mail/batches.py), the claim the same and its lane's, an import's row all it is in.
         indexes = [
-            models.Index(fields=["status", "queued_at"]),
             # Retention deletes old sent, cancelled and failed rows, never reading pending ones
-            # (operations.retention.outbox_emails).
+            # (operations.retention.outbox_emails); the health figures count pending and failed
+            # rows and find the oldest pending one (operations.figures).
             models.Index(fields=["status", "created_at"], name="outbox_by_status_created"),
             # The batch sender's claim: the due rows of a lane, oldest first, read as a range
-            # however many rows wait for a later turn.
+            # however many rows wait for a later turn; the sweep of rows left unsent
+            # (mail.tasks.requeue_unsent), a lane at a time.
             models.Index(
                 fields=["next_attempt_at", "id"],
                 condition=Q(status="pending") & LANES[URGENT],
