@@ -70,10 +70,11 @@ def pytest_collection_modifyitems(config, items):
 
 
 BROWSER_TESTS = "tests/test_browser_"
-# The slowest tests outside the browser ones (2 to 15 s of CPU each), slowest first: under
+# The slowest tests outside the browser ones (2 to 30 s of CPU each), slowest first: under
 # xdist they start first (pytest_collection_modifyitems), after the browser runs. A name that
 # no longer matches only loses its place in the queue.
 HEAVY_FIRST = (
+    "tests/test_attack_fuzz.py::test_bad_input_on_every_console_page_is_never_a_500[",
     "tests/test_tenant_isolation.py::test_account_admin_reaches_nothing_of_another_account",
     "tests/test_api_schema.py::test_every_operation_answers_as_the_schema_says",
     "tests/test_gunicorn_access_log.py::test_the_access_log_never_holds_a_portal_link_secret",
