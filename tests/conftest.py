@@ -1,4 +1,5 @@
 import os
+from contextlib import ExitStack
 
 import pytest
 
@@ -10,6 +11,7 @@ from tests.factories import (
     RoleFactory,
     StaffFactory,
 )
+from tests.migrated_db import migrations_from_a_snapshot
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -122,6 +124,21 @@ def pytest_xdist_make_scheduler(config, log):
             return f"browser tests, run {run}"
 
     return BrowserTestsInARow(config, log)
+
+
+@pytest.fixture(scope="session")
+def _migrate_from_a_snapshot():
+    with ExitStack() as patched:
+        patched.enter_context(migrations_from_a_snapshot())
+        yield patched
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(_migrate_from_a_snapshot, django_db_setup):
+    """pytest-django's, with the migrated SQLite database copied from a snapshot of an earlier
+    run (tests/migrated_db.py); `migrate` is itself again once the test database is there."""
+    _migrate_from_a_snapshot.close()
+    return django_db_setup
 
 
 @pytest.fixture(autouse=True)
