@@ -6,7 +6,9 @@ The copy is a file in the system's temporary folder, named after a hash of every
 of every installed app and of the Django and SQLite versions: a new or edited migration makes a
 new copy. After loading it, post_migrate is sent as `migrate` sends it, so what the apps do then
 (the counter triggers from today's code, content types, permissions) is as fresh as after a real
-`migrate`. PostgreSQL (CI) is migrated as usual. TEST_DB_SNAPSHOTS=false turns the copy off."""
+`migrate`. What a migration does with code outside the migration files (a function it imports)
+is not in the hash: after changing such code, delete the file (the next run makes it again).
+TEST_DB_SNAPSHOTS=false migrates every time. PostgreSQL (CI) is migrated as usual."""
 
 import hashlib
 import os
