@@ -43,6 +43,12 @@ class ConsoleBackend(ModelBackend):
         ip = _guarded(request, identity)
         return _counted(self._check(email, password), identity, ip)
 
+    def get_user(self, user_id):
+        # ModelBackend's, with what every console request of an account admin reads in the same
+        # query: the contact (is_active) and the portal account (permissions, the page's header).
+        user = User.objects.filter(pk=user_id).select_related("contact", "portal_account").first()
+        return user if user is not None and self.user_can_authenticate(user) else None
+
     def _check(self, email, password):
         candidates = User.objects.filter(
             Q(portal_account__isnull=True) | Q(is_account_admin=True), email=email

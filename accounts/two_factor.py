@@ -14,11 +14,12 @@ import io
 import time
 
 import django_otp
+import qrcode
 from django.conf import settings
 from django.db import transaction
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
-from django_otp.qr import write_qrcode_image
+from qrcode.image.svg import SvgPathImage
 
 from accounts import audit, sign_in_audit, sign_in_guard
 from accounts.errors import LifecycleError
@@ -71,9 +72,11 @@ def app_being_set_up(user):
 
 def qr_code_data_uri(device):
     # An <img> with a data: URI: the page's Content-Security-Policy allows data: images, and the
-    # secret never leaves the page for an outside QR service.
+    # secret never leaves the page for an outside QR service. One <path> for the dark modules
+    # (django_otp's write_qrcode_image draws a <rect> each: a 70 KB image instead of 20 KB, and
+    # twice the time, 40 ms a page).
     svg = io.BytesIO()
-    write_qrcode_image(device.config_url, svg)
+    qrcode.make(device.config_url, image_factory=SvgPathImage).save(svg)
     return "data:image/svg+xml;base64," + base64.b64encode(svg.getvalue()).decode()
 
 

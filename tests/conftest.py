@@ -1,4 +1,5 @@
 import os
+from contextlib import ExitStack
 
 import pytest
 
@@ -10,6 +11,7 @@ from tests.factories import (
     RoleFactory,
     StaffFactory,
 )
+from tests.migrated_db import migrations_from_a_snapshot
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -70,10 +72,11 @@ def pytest_collection_modifyitems(config, items):
 
 
 BROWSER_TESTS = "tests/test_browser_"
-# The slowest tests outside the browser ones (2 to 15 s of CPU each), slowest first: under
+# The slowest tests outside the browser ones (2 to 30 s of CPU each), slowest first: under
 # xdist they start first (pytest_collection_modifyitems), after the browser runs. A name that
 # no longer matches only loses its place in the queue.
 HEAVY_FIRST = (
+    "tests/test_attack_fuzz.py::test_bad_input_on_every_console_page_is_never_a_500[",
     "tests/test_tenant_isolation.py::test_account_admin_reaches_nothing_of_another_account",
     "tests/test_api_schema.py::test_every_operation_answers_as_the_schema_says",
     "tests/test_gunicorn_access_log.py::test_the_access_log_never_holds_a_portal_link_secret",
@@ -121,6 +124,21 @@ def pytest_xdist_make_scheduler(config, log):
             return f"browser tests, run {run}"
 
     return BrowserTestsInARow(config, log)
+
+
+@pytest.fixture(scope="session")
+def _migrate_from_a_snapshot():
+    with ExitStack() as patched:
+        patched.enter_context(migrations_from_a_snapshot())
+        yield patched
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(_migrate_from_a_snapshot, django_db_setup):
+    """pytest-django's, with the migrated SQLite database copied from a snapshot of an earlier
+    run (tests/migrated_db.py); `migrate` is itself again once the test database is there."""
+    _migrate_from_a_snapshot.close()
+    return django_db_setup
 
 
 @pytest.fixture(autouse=True)

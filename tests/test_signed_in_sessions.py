@@ -244,6 +244,16 @@ def test_an_account_admin_sees_their_own_sessions(account_admin):
     assert "This browser" in html
 
 
+def test_an_account_admins_page_reads_them_their_contact_and_account_in_one_query(
+    account_admin_client, django_assert_num_queries
+):
+    account_admin_client.get(SESSIONS)
+    # The session; the admin with their contact and portal account; their second-factor device;
+    # their sessions; their sign-ins.
+    with django_assert_num_queries(5):
+        assert account_admin_client.get(SESSIONS).status_code == 200
+
+
 def test_a_portal_session_cannot_open_the_sessions_page(pia):
     client = portal_browser(pia)
     response = client.get(SESSIONS)

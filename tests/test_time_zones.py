@@ -41,11 +41,15 @@ def test_exact_and_old_dates_read_as_django_formats_them(zone):
     moments = [datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=15 * n) for n in range(35040)]
     moments += [datetime(9, 3, 4, 5, 6, 7, tzinfo=UTC), datetime(2026, 12, 31, 23, 59, tzinfo=UTC)]
     now = datetime(2099, 1, 1, tzinfo=UTC)  # every moment older than a month: a date
+    days = {}  # date_format's "M j, Y" of each local day: 96 moments a day read the same words
     with timezone.override(zoneinfo.ZoneInfo(zone)):
         for moment in moments:
             local = timezone.localtime(moment)
             assert exact(moment) == date_format(local, "M j, Y, H:i:s T"), moment
-            assert relative(moment, now) == date_format(local, "M j, Y"), moment
+            day = local.date()
+            if day not in days:
+                days[day] = date_format(local, "M j, Y")
+            assert relative(moment, now) == days[day], moment
 
 
 def test_a_person_chooses_their_time_zone(technician_client, technician):
