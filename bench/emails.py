@@ -332,24 +332,31 @@ def flush_redis():
     redis.Redis.from_url(REDIS_URL).flushdb()
 
 
+def write_rows(users, kind):
+    """One pending row of `kind` a user, due now, in one INSERT; the outbox analyzed with them in
+    it (this server runs without autovacuum). Call inside the transaction that writes them."""
+    now = timezone.now()
+    rows = OutboxEmail.objects.bulk_create(
+        OutboxEmail(
+            portal_account_id=user.portal_account_id,
+            user=user,
+            to_email=user.email,
+            kind=kind,
+            queued_at=now,
+            next_attempt_at=now,
+        )
+        for user in users
+    )
+    analyze_outbox()
+    return rows
+
+
 def queue_in_bulk(users, kind):
     """As the CSV import and the bulk invite write rows: one INSERT, handed over on commit (the
     rows of one email at a time, mail.outbox.queue_email, cost the web process about 3 ms each:
     not what is measured here)."""
-    now = timezone.now()
     with transaction.atomic():
-        rows = OutboxEmail.objects.bulk_create(
-            OutboxEmail(
-                portal_account_id=user.portal_account_id,
-                user=user,
-                to_email=user.email,
-                kind=kind,
-                queued_at=now,
-                next_attempt_at=now,
-            )
-            for user in users
-        )
-        analyze_outbox()
+        rows = write_rows(users, kind)
         outbox.hand_over_on_commit([row.pk for row in rows], {kind: len(rows)})
 
 

@@ -74,11 +74,10 @@ def main():
     from django.core.management import call_command
     from django.db import connection, transaction
     from django.test.utils import override_settings
-    from django.utils import timezone
 
     from accounts.models import EmailKind, OutboxEmail, User
     from accounts.models.outbox import lane_of
-    from bench.emails import SLUG, analyze_outbox, clear_mail, ensure_users, free_port
+    from bench.emails import SLUG, clear_mail, ensure_users, free_port, write_rows
     from bench.users_page import ensure_database, require_postgres
     from mail import batches, tasks
 
@@ -125,20 +124,8 @@ def main():
         ):
             for run in range(args.runs):
                 clear_mail([account.pk])
-                now = timezone.now()
                 with transaction.atomic():
-                    OutboxEmail.objects.bulk_create(
-                        OutboxEmail(
-                            portal_account_id=account.pk,
-                            user=user,
-                            to_email=user.email,
-                            kind=kind,
-                            queued_at=now,
-                            next_attempt_at=now,
-                        )
-                        for user in users
-                    )
-                    analyze_outbox()
+                    write_rows(users, kind)
                 connection.ensure_connection()
                 backend = connection.connection.info.backend_pid
                 counter.value = 0

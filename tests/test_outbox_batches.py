@@ -51,21 +51,26 @@ def _users(account, count):
     return list(User.objects.filter(portal_account=account, email__endswith="@batch.example"))
 
 
+def _pending(users, kind=EmailKind.LOGIN_LINK):
+    """One pending row of `kind` a user, due now, in one INSERT (nothing handed to Celery)."""
+    now = timezone.now()
+    return OutboxEmail.objects.bulk_create(
+        OutboxEmail(
+            portal_account_id=user.portal_account_id,
+            user=user,
+            to_email=user.email,
+            kind=kind,
+            queued_at=now,
+            next_attempt_at=now,
+        )
+        for user in users
+    )
+
+
 def _queue_in_bulk(users, kind):
     """As the lifecycle's bulk invite does: one INSERT, one hand-over when it commits."""
-    now = timezone.now()
     with transaction.atomic():
-        rows = OutboxEmail.objects.bulk_create(
-            OutboxEmail(
-                portal_account_id=user.portal_account_id,
-                user=user,
-                to_email=user.email,
-                kind=kind,
-                queued_at=now,
-                next_attempt_at=now,
-            )
-            for user in users
-        )
+        rows = _pending(users, kind)
         outbox.hand_over_on_commit([row.pk for row in rows], {kind: len(rows)})
     return rows
 

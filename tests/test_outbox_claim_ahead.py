@@ -14,22 +14,8 @@ from django.utils import timezone
 from accounts.models import EmailKind, OutboxEmail
 from mail import batches, outbox, tasks
 from tests.factories import PortalUserFactory
+from tests.test_outbox_batches import _pending as _bulk
 from tests.test_outbox_batches import _users
-
-
-def _bulk(users, kind=EmailKind.LOGIN_LINK):
-    now = timezone.now()
-    return OutboxEmail.objects.bulk_create(
-        OutboxEmail(
-            portal_account_id=user.portal_account_id,
-            user=user,
-            to_email=user.email,
-            kind=kind,
-            queued_at=now,
-            next_attempt_at=now,
-        )
-        for user in users
-    )
 
 
 @pytest.fixture
