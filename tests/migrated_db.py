@@ -4,12 +4,13 @@ while copying the migrated database into the in-memory one takes milliseconds.
 
 The copy is a file in the system's temporary folder, named after a hash of every migration file
 of every installed app and of the Django and SQLite versions: a new or edited migration makes a
-new copy. After loading it, post_migrate is sent as `migrate` sends it, so what the apps do then
-(the counter triggers from today's code, content types, permissions) is as fresh as after a real
-`migrate`. What a migration does with code outside the migration files (a function it imports)
-is not in the hash: after changing such code, delete the file (the next run makes it again).
-TEST_DB_SNAPSHOTS=false migrates every time. PostgreSQL (CI) is migrated as usual."""
+new copy. The project's modules that a migration imports (the counters' and the CRM account
+copy's trigger SQL) are in the hash too: a trigger changed there makes a new copy as well. After
+loading it, post_migrate is sent as `migrate` sends it, so what the apps do then (the counter
+triggers restored from today's code, content types, permissions) is as fresh as after a real
+`migrate`. TEST_DB_SNAPSHOTS=false migrates every time. PostgreSQL (CI) is migrated as usual."""
 
+import ast
 import hashlib
 import os
 import sqlite3
@@ -19,6 +20,7 @@ from importlib import import_module
 from importlib.util import find_spec
 from pathlib import Path
 
+PROJECT = Path(__file__).resolve().parent.parent
 ENABLED = os.environ.get("TEST_DB_SNAPSHOTS", "true").lower() not in ("0", "false", "no")
 
 
@@ -34,8 +36,39 @@ def _key():
         folder = Path(import_module(name).__file__).parent
         for path in sorted(folder.glob("*.py")):
             digest.update(f"{config.label}/{path.name}".encode())
-            digest.update(path.read_bytes())
+            source = path.read_bytes()
+            digest.update(source)
+            for module in sorted(_project_imports(source)):
+                digest.update(module.encode())
+                digest.update(Path(find_spec(module).origin).read_bytes())
     return digest.hexdigest()[:20]
+
+
+def _project_imports(source):
+    """The modules of this project (not Django's, not the standard library's) that a migration
+    imports."""
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        else:
+            continue
+        for name in names:
+            spec = _spec_or_none(name)
+            origin = Path(spec.origin) if spec and spec.origin else None
+            # The project's own files: not an installed package (the venv may sit inside it).
+            if origin and origin.is_relative_to(PROJECT) and "site-packages" not in origin.parts:
+                found.add(spec.name)
+    return found
+
+
+def _spec_or_none(name):
+    try:
+        return find_spec(name)
+    except (ImportError, ValueError):  # "contacts.models.CONTACT_COUNTER": a name, not a module
+        return None
 
 
 def _snapshot_path():
