@@ -9,7 +9,7 @@ waits behind a backlog of 10,000 paced invitations, in both modes.
 Everything is real except the mail server: PostgreSQL (database portal_admin_bench_mail, or
 DATABASE_URL; created if missing, migrated), Redis (db 12, or BENCH_REDIS_URL) as the broker
 and as the pace's shared cache (emptied before and after each run), `celery worker` solo
-subprocesses, and an aiosmtpd server in this process that counts sessions and messages. The
+subprocesses, and an SMTP server in this process (bench/smtp_sink.py; --sink aiosmtpd for aiosmtpd) that counts sessions and messages. The
 workers' rate counts from the commit that hands the rows over to the last receipt. It stops by
 itself in under 10 minutes.
 """
@@ -41,6 +41,8 @@ TOTAL_SECONDS = 570
 BACKLOG_RATE = 120
 WORKER_READY_TIMEOUT = 30
 SLUG, OTHER_SLUG = "bench-mail", "bench-mail-other"
+# The SMTP server of the runs (--sink): bench/smtp_sink.py or aiosmtpd.
+SINK = "lean"
 
 
 if __name__ == "__main__":
@@ -75,6 +77,7 @@ from accounts.models import (  # noqa: E402
     UserState,
     UserType,
 )
+from bench.smtp_sink import LeanSink  # noqa: E402
 from mail import outbox  # noqa: E402
 from portal_admin.celery import app as celery_app  # noqa: E402
 
@@ -97,6 +100,13 @@ def parse_args():
         "--no-pipelining",
         action="store_true",
         help="the mail server does not offer PIPELINING (RFC 2920)",
+    )
+    parser.add_argument(
+        "--sink",
+        choices=["lean", "aiosmtpd"],
+        default="lean",
+        help="the SMTP server: bench/smtp_sink.py (default) or aiosmtpd, which spends about as "
+        "much CPU an email as the worker it measures, on the same cores",
     )
     return parser.parse_args()
 
@@ -367,11 +377,14 @@ class Run:
         self.name, self.budget = name, budget
         flush_redis()
         clear_mail(accounts)
-        self.sink = Sink(pipelining)
         port = free_port()
-        self.controller = SinkController(
-            self.sink, hostname="127.0.0.1", port=port, server_hostname="sink"
-        )
+        if SINK == "lean":
+            self.sink = self.controller = LeanSink(port=port, pipelining=pipelining)
+        else:
+            self.sink = Sink(pipelining)
+            self.controller = SinkController(
+                self.sink, hostname="127.0.0.1", port=port, server_hostname="sink"
+            )
         self.workers = [
             Worker(log_dir / f"{name}-{n}.log", email_port=port, batches=batches, rate=rate)
             for n in range(workers)
@@ -379,7 +392,7 @@ class Run:
 
     def __enter__(self):
         self.controller.start()
-        # Controller.start() connects once itself, to check that the server answers.
+        # aiosmtpd's Controller.start() connects once itself, to check that the server answers.
         self.sink.sessions = 0
         for worker in self.workers:
             worker.start(self.budget)
@@ -557,7 +570,9 @@ def main():
     # Imported here, not at the top: the worker process imports this module for its backend.
     from bench.users_page import ensure_database, require_postgres
 
+    global SINK
     args = parse_args()
+    SINK = args.sink
     budget = Budget()
     require_postgres()
     ensure_database()
@@ -572,7 +587,8 @@ def main():
     print(
         f"PostgreSQL {connection.cursor().connection.info.server_version}, "
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()}; worker logs in {log_dir}; "
-        f"the mail server {'does not offer' if args.no_pipelining else 'offers'} PIPELINING"
+        f"the mail server ({args.sink}) "
+        f"{'does not offer' if args.no_pipelining else 'offers'} PIPELINING"
     )
     plan = [
         ("batched-1", args.emails, 1, True),

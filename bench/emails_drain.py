@@ -5,7 +5,7 @@ mail server and PostgreSQL, each in CPU seconds, and where the worker's time goe
         [--emails 3000] [--runs 2] [--batch-size 100] [--profile out.prof]
 
 The same database, users and SMTP sink as bench/emails.py (portal_admin_bench_mail or
-DATABASE_URL; the sink, aiosmtpd with PIPELINING, in a process of its own), login links
+DATABASE_URL; the sink, bench/smtp_sink.py with PIPELINING, in a process of its own), login links
 written in one INSERT, then `mail.tasks.drain` of their lane with the pace off. For each run it
 prints emails per second, and the CPU seconds per 1,000 emails of this process (the worker),
 of the sink's process and of this connection's PostgreSQL backend (from /proc: the bench and
@@ -43,19 +43,14 @@ if __name__ == "__main__":
 
 
 def serve(port, ready, counter):
-    """The sink in its own process (as a mail server would be): bench.emails.Sink."""
-    from bench.emails import Sink, SinkController
+    """The sink in its own process (as a mail server would be): bench/smtp_sink.py."""
+    from bench.smtp_sink import LeanSink
 
-    class CountingSink(Sink):
-        async def handle_DATA(self, server, session, envelope):
-            with counter.get_lock():
-                counter.value += 1
-            return "250 Message accepted for delivery"
+    def count(recipient):
+        with counter.get_lock():
+            counter.value += 1
 
-    controller = SinkController(
-        CountingSink(), hostname="127.0.0.1", port=port, server_hostname="sink"
-    )
-    controller.start()
+    LeanSink(port=port, on_message=count).start()
     ready.set()
     while True:
         time.sleep(3600)
