@@ -9,9 +9,9 @@ waits behind a backlog of 10,000 paced invitations, in both modes.
 Everything is real except the mail server: PostgreSQL (database portal_admin_bench_mail, or
 DATABASE_URL; created if missing, migrated), Redis (db 12, or BENCH_REDIS_URL) as the broker
 and as the pace's shared cache (emptied before and after each run), `celery worker` solo
-subprocesses, and an SMTP server in this process (bench/smtp_sink.py; --sink aiosmtpd for aiosmtpd) that counts sessions and messages. The
-workers' rate counts from the commit that hands the rows over to the last receipt. It stops by
-itself in under 10 minutes.
+subprocesses, and an SMTP server in this process (bench/smtp_sink.py, or aiosmtpd with --sink
+aiosmtpd) that counts sessions and messages. The workers' rate counts from the commit that hands
+the rows over to the last receipt. It stops by itself in under 10 minutes.
 """
 
 import argparse
