@@ -15,6 +15,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError, connectio
 from django.utils import timezone
 
 from helpers import planner_statistics
+from imports import read_ahead
 from imports.column_mapping import MappingError, row_reader
 from imports.csv_reader import CsvError
 from imports.models import ImportJob
@@ -305,13 +306,19 @@ def run(
     progress,
     loads,
     lease=None,
+    check_rows=None,
+    read_ahead_safe=False,
 ):
     """Apply `job`'s file a batch at a time, resuming after `job.last_processed_line`.
 
     Rows up to that line are only shown to the checker (duplicates still count); the rest go
     to `apply_batch(job, checker, batch, rows, results)`, which commits them with the job's
-    counts (`save_progress`). `progress(job)` is called after each committed batch. A CsvError
-    part-way through marks the job failed (rows before it stay done) and is raised.
+    counts (`save_progress`); with `check_rows`, `rows` are what `check_rows(checker, batch,
+    rows)` made of them. With `read_ahead_safe` (the checker's lookups cannot be changed by the
+    batch before, except for rows its own memory refuses), each batch is read, looked up and
+    checked while the one before is written (imports.read_ahead). `progress(job)` is called
+    after each committed batch. A CsvError part-way through marks the job failed (rows before
+    it stay done) and is raised.
 
     The run first claims the job (`lease`: the ticket it was queued with, see imports.tasks;
     None takes the job over, for a command-line run) and then writes the job's status only with
@@ -354,21 +361,30 @@ def run(
                 success_file=job.success_file.name, failure_file=job.failure_file.name
             ):
                 raise _no_longer_running(job)
-            for rows in batches(csv_file, mapping, batch_size):
-                keep_lease(job)
+            done_before = job.last_processed_line
+
+            def prepare(rows):
                 batch = checker.load_batch(rows)
                 todo = []
                 for line, values in rows:
-                    if line <= job.last_processed_line:
+                    if line <= done_before:
                         checker.mark_seen(line, values, batch)
                     else:
                         todo.append((line, values))
-                if todo:
-                    created = job.created
-                    apply_batch(job, checker, batch, todo, results)
-                    statistics.added(job.created - created)
-                    if progress is not None:
-                        progress(job)
+                if todo and check_rows is not None:
+                    todo = check_rows(checker, batch, todo)
+                return batch, todo
+
+            rows_of = batches(csv_file, mapping, batch_size)
+            with read_ahead.prepared(rows_of, prepare, read_ahead_safe) as ready:
+                for batch, todo in ready:
+                    keep_lease(job)
+                    if todo:
+                        created = job.created
+                        apply_batch(job, checker, batch, todo, results)
+                        statistics.added(job.created - created)
+                        if progress is not None:
+                            progress(job)
         finished_at = timezone.now()
         with transaction.atomic():
             if not _held(job).update(status=ImportJob.Status.DONE, finished_at=finished_at):

@@ -450,8 +450,12 @@ def apply(job, *, batch_size=BATCH_SIZE, progress=None, lease=None):
         normalise_options=normalised_options,
         make_checker=RowChecker,
         result_files=ResultFiles,
+        check_rows=_checked_rows,
+        # The lookups read contacts, which this import never writes, and whether they have a
+        # user: one created by the batch before is a duplicate row of the file.
+        read_ahead_safe=True,
         apply_batch=lambda job, checker, batch, rows, results: _apply_batch(
-            job, job.portal_account, job.options, checker, batch, rows, results
+            job, job.options, checker, batch, rows, results
         ),
         batch_size=batch_size,
         progress=progress,
@@ -460,29 +464,42 @@ def apply(job, *, batch_size=BATCH_SIZE, progress=None, lease=None):
     )
 
 
-def _apply_batch(job, account, options, checker, batch, rows, results):
-    """Check every row of the batch, create the users of those that pass with one
+def _checked_rows(checker, batch, rows):
+    """Each row as `(line, values, outcome)`: its RowFailure, or `(contact, role, access end)`
+    for a row that may be created. Only the file and the batch's lookup are read, so this runs
+    a batch ahead of the writes (imports.read_ahead)."""
+    checked = []
+    for line, values in rows:
+        try:
+            # invite_many checks the email; see the refused rows in _apply_batch.
+            contact, role = checker.check(line, values, batch, email=False)
+            checked.append((line, values, (contact, role, checker.access_end(values))))
+        except RowFailure as failure:
+            checked.append((line, values, failure))
+    return checked
+
+
+def _apply_batch(job, options, checker, batch, rows, results):
+    """Create the users of the batch's rows that passed the checks (`_checked_rows`) with one
     `lifecycle.invite_many`, then write each row's outcome in file order, all in the batch's
     transaction (with the job's counts and `last_processed_line`)."""
+    account = job.portal_account
     with batch_transaction():
         outcomes = {}  # line -> RowFailure or the new user's id
         ready = []  # (contact, role)
         line_of = {}  # contact pk -> line
         role_of = {}  # line -> the role given (the row's, or the default for an empty cell)
         ends = {}  # contact pk -> access end date
-        for line, values in rows:
-            try:
-                # invite_many checks the email; see the refused rows below.
-                contact, role = checker.check(line, values, batch, email=False)
-            except RowFailure as failure:
-                outcomes[line] = failure
-            else:
-                ready.append((contact, role))
-                line_of[contact.pk] = line
-                role_of[line] = role.name
-                ends_on = checker.access_end(values)
-                if ends_on:
-                    ends[contact.pk] = ends_on
+        for line, _values, outcome in rows:
+            if isinstance(outcome, RowFailure):
+                outcomes[line] = outcome
+                continue
+            contact, role, ends_on = outcome
+            ready.append((contact, role))
+            line_of[contact.pk] = line
+            role_of[line] = role.name
+            if ends_on:
+                ends[contact.pk] = ends_on
         if ready:
             created, refused = lifecycle.invite_many(
                 account,
@@ -504,7 +521,7 @@ def _apply_batch(job, account, options, checker, batch, rows, results):
                     outcomes[line_of[contact.pk]] = checker.no_valid_email(contact)
                 else:
                     outcomes[line_of[contact.pk]] = _row_failure(error)
-        for line, values in rows:
+        for line, values, _checked in rows:
             outcome = outcomes[line]
             if isinstance(outcome, RowFailure):
                 job.failed += 1

@@ -295,6 +295,9 @@ IMPORT_STALL_MINUTES = env.float("IMPORT_STALL_MINUTES", default=3)
 # Rows per batch of an import run by the worker; 0: each import's own (5,000 portal users,
 # 500 contacts).
 IMPORT_BATCH_SIZE = env.int("IMPORT_BATCH_SIZE", default=0)
+# An import reads, looks up and checks its next batch in a thread while the current one is
+# written (imports.read_ahead, on PostgreSQL). Off, one after the other.
+IMPORT_READ_AHEAD = env.bool("IMPORT_READ_AHEAD", default=True)
 
 # --- Login tokens ---
 TOKEN_LIFETIMES = {

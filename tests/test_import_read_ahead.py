@@ -1,0 +1,140 @@
+"""An import reads, looks up and checks its next batch in a thread while the current one is
+written (imports.read_ahead, PostgreSQL): every row's outcome is the one it has without, an error
+of the file stops the run after the batches before it, and the thread's connection is closed
+when the run ends."""
+
+import threading
+
+import pytest
+from django.core.files.base import ContentFile
+from django.db import connection
+
+from accounts import lifecycle
+from accounts.models import Role, User
+from contacts.models import Contact
+from imports import portal_users, tasks
+from imports.models import ImportJob
+from tests.test_import_self_healing import result_rows, running, seed
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(autouse=True)
+def _media(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+
+
+@pytest.fixture
+def lookups(monkeypatch):
+    """The thread and the PostgreSQL backend of each batch's contact lookup."""
+    made = []
+    load_batch = portal_users.RowChecker.load_batch
+
+    def recording(checker, rows):
+        batch = load_batch(checker, rows)
+        made.append((threading.current_thread().name, connection.connection.info.backend_pid))
+        return batch
+
+    monkeypatch.setattr(portal_users.RowChecker, "load_batch", recording)
+    return made
+
+
+def job_for(account, lines, **fields):
+    job = ImportJob(
+        portal_account=account,
+        original_filename="users.csv",
+        options={"send_activation": True, "user_type": "partner"},
+        status=ImportJob.Status.VALIDATED,
+    )
+    job.source_file.save("users.csv", ContentFile("\n".join(lines).encode()), save=False)
+    job.save()
+    return job, running(job, **fields)
+
+
+def tricky_file(account, contact_ids):
+    """30 rows in batches of 10: a duplicate of line 6 in the next batch, a contact that has a
+    user already, an unknown id, and a role that does not exist."""
+    lifecycle.invite(
+        account,
+        role=Role.objects.get(portal_account=account),
+        by=None,
+        contact=Contact.objects.get(contact_id=contact_ids[21]),
+        send_email=False,
+    )
+    rows = [f"{contact_id},Partner User" for contact_id in contact_ids[:30]]
+    rows[14] = f"{contact_ids[4]},Partner User"  # line 16 repeats line 6
+    rows[24] = "C9999999999999999999,Partner User"
+    rows[27] = f"{contact_ids[27]},Nobody Role"
+    return ["ContactId,Role", *rows]
+
+
+def outcomes(job):
+    job.refresh_from_db()
+    created = [row[0] for row in result_rows(job.success_file)[1]]
+    failed = [(row[0], row[3]) for row in result_rows(job.failure_file)[1]]
+    return job.status, job.created, job.failed, created, failed
+
+
+def run(job, ticket):
+    return tasks.run_import.apply(args=(job.pk,), kwargs={"batch_size": 10, "lease": ticket})
+
+
+def backend_alive(pid):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [pid])
+        return cursor.fetchone()[0] == 1
+
+
+def test_the_next_batch_is_checked_in_a_thread_and_every_row_ends_as_without_it(
+    settings, lookups
+):
+    account, contact_ids = seed(30)
+    job, ticket = job_for(account, tricky_file(account, contact_ids))
+
+    assert run(job, ticket).get() == ImportJob.Status.DONE
+
+    status, created, failed, created_ids, failures = outcomes(job)
+    # The three lookups in the thread, over one connection of its own, closed with the run.
+    assert [name for name, _pid in lookups] == ["import-read-ahead_0"] * 3
+    assert len({pid for _name, pid in lookups}) == 1
+    assert lookups[0][1] != connection.connection.info.backend_pid
+    assert not backend_alive(lookups[0][1])
+
+    settings.IMPORT_READ_AHEAD = False
+    other, other_ids = seed(30)
+    lookups.clear()
+    job, ticket = job_for(other, tricky_file(other, other_ids))
+    assert run(job, ticket).get() == ImportJob.Status.DONE
+    assert [name for name, _pid in lookups] == ["MainThread"] * 3
+    same_ids = dict(zip(other_ids, contact_ids, strict=True))
+    expected = outcomes(job)
+    assert (status, created, failed) == expected[:3] == (ImportJob.Status.DONE, 26, 4)
+    assert created_ids == [same_ids.get(c, c) for c in expected[3]]
+    assert failures == expected[4]
+    assert failures == [
+        ("16", "duplicate_row"),
+        ("23", "user_exists"),
+        ("26", "contact_not_found"),
+        ("29", "role_not_found"),
+    ]
+    assert User.objects.filter(portal_account=account).count() == 27  # 26 and the one before
+
+
+def test_an_error_further_in_the_file_stops_the_run_after_the_batches_before_it(lookups):
+    account, contact_ids = seed(3000)
+    rows = [f"{contact_id},Partner User" for contact_id in contact_ids]
+    rows[2500] = rows[2500].replace(",", ",\x00")  # beyond the reader's first 64 KB
+    job, ticket = job_for(account, ["ContactId,Role", *rows], total_rows=3000)
+
+    result = tasks.run_import.apply(args=(job.pk,), kwargs={"batch_size": 500, "lease": ticket})
+
+    assert result.get() == ImportJob.Status.FAILED
+    job.refresh_from_db()
+    assert job.error_message.startswith("Line 2502 contains a NUL character")
+    # Every batch before the one the error is in was written, and only those.
+    assert job.created == job.processed == job.last_processed_line - 1
+    assert job.created % 500 == 0
+    assert 0 < job.created < 2500
+    assert User.objects.filter(portal_account=account).count() == job.created
+    assert {name for name, _pid in lookups} == {"import-read-ahead_0"}
+    assert not backend_alive(lookups[0][1])
