@@ -85,9 +85,7 @@ def backend_alive(pid):
         return cursor.fetchone()[0] == 1
 
 
-def test_the_next_batch_is_checked_in_a_thread_and_every_row_ends_as_without_it(
-    settings, lookups
-):
+def test_the_next_batch_is_checked_in_a_thread_and_every_row_ends_as_without_it(settings, lookups):
     account, contact_ids = seed(30)
     job, ticket = job_for(account, tricky_file(account, contact_ids))
 
