@@ -33,6 +33,20 @@ def search_paginator(matching, order_by, page_size, cap):
     return paginator
 
 
+def walk_paginator(ordered, page_size, cap):
+    """A Paginator over the ids of `ordered`, a scoped queryset whose order an index walks from
+    the account's end (the orphaned users: the account's deleted contacts, newest first), so
+    a page reads its rows and the ones before it, never the whole table. Counting stops at
+    `cap` (paginator.capped says there were more). search_paginator's second step, ordering a
+    list of ids, would join whatever the order needs for every id: for the orphans that was
+    every contact of every account (a hash join), 40 ms at 80,000 contacts and growing."""
+    found = len(ordered.order_by().values_list("pk", flat=True)[: cap + 1])
+    paginator = Paginator(ordered.values_list("pk", flat=True), page_size)
+    paginator.count = min(found, cap)
+    paginator.capped = found > cap
+    return paginator
+
+
 def suggestions(matching, sort_key, found=50, shown=10):
     """What a type-ahead offers: up to `found` matches in no order (so no ordered walk of an
     account's index, as above), the first `shown` of them by `sort_key`."""

@@ -17,13 +17,12 @@ from contacts import mirror
 from contacts.orphan_fixes import crm_accounts_with_orphans
 from contacts.orphans import (
     CANDIDATES_SHOWN,
-    NEWEST_DELETION_FIRST,
     orphaned_users,
     replacement_contacts,
 )
 from contacts.views.portal_user_card import confirm
 from helpers.client_ip import client_ip
-from helpers.search_paging import search_paginator
+from helpers.search_paging import walk_paginator
 from helpers.search_terms import search_term
 
 LIST_TEMPLATE = "contacts/orphaned_users.html"
@@ -35,10 +34,11 @@ COUNT_CAP = 1000
 
 
 def _orphans_page(request, account):
-    """A page of orphans: found up to a cap (that count is what the page says), then only the
-    page's 50 loaded with their contact and role, as the users page does."""
+    """A page of orphans: counted up to a cap (that count is what the page says), the page's ids
+    read off the walk of the account's deleted contacts, newest first, then only those 50
+    loaded with their contact and role, as the users page does."""
     orphans = orphaned_users(request.user, account)
-    paginator = search_paginator(orphans, NEWEST_DELETION_FIRST, PAGE_SIZE, COUNT_CAP)
+    paginator = walk_paginator(orphans, PAGE_SIZE, COUNT_CAP)
     page = paginator.get_page(request.GET.get("page"))
     page.object_list = list(orphans.filter(pk__in=list(page.object_list)))
     return page
