@@ -50,8 +50,11 @@ def prepared(batches, prepare, safe):
     rows_of = iter(batches)
 
     def next_batch():
-        # The thread's connection, as a request's: dropped when broken or too old.
-        connection.close_if_unusable_or_obsolete()
+        # The thread's connection lasts the run (closed below). Between batches it is checked
+        # as between requests (CONN_HEALTH_CHECKS: a broken one is replaced on its next use),
+        # but not aged: with CONN_MAX_AGE 0, close_if_unusable_or_obsolete would connect anew
+        # for every batch.
+        connection.health_check_done = False
         rows = next(rows_of, _END)
         return _END if rows is _END else prepare(rows)
 
@@ -65,8 +68,10 @@ def prepared(batches, prepare, safe):
         yield ahead()
     finally:
         # After the batch the thread may still be preparing: its connection is its own.
-        executor.submit(_close_connection).result()
-        executor.shutdown()
+        try:
+            executor.submit(_close_connection).result()
+        finally:
+            executor.shutdown()
 
 
 def _close_connection():

@@ -4,6 +4,7 @@ of the file stops the run after the batches before it, and the thread's connecti
 when the run ends."""
 
 import threading
+import time
 
 import pytest
 from django.core.files.base import ContentFile
@@ -79,10 +80,16 @@ def run(job, ticket):
     return tasks.run_import.apply(args=(job.pk,), kwargs={"batch_size": 10, "lease": ticket})
 
 
-def backend_alive(pid):
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [pid])
-        return cursor.fetchone()[0] == 1
+def backend_gone(pid):
+    """Whether the backend has ended: PostgreSQL lists a closed connection's backend a moment
+    longer, so look again for up to 5 s."""
+    for _ in range(100):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [pid])
+            if cursor.fetchone()[0] == 0:
+                return True
+        time.sleep(0.05)
+    return False
 
 
 def test_the_next_batch_is_checked_in_a_thread_and_every_row_ends_as_without_it(settings, lookups):
@@ -96,7 +103,7 @@ def test_the_next_batch_is_checked_in_a_thread_and_every_row_ends_as_without_it(
     assert [name for name, _pid in lookups] == ["import-read-ahead_0"] * 3
     assert len({pid for _name, pid in lookups}) == 1
     assert lookups[0][1] != connection.connection.info.backend_pid
-    assert not backend_alive(lookups[0][1])
+    assert backend_gone(lookups[0][1])
 
     settings.IMPORT_READ_AHEAD = False
     other, other_ids = seed(30)
@@ -135,4 +142,34 @@ def test_an_error_further_in_the_file_stops_the_run_after_the_batches_before_it(
     assert 0 < job.created < 2500
     assert User.objects.filter(portal_account=account).count() == job.created
     assert {name for name, _pid in lookups} == {"import-read-ahead_0"}
-    assert not backend_alive(lookups[0][1])
+    assert backend_gone(lookups[0][1])
+
+
+def test_the_next_batch_is_looked_up_while_the_current_one_is_written(monkeypatch, lookups):
+    """The second batch's lookup happens before the first batch's writes end (the write waits
+    for it), on the one connection of the thread even where connections are not kept
+    (CONN_MAX_AGE 0: the thread's lasts the run)."""
+    from django.db import connections
+
+    monkeypatch.setitem(connections.settings["default"], "CONN_MAX_AGE", 0)
+    account, contact_ids = seed(30)
+    job, ticket = job_for(account, ["ContactId,Role", *(f"{c},Partner User" for c in contact_ids)])
+    apply_batch = portal_users._apply_batch
+    seen_while_writing = []
+
+    def waiting_for_the_next_lookup(*args):
+        writing = len(seen_while_writing) + 1
+        deadline = time.monotonic() + 10
+        while len(lookups) <= writing and time.monotonic() < deadline:
+            time.sleep(0.01)
+        seen_while_writing.append(len(lookups))
+        return apply_batch(*args)
+
+    monkeypatch.setattr(portal_users, "_apply_batch", waiting_for_the_next_lookup)
+    assert run(job, ticket).get() == ImportJob.Status.DONE
+
+    # While batch 1 was written, batch 2 had been looked up; while batch 2 was, batch 3.
+    assert seen_while_writing == [2, 3, 3]
+    assert len({pid for _name, pid in lookups}) == 1
+    assert backend_gone(lookups[0][1])
+    assert User.objects.filter(portal_account=account).count() == 30
