@@ -1,6 +1,7 @@
 """Times in the console: relative ("3 days ago") with the exact time on hover, in the viewer's
 own time zone (a setting per console person, UTC until chosen)."""
 
+import itertools
 import re
 import zoneinfo
 from datetime import UTC, datetime, timedelta
@@ -31,6 +32,19 @@ def test_relative_words():
     assert relative(now - timedelta(days=45), now) == "Oct 18, 2026"
 
 
+def _moments_of_the_year(zone):
+    """2026 every 75 minutes (each quarter of the hour in turn, every local day), and every 15
+    minutes for 3 hours either side of each clock change, where hours repeat or are skipped."""
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    moments = [start + timedelta(minutes=75 * n) for n in range(7008)]
+    quarters = set(moments)
+    for before, after in itertools.pairwise(moments):
+        if before.astimezone(zone).utcoffset() != after.astimezone(zone).utcoffset():
+            first = before - timedelta(hours=3) - timedelta(minutes=before.minute % 15)
+            quarters.update(first + timedelta(minutes=15 * n) for n in range(30))
+    return sorted(quarters)
+
+
 @pytest.mark.parametrize(
     "zone", ["UTC", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Asia/Kathmandu"]
 )
@@ -38,7 +52,7 @@ def test_exact_and_old_dates_read_as_django_formats_them(zone):
     """exact and relative's dates are spelled out (date_format was a tenth of the users page):
     the same words as date_format's, through the clock changes of the year (hours repeated or
     skipped, where date_format names no zone) and the turn of a year."""
-    moments = [datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=15 * n) for n in range(35040)]
+    moments = _moments_of_the_year(zoneinfo.ZoneInfo(zone))
     moments += [datetime(9, 3, 4, 5, 6, 7, tzinfo=UTC), datetime(2026, 12, 31, 23, 59, tzinfo=UTC)]
     now = datetime(2099, 1, 1, tzinfo=UTC)  # every moment older than a month: a date
     days = {}  # date_format's "M j, Y" of each local day: 96 moments a day read the same words
