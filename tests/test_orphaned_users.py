@@ -183,6 +183,28 @@ def test_the_newest_deletions_come_first_and_a_big_account_is_counted_up_to_a_ca
     assert "Don Day3" not in second
 
 
+def test_under_the_cap_every_page_keeps_the_newest_deletions_first(
+    admin_client, account, partner_role, monkeypatch
+):
+    from contacts.views import orphaned_users
+
+    monkeypatch.setattr(orphaned_users, "PAGE_SIZE", 2)
+    now = timezone.now()
+    names = ["Dee Day0", "Dan Day1", "Dot Day2", "Don Day3", "Del Day4"]
+    for days_ago, name in enumerate(names):
+        user = PortalUserFactory(portal_account=account, role=partner_role, name=name)
+        Contact.objects.filter(pk=user.contact.pk).update(deleted_at=now - timedelta(days=days_ago))
+
+    pages = [
+        admin_client.get(orphans_url(account), {"page": page}).content.decode()
+        for page in (1, 2, 3)
+    ]
+    shown = [[name for name in names if name in page] for page in pages]
+    assert shown == [["Dee Day0", "Dan Day1"], ["Dot Day2", "Don Day3"], ["Del Day4"]]
+    assert pages[0].index("Dee Day0") < pages[0].index("Dan Day1")
+    assert "more than" not in pages[0]
+
+
 def test_no_orphans_says_so(admin_client, account, jane):
     page = admin_client.get(orphans_url(account)).content.decode()
     assert "No orphaned users" in page
