@@ -26,11 +26,7 @@ def search_paginator(matching, order_by, page_size, cap):
             .order_by(*order_by)
             .values_list("pk", flat=True)
         )
-    paginator = Paginator(ids, page_size)
-    # Paginator.count is a cached property: setting it spares a count query.
-    paginator.count = min(len(found), cap)
-    paginator.capped = capped
-    return paginator
+    return _counted_up_to(ids, page_size, len(found), cap)
 
 
 def walk_paginator(ordered, page_size, cap):
@@ -41,7 +37,12 @@ def walk_paginator(ordered, page_size, cap):
     list of ids, would join whatever the order needs for every id: for the orphans that was
     every contact of every account (a hash join), 40 ms at 80,000 contacts and growing."""
     found = len(ordered.order_by().values_list("pk", flat=True)[: cap + 1])
-    paginator = Paginator(ordered.values_list("pk", flat=True), page_size)
+    return _counted_up_to(ordered.values_list("pk", flat=True), page_size, found, cap)
+
+
+def _counted_up_to(ids, page_size, found, cap):
+    paginator = Paginator(ids, page_size)
+    # Paginator.count is a cached property: setting it spares a count query.
     paginator.count = min(found, cap)
     paginator.capped = found > cap
     return paginator

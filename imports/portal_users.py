@@ -454,9 +454,7 @@ def apply(job, *, batch_size=BATCH_SIZE, progress=None, lease=None):
         # The lookups read contacts, which this import never writes, and whether they have a
         # user: one created by the batch before is a duplicate row of the file.
         read_ahead_safe=True,
-        apply_batch=lambda job, checker, batch, rows, results: _apply_batch(
-            job, job.options, checker, batch, rows, results
-        ),
+        apply_batch=_apply_batch,
         batch_size=batch_size,
         progress=progress,
         loads=User,
@@ -479,11 +477,11 @@ def _checked_rows(checker, batch, rows):
     return checked
 
 
-def _apply_batch(job, options, checker, batch, rows, results):
+def _apply_batch(job, checker, batch, rows, results):
     """Create the users of the batch's rows that passed the checks (`_checked_rows`) with one
     `lifecycle.invite_many`, then write each row's outcome in file order, all in the batch's
     transaction (with the job's counts and `last_processed_line`)."""
-    account = job.portal_account
+    account, options = job.portal_account, job.options
     with batch_transaction():
         outcomes = {}  # line -> RowFailure or the new user's id
         ready = []  # (contact, role)
