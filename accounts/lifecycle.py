@@ -680,8 +680,10 @@ def invite_many(portal_account, rows, *, by, send_email, ip=None):
     CSV import uses. `rows` are `(contact, role)` pairs the caller has checked already (contact
     live and without a user, role active, a valid email when `send_email`); each is checked
     again here with in-memory rules only. A contact is a `Contact` or any object with its `pk`,
-    `portal_account_id`, `name`, `email` and `deleted_at` (the import passes light rows:
-    building 100,000 model instances costs more than inserting them). Each user gets their
+    `portal_account_id`, `name`, `email` and `deleted_at`, and `crm_account_name` where it
+    has one (the import passes light rows: building 100,000 model instances costs more than
+    inserting them; the name is the user's copy, accounts.user_crm_accounts, which the database
+    fills where it is missing and checks where it is given). Each user gets their
     role's user type, read again under the account lock.
 
     The account row is locked once and the seats of each user type counted once; the rows
@@ -835,10 +837,11 @@ def _invite_many_bulk(portal_account, rows, *, by, send_email, ip):
             "invited_at",
             "last_invited_at",
             "password",
+            "crm_account_name",
         ),
         [
             (kind, account_id, str(role.user_type), contact.pk, role.pk, name, email, state)
-            + (now, last_invited_at, password)
+            + (now, last_invited_at, password, getattr(contact, "crm_account_name", None))
             for _row, contact, role, name, email in allowed
         ],
         returning_ids=True,

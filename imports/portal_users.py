@@ -132,6 +132,7 @@ class ContactRow(NamedTuple):
     name: str
     email: str
     deleted_at: datetime | None
+    crm_account_name: str  # the users' copy (accounts.user_crm_accounts), given with the insert
     has_user: bool
 
 

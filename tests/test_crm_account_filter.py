@@ -64,6 +64,36 @@ def test_the_copy_cannot_be_written_by_hand_or_by_a_stale_save(account):
     assert copy_of(ada) == "Globex"
 
 
+def test_a_copy_given_with_a_bulk_insert_is_checked_against_the_contact(
+    account, partner_role, employee_role
+):
+    """The import's COPY gives each user's copy, read with the contact: on PostgreSQL it is
+    checked once per statement instead of filled row by row. A given copy that differs (read
+    before a rename, or forged) is the contact's again; a missing one is filled; one given
+    without a contact is dropped."""
+    from helpers.bulk_sql import insert
+
+    contacts = [
+        ContactFactory(portal_account=account, crm_account_name=name)
+        for name in ("Acme Corp", "Globex", "Initech", "")
+    ]
+    fields = ("kind", "portal_account_id", "user_type", "state", "contact_id", "role_id")
+    fields += ("name", "email", "crm_account_name")
+    given = ["Acme Corp", "Hooli", None, ""]
+    rows = [
+        ("portal", account.pk, "partner", "unconfirmed", contact.pk, partner_role.pk)
+        + (f"User {i}", f"u{i}@acme.example", copy)
+        for i, (contact, copy) in enumerate(zip(contacts, given, strict=True))
+    ]
+    rows.append(
+        ("portal", account.pk, "employee", "unconfirmed", None, employee_role.pk)
+        + ("Employee", "e@acme.example", "Forged")
+    )
+    ids = insert(User, fields, rows, returning_ids=True)
+    copies = dict(User.objects.filter(pk__in=ids).values_list("pk", "crm_account_name"))
+    assert [copies[pk] for pk in ids] == ["Acme Corp", "Globex", "Initech", "", None]
+
+
 def test_the_crm_account_names_are_counted_per_account(account, other_account):
     acme = ContactFactory(portal_account=account, crm_account_name="Acme Corp")
     ContactFactory(portal_account=account, crm_account_name="Acme Corp")
