@@ -372,15 +372,18 @@ def child_iie(path, account):
 
 
 def rows_we_create(path, account):
-    """(contact pk, role id, name, email) of each user our import creates from the file: the
+    """(contact pk, role id, name, email, CRM account name) of each user our import creates from
+    the file: the
     first row of a contact of the account without a user, with the active role (the bench's
     file has no other case)."""
     role_id = Role.objects.get(portal_account=account, name=ROLE, active=True).pk
     contacts = {
-        contact_id: (pk, name, email, has_user)
-        for contact_id, pk, name, email, has_user in Contact.objects.filter(portal_account=account)
+        contact_id: (pk, name, email, crm, has_user)
+        for contact_id, pk, name, email, crm, has_user in Contact.objects.filter(
+            portal_account=account
+        )
         .annotate(has_user=Exists(User.objects.filter(contact=OuterRef("pk"))))
-        .values_list("contact_id", "pk", "name", "email", "has_user")
+        .values_list("contact_id", "pk", "name", "email", "crm_account_name", "has_user")
         .iterator(chunk_size=10_000)
     }
     created, seen = [], set()
@@ -392,9 +395,9 @@ def rows_we_create(path, account):
             if contact is None or contact_id in seen:
                 continue
             seen.add(contact_id)
-            pk, name, email, has_user = contact
+            pk, name, email, crm, has_user = contact
             if role == ROLE and not has_user:
-                created.append((pk, role_id, name, email.lower()))
+                created.append((pk, role_id, name, email.lower(), crm))
     return created
 
 
@@ -418,8 +421,8 @@ def child_copy(path, account, batch_size):
     account_id = account.pk
     users = [
         ("portal", account_id, "partner", pk, role_id, name, email, "unconfirmed", now, now)
-        + (password,)
-        for pk, role_id, name, email in created
+        + (password, crm)
+        for pk, role_id, name, email, crm in created
     ]
     snapshot = {"state": "unconfirmed", "role": ROLE, "is_account_admin": False}
     before, context = {}, {"invited_by": admin.name}
@@ -435,6 +438,7 @@ def child_copy(path, account, batch_size):
         "invited_at",
         "last_invited_at",
         "password",
+        "crm_account_name",
     )
     audit_fields = (
         "action",
@@ -464,7 +468,7 @@ def child_copy(path, account, batch_size):
                 [
                     ("invite", admin.pk, actor_label, account_id, user_id, f"{name} <{email}>")
                     + (before, snapshot, "success", "")
-                    for user_id, (_pk, _role, name, email) in zip(user_ids, batch, strict=True)
+                    for user_id, (_pk, _role, name, email, _c) in zip(user_ids, batch, strict=True)
                 ],
             )
             insert(
@@ -472,7 +476,9 @@ def child_copy(path, account, batch_size):
                 outbox_fields,
                 [
                     (account_id, user_id, email, "invitation", context, now)
-                    for user_id, (*_, email) in zip(user_ids, batch, strict=True)
+                    for user_id, (_pk, _role, _name, email, _crm) in zip(
+                        user_ids, batch, strict=True
+                    )
                 ],
                 returning_ids=True,
             )
