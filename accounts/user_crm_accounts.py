@@ -32,13 +32,15 @@ _FILL = (
 # writes the contact's name over any that differs, a stale or forged value. The per-row trigger
 # and its query were a sixth of the database's time of an import batch.
 POSTGRES_INSERT = [
+    # The UPDATE runs only when a copy differs: an UPDATE of no row still fires the counters'
+    # statement triggers.
     "CREATE OR REPLACE FUNCTION accounts_user_crm_account_correct() RETURNS trigger "
-    "LANGUAGE plpgsql AS $$ BEGIN "
-    "UPDATE accounts_user SET crm_account_name = "
-    f"{_FILL.format(row='accounts_user')} "
-    "WHERE accounts_user.id = ANY (ARRAY(SELECT new_rows.id FROM new_rows "
-    "WHERE new_rows.contact_id IS NOT NULL "
-    f"AND new_rows.crm_account_name IS DISTINCT FROM {_FILL.format(row='new_rows')})); "
+    "LANGUAGE plpgsql AS $$ DECLARE stale bigint[]; BEGIN "
+    "stale := ARRAY(SELECT new_rows.id FROM new_rows WHERE new_rows.contact_id IS NOT NULL "
+    f"AND new_rows.crm_account_name IS DISTINCT FROM {_FILL.format(row='new_rows')}); "
+    "IF cardinality(stale) > 0 THEN "
+    f"UPDATE accounts_user SET crm_account_name = {_FILL.format(row='accounts_user')} "
+    "WHERE accounts_user.id = ANY (stale); END IF; "
     "RETURN NULL; END $$",
     # Filled row by row only where the copy is missing (or given without a contact): the ORM's
     # inserts, which never give it.
