@@ -15,6 +15,7 @@ from django.utils.crypto import salted_hmac
 from accounts import link_lifetimes
 from accounts.errors import InvalidToken
 from accounts.models import LoginToken, TokenPurpose
+from helpers.bulk_sql import insert_new
 
 
 def _digest(secret):
@@ -124,20 +125,17 @@ def issue_for_emails(emails):
         LoginToken.objects.filter(
             user_id__in=user_ids, purpose=purpose, used_at__isnull=True, revoked_at__isnull=True
         ).exclude(token_hash__in=hashes.values()).update(revoked_at=now)
-    LoginToken.objects.bulk_create(
+    # An email sent again (its worker died before the mark) has its token already: skipped.
+    insert_new(
+        LoginToken,
+        ("token_hash", "user_id", "purpose", "target")
+        + ("outbox_email_id", "created_by_id", "expires_at"),
         [
-            LoginToken(
-                token_hash=hashes[email.pk],
-                user_id=email.user_id,
-                purpose=purpose,
-                target=email.context.get("target", ""),
-                outbox_email=email,
-                created_by_id=email.queued_by_id,
-                expires_at=now + link_lifetimes.lifetime(email.portal_account_id, purpose),
-            )
+            (hashes[email.pk], email.user_id, str(purpose), email.context.get("target", ""))
+            + (email.pk, email.queued_by_id)
+            + (now + link_lifetimes.lifetime(email.portal_account_id, purpose),)
             for email, purpose in emails
         ],
-        ignore_conflicts=True,
     )
     return minted
 

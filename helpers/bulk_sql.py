@@ -61,27 +61,7 @@ def _copy(connection, model, fields, rows, returning_ids):
     meta = model._meta
     by_attname = {field.attname: field for field in meta.concrete_fields}
     given = [by_attname[name] for name in fields]
-    now = timezone.now()
-    constant_fields, constants, per_row_defaults = [], [], []
-    for field in meta.concrete_fields:
-        if field.attname in fields or field.primary_key or field.db_default is not NOT_PROVIDED:
-            continue
-        if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
-            constant_fields.append(field)
-            constants.append(_db_value(connection, field, now))
-        elif field.has_default() and callable(field.default):
-            if field.default in _SHARED_DEFAULTS:
-                constant_fields.append(field)
-                constants.append(_db_value(connection, field, field.get_default()))
-            else:
-                per_row_defaults.append(field)
-        elif field.get_default() is not None:
-            constant_fields.append(field)
-            constants.append(_db_value(connection, field, field.get_default()))
-        # else: left out of the COPY, the column is NULL (Django gives columns no database
-        # default but db_default, skipped above); fewer values to format in every row.
-    constants = tuple(constants)
-
+    constant_fields, constants, per_row_defaults = _defaults(connection, meta, fields)
     columns = [field.column for field in given]
     values = [*zip(*rows, strict=True)]  # a tuple per column
     for index, field in enumerate(given):
@@ -114,6 +94,67 @@ def _copy(connection, model, fields, rows, returning_ids):
                 for row in zip(*values, strict=True):
                     copy.write_row(row)
     return ids
+
+
+def _defaults(connection, meta, fields):
+    """What the columns that `fields` leave out get: `(constant fields, their values, fields
+    with a default per row)`."""
+    now = timezone.now()
+    constant_fields, constants, per_row_defaults = [], [], []
+    for field in meta.concrete_fields:
+        if field.attname in fields or field.primary_key or field.db_default is not NOT_PROVIDED:
+            continue
+        if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+            constant_fields.append(field)
+            constants.append(_db_value(connection, field, now))
+        elif field.has_default() and callable(field.default):
+            if field.default in _SHARED_DEFAULTS:
+                constant_fields.append(field)
+                constants.append(_db_value(connection, field, field.get_default()))
+            else:
+                per_row_defaults.append(field)
+        elif field.get_default() is not None:
+            constant_fields.append(field)
+            constants.append(_db_value(connection, field, field.get_default()))
+        # else: left out of the COPY, the column is NULL (Django gives columns no database
+        # default but db_default, skipped above); fewer values to format in every row.
+    return constant_fields, tuple(constants), per_row_defaults
+
+
+def insert_new(model, fields, rows):
+    """`insert` of rows some of which may be there already: a row that would break a unique
+    constraint is skipped, as `bulk_create(ignore_conflicts=True)` does; on PostgreSQL with one
+    `INSERT ... SELECT FROM jsonb_to_recordset(...) ON CONFLICT DO NOTHING` (COPY cannot skip a
+    row). For batches of hundreds: bulk_create built a model instance and prepared each value of
+    each row, a third of the batch sender's claim (the claimed emails' tokens)."""
+    if not rows:
+        return
+    connection = connections[router.db_for_write(model)]
+    if connection.vendor != "postgresql":
+        objects = [model(**dict(zip(fields, row, strict=True))) for row in rows]
+        model._base_manager.using(connection.alias).bulk_create(objects, ignore_conflicts=True)
+        return
+    meta = model._meta
+    by_attname = {field.attname: field for field in meta.concrete_fields}
+    constant_fields, constants, per_row_defaults = _defaults(connection, meta, fields)
+    targets = [by_attname[name] for name in fields] + per_row_defaults + constant_fields
+    names = [field.column for field in targets]
+
+    def defaults():
+        return tuple(_db_value(connection, f, f.get_default()) for f in per_row_defaults)
+
+    records = [dict(zip(names, (*row, *defaults(), *constants), strict=True)) for row in rows]
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(field.column) for field in targets)
+    record = ", ".join(
+        f"{quote(field.column)} {_record_type(connection, field)}" for field in targets
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {quote(meta.db_table)} ({columns}) SELECT {columns} "
+            f"FROM jsonb_to_recordset(%s::jsonb) AS new({record}) ON CONFLICT DO NOTHING",
+            [json.dumps(records, cls=_FullPrecision)],
+        )
 
 
 # COPY's text format: a tab between values, a newline after each row, \N for NULL, and these
@@ -198,6 +239,16 @@ def _db_value(connection, field, value):
     return str(value) if isinstance(value, str) and type(value) is not str else value
 
 
+class _FullPrecision(DjangoJSONEncoder):
+    """DjangoJSONEncoder, but times keep their microseconds (it cuts them to milliseconds, as
+    JavaScript's dates do): what goes into a column must come back as it was."""
+
+    def default(self, o):
+        if isinstance(o, datetime.datetime | datetime.time):
+            return o.isoformat()
+        return super().default(o)
+
+
 def update(model, objects, fields):
     """Save `fields` (attribute names; no JSON fields) of `objects`, model instances already in
     the database, like `bulk_update`; on PostgreSQL with one `UPDATE ... FROM
@@ -220,7 +271,7 @@ def update(model, objects, fields):
             }
             for obj in objects
         ],
-        cls=DjangoJSONEncoder,
+        cls=_FullPrecision,
     )
     quote = connection.ops.quote_name
     record = ", ".join(

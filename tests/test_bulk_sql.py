@@ -96,3 +96,38 @@ def test_insert_of_a_type_it_does_not_write_as_text(db):
     fields = ("action", "portal_account_id", "detail")
     insert(AuditEvent, fields, [("sub", account.pk, kind.choices[0][0].__class__("plain"))] * 2)
     assert AuditEvent.objects.filter(action="sub", detail="plain").count() == 2
+
+
+def test_insert_new_skips_the_rows_already_there_and_fills_the_defaults(account, partner_role):
+    """The batch sender's tokens: an email sent again mints the token it minted before."""
+    from datetime import timedelta
+
+    from accounts.models import LoginToken
+    from helpers.bulk_sql import insert_new
+    from tests.factories import PortalUserFactory
+
+    user = PortalUserFactory(portal_account=account, role=partner_role)
+    expires = timezone.now() + timedelta(days=3)
+    before = timezone.now()
+    fields = ("token_hash", "user_id", "purpose", "target", "expires_at")
+    insert_new(LoginToken, fields, [("a" * 64, user.pk, "activation", "", expires)])
+    kept = LoginToken.objects.get(token_hash="a" * 64)
+    kept.failed_attempts = 2
+    kept.save()
+
+    insert_new(
+        LoginToken,
+        fields,
+        [
+            ("a" * 64, user.pk, "magic_link", "again", expires),  # there already: skipped
+            ("b" * 64, user.pk, "magic_link", "tab\t'quote'\\", expires),
+        ],
+    )
+
+    tokens = {token.token_hash[0]: token for token in LoginToken.objects.filter(user=user)}
+    assert set(tokens) == {"a", "b"}
+    assert (tokens["a"].purpose, tokens["a"].failed_attempts) == ("activation", 2)
+    new = tokens["b"]
+    assert (new.purpose, new.target, new.expires_at) == ("magic_link", "tab\t'quote'\\", expires)
+    assert (new.failed_attempts, new.used_at, new.revoked_at) == (0, None, None)
+    assert new.created_at >= before
