@@ -15,7 +15,7 @@ from django.utils.crypto import salted_hmac
 from accounts import link_lifetimes
 from accounts.errors import InvalidToken
 from accounts.models import LoginToken, TokenPurpose
-from helpers.bulk_sql import insert_new
+from helpers.bulk_sql import any_of, insert_new
 
 
 def _digest(secret):
@@ -123,8 +123,11 @@ def issue_for_emails(emails):
     now = timezone.now()
     for purpose, user_ids in users.items():
         LoginToken.objects.filter(
-            user_id__in=user_ids, purpose=purpose, used_at__isnull=True, revoked_at__isnull=True
-        ).exclude(token_hash__in=hashes.values()).update(revoked_at=now)
+            user_id__in=any_of(user_ids),
+            purpose=purpose,
+            used_at__isnull=True,
+            revoked_at__isnull=True,
+        ).exclude(token_hash__in=any_of(hashes.values())).update(revoked_at=now)
     # An email sent again (its worker died before the mark) has its token already: skipped.
     insert_new(
         LoginToken,

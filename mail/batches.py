@@ -52,6 +52,7 @@ from django.utils import timezone
 from accounts import tokens
 from accounts.models import LoginToken, OutboxEmail
 from accounts.models.outbox import LANES, URGENT
+from helpers.bulk_sql import any_of
 from mail import send_pace
 from mail.composer import Composer
 from mail.delivery import _record_failure, mail_session
@@ -191,7 +192,8 @@ def _claim(lane, size, pace):
                 row.next_attempt_at = row.paced_turn_at = turn.starts
                 deferred.append(row)
         claim_ends = now + timedelta(seconds=settings.OUTBOX_CLAIM_SECONDS)
-        OutboxEmail.objects.filter(pk__in=[row.pk for row in ready]).update(
+        # One JSON parameter, not a parameter per id that the client binds one at a time.
+        OutboxEmail.objects.filter(pk__in=any_of(row.pk for row in ready)).update(
             next_attempt_at=claim_ends, paced_turn_at=None
         )
         if deferred:
