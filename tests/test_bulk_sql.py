@@ -131,3 +131,17 @@ def test_insert_new_skips_the_rows_already_there_and_fills_the_defaults(account,
     assert (new.purpose, new.target, new.expires_at) == ("magic_link", "tab\t'quote'\\", expires)
     assert (new.failed_attempts, new.used_at, new.revoked_at) == (0, None, None)
     assert new.created_at >= before
+
+
+def test_any_of_nothing_matches_nothing(account, partner_role):
+    """The batch sender's claim when the pace defers every row: an empty list of ids. On
+    PostgreSQL an empty JSON array's elements were text, and `id IN (text)` an error."""
+    from helpers.bulk_sql import any_of
+    from tests.factories import PortalUserFactory
+
+    user = PortalUserFactory(portal_account=account, role=partner_role)
+    assert User.objects.filter(pk__in=any_of([])).update(name="nobody") == 0
+    assert not User.objects.filter(email__in=any_of(iter(()))).exists()
+    assert list(User.objects.filter(pk__in=any_of([user.pk])).values_list("pk", flat=True)) == [
+        user.pk
+    ]
