@@ -1,7 +1,8 @@
 """SQL for the CSV import's batches of thousands of rows: `insert` (PostgreSQL's COPY on
 PostgreSQL, Django's `bulk_create` on other databases: SQLite, the embedded demo and the tests),
-`update` (one UPDATE ... FROM a JSON parameter on PostgreSQL, `bulk_update` elsewhere) and
-`any_of` (a lookup among thousands of values as one query parameter).
+`insert_new` (an insert that skips the rows already there: the batch sender's tokens), `update`
+(one UPDATE ... FROM a JSON parameter on PostgreSQL, `bulk_update` elsewhere) and `any_of` (a
+lookup among thousands of values as one query parameter).
 
 Why not `bulk_create` everywhere: on PostgreSQL, at 100,000 imported rows, most of the import's
 time went to Django preparing every value of every object (`Model.__init__`, `pre_save`,
