@@ -140,9 +140,20 @@ def insert_new(model, fields, rows):
     constant_fields, constants, per_row_defaults = _defaults(connection, meta, fields)
     targets = [by_attname[name] for name in fields] + per_row_defaults + constant_fields
     names = [field.column for field in targets]
+    # The records are JSON themselves: a JSON column's default goes in as a value, not as the
+    # JSON text that COPY takes (it would be stored as a string).
+    constants = tuple(
+        json.loads(value) if isinstance(field, JSONField) and value is not None else value
+        for field, value in zip(constant_fields, constants, strict=True)
+    )
 
     def defaults():
-        return tuple(_db_value(connection, f, f.get_default()) for f in per_row_defaults)
+        return tuple(
+            f.get_default()
+            if isinstance(f, JSONField)
+            else _db_value(connection, f, f.get_default())
+            for f in per_row_defaults
+        )
 
     records = [dict(zip(names, (*row, *defaults(), *constants), strict=True)) for row in rows]
     quote = connection.ops.quote_name

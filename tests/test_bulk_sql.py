@@ -145,3 +145,16 @@ def test_any_of_nothing_matches_nothing(account, partner_role):
     assert list(User.objects.filter(pk__in=any_of([user.pk])).values_list("pk", flat=True)) == [
         user.pk
     ]
+
+
+def test_insert_new_gives_a_json_column_left_out_its_default_as_json(account):
+    from accounts.models import OutboxEmail
+    from helpers.bulk_sql import insert_new
+
+    insert_new(
+        OutboxEmail,
+        ("portal_account_id", "to_email", "kind"),
+        [(account.pk, "pia@acme.example", "login_email")],
+    )
+    row = OutboxEmail.objects.get(to_email="pia@acme.example")
+    assert (row.context, row.status, row.attempts) == ({}, "pending", 0)
