@@ -31,6 +31,7 @@ Columns the caller does not give get what `bulk_create` would give them: the fie
 import datetime
 import json
 import re
+from functools import partial
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection as default_connection
@@ -62,7 +63,9 @@ def _copy(connection, model, fields, rows, returning_ids):
     meta = model._meta
     by_attname = {field.attname: field for field in meta.concrete_fields}
     given = [by_attname[name] for name in fields]
-    constant_fields, constants, per_row_defaults = _defaults(connection, meta, fields)
+    constant_fields, constants, per_row_defaults = _defaults(
+        meta, fields, partial(_db_value, connection)
+    )
     columns = [field.column for field in given]
     values = [*zip(*rows, strict=True)]  # a tuple per column
     for index, field in enumerate(given):
@@ -97,9 +100,9 @@ def _copy(connection, model, fields, rows, returning_ids):
     return ids
 
 
-def _defaults(connection, meta, fields):
-    """What the columns that `fields` leave out get: `(constant fields, their values, fields
-    with a default per row)`."""
+def _defaults(meta, fields, prepared):
+    """What the columns that `fields` leave out get: `(constant fields, their values as
+    `prepared(field, value)` makes them, fields with a default per row)`."""
     now = timezone.now()
     constant_fields, constants, per_row_defaults = [], [], []
     for field in meta.concrete_fields:
@@ -107,16 +110,16 @@ def _defaults(connection, meta, fields):
             continue
         if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
             constant_fields.append(field)
-            constants.append(_db_value(connection, field, now))
+            constants.append(prepared(field, now))
         elif field.has_default() and callable(field.default):
             if field.default in _SHARED_DEFAULTS:
                 constant_fields.append(field)
-                constants.append(_db_value(connection, field, field.get_default()))
+                constants.append(prepared(field, field.get_default()))
             else:
                 per_row_defaults.append(field)
         elif field.get_default() is not None:
             constant_fields.append(field)
-            constants.append(_db_value(connection, field, field.get_default()))
+            constants.append(prepared(field, field.get_default()))
         # else: left out of the COPY, the column is NULL (Django gives columns no database
         # default but db_default, skipped above); fewer values to format in every row.
     return constant_fields, tuple(constants), per_row_defaults
@@ -137,23 +140,18 @@ def insert_new(model, fields, rows):
         return
     meta = model._meta
     by_attname = {field.attname: field for field in meta.concrete_fields}
-    constant_fields, constants, per_row_defaults = _defaults(connection, meta, fields)
+
+    def prepared(field, value):
+        # The records are JSON themselves: a JSON column's value goes in as it is, not as the
+        # JSON text that COPY takes (it would be stored as a string).
+        return value if isinstance(field, JSONField) else _db_value(connection, field, value)
+
+    constant_fields, constants, per_row_defaults = _defaults(meta, fields, prepared)
     targets = [by_attname[name] for name in fields] + per_row_defaults + constant_fields
     names = [field.column for field in targets]
-    # The records are JSON themselves: a JSON column's default goes in as a value, not as the
-    # JSON text that COPY takes (it would be stored as a string).
-    constants = tuple(
-        json.loads(value) if isinstance(field, JSONField) and value is not None else value
-        for field, value in zip(constant_fields, constants, strict=True)
-    )
 
     def defaults():
-        return tuple(
-            f.get_default()
-            if isinstance(f, JSONField)
-            else _db_value(connection, f, f.get_default())
-            for f in per_row_defaults
-        )
+        return tuple(prepared(field, field.get_default()) for field in per_row_defaults)
 
     records = [dict(zip(names, (*row, *defaults(), *constants), strict=True)) for row in rows]
     quote = connection.ops.quote_name
