@@ -81,32 +81,41 @@ def _actor_label(by):
     return str(by) if by else _acting_as.get()
 
 
+BULK_FIELDS = (
+    "action",
+    "actor_id",
+    "actor_label",
+    "portal_account_id",
+    "subject_user_id",
+    "subject_label",
+    "before",
+    "after",
+    "ip_address",
+    "outcome",
+    "detail",
+)
+
+
 def record_many(events, *, by, portal_account, ip=None):
     """`record` for thousands of events at once (the CSV import), in one bulk insert. `events`
     are (action, subject user id or None, subject label, before, after, detail)."""
+    insert(AuditEvent, BULK_FIELDS, bulk_rows(events, by=by, portal_account=portal_account, ip=ip))
+    announce_many(events, portal_account=portal_account)
+
+
+def bulk_rows(events, *, by, portal_account, ip=None):
+    """The rows of `BULK_FIELDS` that `record_many` inserts for `events`."""
     actor_id, actor_label = (by.pk if by else None), _actor_label(by)
     success = str(AuditEvent.Outcome.SUCCESS)
-    insert(
-        AuditEvent,
-        (
-            "action",
-            "actor_id",
-            "actor_label",
-            "portal_account_id",
-            "subject_user_id",
-            "subject_label",
-            "before",
-            "after",
-            "ip_address",
-            "outcome",
-            "detail",
-        ),
-        [
-            (action, actor_id, actor_label, portal_account.pk, user_id, label, before, after)
-            + (ip, success, detail)
-            for action, user_id, label, before, after, detail in events
-        ],
-    )
+    return [
+        (action, actor_id, actor_label, portal_account.pk, user_id, label, before, after)
+        + (ip, success, detail)
+        for action, user_id, label, before, after, detail in events
+    ]
+
+
+def announce_many(events, *, portal_account):
+    """`announce` for the events of `record_many`, once they are written."""
     announce(
         [
             Recorded(action, portal_account.pk, user_id, before, after)

@@ -30,7 +30,6 @@ from accounts.models import (
 from accounts.models.user import access_end_problem
 from accounts.portal_sections import SECTIONS
 from contacts.models import Contact
-from helpers.bulk_sql import any_of, insert
 from helpers.email_addresses import header_safe
 from mail import outbox
 
@@ -126,7 +125,7 @@ def _verb(function):
     return verb
 
 
-def _check_role(portal_account, role):
+def check_role(portal_account, role):
     if role is None:
         raise LifecycleError("Pick a role.")
     if role.portal_account_id != portal_account.pk:
@@ -187,7 +186,7 @@ EMPLOYEE_ROLE_ON_CONTACT = (
 )
 
 
-def _resolve_contact(portal_account, role, contact, name, email):
+def resolve_contact(portal_account, role, contact, name, email):
     """The contact a new partner/customer user stands on: the given one, or a new console
     contact made from name + email (a later CRM sync matches it by email)."""
     if not role.needs_contact:
@@ -231,7 +230,7 @@ def invite(
     and, with send_email, an invitation. The user type is the role's; `user_type`, if given,
     must be the same (LifecycleError otherwise)."""
     role = _role_now(portal_account, role)
-    _check_role(portal_account, role)
+    check_role(portal_account, role)
     mismatch = role_type_mismatch(role, user_type)
     if mismatch:
         raise LifecycleError(mismatch)
@@ -254,7 +253,7 @@ def invite(
         # Locked and read again: a CRM sync deleting the contact at this moment either goes
         # first (and the invite is refused) or waits until the user exists (and orphans it).
         contact = Contact.objects.select_for_update().get(pk=contact.pk)
-    contact = _resolve_contact(portal_account, role, contact, name, email_ok)
+    contact = resolve_contact(portal_account, role, contact, name, email_ok)
     now = timezone.now()
     user = User(
         kind=UserKind.PORTAL,
@@ -445,7 +444,7 @@ def change_role(user, role, *, by, ip=None):
     role that would cross that line is refused."""
     user = _locked(user)
     role = _role_now(user.portal_account, role)
-    _check_role(user.portal_account, role)
+    check_role(user.portal_account, role)
     if user.role_id == role.pk:
         raise LifecycleError(f"{user.name} already has the role '{role.name}'.")
     changing_type = role.user_type != user.user_type
@@ -673,210 +672,3 @@ def issue_magic_link(user, *, by, target="", ip=None):
     token = tokens.issue_token(user, TokenPurpose.MAGIC_LINK, target=target, by=by)
     audit.record("issue_magic_link", by=by, subject=user, ip=ip, detail=target or "home")
     return token
-
-
-def invite_many(portal_account, rows, *, by, send_email, ip=None):
-    """`invite` for a batch of contacts, in one transaction and a handful of queries: what the
-    CSV import uses. `rows` are `(contact, role)` pairs the caller has checked already (contact
-    live and without a user, role active, a valid email when `send_email`); each is checked
-    again here with in-memory rules only. A contact is a `Contact` or any object with its `pk`,
-    `portal_account_id`, `name`, `email` and `deleted_at`, and `crm_account_name` where it
-    has one (the import passes light rows: building 100,000 model instances costs more than
-    inserting them; the name is the user's copy, accounts.user_crm_accounts, which the database
-    fills where it is missing and checks where it is given). Each user gets their
-    role's user type, read again under the account lock.
-
-    The account row is locked once and the seats of each user type counted once; the rows
-    past a type's licenses are refused with the message `invite` would give. Users, audit
-    events and outbox rows are written with a bulk insert each (COPY on PostgreSQL, see
-    helpers.bulk_sql), and one `on_commit` hands every outbox row to Celery in one message. The
-    one-user-per-contact and one-email-per-account constraints stay the last guard: if the bulk
-    insert breaks one (a concurrent invite or import), the batch is done again row by row with
-    `invite`, which reports such rows one by one.
-
-    Returns `(created, refused)`: `[(row, new user's id)]` in the order of the rows, and
-    `[(row, error)]` with a `LifecycleError` (a `NoLicensesLeft` for seats) whose `str()` is the
-    message `invite` would have raised for that row.
-    """
-    rows = list(rows)
-    if not rows:
-        return [], []
-    with transaction.atomic():
-        try:
-            with transaction.atomic():
-                return _invite_many_bulk(portal_account, rows, by=by, send_email=send_email, ip=ip)
-        except IntegrityError:
-            pass  # rolled back to before the batch; done again row by row below
-        created, refused = [], []
-        for row in rows:
-            contact, role = row
-            try:
-                if contact is not None and not isinstance(contact, Contact):
-                    contact = Contact.objects.filter(pk=contact.pk).first()
-                    if contact is None:
-                        raise LifecycleError("The contact no longer exists in the CRM mirror.")
-                user = invite(
-                    portal_account,
-                    role=role,
-                    by=by,
-                    contact=contact,
-                    send_email=send_email,
-                    ip=ip,
-                )
-            except LifecycleError as error:
-                refused.append((row, error))
-            else:
-                created.append((row, user.pk))
-        return created, refused
-
-
-def _invite_many_bulk(portal_account, rows, *, by, send_email, ip):
-    from django.contrib.auth.hashers import make_password
-
-    from accounts.errors import NoLicensesLeft
-    from accounts.models import OutboxEmail
-
-    # Locked first: the roles' user types are read under it (see _role_now).
-    locked = PortalAccount.objects.select_for_update().get(pk=portal_account.pk)
-    roles_now = Role.objects.in_bulk({role.pk for _, role in rows if role is not None})
-    refused = []
-    ready = []  # (row, contact, role, name, email)
-    emails_in_batch = set()
-    checked_email = email_checker()
-    for row in rows:
-        contact, role = row
-        try:
-            _check_role(portal_account, role)
-            role = roles_now.get(role.pk)
-            if role is None:
-                raise LifecycleError(f"Role '{row[1].name}' was deleted meanwhile.")
-            _check_role(portal_account, role)
-            if contact is None:
-                raise LifecycleError("Pick a contact.")
-            contact = _resolve_contact(portal_account, role, contact, "", "")
-            name = (contact.name or "").strip()
-            email = checked_email(contact.email)
-            if not name:
-                raise LifecycleError("Enter the person's name.")
-            if not email and send_email:
-                raise LifecycleError(
-                    f"{name} has no valid email address ('{contact.email}'). Enter a valid email."
-                )
-            if email and email in emails_in_batch:
-                raise LifecycleError(f"A portal user with the email {email} already exists here.")
-        except LifecycleError as error:
-            refused.append((row, error))
-            continue
-        if email:
-            emails_in_batch.add(email)
-        ready.append((row, contact, role, name, email))
-    if not ready:
-        return [], refused
-    # The same rules as invite, a query each for the whole batch.
-    taken = set(
-        User.objects.filter(contact__in=any_of(contact.pk for _, contact, *_ in ready))
-        .order_by()
-        .values_list("contact_id", flat=True)
-    )
-    taken_emails = set()
-    if emails_in_batch:
-        taken_emails = set(
-            User.objects.filter(portal_account=portal_account, email__in=any_of(emails_in_batch))
-            .exclude(email="")  # the condition of the unique index that answers it
-            .order_by()
-            .values_list("email", flat=True)
-        )
-    allowed = []
-    for entry in ready:
-        row, contact, _role, _name, email = entry
-        if contact.pk in taken:
-            error = LifecycleError(
-                f"User already exists: {contact.name} already has a portal user."
-            )
-        elif email in taken_emails:
-            error = LifecycleError(f"A portal user with the email {email} already exists here.")
-        else:
-            allowed.append(entry)
-            continue
-        refused.append((row, error))
-
-    # Licenses: as licenses.claim_seat, once per user type for the batch, in file order.
-    free, messages, within = {}, {}, []
-    for user_type in {role.user_type for _row, _contact, role, *_ in allowed}:
-        limit, used = locked.licenses_for(user_type), licenses.seats_used(locked, user_type)
-        free[user_type] = max(limit - used, 0)
-        label, in_use = UserType(user_type).label, max(used, limit)
-        messages[user_type] = f"No {label} licenses left: {in_use} of {limit} in use."
-    for entry in allowed:
-        user_type = entry[2].user_type
-        if free[user_type]:
-            free[user_type] -= 1
-            within.append(entry)
-        else:
-            refused.append((entry[0], NoLicensesLeft(messages[user_type])))
-    allowed = within
-    if not allowed:
-        return [], refused
-
-    now = timezone.now()
-    password = make_password(None)  # unusable, as set_unusable_password; one draw per batch
-    account_id = portal_account.pk
-    kind, state = str(UserKind.PORTAL), str(UserState.UNCONFIRMED)
-    last_invited_at = now if send_email else None
-    user_ids = insert(
-        User,
-        (
-            "kind",
-            "portal_account_id",
-            "user_type",
-            "contact_id",
-            "role_id",
-            "name",
-            "email",
-            "state",
-            "invited_at",
-            "last_invited_at",
-            "password",
-            "crm_account_name",
-        ),
-        [
-            (kind, account_id, str(role.user_type), contact.pk, role.pk, name, email, state)
-            + (now, last_invited_at, password, getattr(contact, "crm_account_name", None))
-            for _row, contact, role, name, email in allowed
-        ],
-        returning_ids=True,
-    )
-    # What audit.user_snapshot gives for each new user: the same for every user of a role.
-    snapshots = {}
-    for _row, _contact, role, _name, _email in allowed:
-        if role.pk not in snapshots:
-            snapshots[role.pk] = audit.user_snapshot(User(state=state, role=role))
-    detail = "" if send_email else "no invitation email"
-    before = {}  # one object for every row: the bulk insert turns it into JSON once, not per row
-    audit.record_many(
-        [
-            # The subject label is str(user): "name <email>", or the name alone without an email.
-            ("invite", user_id, f"{name} <{email}>" if email else name, before, snapshots[role.pk])
-            + (detail,)
-            for user_id, (_row, _contact, role, name, email) in zip(user_ids, allowed, strict=True)
-        ],
-        by=by,
-        portal_account=portal_account,
-        ip=ip,
-    )
-    if send_email:
-        # New users have no pending email, so there is nothing for queue_email's cancel to do.
-        context = {"invited_by": by.name if by else ""}
-        invitation = str(EmailKind.INVITATION)
-        email_ids = insert(
-            OutboxEmail,
-            ("portal_account_id", "user_id", "to_email", "kind", "context", "queued_at"),
-            [
-                (account_id, user_id, email, invitation, context, now)
-                for user_id, (*_, email) in zip(user_ids, allowed, strict=True)
-            ],
-            returning_ids=True,
-        )
-        outbox.hand_over_on_commit(email_ids, {invitation: len(email_ids)})
-    created = [(entry[0], user_id) for entry, user_id in zip(allowed, user_ids, strict=True)]
-    return created, refused

@@ -1,5 +1,5 @@
 """What webhooks add to the changes that write them, on PostgreSQL: an import batch of 5,000
-invitations (lifecycle.invite_many, the CSV import's step) and 500 single disables, each with
+invitations (bulk_invites.invite_many, the CSV import's step) and 500 single disables, each with
 0, 1 and 3 active endpoints subscribed. Only the writing is measured: the hand-off to the worker
 is counted, not sent (no broker, no HTTP).
 
@@ -29,7 +29,7 @@ django.setup()
 from django.core.management import call_command  # noqa: E402
 from django.db import transaction  # noqa: E402
 
-from accounts import lifecycle  # noqa: E402
+from accounts import bulk_invites, lifecycle  # noqa: E402
 from accounts.models import PortalAccount, Role, User, UserKind, UserType  # noqa: E402
 from bench.users_page import ensure_database, require_postgres  # noqa: E402
 from contacts.models import Contact  # noqa: E402
@@ -73,7 +73,7 @@ def run_case(n, endpoints, args, staff):
 
     def invite():
         with transaction.atomic():
-            lifecycle.invite_many(
+            bulk_invites.invite_many(
                 account, [(c, role) for c in contacts], by=staff, send_email=False
             )
 

@@ -32,6 +32,7 @@ import datetime
 import json
 import re
 from functools import partial
+from typing import NamedTuple
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection as default_connection
@@ -56,10 +57,34 @@ def insert(model, fields, rows, *, returning_ids=False):
         objects = [model(**dict(zip(fields, row, strict=True))) for row in rows]
         model._base_manager.using(connection.alias).bulk_create(objects)
         return [obj.pk for obj in objects] if returning_ids else None
-    return _copy(connection, model, fields, rows, returning_ids)
+    copy = prepare_copy(model, fields, rows, returning_ids=returning_ids)
+    write_copy(copy)
+    return copy.ids
 
 
-def _copy(connection, model, fields, rows, returning_ids):
+def copy_ahead_possible(model):
+    """Whether `prepare_copy` works on `model`'s database: PostgreSQL only."""
+    return connections[router.db_for_write(model)].vendor == "postgresql"
+
+
+class PreparedCopy(NamedTuple):
+    """A COPY made ready (by `prepare_copy`) to be written later, by `write_copy`, on another
+    connection or in another thread: its statement, its text (or its rows, for psycopg to
+    format) and the ids drawn for its rows (None unless asked for)."""
+
+    model: type
+    sql: str
+    text: str | None
+    rows: list | None
+    ids: list | None
+
+
+def prepare_copy(model, fields, rows, *, returning_ids=False):
+    """Everything of `insert` but the writing, on PostgreSQL: the text of the rows, and their ids
+    drawn from the table's sequence when asked for. Sequences are not transactional, so ids are
+    drawn on whatever connection this runs on, and an id of a copy never written stays unused.
+    The time columns left out (`auto_now_add`) are the time of this call."""
+    connection = connections[router.db_for_write(model)]
     meta = model._meta
     by_attname = {field.attname: field for field in meta.concrete_fields}
     given = [by_attname[name] for name in fields]
@@ -77,8 +102,8 @@ def _copy(connection, model, fields, rows, returning_ids):
     columns += [field.column for field in constant_fields]
     values += [(value,) * len(rows) for value in constants]
     ids = None
-    with connection.cursor() as cursor, connection.wrap_database_errors:
-        if returning_ids:
+    if returning_ids:
+        with connection.cursor() as cursor, connection.wrap_database_errors:
             # One row of text, not a row per id: psycopg builds a tuple for each row it reads.
             cursor.execute(
                 "SELECT string_agg(nextval(pg_get_serial_sequence(%s, %s))::text, ',') "
@@ -86,18 +111,28 @@ def _copy(connection, model, fields, rows, returning_ids):
                 [meta.db_table, meta.pk.column, len(rows)],
             )
             ids = list(map(int, cursor.fetchone()[0].split(",")))
-            columns.insert(0, meta.pk.column)
-            values.insert(0, ids)
-        columns, text = _copy_text(columns, values, len(rows))
-        quote = connection.ops.quote_name
-        sql = f"COPY {quote(meta.db_table)} ({', '.join(quote(c) for c in columns)}) FROM STDIN"
-        with cursor.copy(sql) as copy:
-            if text is not None:
-                copy.write(text)
-            else:
-                for row in zip(*values, strict=True):
-                    copy.write_row(row)
-    return ids
+        columns.insert(0, meta.pk.column)
+        values.insert(0, ids)
+    columns, text = _copy_text(columns, values, len(rows))
+    quote = connection.ops.quote_name
+    sql = f"COPY {quote(meta.db_table)} ({', '.join(quote(c) for c in columns)}) FROM STDIN"
+    rows_to_format = None if text is not None else list(zip(*values, strict=True))
+    return PreparedCopy(model, sql, text, rows_to_format, ids)
+
+
+def write_copy(copy):
+    """Write a `prepare_copy` on this thread's connection (inside the caller's transaction)."""
+    connection = connections[router.db_for_write(copy.model)]
+    with (
+        connection.cursor() as cursor,
+        connection.wrap_database_errors,
+        cursor.copy(copy.sql) as writer,
+    ):
+        if copy.text is not None:
+            writer.write(copy.text)
+        else:
+            for row in copy.rows:
+                writer.write_row(row)
 
 
 def _defaults(meta, fields, prepared):

@@ -5,7 +5,7 @@ import_portal_users` both call these functions.
 - `validate(...)` is the dry run: every row goes through the same `RowChecker` as in `apply`, and
   nothing is written. It reports how many users would be created, the failures per reason code
   (with the first rows of each) and whether the licenses suffice.
-- `apply(job, ...)` creates the users through `accounts.lifecycle.invite_many` (audit event and,
+- `apply(job, ...)` creates the users through `accounts.bulk_invites.invite_many` (audit event and,
   with the activation option, an invitation in the outbox for each), a batch of rows per
   transaction: the rows are checked, then the batch's users are written with a few bulk inserts.
   The job's counts, `last_processed_line` and the committed size of the result files are saved in
@@ -26,7 +26,7 @@ from typing import NamedTuple
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from accounts import expiry, licenses, lifecycle, role_names
+from accounts import bulk_invites, expiry, licenses, lifecycle, role_names
 from accounts.errors import NoLicensesLeft
 from accounts.models import User, UserType
 from accounts.models.user import access_end_problem
@@ -123,7 +123,7 @@ class RowFailure(Exception):
 
 class ContactRow(NamedTuple):
     """The columns of a contact that the rules read (a light stand-in for `Contact`, which
-    `lifecycle.invite_many` accepts)."""
+    `bulk_invites.invite_many` accepts)."""
 
     pk: int
     portal_account_id: int
@@ -143,6 +143,7 @@ class Batch:
     by_contact_id: dict
     by_salesforce_id: dict
     with_user: set  # pks of contacts that already have a portal user
+    invites: object = None  # accounts.bulk_invites.plan of the batch's rows (the real run)
 
 
 class RowChecker:
@@ -215,7 +216,7 @@ class RowChecker:
     def check(self, line, values, batch, *, email=True):
         """The contact and role for a row that may be created; raises RowFailure otherwise.
         `email=False` leaves the last rule (a valid email when activation emails are on) to the
-        caller: the import's `lifecycle.invite_many` checks it anyway, and it is the costliest
+        caller: the import's `bulk_invites.invite_many` checks it anyway, and it is the costliest
         rule (Django's email validator, about 10 us a row)."""
         value = values["contact_id"]
         if not value:
@@ -402,7 +403,7 @@ def validate(
 
 class _Seats:
     """The free seats of each user type as the dry run goes, counted when a row first needs
-    the type (lifecycle.invite_many counts them the same way, per batch, under the lock)."""
+    the type (bulk_invites.invite_many counts them the same way, per batch, under the lock)."""
 
     def __init__(self, account):
         self.account = account
@@ -451,7 +452,7 @@ def apply(job, *, batch_size=BATCH_SIZE, progress=None, lease=None):
         normalise_options=normalised_options,
         make_checker=RowChecker,
         result_files=ResultFiles,
-        check_rows=_checked_rows,
+        check_rows=partial(_checked_rows, by=job.started_by),
         # The lookups read contacts, which this import never writes, and whether they have a
         # user: one created by the batch before is a duplicate row of the file.
         read_ahead_safe=True,
@@ -463,24 +464,29 @@ def apply(job, *, batch_size=BATCH_SIZE, progress=None, lease=None):
     )
 
 
-def _checked_rows(checker, batch, rows):
+def _checked_rows(checker, batch, rows, *, by):
     """Each row as `(line, values, outcome)`: its RowFailure, or `(contact, role, access end)`
     for a row that may be created. Only the file and the batch's lookup are read, so this runs
-    a batch ahead of the writes (imports.read_ahead)."""
-    checked = []
+    a batch ahead of the writes (imports.read_ahead), and so does the plan of the batch's
+    invitations (accounts.bulk_invites.plan: the rest of the rules, and the writes built)."""
+    checked, ready = [], []
     for line, values in rows:
         try:
             # invite_many checks the email; see the refused rows in _apply_batch.
             contact, role = checker.check(line, values, batch, email=False)
             checked.append((line, values, (contact, role, checker.access_end(values))))
+            ready.append((contact, role))
         except RowFailure as failure:
             checked.append((line, values, failure))
+    if ready:
+        send_email = checker.options["send_activation"]
+        batch.invites = bulk_invites.plan(checker.account, ready, by=by, send_email=send_email)
     return checked
 
 
 def _apply_batch(job, checker, batch, rows, results):
     """Create the users of the batch's rows that passed the checks (`_checked_rows`) with one
-    `lifecycle.invite_many`, then write each row's outcome in file order, all in the batch's
+    `bulk_invites.invite_many`, then write each row's outcome in file order, all in the batch's
     transaction (with the job's counts and `last_processed_line`)."""
     account, options = job.portal_account, job.options
     with batch_transaction():
@@ -500,11 +506,12 @@ def _apply_batch(job, checker, batch, rows, results):
             if ends_on:
                 ends[contact.pk] = ends_on
         if ready:
-            created, refused = lifecycle.invite_many(
+            created, refused = bulk_invites.invite_many(
                 account,
                 ready,
                 by=job.started_by,
                 send_email=options["send_activation"],
+                plan=batch.invites,
             )
             for (contact, _role), user_id in created:
                 outcomes[line_of[contact.pk]] = user_id
@@ -537,7 +544,7 @@ def _apply_batch(job, checker, batch, rows, results):
 
 
 def _row_failure(error):
-    """The reason code and reason of a row `lifecycle.invite_many` refused."""
+    """The reason code and reason of a row `bulk_invites.invite_many` refused."""
     if isinstance(error, NoLicensesLeft):
         return RowFailure(NO_LICENSES, _no_licenses_reason(str(error)))
     message = str(error)

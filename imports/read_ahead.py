@@ -19,6 +19,7 @@ Only on PostgreSQL outside a transaction (a worker's task or the import command)
 transaction is not seen from another connection, nor is SQLite's database in memory. Elsewhere
 the batches are prepared in line, by the same function."""
 
+import contextvars
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
@@ -58,10 +59,14 @@ def prepared(batches, prepare, safe):
         rows = next(rows_of, _END)
         return _END if rows is _END else prepare(rows)
 
+    # The thread works in a copy of the caller's context: what the caller set there (who acts,
+    # for the audit trail's label) holds for the batches it prepares.
+    context = contextvars.copy_context()
+
     def ahead():
-        future = executor.submit(next_batch)
+        future = executor.submit(context.run, next_batch)
         while (batch := future.result()) is not _END:
-            future = executor.submit(next_batch)
+            future = executor.submit(context.run, next_batch)
             yield batch
 
     try:

@@ -21,7 +21,7 @@ from django.db import transaction
 from django.test import override_settings
 from django.urls import reverse
 
-from accounts import lifecycle
+from accounts import bulk_invites
 from accounts.models import EmailKind, OutboxEmail
 from mail import outbox, tasks
 from portal_admin import celery as portal_celery
@@ -364,7 +364,7 @@ def test_a_sign_in_link_overtakes_a_backlog_of_bulk_invitations(partner_role, te
         worker = request.getfixturevalue("start_worker")(
             sink.port, env={"OUTBOX_RATE_PER_ACCOUNT_PER_MINUTE": "1000000"}
         )
-        lifecycle.invite_many(
+        bulk_invites.invite_many(
             account,
             [(contact, role) for contact in contacts],
             by=technician,

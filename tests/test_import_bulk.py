@@ -1,9 +1,9 @@
-"""`accounts.lifecycle.invite_many`: the batch form of `invite` that the CSV import applies rows
+"""`accounts.bulk_invites.invite_many`: the batch form of `invite` that the CSV import applies rows
 with (one transaction, bulk inserts, the licenses counted once, one hand-off to Celery)."""
 
 import pytest
 
-from accounts import licenses, lifecycle
+from accounts import bulk_invites, licenses, lifecycle
 from accounts.errors import LifecycleError, NoLicensesLeft
 from accounts.models import (
     AuditEvent,
@@ -53,7 +53,7 @@ def test_writes_a_user_an_audit_event_and_an_invitation_per_row(
     contacts = _contacts(account, 3)
 
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        created, refused = lifecycle.invite_many(
+        created, refused = bulk_invites.invite_many(
             account,
             [(contact, role) for contact in contacts],
             by=technician,
@@ -102,7 +102,7 @@ def test_the_outbox_is_handed_to_celery_only_after_commit(
     contacts = _contacts(account, 2)
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        lifecycle.invite_many(
+        bulk_invites.invite_many(
             account,
             [(contact, role) for contact in contacts],
             by=technician,
@@ -125,7 +125,7 @@ def test_without_email_no_outbox_and_the_audit_says_so(
     contact = Contact.objects.create(portal_account=account, name="No Mail", email="not-an-email")
 
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        created, refused = lifecycle.invite_many(
+        created, refused = bulk_invites.invite_many(
             account, [(contact, role)], by=technician, send_email=False
         )
 
@@ -148,7 +148,7 @@ def test_creates_only_as_many_as_the_licenses_allow(
     rows = [(contact, role) for contact in _contacts(account, 5)]
 
     with django_capture_on_commit_callbacks(execute=True):
-        created, refused = lifecycle.invite_many(account, rows, by=technician, send_email=True)
+        created, refused = bulk_invites.invite_many(account, rows, by=technician, send_email=True)
 
     assert [row for row, _user_id in created] == rows[:3]
     assert {User.objects.get(pk=user_id).contact for _row, user_id in created} == {
@@ -173,7 +173,7 @@ def test_a_batch_with_no_seat_left_writes_nothing(
     rows = [(contact, role) for contact in _contacts(account, 4)]
 
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        created, refused = lifecycle.invite_many(account, rows, by=technician, send_email=True)
+        created, refused = bulk_invites.invite_many(account, rows, by=technician, send_email=True)
 
     assert created == []
     assert [str(error) for _, error in refused] == ["No Partner licenses left: 0 of 0 in use."] * 4
@@ -196,7 +196,7 @@ def test_refuses_what_invite_refuses_and_creates_the_rest(world, handed):
     twin.save()
     rows = [(has_user, role), (same_email, role), (other, inactive), (fine, role), (twin, role)]
 
-    created, refused = lifecycle.invite_many(account, rows, by=technician, send_email=True)
+    created, refused = bulk_invites.invite_many(account, rows, by=technician, send_email=True)
 
     assert [row[0] for row, _user_id in created] == [fine]
     assert User.objects.get(pk=created[0][1]).contact == fine
@@ -227,7 +227,7 @@ def test_a_unique_violation_falls_back_to_invite_row_by_row(world, handed, monke
         return seats_used(*args)
 
     monkeypatch.setattr(licenses, "seats_used", a_concurrent_invite_wins)
-    created, refused = lifecycle.invite_many(
+    created, refused = bulk_invites.invite_many(
         account,
         [(contact, role) for contact in contacts],
         by=technician,
@@ -262,7 +262,7 @@ def test_a_batch_and_an_invite_racing_for_the_last_seats_never_exceed_them(batch
     (single,) = _contacts(account, 1, start=10)
 
     def batch():
-        return lifecycle.invite_many(
+        return bulk_invites.invite_many(
             account,
             [(contact, role) for contact in batch_contacts],
             by=technician,
@@ -307,7 +307,7 @@ def test_a_batch_hands_its_invitations_to_a_real_worker_in_one_message(
 
     queue = request.getfixturevalue("broker")
     contacts = _contacts(account, 3)
-    created, refused = lifecycle.invite_many(
+    created, refused = bulk_invites.invite_many(
         account,
         [(contact, partner_role) for contact in contacts],
         by=technician,

@@ -368,7 +368,7 @@ def test_a_cancel_during_a_batch_rolls_that_batch_back(monkeypatch):
 
     from django.db import connection
 
-    from accounts import lifecycle
+    from accounts import bulk_invites
     from imports.pipeline import Cancelled
 
     account = PortalAccountFactory(partner_licenses=20)
@@ -378,7 +378,7 @@ def test_a_cancel_during_a_batch_rolls_that_batch_back(monkeypatch):
         for i in range(4)
     ]
     job = make_job(account, content=_generated_file(contacts))
-    invite_many = lifecycle.invite_many
+    invite_many = bulk_invites.invite_many
     calls = []
 
     def cancel_from_another_request():
@@ -393,7 +393,7 @@ def test_a_cancel_during_a_batch_rolls_that_batch_back(monkeypatch):
             other.join(10)
         return invite_many(*args, **kwargs)
 
-    monkeypatch.setattr(lifecycle, "invite_many", invite_many_cancelled_during_the_second_batch)
+    monkeypatch.setattr(bulk_invites, "invite_many", invite_many_cancelled_during_the_second_batch)
     with pytest.raises(Cancelled):
         portal_users.apply(job, batch_size=2)
 

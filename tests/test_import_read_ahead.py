@@ -173,3 +173,52 @@ def test_the_next_batch_is_looked_up_while_the_current_one_is_written(monkeypatc
     assert len({pid for _name, pid in lookups}) == 1
     assert backend_gone(lookups[0][1])
     assert User.objects.filter(portal_account=account).count() == 30
+
+
+def test_the_next_batch_is_planned_in_the_thread_and_written_as_planned(monkeypatch):
+    """Each batch's invitations are planned (accounts.bulk_invites.plan: rules, ids, COPYs) in
+    the thread, and the users written are those of the plan: their ids were drawn there."""
+    from accounts import bulk_invites
+
+    plans = []
+    plan = bulk_invites.plan
+
+    def recording(*args, **kwargs):
+        made = plan(*args, **kwargs)
+        plans.append((threading.current_thread().name, made))
+        return made
+
+    monkeypatch.setattr(bulk_invites, "plan", recording)
+    account, contact_ids = seed(30)
+    job, ticket = job_for(account, ["ContactId,Role", *(f"{c},Partner User" for c in contact_ids)])
+
+    assert run(job, ticket).get() == ImportJob.Status.DONE
+
+    assert [name for name, _made in plans] == ["import-read-ahead_0"] * 3
+    planned = [user_id for _name, made in plans for user_id in made.writes.user_ids]
+    written = (
+        User.objects.filter(portal_account=account).order_by("pk").values_list("pk", flat=True)
+    )
+    assert planned == list(written)
+
+
+def test_the_thread_prepares_in_the_callers_context():
+    """Who acts (accounts.audit.acting_as) is what the caller set: the thread labels the audit
+    events it prepares as the caller would."""
+    from accounts import audit
+    from imports import read_ahead
+
+    account, _contact_ids = seed(1)
+    event = ("invite", None, "", {}, {}, "")
+
+    def actor_label(rows):
+        row = audit.bulk_rows([event], by=None, portal_account=account)[0]
+        return threading.current_thread().name, row[audit.BULK_FIELDS.index("actor_label")]
+
+    with (
+        audit.acting_as("the import command"),
+        read_ahead.prepared(iter([[1], [2]]), actor_label, safe=True) as ready,
+    ):
+        prepared = list(ready)
+
+    assert prepared == [("import-read-ahead_0", "the import command")] * 2

@@ -31,7 +31,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts import lifecycle
+from accounts import bulk_invites
 from accounts.models import AuditEvent, Role, User
 from contacts import sync
 from contacts.models import Contact
@@ -463,7 +463,7 @@ def test_a_connection_terminated_in_the_middle_of_a_batch_loses_only_that_uncomm
     account, contact_ids = seed(1000)
     job = make_job(account, contact_ids)
     ticket = running(job)
-    invite_many = lifecycle.invite_many
+    invite_many = bulk_invites.invite_many
     calls = []
 
     def terminated_after_the_third_batch_wrote_its_users(*args, **kwargs):
@@ -473,7 +473,9 @@ def test_a_connection_terminated_in_the_middle_of_a_batch_loses_only_that_uncomm
             terminate_backend(backend_pid())
         return written
 
-    monkeypatch.setattr(lifecycle, "invite_many", terminated_after_the_third_batch_wrote_its_users)
+    monkeypatch.setattr(
+        bulk_invites, "invite_many", terminated_after_the_third_batch_wrote_its_users
+    )
     result = tasks.run_import.apply(args=(job.pk,), kwargs={"batch_size": 100, "lease": ticket})
 
     assert result.get() == Status.DONE
@@ -492,7 +494,7 @@ def test_a_run_given_up_on_in_the_middle_of_a_batch_cannot_commit_it(monkeypatch
     ticket = running(job)
     settings.IMPORT_STALL_MINUTES = 0  # any running job counts as stalled
     monkeypatch.setattr(tasks, "queue_run", lambda job_id, ticket: tickets.append(ticket))
-    invite_many = lifecycle.invite_many
+    invite_many = bulk_invites.invite_many
     calls, tickets = [], []
 
     def sweep_from_another_connection():
@@ -510,7 +512,7 @@ def test_a_run_given_up_on_in_the_middle_of_a_batch_cannot_commit_it(monkeypatch
             sweep.join(10)
         return written
 
-    monkeypatch.setattr(lifecycle, "invite_many", given_up_on_during_the_second_batch)
+    monkeypatch.setattr(bulk_invites, "invite_many", given_up_on_during_the_second_batch)
     with pytest.raises(Superseded):
         portal_users.apply(job, batch_size=2, lease=ticket)
 

@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
-from accounts import lifecycle
+from accounts import bulk_invites, lifecycle
 from accounts.models import EmailKind, OutboxEmail, UserType
 from imports.models import ImportJob
 from mail import delivery, outbox, tasks
@@ -227,7 +227,7 @@ def test_emails_queued_in_bulk_count_when_their_transaction_commits(
     contacts = [ContactFactory(portal_account=account) for _ in range(3)]
     before = samples(client)
     with django_capture_on_commit_callbacks(execute=True):
-        lifecycle.invite_many(
+        bulk_invites.invite_many(
             account,
             [(contact, partner_role) for contact in contacts],
             by=technician,

@@ -8,7 +8,7 @@ from django.core.management import CommandError, call_command
 from django.db import transaction
 from django.utils import timezone
 
-from accounts import licenses, lifecycle, scoping, user_counts
+from accounts import bulk_invites, licenses, lifecycle, scoping, user_counts
 from accounts.models import User, UserCount, UserKind, UserState, UserType
 from contacts.models import Contact, ContactCount
 from tests.factories import PortalAccountFactory, PortalUserFactory, StaffFactory
@@ -55,7 +55,7 @@ def test_a_batch_and_a_bulk_update_are_counted_like_single_changes(account, part
         Contact.objects.create(portal_account=account, name=f"P {i}", email=f"p{i}@x.test")
         for i in range(4)
     ]
-    created, refused = lifecycle.invite_many(
+    created, refused = bulk_invites.invite_many(
         account,
         [(contact, partner_role) for contact in contacts],
         by=technician,
