@@ -380,13 +380,17 @@ def run(
                 return batch, todo
 
             def write(batch, todo):
-                created = job.created
                 apply_batch(job, checker, batch, todo, results)
-                return job.created - created
+                # Read before the batch ends: the next one counts only after its turn.
+                return job.created
+
+            created_before = job.created
 
             def committed(batches_ended):
+                nonlocal created_before
                 for created in batches_ended:
-                    statistics.added(created)
+                    statistics.added(created - created_before)
+                    created_before = created
                     if progress is not None:
                         progress(job)
 
