@@ -83,3 +83,24 @@ def test_recent_activity_says_just_now_and_names_a_person_acting_on_themselves_o
     assert ">just now</time>" in activity
     assert 'title="' in activity  # the exact time on hover
     assert "<strong>Ada Larsen</strong> · Activated</span>" in activity
+
+
+def test_invite_a_contact_is_a_page_whose_form_posts_itself(admin_client, account, partner_role):
+    """The dashboard's Invite a contact opens the add-user form as a page: there is no users
+    list on it for an HTMX swap to land in, so the form posts plainly and comes back to the
+    list; the Users page's dialog (HTMX) swaps the list in place."""
+    url = reverse("user-add", args=[account.slug])
+    page = admin_client.get(url).content.decode()
+    assert 'id="user-list"' not in page
+    assert f'hx-post="{url}"' not in page
+    assert 'hx-target="#user-list"' not in page
+    dialog = admin_client.get(url, headers={"HX-Request": "true"}).content.decode()
+    assert f'hx-post="{url}" hx-target="#user-list"' in dialog
+
+    response = admin_client.post(
+        url, {"name": "Nia New", "email": "nia@acme.example", "role": partner_role.pk}
+    )
+
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("users", args=[account.slug]))
+    assert account.users.filter(email="nia@acme.example").exists()
