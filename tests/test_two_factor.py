@@ -191,6 +191,27 @@ def test_creating_an_api_token_asks_for_a_fresh_code(admin_client, mssp_admin, a
     assert ApiToken.objects.filter(name="Salesforce sync").exists()
 
 
+def test_replacing_the_app_asks_for_a_fresh_code_of_the_old_one(admin_client, mssp_admin):
+    """A stale session must not swap the authenticator (which throws the old one and the
+    recovery codes away, and counts as a fresh code): that would hand every step-up action,
+    and the account's second factor, to whoever holds the session."""
+    old = TOTPDevice.objects.get(user=mssp_admin)
+    make_stale(admin_client)
+
+    page = admin_client.get(SET_UP)
+    replaced = admin_client.post(SET_UP, {"code": "123456"})
+
+    for asked in (page, replaced):
+        assert asked.status_code == 302
+        assert asked.url.startswith(VERIFY)
+        assert "step_up=1" in asked.url
+    assert list(TOTPDevice.objects.filter(user=mssp_admin)) == [old]
+    admin_client.post(VERIFY, {"code": authenticator_code(old, steps_ahead=1)})
+    new, codes = set_up_app(admin_client)
+    assert list(TOTPDevice.objects.filter(user=mssp_admin)) == [new]
+    assert len(codes) == 10
+
+
 def test_making_an_account_admin_asks_for_a_fresh_code(admin_client, account, partner_role):
     user = PortalUserFactory(portal_account=account, role=partner_role, state="enabled")
     make_stale(admin_client)

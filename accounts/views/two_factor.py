@@ -10,7 +10,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import sign_in_guard, two_factor
 from accounts.errors import LifecycleError
-from accounts.permissions import console_view, fresh_code_view, password_checked_view
+from accounts.permissions import console_view, fresh_code_view, password_checked_view, step_up
 from helpers.client_ip import client_ip
 
 
@@ -51,8 +51,13 @@ def verify(request):
 @require_http_methods(["GET", "POST"])
 def set_up(request):
     """Scan the QR code, type the first code: two-factor is on, and the recovery codes show."""
-    if two_factor.is_on(request.user) and not request.user.is_verified():
-        return redirect("two-factor-verify")  # replacing the app needs the old one first
+    if two_factor.is_on(request.user):
+        # Replacing the app throws the old one and the recovery codes away and counts as a
+        # fresh code: it needs a fresh code of the old one first, as any step-up action does.
+        if not request.user.is_verified():
+            return redirect("two-factor-verify")
+        if (asked := step_up(request)) is not None:
+            return asked
     device = two_factor.app_being_set_up(request.user)
     context = {
         "next": _next_page(request),
