@@ -4,8 +4,11 @@ console's backend, throttle and second factor, like the console itself."""
 from urllib.parse import urlencode
 
 from django.contrib import admin
+from django.contrib.auth.models import Group
 from django.shortcuts import redirect
 from django.urls import reverse
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import two_factor
 from accounts.forms.sign_in import SupportSignInForm
@@ -29,3 +32,16 @@ class SupportAdminSite(admin.AdminSite):
                 back = request.GET.get("next") or reverse("admin:index")
                 return redirect(f"{reverse(TWO_FACTOR_PAGES[needed])}?{urlencode({'next': back})}")
         return super().login(request, extra_context)
+
+
+# What libraries register on the admin by themselves: the second factors' secrets (an
+# authenticator's key, the recovery codes) and auth's groups, all writable. Support staff
+# reading or planting a person's second factor, outside the audit log, would undo it; the
+# console is where a second factor is set up, replaced or turned off.
+NOT_FOR_SUPPORT = (TOTPDevice, StaticDevice, Group)
+
+
+def drop_what_support_must_not_touch():
+    for model in NOT_FOR_SUPPORT:
+        if admin.site.is_registered(model):
+            admin.site.unregister(model)

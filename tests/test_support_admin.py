@@ -76,3 +76,19 @@ def test_an_mssp_superuser_cannot_change_licenses_here(admin_client, mssp_admin,
     assert 'name="_save"' not in page.content.decode()
     account.refresh_from_db()
     assert account.partner_licenses == before
+
+
+def test_every_model_on_the_support_site_is_read_only_and_no_second_factor_is_there(mssp_admin):
+    """Whatever registers itself on the admin (a library's admin module too) is either read-only
+    here or not here: the authenticator keys and recovery codes of django-otp are not shown."""
+    from django_otp.plugins.otp_static.models import StaticDevice
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    mssp_admin.is_superuser = True
+    request = RequestFactory().get("/support/")
+    request.user = mssp_admin
+    for model, model_admin in admin.site._registry.items():
+        assert model_admin.has_add_permission(request) is False, model
+        assert model_admin.has_change_permission(request) is False, model
+        assert model_admin.has_delete_permission(request) is False, model
+    assert not {TOTPDevice, StaticDevice} & set(admin.site._registry)
