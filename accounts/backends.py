@@ -23,7 +23,7 @@ def _counted(user, identity, ip):
     if user is None:
         sign_in_guard.failed(identity, ip)
     else:
-        sign_in_guard.succeeded(identity)
+        sign_in_guard.succeeded(identity, ip)
     return user
 
 

@@ -17,6 +17,7 @@ import math
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 
+from accounts.models import User
 from helpers import attempt_counter
 
 
@@ -37,39 +38,76 @@ def wait_message(seconds):
 
 
 def console_identity(email):
-    return f"sign-in:console:{attempt_counter.email_digest(email)}"
+    """The counters of a console sign-in (and of its second factor): the email's."""
+    return (f"sign-in:console:{attempt_counter.email_digest(email)}",)
 
 
 def portal_identity(account, email):
-    return f"sign-in:portal:{account.pk}:{attempt_counter.email_digest(email)}"
+    """The counters of a portal sign-in: the account's email, and for the account's admin the
+    console's too. The admin signs in at both doors with one password, which would otherwise get
+    the limit's worth of guesses at each. Other people of the same email (in other accounts, or
+    at the console) have passwords of their own, and counters of their own."""
+    portal = f"sign-in:portal:{account.pk}:{attempt_counter.email_digest(email)}"
+    email = (email or "").strip().lower()
+    admin = "\x00" not in email and (
+        User.objects.filter(portal_account=account, email=email, is_account_admin=True).exists()
+    )
+    return (portal, *console_identity(email)) if admin else (portal,)
 
 
 def _ip_key(ip):
     return f"sign-in:ip:{ip}"
 
 
+def _lock_settings():
+    return {
+        "first_delay": settings.SIGN_IN_LOCKOUT_SECONDS,
+        "max_delay": settings.SIGN_IN_LOCKOUT_MAX_SECONDS,
+        "window_seconds": settings.SIGN_IN_FAILURE_WINDOW_MINUTES * 60,
+    }
+
+
 def check(identity, ip):
-    """Raise LockedOut while the identity or the IP must wait; record it on nothing."""
-    keys = [identity] + ([_ip_key(ip)] if ip else [])
+    """Before a secret is checked: raise LockedOut while the identity or the IP must wait, else
+    count this attempt as a failure until `succeeded` says otherwise. Counted first, so that
+    guesses sent in parallel (as many as the servers take at once) cannot all be checked before
+    the first of them fails: past the limit they are refused unchecked."""
+    keys = [*identity] + ([_ip_key(ip)] if ip else [])
     wait = attempt_counter.wait_seconds(keys)
+    if wait > 0:
+        raise LockedOut(wait)
+    lock = _lock_settings()
+    limit = settings.SIGN_IN_MAX_FAILURES
+    wait = max(attempt_counter.take_attempt(key, limit, **lock) for key in identity)
+    if ip:
+        per_ip = settings.SIGN_IN_MAX_FAILURES_PER_IP
+        wait = max(wait, attempt_counter.take_attempt(_ip_key(ip), per_ip, **lock))
     if wait > 0:
         raise LockedOut(wait)
 
 
 def failed(identity, ip):
-    """A wrong secret for `identity` from `ip`. Returns the wait it now faces (0: none yet)."""
-    lock = {
-        "first_delay": settings.SIGN_IN_LOCKOUT_SECONDS,
-        "max_delay": settings.SIGN_IN_LOCKOUT_MAX_SECONDS,
-        "window_seconds": settings.SIGN_IN_FAILURE_WINDOW_MINUTES * 60,
-    }
-    wait = attempt_counter.fail(identity, settings.SIGN_IN_MAX_FAILURES, **lock)
+    """The secret `check` let through was wrong. Returns the wait it now faces (0: none yet)."""
+    lock = _lock_settings()
+    limit = settings.SIGN_IN_MAX_FAILURES
+    wait = max(attempt_counter.lock_if_due(key, limit, **lock) for key in identity)
     if ip:
         per_ip = settings.SIGN_IN_MAX_FAILURES_PER_IP
-        wait = max(wait, attempt_counter.fail(_ip_key(ip), per_ip, **lock))
+        wait = max(wait, attempt_counter.lock_if_due(_ip_key(ip), per_ip, **lock))
     return wait
 
 
-def succeeded(identity):
-    """The right secret: the identity's earlier mistakes are forgotten (not the IP's)."""
-    attempt_counter.clear([identity])
+def succeeded(identity, ip):
+    """The right secret: the identity's earlier mistakes are forgotten, and the IP's count
+    takes back the attempt `check` counted (the IP's earlier mistakes stay)."""
+    attempt_counter.clear(identity)
+    if ip:
+        attempt_counter.give_back(_ip_key(ip))
+
+
+def not_checked(identity, ip):
+    """`check` counted an attempt whose secret was not checked after all (not a guess)."""
+    for key in identity:
+        attempt_counter.give_back(key)
+    if ip:
+        attempt_counter.give_back(_ip_key(ip))

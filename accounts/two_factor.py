@@ -91,10 +91,12 @@ def confirm_app(request, device, code, *, ip=None):
     """The first code from the app turns two-factor on. Returns the recovery codes, shown once.
     Raises LifecycleError for a wrong code."""
     user = request.user
+    identity = sign_in_guard.console_identity(user.email)
     _guarded(request, ip)
     if not device.verify_token(_without_spaces(code)):
-        sign_in_guard.failed(sign_in_guard.console_identity(user.email), ip)
+        sign_in_guard.failed(identity, ip)
         raise LifecycleError("That code is not right. Enter the 6 digits the app shows now.")
+    sign_in_guard.succeeded(identity, ip)
     TOTPDevice.objects.filter(user=user).exclude(pk=device.pk).delete()
     device.confirmed = True
     device.save(update_fields=["confirmed"])
@@ -145,10 +147,15 @@ def verify(request, code, *, ip=None):
 
 def _check_code(request, code, ip):
     user = request.user
+    identity = sign_in_guard.console_identity(user.email)
     _guarded(request, ip)
-    device = _matching_device(user, code)
+    try:
+        device = _matching_device(user, code)
+    except LifecycleError:
+        sign_in_guard.not_checked(identity, ip)
+        raise
     if device is None:
-        sign_in_guard.failed(sign_in_guard.console_identity(user.email), ip)
+        sign_in_guard.failed(identity, ip)
         audit.record(
             "two_factor_failed",
             by=user,
@@ -157,6 +164,7 @@ def _check_code(request, code, ip):
             outcome="refused",
         )
         raise LifecycleError("That code is not right. Enter the 6 digits the app shows now.")
+    sign_in_guard.succeeded(identity, ip)
     _mark_verified(request, device)
     return device
 

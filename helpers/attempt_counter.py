@@ -2,10 +2,11 @@
 
 Two shapes. A rate (`count` / `over_limit`): a counter per key (an email's digest, an IP) lives
 for a window; reaching the limit refuses further attempts until a full window has passed since
-the last one. A lockout (`fail` / `wait_seconds`): past the limit each failure locks the key for
-a delay that doubles with every further failure, and the right answer is taken again as soon as
-the delay is over. With Redis as the cache (production) add + incr are atomic, so parallel
-guesses cannot slip under the limit."""
+the last one. A lockout (`take_attempt` / `lock_if_due` / `wait_seconds`): past the limit each
+failure locks the key for a delay that doubles with every further failure, and the right answer
+is taken again as soon as the delay is over. Every attempt is counted before its secret is
+checked, and with Redis as the cache (production) add + incr are atomic, so parallel guesses
+cannot slip under the limit."""
 
 import hashlib
 import logging
@@ -74,22 +75,55 @@ def forget(keys):
     cache.delete_many(keys)
 
 
-def fail(key, limit, *, first_delay, max_delay, window_seconds):
-    """Count a failure for `key`; from the `limit`-th on, lock it for `first_delay` seconds,
-    doubled for each failure after that (at most `max_delay`). Returns the lock's length."""
-    count_key = f"{key}:n"
-    cache.add(count_key, 0, timeout=window_seconds)
-    try:
-        failures = cache.incr(count_key)
-    except ValueError:  # expired between add and incr
-        cache.set(count_key, 1, timeout=window_seconds)
-        failures = 1
+def take_attempt(key, limit, *, first_delay, max_delay, window_seconds):
+    """Count an attempt for `key` as a failure before its secret is checked (`give_back` or
+    `clear` takes it back when the secret was right): parallel guesses are each counted before
+    any is checked, so no more than `limit` get past. Returns 0 when this attempt may be
+    checked (the `limit`-th may), else the lock it met, which it sets: from the limit on, each
+    failure locks the key for `first_delay` seconds, doubled for each failure after that (at
+    most `max_delay`)."""
+    failures = _incr(f"{key}:n", window_seconds)
+    # After a lock, one more attempt may be checked once it is over (see _lock).
+    if failures <= (cache.get(f"{key}:allowed") or limit):
+        return 0
+    return _lock(key, failures, limit, first_delay, max_delay, window_seconds)
+
+
+def lock_if_due(key, limit, *, first_delay, max_delay, window_seconds):
+    """After a wrong secret (its attempt counted by `take_attempt`): lock the key once its
+    failures have reached `limit`. Returns the lock's length (0: none yet)."""
+    failures = cache.get(f"{key}:n") or 0
     if failures < limit:
         return 0
+    return _lock(key, failures, limit, first_delay, max_delay, window_seconds)
+
+
+def give_back(key):
+    """The secret was right: the attempt `take_attempt` counted is not a failure."""
+    try:
+        if cache.decr(f"{key}:n") < 0:
+            cache.delete(f"{key}:n")
+    except ValueError:
+        pass  # expired meanwhile: nothing to give back
+
+
+def _incr(count_key, window_seconds):
+    cache.add(count_key, 0, timeout=window_seconds)
+    try:
+        return cache.incr(count_key)
+    except ValueError:  # expired between add and incr
+        cache.set(count_key, 1, timeout=window_seconds)
+        return 1
+
+
+def _lock(key, failures, limit, first_delay, max_delay, window_seconds):
     delay = min(first_delay * 2 ** (failures - limit), max_delay)
     cache.set(f"{key}:until", time.time() + delay, timeout=int(delay) + 1)
-    # The count outlives the lock by a window, or the next failure would start from 1 again.
-    cache.touch(count_key, timeout=int(delay) + window_seconds)
+    # The count outlives the lock by a window, or the next failure would start from 1 again;
+    # once the lock is over, the next attempt (one) may be checked.
+    kept = int(delay) + window_seconds
+    cache.touch(f"{key}:n", timeout=kept)
+    cache.set(f"{key}:allowed", failures + 1, timeout=kept)
     return delay
 
 
@@ -101,4 +135,4 @@ def wait_seconds(keys):
 
 
 def clear(keys):
-    cache.delete_many([f"{key}:{part}" for key in keys for part in ("n", "until")])
+    cache.delete_many([f"{key}:{part}" for key in keys for part in ("n", "until", "allowed")])

@@ -158,3 +158,52 @@ def test_limit_and_wait_come_from_settings(client, technician, settings):
     response = sign_in(client, technician.email)
     assert response.status_code == 429
     assert "Wait 30 minutes and try again." in response.content.decode()
+
+
+def test_guesses_sent_in_parallel_are_counted_before_any_is_checked(technician, clock):
+    """30 requests at once all reach the throttle before the first wrong password is counted:
+    only the limit's worth are checked, the rest are refused unchecked."""
+    from accounts import sign_in_guard
+
+    identity = sign_in_guard.console_identity(technician.email)
+    let_through, refused = 0, 0
+    for n in range(30):
+        try:
+            sign_in_guard.check(identity, f"10.0.1.{n}")
+        except sign_in_guard.LockedOut:
+            refused += 1
+        else:
+            let_through += 1
+    assert (let_through, refused) == (5, 25)
+
+
+def test_the_right_password_gives_the_ip_its_attempt_back(client, technician, settings):
+    settings.SIGN_IN_MAX_FAILURES_PER_IP = 3
+    for _ in range(5):
+        assert sign_in(client, technician.email, ip="10.8.8.8").status_code == 302
+        client.logout()
+    assert sign_in(client, technician.email, ip="10.8.8.8").status_code == 302
+
+
+def test_an_account_admins_one_password_has_one_count_at_both_doors(client, account_admin):
+    """The account's admin signs in at the console and at the portal with one password: five
+    wrong guesses in all, whichever door each went to, and both doors make the right one wait."""
+    portal_login = reverse("portal-login", args=[account_admin.portal_account.slug])
+    for door in (SIGN_IN, portal_login, SIGN_IN, portal_login, portal_login):
+        client.post(
+            door,
+            {
+                "username": account_admin.email,
+                "email": account_admin.email,
+                "password": "wrong-password",
+            },
+            REMOTE_ADDR="10.0.2.1",
+        )
+
+    for door in (SIGN_IN, portal_login):
+        response = client.post(
+            door,
+            {"username": account_admin.email, "email": account_admin.email, "password": PASSWORD},
+            REMOTE_ADDR="10.0.2.2",
+        )
+        assert response.status_code == 429, door
