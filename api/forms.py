@@ -6,6 +6,7 @@ from django import forms
 from accounts.errors import LifecycleError
 from api import api_tokens
 from api.models import ApiToken
+from helpers.one_line_text import refuse_control_characters
 
 Scope = ApiToken.Scope
 
@@ -22,6 +23,7 @@ SCOPE_HELP = {
 class ApiTokenForm(forms.Form):
     name = forms.CharField(
         max_length=ApiToken._meta.get_field("name").max_length,
+        validators=[refuse_control_characters],
         error_messages={
             "required": "Name the token after what will use it, e.g. 'Salesforce sync'.",
             "max_length": "Keep the token's name to 100 characters.",

@@ -89,3 +89,32 @@ def test_renaming_a_role_to_a_name_with_control_characters_is_refused(
     assert REFUSED in response.content.decode()
     partner_role.refresh_from_db()
     assert partner_role.name == "Partner User"
+
+
+@pytest.mark.parametrize("name", BAD_NAMES, ids=IDS)
+def test_a_new_users_name_with_control_characters_is_refused(
+    admin_client, account, partner_role, name
+):
+    """The name is the first line of every email the user gets ("Hello <name>,"): a line break
+    would let whoever adds the user write lines of their own under the MSSP's sender."""
+    response = admin_client.post(
+        reverse("user-add", args=[account.slug]),
+        {"name": name, "email": "new@example.com", "role": partner_role.pk},
+    )
+
+    assert response.status_code == 400
+    assert REFUSED in response.content.decode()
+    assert not account.users.filter(email="new@example.com").exists()
+
+
+def test_an_api_token_or_webhook_description_with_a_line_break_is_refused(admin_client, account):
+    from api.forms import ApiTokenForm
+    from webhooks.forms import EndpointForm
+
+    token = ApiTokenForm({"name": "Sync\r\nX-Evil: 1", "scope": "sync"}, account=account)
+    hook = EndpointForm(
+        {"url": "https://crm.example.com/h", "description": "a\nb", "events": ["user.invited"]},
+        account=account,
+    )
+    assert REFUSED in str(token.errors["name"])
+    assert REFUSED in str(hook.errors["description"])

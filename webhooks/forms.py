@@ -2,6 +2,7 @@
 
 from django import forms
 
+from helpers.one_line_text import refuse_control_characters
 from webhooks import endpoints, targets
 from webhooks.models import Endpoint, EventType
 
@@ -18,6 +19,7 @@ class EndpointForm(forms.Form):
     description = forms.CharField(
         required=False,
         max_length=200,
+        validators=[refuse_control_characters],
         error_messages={"max_length": "Keep the description to 200 characters."},
     )
     events = forms.MultipleChoiceField(

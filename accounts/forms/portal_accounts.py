@@ -1,6 +1,5 @@
 """Portal accounts and their roles: the forms, and saving them with their audit events."""
 
-import re
 from copy import copy
 
 from django import forms
@@ -10,6 +9,7 @@ from django.utils.text import slugify
 
 from accounts import audit, licenses, scoping
 from accounts.models import PortalAccount, Role, User, UserType
+from helpers.one_line_text import refuse_control_characters
 
 ACCOUNT_FIELDS = [
     "name",
@@ -23,21 +23,6 @@ ACCOUNT_FIELDS = [
 MAX_LICENSES = 1_000_000
 # Slugs that would shadow a console URL under /accounts/ (accounts/new/ is the create page).
 RESERVED_SLUGS = {"new"}
-
-
-# C0 controls (CR and LF among them), DEL, C1 controls and the Unicode line separators. The
-# account name goes into every email's Subject, where a line break makes the mail library refuse
-# the message (BadHeaderError) and the email stays pending for ever.
-_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-
-
-def refuse_control_characters(value):
-    if _CONTROL_CHARACTERS.search(value):
-        raise forms.ValidationError(
-            "Remove the line breaks, tabs and other control characters: a name is one line of "
-            "plain text.",
-            code="control_characters",
-        )
 
 
 def account_snapshot(account):

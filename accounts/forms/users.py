@@ -5,6 +5,7 @@ from accounts import scoping
 from accounts.lifecycle import EMPLOYEE_ROLE_ON_CONTACT
 from accounts.models import CONTACT_USER_TYPES, UserType
 from helpers.email_addresses import validate_header_safe
+from helpers.one_line_text import refuse_control_characters
 
 
 class RoleChoiceField(forms.ModelChoiceField):
@@ -56,7 +57,9 @@ class AddUserForm(forms.Form):
             "person."
         ),
     )
-    name = forms.CharField(label="Name", required=False, max_length=200)
+    name = forms.CharField(
+        label="Name", required=False, max_length=200, validators=[refuse_control_characters]
+    )
     email = forms.EmailField(label="Email", required=False, validators=[validate_header_safe])
     role = RoleChoiceField(
         queryset=None,
