@@ -106,6 +106,8 @@ def test(pytest_args):
         "DEBUG": "false",
         "SECRET_KEY": "x" * 20 + hashlib.sha256(b"ci").hexdigest(),
         "ALLOWED_HOSTS": "admin.example.com",
+        "PORTAL_BASE_URL": "https://admin.example.com",
+        "DEFAULT_FROM_EMAIL": "Portal <no-reply@example.com>",
         # Production shares the sign-in throttle's counters between processes (accounts.E001).
         "CACHE_URL": os.environ.get("CACHE_URL", "redis://127.0.0.1:6379/1"),
     }
@@ -166,11 +168,22 @@ def refuse_without_services():
             "CELERY_BROKER_URL must name Redis, e.g. CELERY_BROKER_URL=redis://127.0.0.1:6379/0 "
             "(without a broker, tasks run in the web process and nothing runs beat's schedule)."
         )
+    if not env.get("SECRET_KEY"):
+        problems.append(
+            "SECRET_KEY must be set to a long random string, e.g. the output of "
+            "python3 -c 'import secrets; print(secrets.token_urlsafe(50))'."
+        )
     if problems:
         sys.exit(
-            "run.py production needs PostgreSQL and Redis:\n"
+            "run.py production needs PostgreSQL, Redis and a secret key:\n"
             + "".join(f"  - {problem}\n" for problem in problems)
             + "Set them in the environment or in .env (see .env.example)."
+        )
+    if not env.get("PORTAL_BASE_URL"):
+        say(
+            "PORTAL_BASE_URL is not set: the links in emails (invitations, password resets) "
+            "point at http://127.0.0.1:8000. Set it to the address people open, e.g. "
+            "PORTAL_BASE_URL=https://admin.example.com (manage.py check --deploy says so too)."
         )
 
 

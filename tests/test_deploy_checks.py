@@ -24,3 +24,32 @@ def test_production_without_a_shared_cache_fails_the_deploy_check():
 @pytest.mark.parametrize(("debug", "caches"), [(False, REDIS), (True, LOCAL_MEMORY)])
 def test_a_shared_cache_or_the_demo_passes(debug, caches):
     assert "accounts.E001" not in deploy_errors(DEBUG=debug, CACHES=caches)
+
+
+@pytest.mark.parametrize(
+    "base_url",
+    [
+        "http://127.0.0.1:8000",
+        "https://localhost",
+        "http://admin.example.com",
+        "https://x.localhost",
+    ],
+)
+def test_production_emails_must_link_to_an_https_address_people_can_open(base_url):
+    assert "accounts.E002" in deploy_errors(DEBUG=False, PORTAL_BASE_URL=base_url)
+
+
+def test_an_https_public_base_url_or_the_demo_passes():
+    assert "accounts.E002" not in deploy_errors(
+        DEBUG=False, PORTAL_BASE_URL="https://admin.example.com"
+    )
+    assert "accounts.E002" not in deploy_errors(DEBUG=True, PORTAL_BASE_URL="http://127.0.0.1:8000")
+
+
+def test_production_mail_must_not_come_from_localhost():
+    assert "accounts.E003" in deploy_errors(
+        DEBUG=False, DEFAULT_FROM_EMAIL="Portal Admin <no-reply@localhost>"
+    )
+    assert "accounts.E003" not in deploy_errors(
+        DEBUG=False, DEFAULT_FROM_EMAIL="Portal <no-reply@example.com>"
+    )
