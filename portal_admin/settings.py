@@ -473,6 +473,7 @@ LOGGING = {
     "filters": {
         "portal_secrets": {"()": "helpers.log_redaction.RedactPortalSecrets"},
         "log_context": {"()": "portal_admin.logging_setup.AddLogContext"},
+        "one_line_for_a_bad_host": {"()": "portal_admin.logging_setup.OneLineForABadHost"},
     },
     "formatters": {
         "django.server": {
@@ -501,6 +502,11 @@ LOGGING = {
     "loggers": {
         "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "django.server": {"handlers": ["django.server"], "level": "INFO", "propagate": False},
+        "django.security.DisallowedHost": {
+            "handlers": ["console"],
+            "filters": ["one_line_for_a_bad_host"],
+            "propagate": False,
+        },
         "celery.app.trace": {"level": "INFO" if CELERY_BROKER_URL != "memory://" else "WARNING"},
     },
 }

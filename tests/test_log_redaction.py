@@ -125,3 +125,21 @@ def test_gunicorn_writes_its_own_lines_as_json_through_the_same_filter(settings)
     record = json.loads(stream.getvalue())
     assert record["message"] == "Error handling request /p/acme/activate/[secret]/"
     assert any(isinstance(f, RedactPortalSecrets) for f in logger.error_log.filters)
+
+
+def test_a_request_for_a_host_not_allowed_is_one_warning_line(client):
+    """A scanner's bad Host headers must not fill the log with ERROR tracebacks."""
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = logging.getLogger("django.security.DisallowedHost")
+    logger.addHandler(handler)
+    try:
+        response = client.get("/sign-in/", HTTP_HOST="scanner.invalid")
+    finally:
+        logger.removeHandler(handler)
+
+    assert response.status_code == 400
+    [record] = records
+    assert (record.levelname, record.exc_info) == ("WARNING", None)
+    assert "scanner.invalid" in record.getMessage()
