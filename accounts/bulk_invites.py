@@ -54,7 +54,7 @@ USER_FIELDS = (
 OUTBOX_FIELDS = ("portal_account_id", "user_id", "to_email", "kind", "context", "queued_at")
 
 
-def invite_many(portal_account, rows, *, by, send_email, ip=None, plan=None, before_lock=None):
+def invite_many(portal_account, rows, *, by, send_email, ip=None, plan=None):
     """`lifecycle.invite` for a batch of contacts, in one transaction and a handful of queries:
     what the CSV import uses. `rows` are `(contact, role)` pairs the caller has checked already
     (contact live and without a user, role active, a valid email when `send_email`); each is
@@ -64,9 +64,7 @@ def invite_many(portal_account, rows, *, by, send_email, ip=None, plan=None, bef
     than inserting them; the name is the user's copy, accounts.user_crm_accounts, which the
     database fills where it is missing and checks where it is given). Each user gets their
     role's user type, read again under the account lock. `plan` is what `plan(...)` made of
-    the same rows ahead of time: with its writes built, its audit events and outbox rows are
-    written before `before_lock()` is called (the import's turn among its batches, see
-    imports.batch_writers), and rolled back if the plan no longer holds under the lock.
+    the same rows ahead of time.
 
     The account row is locked once and the seats of each user type counted once; the rows
     past a type's licenses are refused with the message `invite` would give. Users, audit
@@ -86,11 +84,9 @@ def invite_many(portal_account, rows, *, by, send_email, ip=None, plan=None, bef
     with transaction.atomic():
         try:
             with transaction.atomic():
-                return _invite_planned(portal_account, rows, by, send_email, ip, plan, before_lock)
+                return _invite_locked(portal_account, rows, by, send_email, ip, plan)
         except IntegrityError:
             pass  # rolled back to before the batch; done again row by row below
-        if before_lock is not None:
-            before_lock()  # at once if the bulk insert got so far
         created, refused = [], []
         for row in rows:
             contact, role = row
@@ -225,43 +221,19 @@ def _not_taken(portal_account, ready, emails, refused):
     return allowed
 
 
-class _PlanOutdated(Exception):
-    """The plan no longer holds under the lock, and its early rows are written: roll them back."""
-
-
-def _invite_planned(portal_account, rows, by, send_email, ip, ahead, before_lock):
-    if ahead is not None and ahead.writes is not None:
-        try:
-            with transaction.atomic():
-                ahead.writes.write_early()
-                return _invite_locked(portal_account, rows, by, send_email, ip, ahead, before_lock)
-        except _PlanOutdated:
-            pass  # the savepoint took the early rows (and the lock) back; planned again below
-        ahead = None
-    return _invite_locked(portal_account, rows, by, send_email, ip, ahead, before_lock)
-
-
-def _invite_locked(portal_account, rows, by, send_email, ip, ahead, before_lock):
-    if before_lock is not None:
-        before_lock()
+def _invite_locked(portal_account, rows, by, send_email, ip, ahead):
     # Locked first: the roles' user types are read under it (see lifecycle._role_now).
     locked = PortalAccount.objects.select_for_update().get(pk=portal_account.pk)
     roles_now = Role.objects.in_bulk({role.pk for _, role in rows if role is not None})
     made = ahead
-    if made is not None and (
-        not made.holds(rows, by, send_email, ip, roles_now) or _past_licenses(locked, made.allowed)
-    ):
-        if made.writes is not None and made.writes.early:
-            raise _PlanOutdated()
-        made = None
-    if made is None:
+    if made is None or not made.holds(rows, by, send_email, ip, roles_now):
         made = plan(portal_account, rows, by=by, send_email=send_email, ip=ip, roles=roles_now)
-        over = _past_licenses(locked, made.allowed)
-        if over:
-            refused_rows = {id(entry[0]) for entry, _error in over}
-            made.allowed = [entry for entry in made.allowed if id(entry[0]) not in refused_rows]
-            made.refused += [(entry[0], error) for entry, error in over]
-            made.writes = None  # its rows included the refused ones
+    over = _past_licenses(locked, made.allowed)
+    if over:
+        refused_rows = {id(entry[0]) for entry, _error in over}
+        made.allowed = [entry for entry in made.allowed if id(entry[0]) not in refused_rows]
+        made.refused += [(entry[0], error) for entry, error in over]
+        made.writes = None  # its rows included the refused ones
     if not made.allowed:
         return [], made.refused
     writes = made.writes or _Writes.prepare(portal_account, made)
@@ -307,7 +279,6 @@ class _Writes:
         self.events = None  # audit.record_many's events, once the user ids are known
         self.copies = None  # users, audit events, outbox rows (None without emails)
         self.email_ids = []
-        self.early = False  # the audit events and outbox rows written (write_early)
 
     @classmethod
     def prepare(cls, portal_account, made):
@@ -328,16 +299,6 @@ class _Writes:
             writes.copies = (users, events, emails)
         return writes
 
-    def write_early(self):
-        """The prepared audit events and outbox rows, before the lock: rows of new users whose
-        foreign keys are checked at the commit, when the users are there (deferred), and that
-        nobody sees before it."""
-        _users, events, emails = self.copies
-        for copy in (events, emails):
-            if copy is not None:
-                write_copy(copy)
-        self.early = True
-
     def write(self):
         made, account = self.made, self.account
         if self.copies is None:
@@ -349,12 +310,9 @@ class _Writes:
                     OutboxEmail, OUTBOX_FIELDS, self._outbox_rows(), returning_ids=True
                 )
         else:
-            users, events, emails = self.copies
-            write_copy(users)
-            if not self.early:
-                for copy in (events, emails):
-                    if copy is not None:
-                        write_copy(copy)
+            for copy in self.copies:
+                if copy is not None:
+                    write_copy(copy)
             audit.announce_many(self.events, portal_account=account)
         if made.send_email:
             # New users have no pending email, so there is nothing for queue_email's cancel to do.

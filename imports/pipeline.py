@@ -9,14 +9,13 @@ from collections import defaultdict
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from functools import partial
 
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from helpers import planner_statistics
-from imports import batch_writers, read_ahead
+from imports import read_ahead
 from imports.column_mapping import MappingError, row_reader
 from imports.csv_reader import CsvError
 from imports.models import ImportJob
@@ -309,7 +308,6 @@ def run(
     lease=None,
     check_rows=None,
     read_ahead_safe=False,
-    batches_take_turns=False,
 ):
     """Apply `job`'s file a batch at a time, resuming after `job.last_processed_line`.
 
@@ -318,9 +316,7 @@ def run(
     counts (`save_progress`); with `check_rows`, `rows` are what `check_rows(checker, batch,
     rows)` made of them. With `read_ahead_safe` (the checker's lookups cannot be changed by the
     batch before, except for rows its own memory refuses), each batch is read, looked up and
-    checked while the one before is written (imports.read_ahead), and with `batches_take_turns`
-    as well (`apply_batch` calls imports.batch_writers.wait_turn before it touches anything
-    shared), two batches are written at once (imports.batch_writers). `progress(job)` is called
+    checked while the one before is written (imports.read_ahead). `progress(job)` is called
     after each committed batch. A CsvError part-way through marks the job failed (rows before
     it stay done) and is raised.
 
@@ -379,32 +375,16 @@ def run(
                     todo = check_rows(checker, batch, todo)
                 return batch, todo
 
-            def write(batch, todo):
-                apply_batch(job, checker, batch, todo, results)
-                # Read before the batch ends: the next one counts only after its turn.
-                return job.created
-
-            created_before = job.created
-
-            def committed(batches_ended):
-                nonlocal created_before
-                for created in batches_ended:
-                    statistics.added(created - created_before)
-                    created_before = created
-                    if progress is not None:
-                        progress(job)
-
             rows_of = batches(csv_file, mapping, batch_size)
-            in_pairs = batches_take_turns and read_ahead.possible(read_ahead_safe)
-            with (
-                read_ahead.prepared(rows_of, prepare, read_ahead_safe) as ready,
-                batch_writers.writing(in_pairs) as writers,
-            ):
+            with read_ahead.prepared(rows_of, prepare, read_ahead_safe) as ready:
                 for batch, todo in ready:
                     keep_lease(job)
                     if todo:
-                        committed(writers.submit(partial(write, batch, todo)))
-                committed(writers.finish())
+                        created = job.created
+                        apply_batch(job, checker, batch, todo, results)
+                        statistics.added(job.created - created)
+                        if progress is not None:
+                            progress(job)
         finished_at = timezone.now()
         with transaction.atomic():
             if not _held(job).update(status=ImportJob.Status.DONE, finished_at=finished_at):

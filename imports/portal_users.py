@@ -34,7 +34,7 @@ from accounts.role_names import AccountRoles, RoleNameError
 from contacts.models import CONTACT_ID_LENGTH, Contact
 from contacts.salesforce_ids import looks_like_salesforce_id, to_18
 from helpers.bulk_sql import any_of
-from imports import batch_writers, pipeline
+from imports import pipeline
 from imports.column_mapping import (
     PORTAL_USER_FIELDS,
     PORTAL_USER_FIELDS_WITH_DEFAULT_ROLE,
@@ -456,8 +456,6 @@ def apply(job, *, batch_size=BATCH_SIZE, progress=None, lease=None):
         # The lookups read contacts, which this import never writes, and whether they have a
         # user: one created by the batch before is a duplicate row of the file.
         read_ahead_safe=True,
-        # _apply_batch waits for its turn before the account lock (imports.batch_writers).
-        batches_take_turns=True,
         apply_batch=_apply_batch,
         batch_size=batch_size,
         progress=progress,
@@ -507,16 +505,13 @@ def _apply_batch(job, checker, batch, rows, results):
             role_of[line] = role.name
             if ends_on:
                 ends[contact.pk] = ends_on
-        if not ready:
-            batch_writers.wait_turn()
-        else:
+        if ready:
             created, refused = bulk_invites.invite_many(
                 account,
                 ready,
                 by=job.started_by,
                 send_email=options["send_activation"],
                 plan=batch.invites,
-                before_lock=batch_writers.wait_turn,
             )
             for (contact, _role), user_id in created:
                 outcomes[line_of[contact.pk]] = user_id

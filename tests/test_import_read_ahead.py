@@ -222,38 +222,3 @@ def test_the_thread_prepares_in_the_callers_context():
         prepared = list(ready)
 
     assert prepared == [("import-read-ahead_0", "the import command")] * 2
-
-
-def test_the_next_batch_writes_its_audit_events_while_the_one_before_holds_the_lock(monkeypatch):
-    """Two batches at once (imports.batch_writers): the second writes its early rows while the
-    first is still in its transaction; they commit in file order, over connections of their own."""
-    from accounts import bulk_invites
-
-    order, both_early = [], threading.Semaphore(0)
-    write_early = bulk_invites._Writes.write_early
-    invite_many = bulk_invites.invite_many
-
-    def recording_write_early(writes):
-        write_early(writes)
-        order.append("early")
-        both_early.release()
-
-    def first_batch_waits_for_the_second(account, rows, **kwargs):
-        result = invite_many(account, rows, **kwargs)
-        if rows[0][0].contact_id == contact_ids[0]:  # the first batch, in its transaction
-            for _batch in ("first", "second"):
-                assert both_early.acquire(timeout=10), "the second batch waited for the first"
-        order.append(threading.current_thread().name)
-        return result
-
-    monkeypatch.setattr(bulk_invites._Writes, "write_early", recording_write_early)
-    monkeypatch.setattr(bulk_invites, "invite_many", first_batch_waits_for_the_second)
-    account, contact_ids = seed(20)
-    job, ticket = job_for(account, ["ContactId,Role", *(f"{c},Partner User" for c in contact_ids)])
-
-    assert run(job, ticket).get() == ImportJob.Status.DONE
-
-    assert order == ["early", "early", "import-writer-0_0", "import-writer-1_0"]
-    assert User.objects.filter(portal_account=account).count() == 20
-    job.refresh_from_db()
-    assert (job.created, job.last_processed_line) == (20, 21)

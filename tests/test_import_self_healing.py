@@ -450,10 +450,8 @@ def test_a_connection_terminated_between_batches_is_reopened_and_the_import_goes
 
     assert result.get() == Status.DONE
     assert never_marked_failed == []
-    # The retry works on new connections (two batches are written at once, each over a
-    # connection of its own: imports.batch_writers).
-    assert pids[2] not in pids[3:]
-    assert len(batches) == 10  # the committed batches are not done again
+    assert len(set(pids)) == 2, "the retry works on a new connection"
+    assert len(batches) == 10  # the three committed batches are not done again
     assert_every_row_imported_once(job.pk, account, contact_ids)
 
 
@@ -501,12 +499,7 @@ def test_a_run_given_up_on_in_the_middle_of_a_batch_cannot_commit_it(monkeypatch
 
     def sweep_from_another_connection():
         try:
-            # The run's heartbeat before its next batch (imports.pipeline.keep_lease) may land
-            # between the sweep's cutoff and its update, while this batch is written: look again.
-            deadline = time.monotonic() + 5
-            while not tasks.resume_stalled(job.pk):
-                assert time.monotonic() < deadline
-                time.sleep(0.01)
+            assert tasks.resume_stalled(job.pk)
         finally:
             connection.close()
 
