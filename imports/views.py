@@ -33,6 +33,7 @@ from imports.forms import MapForm, OptionsForm, PortalUsersMapForm, UploadForm
 from imports.models import ImportJob
 from imports.pipeline import failure_counts
 from imports.tasks import start_dry_run
+from operations import health
 
 logger = logging.getLogger(__name__)
 
@@ -475,9 +476,19 @@ def job_detail(request, slug, job_id):
         and not job.files_deleted_at,
         next_url=_next_step_url(account, job),
         files_deleted=files_deleted_message(job) if job.files_deleted_at else "",
+        no_worker=_no_worker(job),
     )
     template = "imports/detail.html#progress" if request.htmx else "imports/detail.html"
     return render(request, template, context)
+
+
+def _no_worker(job):
+    """Why a running import makes no progress when no worker is alive (the health check's
+    words), else "": the page must not say it is running, or will be picked up, meanwhile."""
+    if job.status != Status.RUNNING:
+        return ""
+    check = health.worker()
+    return "" if check.ok else check.detail
 
 
 DOWNLOADS = {

@@ -325,6 +325,28 @@ def test_the_job_page_offers_resume_on_a_stalled_import(
     assert (acme_job.status, acme_job.created) == (Status.DONE, 3)  # eager: ran in the request
 
 
+def test_the_job_page_says_when_no_worker_is_running(technician_client, acme_job, settings):
+    """A running import with no worker alive waits: the page says so, and whom to tell, instead
+    of "Running" alone or a promise that it is picked up automatically."""
+    from operations.models import Heartbeat
+
+    settings.CELERY_TASK_ALWAYS_EAGER = False  # a real broker: workers must be alive
+    running(acme_job, progress_at=timezone.now() - timedelta(minutes=7), processed=0)
+
+    page = detail(technician_client, acme_job).content.decode()
+    assert "No background worker is running, so the import waits." in page
+    assert "tell whoever runs Portal Admin" in page
+    assert "picked up again automatically" not in page
+
+    now = timezone.now()
+    Heartbeat.objects.create(
+        name="celery@box", kind=Heartbeat.Kind.WORKER, pid=1, started_at=now, seen_at=now
+    )
+    page = detail(technician_client, acme_job).content.decode()
+    assert "No background worker is running" not in page
+    assert "picked up again automatically" in page
+
+
 def test_an_import_making_progress_is_not_resumed(technician_client, account, acme_job, resume):
     ticket = running(acme_job, progress_at=timezone.now() - timedelta(seconds=20))
 
