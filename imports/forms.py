@@ -21,6 +21,12 @@ class UploadForm(forms.Form):
     file = forms.FileField(
         label="CSV file",
         help_text="Other columns are ignored.",
+        error_messages={
+            # Django's own words ("The submitted file is empty.") say nothing of what to do.
+            "empty": "The file is empty. Export the sheet as CSV with a header row (ContactId, "
+            "Role for portal users; Name for contacts) and upload it again.",
+            "required": "Choose the CSV file to import.",
+        },
         widget=forms.ClearableFileInput(attrs={"accept": ".csv,text/csv"}),
     )
 

@@ -104,3 +104,10 @@ def test_invite_a_contact_is_a_page_whose_form_posts_itself(admin_client, accoun
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("users", args=[account.slug]))
     assert account.users.filter(email="nia@acme.example").exists()
+
+
+def test_a_name_typed_where_the_email_goes_says_to_pick_from_the_suggestions(admin_client, account):
+    response = admin_client.get(quick_url(account, "magic-link", user="Olga No"))
+    assert response.status_code == 400
+    assert "&#x27;Olga No&#x27; is not an email." in response.content.decode()
+    assert "has the email" not in response.content.decode()

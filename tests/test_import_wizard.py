@@ -176,7 +176,7 @@ def test_the_template_download_is_a_sample_csv(technician_client, world):
     ("name", "message"),
     [
         ("bad-xlsx-renamed.csv", "Excel workbook"),
-        ("bad-empty.csv", "empty"),
+        ("bad-empty.csv", "The file is empty. Export the sheet as CSV with a header row"),
         ("bad-header-only.csv", "no rows"),
         ("bad-duplicate-header.csv", "appears twice"),
     ],

@@ -104,9 +104,13 @@ class AddUserForm(forms.Form):
         else:
             data["contact"] = None
             if not data.get("name"):
-                self.add_error("name", "Enter the person's name, or a contact id.")
+                self.add_error(
+                    "name", "Enter the new person's name, or pick a CRM contact above instead."
+                )
             if not data.get("email") and "email" not in self.errors:
-                self.add_error("email", "Enter the person's email, or a contact id.")
+                self.add_error(
+                    "email", "Enter the new person's email, or pick a CRM contact above instead."
+                )
         return data
 
 

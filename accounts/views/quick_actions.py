@@ -48,10 +48,16 @@ def quick_action(request, slug, quick):
         user = scoping.portal_users(request.user, account).filter(email=typed.lower()).first()
         if user is not None:
             return redirect(action.url_for(account, user))
-        error = (
-            f"Nobody in {account.name} has the email {typed}. Type part of a name or email "
-            "and pick the person from the suggestions."
-        )
+        if "@" in typed:
+            error = (
+                f"Nobody in {account.name} has the email {typed}. Type part of a name or email "
+                "and pick the person from the suggestions."
+            )
+        else:
+            error = (
+                f"'{typed}' is not an email. Type part of the person's name or email, then pick "
+                "them from the suggestions (that fills in their email)."
+            )
     return render(
         request,
         "accounts/quick_action.html",
