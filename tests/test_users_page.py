@@ -63,6 +63,20 @@ def test_search_by_name_email_or_contact_id(admin_client, account, people, term)
     assert "Alan Turing" not in page
 
 
+def test_a_search_with_nobody_in_this_tab_points_to_the_other_tabs(admin_client, account, people):
+    """A disabled user searched for on the Enabled tab: the empty list says the search looked in
+    this tab only and links the same search in the others; no bulk bar offers "All 0"."""
+    page = admin_client.get(users_url(account, q="Thompson")).content.decode()
+
+    assert "No enabled users match “Thompson”. The search looks in this tab only" in page
+    assert "tab=disabled" in page and "q=Thompson" in page
+    assert "All 0 matching" not in page
+    assert 'aria-label="Bulk actions"' not in page
+    disabled = admin_client.get(users_url(account, tab="disabled", q="Thompson")).content.decode()
+    assert "Ken Thompson" in disabled
+    assert 'aria-label="Bulk actions"' in disabled
+
+
 def test_sorting_and_the_url_keeps_tab_search_and_page(admin_client, account, people):
     page = admin_client.get(users_url(account, sort="-name")).content.decode()
     assert page.index("Alan Turing") < page.index("Ada Lovelace")
