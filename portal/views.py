@@ -6,7 +6,6 @@ import re
 
 from django.conf import settings
 from django.contrib import auth, messages
-from django.contrib.auth.forms import SetPasswordForm
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 
@@ -17,6 +16,7 @@ from accounts.models import PortalAccount, TokenPurpose, UserState
 from accounts.portal_sections import SECTIONS
 from helpers.client_ip import client_ip
 from portal import email_requests, tasks, throttle
+from portal.forms import NewPasswordForm
 
 BLOCKED_MESSAGE = "Your account may be temporarily disabled, please contact the administrator."
 WRONG_PASSWORD = "That email and password do not match. Check them and try again."
@@ -268,7 +268,7 @@ def activate(request, slug, token):
     user = found.user
     if user.contact_deleted:  # activating would only lead to the same message
         return _blocked(request, account)
-    form = SetPasswordForm(user, request.POST or None)
+    form = NewPasswordForm(user, request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
             tokens.redeem(token, TokenPurpose.ACTIVATION, account)
@@ -297,7 +297,7 @@ def reset(request, slug, token):
     if failure:
         return failure
     user = found.user
-    form = SetPasswordForm(user, request.POST or None)
+    form = NewPasswordForm(user, request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
             tokens.redeem(token, TokenPurpose.PASSWORD_RESET, account)

@@ -62,6 +62,17 @@ def test_opening_a_link_does_not_use_it(client, invited):
     assert User.objects.get(pk=invited.pk).state == UserState.UNCONFIRMED
 
 
+def test_a_too_short_password_is_said_under_the_password_not_its_confirmation(client, invited):
+    link = link_in_last_email()
+    page = client.post(link, {"new_password1": "short", "new_password2": "short"})
+
+    assert page.status_code == 200
+    form = page.context["form"]
+    assert "too short" in " ".join(form.errors["new_password1"])
+    assert "new_password2" not in form.errors
+    assert User.objects.get(pk=invited.pk).state == UserState.UNCONFIRMED
+
+
 def test_mismatched_passwords_change_nothing(client, invited):
     link = link_in_last_email()
     page = client.post(link, {"new_password1": NEW_PASSWORD, "new_password2": "different-one-1"})
