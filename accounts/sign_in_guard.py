@@ -72,16 +72,12 @@ def check(identity, ip):
     count this attempt as a failure until `succeeded` says otherwise. Counted first, so that
     guesses sent in parallel (as many as the servers take at once) cannot all be checked before
     the first of them fails: past the limit they are refused unchecked."""
-    keys = [*identity] + ([_ip_key(ip)] if ip else [])
-    wait = attempt_counter.wait_seconds(keys)
+    counters = _counters(identity, ip)
+    wait = attempt_counter.wait_seconds([key for key, _limit in counters])
     if wait > 0:
         raise LockedOut(wait)
     lock = _lock_settings()
-    limit = settings.SIGN_IN_MAX_FAILURES
-    wait = max(attempt_counter.take_attempt(key, limit, **lock) for key in identity)
-    if ip:
-        per_ip = settings.SIGN_IN_MAX_FAILURES_PER_IP
-        wait = max(wait, attempt_counter.take_attempt(_ip_key(ip), per_ip, **lock))
+    wait = max(attempt_counter.take_attempt(key, limit, **lock) for key, limit in counters)
     if wait > 0:
         raise LockedOut(wait)
 
@@ -89,12 +85,18 @@ def check(identity, ip):
 def failed(identity, ip):
     """The secret `check` let through was wrong. Returns the wait it now faces (0: none yet)."""
     lock = _lock_settings()
-    limit = settings.SIGN_IN_MAX_FAILURES
-    wait = max(attempt_counter.lock_if_due(key, limit, **lock) for key in identity)
+    return max(
+        attempt_counter.lock_if_due(key, limit, **lock) for key, limit in _counters(identity, ip)
+    )
+
+
+def _counters(identity, ip):
+    """(key, limit) of every counter an attempt counts on: the identity's, and the IP's (whose
+    limit is far higher)."""
+    counters = [(key, settings.SIGN_IN_MAX_FAILURES) for key in identity]
     if ip:
-        per_ip = settings.SIGN_IN_MAX_FAILURES_PER_IP
-        wait = max(wait, attempt_counter.lock_if_due(_ip_key(ip), per_ip, **lock))
-    return wait
+        counters.append((_ip_key(ip), settings.SIGN_IN_MAX_FAILURES_PER_IP))
+    return counters
 
 
 def succeeded(identity, ip):

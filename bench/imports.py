@@ -425,6 +425,7 @@ def child_copy(path, account, batch_size):
     checks pile up, the trigram indexes' pending lists grow), so batches it is."""
     from django.db import transaction
 
+    from accounts import audit, bulk_invites
     from accounts.models import AuditEvent, OutboxEmail
     from helpers.bulk_sql import insert
 
@@ -440,33 +441,9 @@ def child_copy(path, account, batch_size):
     ]
     snapshot = {"state": "unconfirmed", "role": ROLE, "is_account_admin": False}
     before, context = {}, {"invited_by": admin.name}
-    user_fields = (
-        "kind",
-        "portal_account_id",
-        "user_type",
-        "contact_id",
-        "role_id",
-        "name",
-        "email",
-        "state",
-        "invited_at",
-        "last_invited_at",
-        "password",
-        "crm_account_name",
-    )
-    audit_fields = (
-        "action",
-        "actor_id",
-        "actor_label",
-        "portal_account_id",
-        "subject_user_id",
-        "subject_label",
-        "before",
-        "after",
-        "outcome",
-        "detail",
-    )
-    outbox_fields = ("portal_account_id", "user_id", "to_email", "kind", "context", "queued_at")
+    # The columns our import writes (accounts.bulk_invites, accounts.audit), the same values.
+    user_fields, outbox_fields = bulk_invites.USER_FIELDS, bulk_invites.OUTBOX_FIELDS
+    audit_fields = audit.BULK_FIELDS
     actor_label = str(admin)
     cpu = cpu_seconds()
     start = time.perf_counter()
@@ -481,7 +458,7 @@ def child_copy(path, account, batch_size):
                 audit_fields,
                 [
                     ("invite", admin.pk, actor_label, account_id, user_id, f"{name} <{email}>")
-                    + (before, snapshot, "success", "")
+                    + (before, snapshot, None, "success", "")
                     for user_id, (_pk, _role, name, email, _c) in zip(user_ids, batch, strict=True)
                 ],
             )
