@@ -107,6 +107,11 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+if "ENGINE" not in DATABASES["default"]:  # django-environ's answer to a URL it cannot read
+    raise ImproperlyConfigured(
+        "DATABASE_URL is not a database URL. Write it as "
+        "postgres://USER:PASSWORD@HOST:5432/NAME (or leave it out for the demo's SQLite file)."
+    )
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 if DATABASES["default"]["ENGINE"].endswith("postgresql"):
     # Short OLTP queries: PostgreSQL's JIT compiler spent 400 ms compiling a 1 ms page query
