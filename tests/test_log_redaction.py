@@ -66,6 +66,10 @@ def json_logging(settings):
     config = copy.deepcopy(settings.LOGGING)
     config["handlers"]["console"]["formatter"] = "json"
     config["handlers"]["django.server"]["formatter"] = "json"
+    # The handlers dictConfig makes again at the end would write to sys.stderr as it is during
+    # this test (pytest's capture of it), not where the suite's handlers wrote: they get the
+    # suite's streams back.
+    streams = {name: getattr(h, "stream", None) for name, h in logging._handlers.items()}
     logging.config.dictConfig(config)
     stream = io.StringIO()
     for handler in {
@@ -76,6 +80,9 @@ def json_logging(settings):
         yield stream
     finally:
         logging.config.dictConfig(settings.LOGGING)
+        for name, handler in logging._handlers.items():
+            if streams.get(name) is not None and isinstance(handler, logging.StreamHandler):
+                handler.setStream(streams[name])
 
 
 @pytest.mark.parametrize("name", ["django.request", "django.server", "django", "accounts"])
