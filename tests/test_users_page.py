@@ -69,6 +69,7 @@ def test_a_search_with_nobody_in_this_tab_points_to_the_other_tabs(admin_client,
     page = admin_client.get(users_url(account, q="Thompson")).content.decode()
 
     assert "No enabled users match “Thompson”. The search looks in this tab only" in page
+    assert re.search(r">Disabled</a> or <a [^>]+>Unconfirmed</a>\.", page)
     assert "tab=disabled" in page
     assert "q=Thompson" in page
     assert "All 0 matching" not in page

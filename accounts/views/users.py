@@ -43,6 +43,7 @@ def _list_context(request, account, listing):
         "section": "users",
         "listing": listing,
         "tabs": tabs,
+        "other_tabs": [(tab, label) for tab, label, _count in tabs if tab != listing.tab],
         "page": page,
         "rows": user_rows(request.user, account, listing, page.object_list),
         "sorts": {key: label for key, (label, _) in SORTS.items()},
