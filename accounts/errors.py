@@ -7,9 +7,5 @@ class NoLicensesLeft(LifecycleError):
     pass
 
 
-class TooManyEmails(LifecycleError):
-    """The user got as many emails of the kind as an hour allows (lifecycle's limit): a 429."""
-
-
 class InvalidToken(Exception):
     """A link or code that cannot be used: unknown, used, expired, revoked or for elsewhere."""

@@ -9,19 +9,16 @@ rules, changes the row, writes its audit event and queues the email that is due.
 
 import functools
 import re
-from datetime import timedelta
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
 from accounts import audit, licenses, signed_in_sessions, tokens
-from accounts.errors import LifecycleError, TooManyEmails
+from accounts.errors import LifecycleError
 from accounts.models import (
     EmailKind,
-    OutboxEmail,
     PortalAccount,
     Role,
     TokenPurpose,
@@ -166,21 +163,6 @@ def role_type_mismatch(role, user_type):
 def _require_state(user, allowed, doing):
     if user.state not in allowed:
         raise LifecycleError(f"Cannot {doing} {user.name}: the user is {user.get_state_display()}.")
-
-
-def _not_flooded(user, kind, doing):
-    """At most EMAILS_PER_USER_PER_HOUR emails of one kind for a user in an hour, whoever asks
-    (the console, the API, a CRM workflow gone round in a loop): more would fill the person's
-    inbox under the MSSP's sender. Counted from the outbox (a few rows per user, on its user
-    index), under the user's row lock, so two requests at once cannot both pass."""
-    limit = settings.EMAILS_PER_USER_PER_HOUR
-    since = timezone.now() - timedelta(hours=1)
-    sent = OutboxEmail.objects.filter(user=user, kind=kind, created_at__gte=since)[:limit].count()
-    if sent >= limit:
-        raise TooManyEmails(
-            f"Cannot {doing} {user.name}: they got {limit} such emails in the last hour. Wait "
-            "before sending another, or ask them to check their spam folder."
-        )
 
 
 def _require_live_contact(user):
@@ -420,7 +402,6 @@ def reinvite(user, *, by, ip=None):
     _require_state(user, [UserState.UNCONFIRMED], "reinvite")
     _require_email(user, "reinvite")
     _require_live_contact(user)
-    _not_flooded(user, EmailKind.REINVITATION, "reinvite")
     tokens.revoke(user, [TokenPurpose.ACTIVATION])
     user.last_invited_at = timezone.now()
     user.save(update_fields=["last_invited_at"])
@@ -443,7 +424,6 @@ def reset_password(user, *, by, ip=None):
     _require_state(user, [UserState.ENABLED], "reset the password of")
     _require_email(user, "reset the password of")
     _require_live_contact(user)
-    _not_flooded(user, EmailKind.PASSWORD_RESET, "reset the password of")
     audit.record(
         "reset_password",
         by=by,
@@ -563,7 +543,6 @@ def send_login_code(user, *, by, ip=None):
     _require_state(user, [UserState.ENABLED], "send a sign-in code to")
     _require_email(user, "send a sign-in code to")
     _require_live_contact(user)
-    _not_flooded(user, EmailKind.LOGIN_CODE, "send a sign-in code to")
     audit.record("send_login_code", by=by, subject=user, ip=ip)
     outbox.queue_email(user, EmailKind.LOGIN_CODE)
     return user
@@ -576,7 +555,6 @@ def send_login_email(user, *, by, target="", ip=None):
     _require_state(user, [UserState.ENABLED], "send a login email to")
     _require_email(user, "send a login email to")
     _require_live_contact(user)
-    _not_flooded(user, EmailKind.LOGIN_LINK, "send a login email to")
     audit.record("send_login_email", by=by, subject=user, ip=ip, detail=target)
     outbox.queue_email(user, EmailKind.LOGIN_LINK, target=target)
     return user

@@ -327,9 +327,6 @@ AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=None)
 
 # --- Portal brute-force limits (per portal account + email, and per IP, in the cache) ---
 PORTAL_LINK_REQUESTS_MAX = env.int("PORTAL_LINK_REQUESTS_MAX", default=5)
-# Emails of one kind (login link, sign-in code, password reset, invitation again) that the
-# console or the API may send one user in an hour (accounts.lifecycle): no flood of their inbox.
-EMAILS_PER_USER_PER_HOUR = env.int("EMAILS_PER_USER_PER_HOUR", default=5)
 PORTAL_LINK_REQUESTS_MAX_PER_IP = env.int("PORTAL_LINK_REQUESTS_MAX_PER_IP", default=100)
 PORTAL_THROTTLE_WINDOW_MINUTES = env.int("PORTAL_THROTTLE_WINDOW_MINUTES", default=15)
 

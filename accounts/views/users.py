@@ -14,7 +14,7 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import push_url, retarget
 
 from accounts import lifecycle, reminders, scoping
-from accounts.errors import LifecycleError, TooManyEmails
+from accounts.errors import LifecycleError
 from accounts.forms.users import AddUserForm, ChangeRoleForm
 from accounts.models import AccessPolicy, UserType
 from accounts.permissions import check_may_act_on, console_view, may_move_admin_seat, step_up
@@ -131,7 +131,7 @@ def user_action(request, slug, user_id, action):
         action.perform(target, request.user, client_ip(request), role)
     except LifecycleError as error:
         context["error"] = str(error)
-        return _confirm(request, context, status=429 if isinstance(error, TooManyEmails) else 409)
+        return _confirm(request, context, status=409)
     messages.success(request, action.said(target, role))
     return _back_to_list(request, account, listing)
 
