@@ -17,7 +17,6 @@ import math
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 
-from accounts.models import User
 from helpers import attempt_counter
 
 
@@ -43,16 +42,10 @@ def console_identity(email):
 
 
 def portal_identity(account, email):
-    """The counters of a portal sign-in: the account's email, and for the account's admin the
-    console's too. The admin signs in at both doors with one password, which would otherwise get
-    the limit's worth of guesses at each. Other people of the same email (in other accounts, or
-    at the console) have passwords of their own, and counters of their own."""
-    portal = f"sign-in:portal:{account.pk}:{attempt_counter.email_digest(email)}"
-    email = (email or "").strip().lower()
-    admin = "\x00" not in email and (
-        User.objects.filter(portal_account=account, email=email, is_account_admin=True).exists()
-    )
-    return (portal, *console_identity(email)) if admin else (portal,)
+    """The counters of a portal sign-in: the account's email. Another account's user of the
+    same email, and the console, count on their own: a count shared with the console for the
+    account's admin alone would let anyone learn, from a lock, which email is an admin."""
+    return (f"sign-in:portal:{account.pk}:{attempt_counter.email_digest(email)}",)
 
 
 def _ip_key(ip):
@@ -77,9 +70,13 @@ def check(identity, ip):
     if wait > 0:
         raise LockedOut(wait)
     lock = _lock_settings()
-    wait = max(attempt_counter.take_attempt(key, limit, **lock) for key, limit in counters)
-    if wait > 0:
-        raise LockedOut(wait)
+    waits = {key: attempt_counter.take_attempt(key, limit, **lock) for key, limit in counters}
+    if any(waits.values()):
+        # Refused unchecked: the counters that took the attempt give it back too.
+        for key, wait in waits.items():
+            if not wait:
+                attempt_counter.give_back(key)
+        raise LockedOut(max(waits.values()))
 
 
 def failed(identity, ip):

@@ -78,15 +78,16 @@ def forget(keys):
 def take_attempt(key, limit, *, first_delay, max_delay, window_seconds):
     """Count an attempt for `key` as a failure before its secret is checked (`give_back` or
     `clear` takes it back when the secret was right): parallel guesses are each counted before
-    any is checked, so no more than `limit` get past. Returns 0 when this attempt may be
-    checked (the `limit`-th may), else the lock it met, which it sets: from the limit on, each
-    failure locks the key for `first_delay` seconds, doubled for each failure after that (at
-    most `max_delay`)."""
+    any is checked, so no more than `limit` get past, and after a lock, one. Returns 0 when
+    this attempt may be checked, else how long to wait: an attempt past the count is refused
+    unchecked and given back (it sets no lock: a second request sent with a right one, a double
+    submit, must not lock anybody out)."""
     failures = _incr(f"{key}:n", window_seconds)
     # After a lock, one more attempt may be checked once it is over (see _lock).
     if failures <= (cache.get(f"{key}:allowed") or limit):
         return 0
-    return _lock(key, failures, limit, first_delay, max_delay, window_seconds)
+    give_back(key)
+    return max(wait_seconds([key]), 1)
 
 
 def lock_if_due(key, limit, *, first_delay, max_delay, window_seconds):
