@@ -122,20 +122,30 @@ class Plan:
     allowed: list  # (row, contact, role, name, email), in the order of the rows
     refused: list  # (row, LifecycleError)
     writes: "_Writes | None" = field(default=None)
+    # An email also planned by a batch still being written when this plan was made: whether
+    # it is taken is known only under the lock (the batch planned again there).
+    unsure: bool = False
+
+    @property
+    def emails(self):
+        return {email for *_entry, email in self.allowed if email}
 
     def holds(self, rows, by, send_email, ip, roles_now):
         """Whether this plan is still the one to write, with the roles as read under the lock."""
         return (
-            rows == self.rows
+            not self.unsure
+            and rows == self.rows
             and (by, send_email, ip) == (self.by, self.send_email, self.ip)
             and {pk: _role_key(role) for pk, role in roles_now.items()} == self.roles
         )
 
 
-def plan(portal_account, rows, *, by, send_email, ip=None, roles=None):
+def plan(portal_account, rows, *, by, send_email, ip=None, roles=None, in_flight=()):
     """Every rule of `invite_many` that needs no lock, and the writes of the rows it allows,
     with ids drawn (PostgreSQL). `roles` ({pk: Role}) are the roles as read under the lock;
-    without them, each row's own role (as the import's checker read it)."""
+    without them, each row's own role (as the import's checker read it). `in_flight`: the
+    emails of a batch being written meanwhile, which the lookup of taken emails cannot see
+    yet."""
     rows = list(rows)
     if roles is None:
         roles = {role.pk: role for _contact, role in rows if role is not None}
@@ -178,7 +188,8 @@ def plan(portal_account, rows, *, by, send_email, ip=None, roles=None):
         allowed=allowed,
         refused=refused,
     )
-    if allowed and copy_ahead_possible(User):
+    made.unsure = not made.emails.isdisjoint(in_flight)
+    if allowed and not made.unsure and copy_ahead_possible(User):
         made.writes = _Writes.prepare(portal_account, made)
     return made
 

@@ -157,6 +157,7 @@ class RowChecker:
         self.default_role_id = options.get("default_role")
         self.seen = FirstLines()  # contact pk -> line where it first appeared
         self.today = timezone.now().date()  # end dates must be after it (one run, one today)
+        self.planned_emails = set()  # of the batch planned last (see _checked_rows)
 
     @staticmethod
     def _salesforce_key(value):
@@ -479,8 +480,13 @@ def _checked_rows(checker, batch, rows, *, by):
         except RowFailure as failure:
             checked.append((line, values, failure))
     if ready:
-        send_email = checker.options["send_activation"]
-        batch.invites = bulk_invites.plan(checker.account, ready, by=by, send_email=send_email)
+        send_email, in_flight = checker.options["send_activation"], checker.planned_emails
+        batch.invites = bulk_invites.plan(
+            checker.account, ready, by=by, send_email=send_email, in_flight=in_flight
+        )
+        # The batch before this one is committed by the time the next is planned; this one
+        # may still be written then.
+        checker.planned_emails = batch.invites.emails
     return checked
 
 

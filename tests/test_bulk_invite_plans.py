@@ -143,3 +143,33 @@ def test_a_plan_of_other_rows_is_not_used(world):
     contacts = set(User.objects.filter(portal_account=account).values_list("contact", flat=True))
     assert contacts == {contact.pk for contact, _role in given}
     assert len(created) == 2
+
+
+def test_an_email_of_the_batch_being_written_meanwhile_is_checked_under_the_lock(
+    world, monkeypatch
+):
+    """Two contacts of one email in adjacent batches of an import: the second batch is planned
+    while the first is written, so its plan cannot see the first's user. It is planned again
+    under the lock, where that one row is refused and the rest still go in bulk (not the whole
+    batch row by row after the unique index refuses it)."""
+    account, role, technician = world
+    rows = _rows(account, role, 3)
+    made = bulk_invites.plan(
+        account, rows, by=technician, send_email=True, in_flight={"p1@example.com"}
+    )
+    assert made.unsure
+    namesake = Contact.objects.create(portal_account=account, name="Other", email="p1@example.com")
+    lifecycle.invite(account, role=role, by=technician, contact=namesake, send_email=False)
+
+    def row_by_row(*args, **kwargs):
+        raise AssertionError("the batch fell back to invite row by row")
+
+    monkeypatch.setattr(bulk_invites, "invite", row_by_row)
+    created, refused = bulk_invites.invite_many(
+        account, rows, by=technician, send_email=True, plan=made
+    )
+
+    assert [row for row, _id in created] == [rows[0], rows[2]]
+    assert [(row, str(error)) for row, error in refused] == [
+        (rows[1], "A portal user with the email p1@example.com already exists here.")
+    ]

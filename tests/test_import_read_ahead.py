@@ -222,3 +222,24 @@ def test_the_thread_prepares_in_the_callers_context():
         prepared = list(ready)
 
     assert prepared == [("import-read-ahead_0", "the import command")] * 2
+
+
+def test_one_email_in_two_adjacent_batches_fails_one_row_not_the_next_batch(monkeypatch):
+    """The second batch is planned while the first is written: its plan cannot see the first's
+    user of the same email, and is planned again under the lock, where that row alone fails;
+    the batch still goes in bulk (found in review: it fell back to invite row by row)."""
+    from accounts import bulk_invites
+
+    calls = []
+    monkeypatch.setattr(bulk_invites, "invite", lambda *a, **k: calls.append(a))
+    account, contact_ids = seed(20)
+    Contact.objects.filter(contact_id=contact_ids[10]).update(email="person9@example.com")
+    job, ticket = job_for(account, ["ContactId,Role", *(f"{c},Partner User" for c in contact_ids)])
+
+    assert run(job, ticket).get() == ImportJob.Status.DONE
+
+    assert calls == []
+    status, created, failed, _created_ids, failures = outcomes(job)
+    assert (created, failed) == (19, 1)
+    assert [line for line, _code in failures] == ["12"]
+    assert User.objects.filter(portal_account=account).count() == 19
