@@ -5,6 +5,7 @@ from urllib.parse import urlencode
 
 from django.contrib import admin
 from django.contrib.auth.models import Group
+from django.http import Http404
 from django.shortcuts import redirect
 from django.urls import reverse
 from django_otp.plugins.otp_static.models import StaticDevice
@@ -22,6 +23,11 @@ class SupportAdminSite(admin.AdminSite):
 
     def has_permission(self, request):
         return super().has_permission(request) and not two_factor.what_the_session_needs(request)
+
+    def password_change(self, request, extra_context=None):
+        # Django's own page changed the password with no audit event and no fresh code; the
+        # admin is for looking things up.
+        raise Http404("Passwords are not changed in the support admin.")
 
     def login(self, request, extra_context=None):
         # Staff who typed their password still owe their code: the console's page asks for it.

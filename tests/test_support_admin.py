@@ -92,3 +92,11 @@ def test_every_model_on_the_support_site_is_read_only_and_no_second_factor_is_th
         assert model_admin.has_change_permission(request) is False, model
         assert model_admin.has_delete_permission(request) is False, model
     assert not {TOTPDevice, StaticDevice} & set(admin.site._registry)
+
+
+def test_the_support_admin_changes_no_password(admin_client, mssp_admin):
+    response = admin_client.post(
+        reverse("admin:password_change"),
+        {"old_password": "x", "new_password1": "a-new-pass-123", "new_password2": "a-new-pass-123"},
+    )
+    assert response.status_code == 404
