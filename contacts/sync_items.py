@@ -16,6 +16,7 @@ from django.db.models import Q
 from contacts.models import CONTACT_ID_LENGTH, Contact
 from contacts.salesforce_ids import InvalidSalesforceId, to_18
 from helpers.email_addresses import validate_header_safe
+from helpers.one_line_text import one_line
 
 MAX_ITEMS = 1000
 UPSERT_FIELDS = ("contact_id", "salesforce_id", "name", "email", "crm_account_name")
@@ -174,10 +175,15 @@ class UpsertRow(Ref):
 def upsert_item(index, item):
     item = _object(item, UPSERT_FIELDS)
     contact_id, salesforce_id = _ids(item)
-    values = {"name": _text(item, "name", required=True)}
+    # Names go into emails and CSV downloads as one line (helpers.one_line_text).
+    values = {"name": one_line(_text(item, "name", required=True))}
+    if not values["name"]:
+        raise Refused("name", "'name' is required: it cannot be empty.")
     for name in ("email", "crm_account_name"):
         if name in item:
             values[name] = _text(item, name) or ""
+    if "crm_account_name" in values:
+        values["crm_account_name"] = one_line(values["crm_account_name"])
     if values.get("email"):
         values["email"] = values["email"].lower()
         try:

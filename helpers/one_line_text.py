@@ -19,3 +19,10 @@ def refuse_control_characters(value):
             "plain text.",
             code="control_characters",
         )
+
+
+def one_line(value):
+    """`value` as one line: control characters and line breaks become spaces, runs of
+    whitespace one space. For names that come from elsewhere (a CRM, a file), which are kept
+    rather than refused."""
+    return " ".join(_CONTROL_CHARACTERS.sub(" ", value or "").split())

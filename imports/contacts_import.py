@@ -39,6 +39,7 @@ from contacts.models import CONTACT_ID_LENGTH, Contact
 from contacts.salesforce_ids import InvalidSalesforceId, to_18
 from helpers.bulk_sql import insert, update
 from helpers.email_addresses import validate_header_safe
+from helpers.one_line_text import one_line
 from imports import pipeline
 from imports.column_mapping import CONTACT_FIELDS, MappingError, map_columns
 from imports.csv_reader import CsvError, read_csv
@@ -150,11 +151,12 @@ def _salesforce_18(value):
 
 def clean(values):
     """Per-row checks that need no database; raises RowFailure."""
-    name = values.get("name", "")
+    # Names go into emails and CSV downloads as one line (helpers.one_line_text).
+    name = one_line(values.get("name", ""))
     contact_id = values.get("contact_id", "")
     raw_sf = values.get("salesforce_id", "")
     email = values.get("email", "")
-    crm_account = values.get("crm_account", "")
+    crm_account = one_line(values.get("crm_account", ""))
     if not name:
         raise RowFailure(NAME_MISSING, "The Name cell is empty. Fill in the contact's full name.")
     if len(name) > _NAME_MAX:

@@ -435,3 +435,11 @@ def test_command_dry_run_and_real_run(empty):
     out = call("empty", str(sample_path(SAMPLE)))
     assert "12 updated" in out
     assert "0 created" in out
+
+
+def test_a_name_cell_with_line_breaks_is_kept_as_one_line():
+    from imports import contacts_import
+
+    row = contacts_import.clean({"name": "Ada\tLove\r\nlace\x1b", "crm_account": "Acme\nCorp"})
+
+    assert (row.name, row.crm_account) == ("Ada Love lace", "Acme Corp")

@@ -835,3 +835,21 @@ def test_an_orphan_move_and_a_merge_of_the_same_contacts_do_not_deadlock(
     assert isinstance(moving.error, LifecycleError), outcome(moving)
     assert "changed at the same moment" in str(moving.error)
     assert fresh(ann).contact == target
+
+
+def test_a_name_with_line_breaks_from_the_crm_is_kept_as_one_line(api_client, account):
+    """A contact's name goes into the first line of every email its user gets ("Hello <name>,")
+    and into CSV downloads: line breaks and other control characters from the CRM become
+    spaces, and a name of nothing else is refused like an empty one."""
+    item = {
+        "contact_id": "003LINES00000000001",
+        "name": "Evil\r\nBcc: x@evil.example\u2028\x1b",
+        "crm_account_name": "Acme\tCorp",
+    }
+    assert upsert(api_client, item).status_code == 200
+    contact = Contact.objects.get(contact_id="003LINES00000000001")
+    assert (contact.name, contact.crm_account_name) == ("Evil Bcc: x@evil.example", "Acme Corp")
+
+    refused = upsert(api_client, {"contact_id": "003LINES00000000002", "name": "\r\n\x07"})
+    assert refused.status_code == 400
+    assert "'name' is required" in refused.content.decode()
