@@ -6,7 +6,7 @@ target; the run happens in the Celery task imports.tasks.run_import."""
 import csv
 import io
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import PurePath
 from urllib.parse import urlencode
 
@@ -484,8 +484,11 @@ def job_detail(request, slug, job_id):
 
 def _no_worker(job):
     """Why a running import makes no progress when no worker is alive (the health check's
-    words), else "": the page must not say it is running, or will be picked up, meanwhile."""
-    if job.status != Status.RUNNING:
+    words), else "": the page must not say it is running, or will be picked up, meanwhile.
+    An import that moves (one run by `manage.py import_portal_users`, which needs no worker)
+    is left alone."""
+    quiet_since = timezone.now() - timedelta(seconds=settings.HEALTH_WORKER_MAX_AGE_SECONDS)
+    if job.status != Status.RUNNING or job.heartbeat > quiet_since:
         return ""
     check = health.worker()
     return "" if check.ok else check.detail
