@@ -173,6 +173,8 @@ def refuse_without_services():
             "SECRET_KEY must be set to a long random string, e.g. the output of "
             "python3 -c 'import secrets; print(secrets.token_urlsafe(50))'."
         )
+    if not problems:
+        problems += _unreachable_database(env["DATABASE_URL"])
     if problems:
         sys.exit(
             "run.py production needs PostgreSQL, Redis and a secret key:\n"
@@ -185,6 +187,27 @@ def refuse_without_services():
             "point at http://127.0.0.1:8000. Set it to the address people open, e.g. "
             "PORTAL_BASE_URL=https://admin.example.com (manage.py check --deploy says so too)."
         )
+
+
+def _unreachable_database(url):
+    """[the problem] when nothing answers at DATABASE_URL's host and port (migrate would stop
+    with a long traceback); [] when something does, or the URL names a socket. Redis may be
+    down at the start: the worker and beat wait for it, the web serves meanwhile."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if not parts.hostname:
+        return []
+    port = parts.port or 5432
+    try:
+        socket.create_connection((parts.hostname, port), timeout=3).close()
+    except OSError as error:
+        return [
+            f"Nothing answers at {parts.hostname}:{port}, the PostgreSQL of DATABASE_URL "
+            f"({error.strerror or error}). Start PostgreSQL there, or fix DATABASE_URL."
+        ]
+    return []
 
 
 def _options(args, env):

@@ -131,3 +131,18 @@ def test_import_wizard_pages_reference_only_elements_they_have(
         if wrong:
             found[name] = wrong
     assert found == {}, found
+
+
+def test_a_form_without_its_csrf_token_gets_a_page_that_says_what_to_do(db):
+    """Django's own CSRF failure page styles itself inline, which the CSP blocks: ours uses the
+    site's stylesheet and says what to do (a stale form, or an operator's proxy setting)."""
+    from django.test import Client
+
+    response = Client(enforce_csrf_checks=True).post("/sign-in/", {"username": "a@b.example"})
+
+    assert response.status_code == 403
+    page = response.content.decode()
+    assert "The form could not be sent" in page
+    assert "Go back, reload the page, and try again." in page
+    assert "<style" not in page
+    assert "/static/css/app" in page

@@ -391,3 +391,16 @@ def test_production_refuses_to_run_without_a_broker(tmp_path):
     assert code != 0
     assert "CELERY_BROKER_URL must name Redis, e.g. CELERY_BROKER_URL=redis://" in said
     assert "Set them in the environment or in .env (see .env.example)." in said
+
+
+def test_production_says_when_nothing_answers_at_the_database(tmp_path):
+    code, said = _refusal(
+        tmp_path,
+        DATABASE_URL="postgres://postgres@127.0.0.1:9/nothing_here",
+        CELERY_BROKER_URL="redis://127.0.0.1:6379/0",
+        SECRET_KEY="x" * 50,
+    )
+
+    assert code != 0
+    assert "Nothing answers at 127.0.0.1:9, the PostgreSQL of DATABASE_URL" in said
+    assert "Traceback" not in said
