@@ -29,6 +29,10 @@ def test_relative_words():
     assert relative(now - timedelta(seconds=20), now) == "just now"
     assert relative(now - timedelta(days=3, hours=2), now) == "3\xa0days ago"
     assert relative(now + timedelta(hours=5), now) == "in 5\xa0hours"
+    # Rounded, not cut: a 7-day invitation just sent is not "in 6 days".
+    assert relative(now + timedelta(days=6, hours=23, minutes=59), now) == "in 1\xa0week"
+    assert relative(now + timedelta(days=6, hours=10), now) == "in 6\xa0days"
+    assert relative(now + timedelta(hours=4, minutes=50), now) == "in 5\xa0hours"
     assert relative(now - timedelta(days=45), now) == "Oct 18, 2026"
 
 

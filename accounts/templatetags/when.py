@@ -62,8 +62,18 @@ def relative(value, now=None, local=None):
     if timedelta(0) < delta < timedelta(days=RELATIVE_DAYS):
         return f"{timesince(value, now, depth=1)} ago"
     if timedelta(0) < -delta < timedelta(days=RELATIVE_DAYS):
-        return f"in {timeuntil(value, now, depth=1)}"
+        # timeuntil cuts: an invitation valid for 7 days, just sent, would be "in 6 days".
+        # Half of the unit shown, added, makes the cut a rounding.
+        return f"in {timeuntil(value, now - _half_unit(-delta), depth=1)}"
     return _day(local or timezone.localtime(value))
+
+
+def _half_unit(ahead):
+    if ahead >= timedelta(days=1):
+        return timedelta(hours=12)
+    if ahead >= timedelta(hours=1):
+        return timedelta(minutes=30)
+    return timedelta(seconds=30)
 
 
 @register.simple_tag
