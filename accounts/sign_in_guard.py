@@ -37,15 +37,15 @@ def wait_message(seconds):
 
 
 def console_identity(email):
-    """The counters of a console sign-in (and of its second factor): the email's."""
-    return (f"sign-in:console:{attempt_counter.email_digest(email)}",)
+    """The counter of a console sign-in (and of its second factor): the email's."""
+    return f"sign-in:console:{attempt_counter.email_digest(email)}"
 
 
 def portal_identity(account, email):
-    """The counters of a portal sign-in: the account's email. Another account's user of the
+    """The counter of a portal sign-in: the account's email. Another account's user of the
     same email, and the console, count on their own: a count shared with the console for the
     account's admin alone would let anyone learn, from a lock, which email is an admin."""
-    return (f"sign-in:portal:{account.pk}:{attempt_counter.email_digest(email)}",)
+    return f"sign-in:portal:{account.pk}:{attempt_counter.email_digest(email)}"
 
 
 def _ip_key(ip):
@@ -69,8 +69,8 @@ def check(identity, ip):
     wait = attempt_counter.wait_seconds([key for key, _limit in counters])
     if wait > 0:
         raise LockedOut(wait)
-    lock = _lock_settings()
-    waits = {key: attempt_counter.take_attempt(key, limit, **lock) for key, limit in counters}
+    window = _lock_settings()["window_seconds"]
+    waits = {key: attempt_counter.take_attempt(key, limit, window) for key, limit in counters}
     if any(waits.values()):
         # Refused unchecked: the counters that took the attempt give it back too.
         for key, wait in waits.items():
@@ -90,7 +90,7 @@ def failed(identity, ip):
 def _counters(identity, ip):
     """(key, limit) of every counter an attempt counts on: the identity's, and the IP's (whose
     limit is far higher)."""
-    counters = [(key, settings.SIGN_IN_MAX_FAILURES) for key in identity]
+    counters = [(identity, settings.SIGN_IN_MAX_FAILURES)]
     if ip:
         counters.append((_ip_key(ip), settings.SIGN_IN_MAX_FAILURES_PER_IP))
     return counters
@@ -99,14 +99,13 @@ def _counters(identity, ip):
 def succeeded(identity, ip):
     """The right secret: the identity's earlier mistakes are forgotten, and the IP's count
     takes back the attempt `check` counted (the IP's earlier mistakes stay)."""
-    attempt_counter.clear(identity)
+    attempt_counter.clear([identity])
     if ip:
         attempt_counter.give_back(_ip_key(ip))
 
 
 def not_checked(identity, ip):
     """`check` counted an attempt whose secret was not checked after all (not a guess)."""
-    for key in identity:
-        attempt_counter.give_back(key)
+    attempt_counter.give_back(identity)
     if ip:
         attempt_counter.give_back(_ip_key(ip))

@@ -92,7 +92,7 @@ def confirm_app(request, device, code, *, ip=None):
     Raises LifecycleError for a wrong code."""
     user = request.user
     identity = sign_in_guard.console_identity(user.email)
-    _guarded(request, ip)
+    _guarded(request, identity, ip)
     if not device.verify_token(_without_spaces(code)):
         sign_in_guard.failed(identity, ip)
         raise LifecycleError("That code is not right. Enter the 6 digits the app shows now.")
@@ -148,7 +148,7 @@ def verify(request, code, *, ip=None):
 def _check_code(request, code, ip):
     user = request.user
     identity = sign_in_guard.console_identity(user.email)
-    _guarded(request, ip)
+    _guarded(request, identity, ip)
     try:
         device = _matching_device(user, code)
     except LifecycleError:
@@ -186,10 +186,10 @@ def _matching_device(user, code):
     return None
 
 
-def _guarded(request, ip):
+def _guarded(request, identity, ip):
     user = request.user
     try:
-        sign_in_guard.check(sign_in_guard.console_identity(user.email), ip)
+        sign_in_guard.check(identity, ip)
     except sign_in_guard.LockedOut as locked_out:
         sign_in_audit.refused(
             request,

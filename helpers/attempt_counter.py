@@ -75,7 +75,7 @@ def forget(keys):
     cache.delete_many(keys)
 
 
-def take_attempt(key, limit, *, first_delay, max_delay, window_seconds):
+def take_attempt(key, limit, window_seconds):
     """Count an attempt for `key` as a failure before its secret is checked (`give_back` or
     `clear` takes it back when the secret was right): parallel guesses are each counted before
     any is checked, so no more than `limit` get past, and after a lock, one. Returns 0 when
