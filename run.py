@@ -126,10 +126,13 @@ def test(pytest_args):
 #
 # The production shape on one machine: gunicorn (gunicorn.conf.py), a Celery worker and Celery
 # beat, each logging to its own file, after migrate and collectstatic. A small supervisor rather
-# than honcho or supervisord: it must restart nothing (a crash stops the stack and says why,
-# where a silent restart would hide it), give each process the stop it expects (SIGTERM: a
-# graceful gunicorn, a warm Celery shutdown that finishes its tasks) and keep Ctrl+C's SIGINT
-# away from them (their own process groups), which is a few dozen lines of subprocess here.
+# than honcho or supervisord: it gives each process the stop it expects (SIGTERM: a graceful
+# gunicorn, a warm Celery shutdown that finishes its tasks), keeps Ctrl+C's SIGINT away from them
+# (their own process groups) and restarts only what may be restarted, loudly. A worker or beat
+# that exits on its own is started again (a Redis restart once crashed the worker inside kombu,
+# and the console went down with it): the outbox and the imports are in PostgreSQL, so a new
+# worker picks up where the old one stopped. One that keeps exiting stops the stack and says why,
+# as gunicorn exiting does (its master already replaces its own crashed workers).
 
 POSTGRES_SCHEMES = ("postgres://", "postgresql://", "pgsql://")
 REDIS_SCHEMES = ("redis://", "rediss://")
@@ -139,6 +142,13 @@ STOP_SECONDS = 60
 # After a cold shutdown (SIGQUIT) the worker hands its unfinished tasks back to Redis
 # (acks_late); this long for that before SIGKILL.
 HAND_BACK_SECONDS = 10
+# The processes started again when they exit on their own, and how often: more exits than this
+# within the window is a fault a restart does not mend (a bad setting, a broken install).
+RESTARTED = ("worker", "beat")
+RESTART_LIMIT = 5
+RESTART_WINDOW_SECONDS = 600
+# The wait before the first restart, doubled for each restart still in the window.
+RESTART_DELAY_SECONDS = 1.0
 
 
 def _environment():
@@ -287,14 +297,32 @@ def production(args):
 
 
 class Supervisor:
-    def __init__(self, env, log_dir, stop_seconds):
+    def __init__(
+        self,
+        env,
+        log_dir,
+        stop_seconds,
+        *,
+        restarted=RESTARTED,
+        restart_limit=RESTART_LIMIT,
+        restart_window=RESTART_WINDOW_SECONDS,
+        restart_delay=RESTART_DELAY_SECONDS,
+    ):
         self.env = env
         self.log_dir = log_dir
         self.stop_seconds = stop_seconds
         self.children = {}
+        self.commands = {}
         self.stop_requested = 0
+        self.restarted = restarted
+        self.restart_limit = restart_limit
+        self.restart_window = restart_window
+        self.restart_delay = restart_delay
+        self.exits = {}  # name -> monotonic times of its exits within the window
+        self.due = {}  # name -> monotonic time of its planned restart
 
     def start(self, name, what, command):
+        self.commands[name] = (what, command)
         log_path = self.log_dir / f"{name}.log"
         with open(log_path, "ab") as log:
             child = subprocess.Popen(
@@ -315,22 +343,50 @@ class Supervisor:
         self.stop_requested += 1
 
     def watch(self):
-        """Until a stop is asked for or a child exits; then stop them all. The exit code."""
+        """Until a stop is asked for or a child exits that may not be restarted (or has been
+        too often); then stop them all. The exit code."""
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGTERM, self._on_signal)
         while not self.stop_requested:
-            for name, (child, log_path) in self.children.items():
-                if child.poll() is not None:
-                    print(
-                        f"\n==> {name} exited (code {child.returncode}) on its own; nothing is "
-                        f"restarted. The end of {log_path}:",
-                        flush=True,
-                    )
-                    print(_tail(log_path), flush=True)
+            now = time.monotonic()
+            for name, (child, log_path) in list(self.children.items()):
+                if name in self.due:
+                    if now >= self.due[name]:
+                        del self.due[name]
+                        self.start(name, *self.commands[name])
+                    continue
+                if child.poll() is None:
+                    continue
+                delay = self._restart_delay(name, now)
+                verdict = f"started again in {delay:g} s" if delay is not None else "not restarted"
+                print(
+                    f"\n==> {name} exited (code {child.returncode}) on its own; {verdict}. "
+                    f"The end of {log_path}:",
+                    flush=True,
+                )
+                print(_tail(log_path), flush=True)
+                if delay is None:
                     self.stop_all(f"{name} exited")
                     return 1
+                self.due[name] = now + delay
             time.sleep(0.2)
         return 0 if self.stop_all("asked to stop") else 1
+
+    def _restart_delay(self, name, now):
+        """Seconds until `name` is started again after an exit now, or None: it may not be
+        restarted, or it exited too often within the window."""
+        if name not in self.restarted:
+            return None
+        recent = [at for at in self.exits.get(name, []) if now - at < self.restart_window]
+        if len(recent) >= self.restart_limit:
+            print(
+                f"\n==> {name} exited {len(recent) + 1} times within "
+                f"{self.restart_window:g} s: something a restart does not mend.",
+                flush=True,
+            )
+            return None
+        self.exits[name] = [*recent, now]
+        return self.restart_delay * 2 ** len(recent)
 
     def stop_all(self, reason):
         """SIGTERM each, wait; whoever is left gets SIGQUIT (Celery's cold shutdown hands its
