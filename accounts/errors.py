@@ -9,3 +9,10 @@ class NoLicensesLeft(LifecycleError):
 
 class InvalidToken(Exception):
     """A link or code that cannot be used: unknown, used, expired, revoked or for elsewhere."""
+
+
+class TooManyEmails(LifecycleError):
+    """The user has had as many emails as others may ask for in an hour (accounts/
+    email_allowance.py): the API answers 429, the console shows the message."""
+
+    retry_after_seconds = 3600

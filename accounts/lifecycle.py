@@ -15,7 +15,7 @@ from django.core.validators import validate_email
 from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
-from accounts import audit, licenses, signed_in_sessions, tokens
+from accounts import audit, email_allowance, licenses, signed_in_sessions, tokens
 from accounts.errors import LifecycleError
 from accounts.models import (
     EmailKind,
@@ -355,6 +355,8 @@ def enable(user, *, by, ip=None):
             "user to another contact first."
         )
     licenses.claim_seat(user.portal_account, user.user_type)
+    if user.email:
+        email_allowance.take(user, by=by)
     before = audit.user_snapshot(user)
     user.disabled_at = None
     user.disabled_by = None
@@ -402,6 +404,7 @@ def reinvite(user, *, by, ip=None):
     _require_state(user, [UserState.UNCONFIRMED], "reinvite")
     _require_email(user, "reinvite")
     _require_live_contact(user)
+    email_allowance.take(user, by=by)
     tokens.revoke(user, [TokenPurpose.ACTIVATION])
     user.last_invited_at = timezone.now()
     user.save(update_fields=["last_invited_at"])
@@ -424,6 +427,7 @@ def reset_password(user, *, by, ip=None):
     _require_state(user, [UserState.ENABLED], "reset the password of")
     _require_email(user, "reset the password of")
     _require_live_contact(user)
+    email_allowance.take(user, by=by)
     audit.record(
         "reset_password",
         by=by,
@@ -543,6 +547,7 @@ def send_login_code(user, *, by, ip=None):
     _require_state(user, [UserState.ENABLED], "send a sign-in code to")
     _require_email(user, "send a sign-in code to")
     _require_live_contact(user)
+    email_allowance.take(user, by=by)
     audit.record("send_login_code", by=by, subject=user, ip=ip)
     outbox.queue_email(user, EmailKind.LOGIN_CODE)
     return user
@@ -555,6 +560,7 @@ def send_login_email(user, *, by, target="", ip=None):
     _require_state(user, [UserState.ENABLED], "send a login email to")
     _require_email(user, "send a login email to")
     _require_live_contact(user)
+    email_allowance.take(user, by=by)
     audit.record("send_login_email", by=by, subject=user, ip=ip, detail=target)
     outbox.queue_email(user, EmailKind.LOGIN_LINK, target=target)
     return user

@@ -17,7 +17,7 @@ from django.http import Http404
 from django.views.decorators.csrf import csrf_exempt
 
 from accounts import audit, scoping
-from accounts.errors import LifecycleError
+from accounts.errors import LifecycleError, TooManyEmails
 from api.json_io import BadPayload, error_response
 from api.models import ApiToken
 from contacts.sync import InvalidBatch
@@ -120,6 +120,10 @@ def api_view(*methods, scope):
                 return view(request, account, **kwargs)
             except (BadPayload, InvalidBatch) as error:
                 return error_response(400, error.message, error.errors)
+            except TooManyEmails as error:
+                response = error_response(429, str(error))
+                response["Retry-After"] = str(error.retry_after_seconds)
+                return response
             except LifecycleError as error:
                 return error_response(409, str(error))
 
