@@ -30,9 +30,7 @@ def emails_to(user):
     return OutboxEmail.objects.filter(user=user).exclude(status=OutboxEmail.Status.CANCELLED)
 
 
-def test_an_admin_may_ask_for_the_allowance_and_then_is_refused_changing_nothing(
-    pia, technician
-):
+def test_an_admin_may_ask_for_the_allowance_and_then_is_refused_changing_nothing(pia, technician):
     for _ in range(LIMIT):
         lifecycle.reset_password(pia, by=technician)
     sent, events = OutboxEmail.objects.filter(user=pia).count(), AuditEvent.objects.count()
