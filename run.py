@@ -260,7 +260,9 @@ def production(args):
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     web_workers = env.get("WEB_CONCURRENCY") or 2 * (cores or 1) + 1
-    worker = [PYTHON, "-m", "celery", "-A", "portal_admin", "worker", "--loglevel=INFO"]
+    # --quiet: no ASCII-art banner on stdout, so that the log files hold JSON lines only.
+    celery = [PYTHON, "-m", "celery", "-A", "portal_admin", "--quiet"]
+    worker = [*celery, "worker", "--loglevel=INFO"]
     if env.get("WORKER_CONCURRENCY"):
         worker.append(f"--concurrency={env['WORKER_CONCURRENCY']}")
     beat_schedule = run_dir / "celerybeat-schedule"
@@ -281,7 +283,7 @@ def production(args):
         (
             "beat",
             "Celery beat",
-            [PYTHON, "-m", "celery", "-A", "portal_admin", "beat", "--loglevel=INFO"]
+            [*celery, "beat", "--loglevel=INFO"]
             + ["--schedule", beat_schedule],
         ),
     ]

@@ -319,6 +319,9 @@ def _run_it(stack, smtp):
         and any(task in (line.get("action") or "") for task in ("send_outbox_email", "send_due"))
         for line in worker_lines
     ), worker_lines[-10:]
+    # No banner among them (Celery prints an ASCII-art one unless told to be quiet).
+    assert "-------------- celery@" not in (stack.log_dir / "worker.log").read_text()
+    assert "LocalTime ->" not in (stack.log_dir / "beat.log").read_text()
     # The link is in the email only.
     assert secret not in stack.logs()
 
