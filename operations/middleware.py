@@ -18,6 +18,7 @@ import uuid
 
 from django.conf import settings
 
+from helpers.client_ip import client_ip
 from operations import metrics, views
 from portal_admin import logging_setup
 
@@ -28,6 +29,7 @@ _SANE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{7,99}")
 _MONITORING = {"/health/": views.liveness, "/metrics": views.metrics_endpoint}
 
 request_log = logging.getLogger("portal_admin.requests")
+USER_AGENT_CHARS = 200
 
 
 class MonitoringMiddleware:
@@ -78,6 +80,10 @@ class RequestContextMiddleware:
                         "status": response.status_code,
                         "duration_ms": round(seconds * 1000, 1),
                         "view": view,
+                        # What an access log says of the caller: the address behind the
+                        # trusted proxies (as the audit log and the throttle see it).
+                        "client_ip": client_ip(request),
+                        "user_agent": request.headers.get("User-Agent", "")[:USER_AGENT_CHARS],
                     },
                 )
             return response
