@@ -32,8 +32,8 @@ def _django_log_format():
 # logger that blanks portal link secrets out of every field. The combined format plus the
 # client address the proxy saw and the time taken. With JSON logs Django writes one line per
 # request itself, with its request id, portal account, actor, client address and user agent
-# (operations.middleware), so
-# gunicorn's would only repeat it less well; its own lines are then JSON too (RedactingLogger).
+# (operations.middleware), so gunicorn's would only repeat it less well; its own lines are then
+# JSON too (RedactingLogger).
 logger_class = "portal_admin.gunicorn_logger.RedactingLogger"
 accesslog = None if _django_log_format() == "json" else "-"
 access_log_format = (

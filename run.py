@@ -283,8 +283,7 @@ def production(args):
         (
             "beat",
             "Celery beat",
-            [*celery, "beat", "--loglevel=INFO"]
-            + ["--schedule", beat_schedule],
+            [*celery, "beat", "--loglevel=INFO"] + ["--schedule", beat_schedule],
         ),
     ]
     if not with_worker:
