@@ -516,5 +516,8 @@ LOGGING = {
             "propagate": False,
         },
         "celery.app.trace": {"level": "INFO" if CELERY_BROKER_URL != "memory://" else "WARNING"},
+        # "Task ... received": the line of its end says it again, with how long it took. A paced
+        # outbox wakes a task for each email, and each wrote both lines.
+        "celery.worker.strategy": {"level": "WARNING"},
     },
 }
