@@ -22,11 +22,12 @@ class MailFolderBackend(BaseEmailBackend):
 
 
 def read_folder(limit=100):
-    """The newest messages first, as (file name, parsed message, text body, html body)."""
+    """The newest `limit` messages first, each a dict (file name, to, subject, date as an aware
+    datetime, text and html bodies), and how many the folder holds."""
     folder = Path(settings.MAIL_FOLDER)
-    files = sorted(folder.glob("*.eml"), reverse=True)[:limit] if folder.exists() else []
+    files = sorted(folder.glob("*.eml"), reverse=True) if folder.exists() else []
     messages = []
-    for path in files:
+    for path in files[:limit]:
         parsed = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
         text = parsed.get_body(("plain",))
         html = parsed.get_body(("html",))
@@ -35,9 +36,9 @@ def read_folder(limit=100):
                 "name": path.stem,
                 "to": parsed["To"],
                 "subject": parsed["Subject"],
-                "date": parsed["Date"],
+                "date": parsed["Date"].datetime if parsed["Date"] else None,
                 "text": text.get_content() if text else "",
                 "html": html.get_content() if html else "",
             }
         )
-    return messages
+    return messages, len(files)

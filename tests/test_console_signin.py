@@ -1,3 +1,5 @@
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -100,3 +102,21 @@ def test_sent_mail_page_exists_only_in_debug_with_the_mail_folder(admin_client, 
     page = admin_client.get(reverse("sent-mail")).content.decode()
     assert "Hello there" in page
     assert "grace@example.com" in page
+
+
+def test_sent_mail_page_says_how_many_and_when_in_the_consoles_format(
+    admin_client, settings, tmp_path
+):
+    settings.DEBUG = True
+    settings.EMAIL_BACKEND = "mail.mail_folder.MailFolderBackend"
+    settings.MAIL_FOLDER = tmp_path
+    from django.core.mail import send_mail
+
+    for subject in ("First", "Second"):
+        send_mail(subject, "Body", "a@b.c", ["grace@example.com"])
+    page = admin_client.get(reverse("sent-mail")).content.decode()
+
+    assert "All 2 are shown here, newest first" in page
+    assert page.index("Second") < page.index("First")
+    assert re.search(r'<time datetime="[^"]+">\w{3} \d{1,2}, \d{4} \d\d:\d\d</time>', page)
+    assert "+0000" not in page  # not the RFC 2822 Date header as it is

@@ -11,4 +11,7 @@ def sent_mail(request):
     """What the demo 'sent': only with DEBUG and the mail-folder backend, never in production."""
     if not (settings.DEBUG and settings.EMAIL_BACKEND.endswith("MailFolderBackend")):
         raise Http404
-    return render(request, "accounts/sent_mail.html", {"messages_sent": read_folder()})
+    messages_sent, total = read_folder()
+    return render(
+        request, "accounts/sent_mail.html", {"messages_sent": messages_sent, "total": total}
+    )
