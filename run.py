@@ -2,6 +2,7 @@
 """The commands a fresh machine needs (only Python 3.11+ and pip are assumed):
 
     python3 run.py demo        # set up, load demo data, serve the console on http://127.0.0.1:8000
+                               # (--port PORT or --bind HOST:PORT to serve elsewhere)
     python3 run.py test        # set up, lint, run the whole test suite (extra args go to pytest)
     python3 run.py production  # gunicorn, a Celery worker and beat against PostgreSQL and Redis
                                # (--bind HOST:PORT, default 127.0.0.1:8000; --without-worker:
@@ -68,20 +69,39 @@ def ensure_environment():
         STAMP.write_text(wanted)
 
 
-def demo():
+def demo(args):
     env = {**os.environ, "DEBUG": "true"}
     # The demo is the embedded default: SQLite, no broker, emails to a folder.
     for name in ("DATABASE_URL", "CELERY_BROKER_URL", "EMAIL_BACKEND"):
         env.pop(name, None)
+    bind = _demo_bind(args)
+    # The links in the demo's emails point at where it serves.
+    env["PORTAL_BASE_URL"] = f"http://{bind}"
     manage = [PYTHON, "manage.py"]
     say("Migrating the embedded SQLite database")
     run(*manage, "migrate", "--no-input", "-v", "0", env=env)
     say("Loading demo data")
     run(*manage, "seed_demo", env=env)
-    say("Serving the console on http://127.0.0.1:8000 (Ctrl+C stops it)")
-    print("    Emails go to var/mail/ and are listed at http://127.0.0.1:8000/dev/sent-mail/")
+    say(f"Serving the console on http://{bind} (Ctrl+C stops it)")
+    print(f"    Emails go to var/mail/ and are listed at http://{bind}/dev/sent-mail/")
     os.chdir(ROOT)
-    os.execve(PYTHON, [str(PYTHON), "manage.py", "runserver", "127.0.0.1:8000", "--noreload"], env)
+    os.execve(PYTHON, [str(PYTHON), "manage.py", "runserver", bind, "--noreload"], env)
+
+
+def _demo_bind(args):
+    """HOST:PORT from [--bind HOST:PORT] or [--port PORT] (another demo, say, has 8000)."""
+    usage = "Usage: python3 run.py demo [--bind HOST:PORT | --port PORT]"
+    bind = "127.0.0.1:8000"
+    args = list(args)
+    while args:
+        option = args.pop(0)
+        if option == "--bind" and args:
+            bind = args.pop(0)
+        elif option == "--port" and args and args[0].isdigit():
+            bind = f"127.0.0.1:{args.pop(0)}"
+        else:
+            sys.exit(usage)
+    return bind
 
 
 def test(pytest_args):
@@ -444,7 +464,7 @@ def main():
         refuse_without_services()
     ensure_environment()
     if command == "demo":
-        demo()
+        demo(sys.argv[2:])
     elif command == "production":
         production(sys.argv[2:])
     else:
