@@ -215,14 +215,25 @@ def test_production_starts_sends_an_email_through_the_worker_and_stops(tmp_path,
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_a_process_that_dies_stops_the_stack_and_is_not_restarted(tmp_path, stack_env):
+def test_a_killed_worker_is_started_again_and_a_dead_web_stops_the_stack(tmp_path, stack_env):
     env, _smtp = stack_env
     stack = Stack(tmp_path, env)
     stack.start()
     try:
         _wait_until_ready(stack)
-        worker_pid = int(re.search(r"worker pid (\d+)", stack.output()).group(1))
-        os.kill(worker_pid, signal.SIGKILL)
+        [worker_pid] = re.findall(r"worker pid (\d+)", stack.output())
+        os.kill(int(worker_pid), signal.SIGKILL)
+
+        def second_worker():
+            return re.findall(r"worker pid (\d+)", stack.output())[1:]
+
+        [new_pid] = stack.wait_for("the worker started again", second_worker, 20)
+        # The web kept serving meanwhile, and serves on.
+        assert stack.get("/health/")[0] == 200
+        _wait_until_ready(stack)  # the new worker's heartbeat
+
+        web_pid = int(re.search(r"web +pid (\d+)", stack.output()).group(1))
+        os.kill(web_pid, signal.SIGKILL)
         code = stack.process.wait(timeout=STOP_SECONDS)
     finally:
         if stack.process.poll() is None:
@@ -231,9 +242,10 @@ def test_a_process_that_dies_stops_the_stack_and_is_not_restarted(tmp_path, stac
         _kill_marked(env[MARKER])
 
     output = stack.output()
+    assert new_pid != worker_pid
+    assert "worker exited (code -9) on its own; started again in 1 s." in output
+    assert "web exited (code -9) on its own; not restarted." in output
     assert code == 1, output
-    assert "worker exited (code -9) on its own; nothing is restarted." in output
-    assert "web stopped (exit code 0)" in output
     assert "beat stopped (exit code 0)" in output
     assert not _processes_marked(env[MARKER])
 
