@@ -1,5 +1,4 @@
 from django.contrib.auth.backends import ModelBackend
-from django.db.models import Q
 
 from accounts import sign_in_audit, sign_in_guard
 from accounts.models import User
@@ -50,9 +49,7 @@ class ConsoleBackend(ModelBackend):
         return user if user is not None and self.user_can_authenticate(user) else None
 
     def _check(self, email, password):
-        candidates = User.objects.filter(
-            Q(portal_account__isnull=True) | Q(is_account_admin=True), email=email
-        ).select_related("contact")
+        candidates = User.objects.console_candidates(email).select_related("contact")
         for user in candidates:
             if user.check_password(password) and user.can_use_console():
                 return user
@@ -83,7 +80,10 @@ class PortalBackend(ModelBackend):
             sign_in_audit.refused(
                 request, **attempt, portal_account=portal_account, reason="wrong password"
             )
-        return _counted(user, identity, ip)
+            sign_in_guard.failed(identity, ip)
+        else:
+            sign_in_guard.succeeded_on_portal(identity, ip, user)
+        return user
 
     def get_user(self, user_id):
         # A portal session stays attached to its user whose access has ended (a contact deleted

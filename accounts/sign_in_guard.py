@@ -3,8 +3,8 @@ login (/support/login/), and the portal's password and one-time-code sign-ins. I
 where the secret is checked (the authentication backends, the portal's code check), so a new
 door that authenticates gets it without remembering to.
 
-Failures are counted per identity (a console email; a portal account + email) and per client
-IP. After SIGN_IN_MAX_FAILURES failures for an identity, the next attempt waits
+Failures are counted per identity (a console email; a portal account + email, which also
+counts on that email's console counter) and per client IP. After SIGN_IN_MAX_FAILURES failures for an identity, the next attempt waits
 SIGN_IN_LOCKOUT_SECONDS, and every further failure doubles the wait (at most
 SIGN_IN_LOCKOUT_MAX_SECONDS): the right password works again as soon as the wait is over, so
 nobody can lock an admin out for long. The per-IP limit (SIGN_IN_MAX_FAILURES_PER_IP) is far
@@ -17,6 +17,7 @@ import math
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 
+from accounts.models import User
 from helpers import attempt_counter
 
 
@@ -42,10 +43,22 @@ def console_identity(email):
 
 
 def portal_identity(account, email):
-    """The counter of a portal sign-in: the account's email. Another account's user of the
-    same email, and the console, count on their own: a count shared with the console for the
-    account's admin alone would let anyone learn, from a lock, which email is an admin."""
-    return f"sign-in:portal:{account.pk}:{attempt_counter.email_digest(email)}"
+    """The counters of a portal sign-in: the account's email, and the email's console counter.
+    An account's admin has one password for the console and the portal, and one count for both
+    doors, not five guesses at each; a person whose email is a user of several portal accounts
+    has one count for all of them. Every portal email counts on its console counter, admin or
+    not, known or not, so a lock tells nobody who has which login. A right secret at the portal
+    clears the console's count only when the console has nobody else of that email
+    (`succeeded_on_portal`)."""
+    return (
+        f"sign-in:portal:{account.pk}:{attempt_counter.email_digest(email)}",
+        console_identity(email),
+    )
+
+
+def _keys(identity):
+    """An identity is its own counter's key, or a tuple of it and the counters it shares."""
+    return (identity,) if isinstance(identity, str) else tuple(identity)
 
 
 def _ip_key(ip):
@@ -90,22 +103,37 @@ def failed(identity, ip):
 def _counters(identity, ip):
     """(key, limit) of every counter an attempt counts on: the identity's, and the IP's (whose
     limit is far higher)."""
-    counters = [(identity, settings.SIGN_IN_MAX_FAILURES)]
+    counters = [(key, settings.SIGN_IN_MAX_FAILURES) for key in _keys(identity)]
     if ip:
         counters.append((_ip_key(ip), settings.SIGN_IN_MAX_FAILURES_PER_IP))
     return counters
 
 
-def succeeded(identity, ip):
-    """The right secret: the identity's earlier mistakes are forgotten, and the IP's count
-    takes back the attempt `check` counted (the IP's earlier mistakes stay)."""
-    attempt_counter.clear([identity])
+def succeeded(identity, ip, *, clear_shared=True):
+    """The right secret: the identity's earlier mistakes are forgotten (with `clear_shared`
+    False, only its own counter's: the shared ones take back this attempt and keep the rest),
+    and the IP's count takes back the attempt `check` counted (the IP's earlier mistakes
+    stay)."""
+    own, *shared = _keys(identity)
+    attempt_counter.clear([own, *(shared if clear_shared else [])])
+    for key in [] if clear_shared else shared:
+        attempt_counter.give_back(key)
     if ip:
         attempt_counter.give_back(_ip_key(ip))
 
 
+def succeeded_on_portal(identity, ip, user):
+    """`succeeded` for a portal sign-in of `user`. The console's count of the email is cleared
+    only if nobody else signs in to the console with it: the right password of a portal user
+    an attacker owns must not wipe the guesses made at an MSSP admin's or another account
+    admin's console password of the same email."""
+    others = User.objects.console_candidates(user.email).exclude(pk=user.pk)
+    succeeded(identity, ip, clear_shared=not others.exists())
+
+
 def not_checked(identity, ip):
     """`check` counted an attempt whose secret was not checked after all (not a guess)."""
-    attempt_counter.give_back(identity)
+    for key in _keys(identity):
+        attempt_counter.give_back(key)
     if ip:
         attempt_counter.give_back(_ip_key(ip))

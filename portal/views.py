@@ -228,7 +228,7 @@ def code(request, slug):
         )
         sign_in_guard.failed(identity, ip)
         return _code_page(request, account, error=str(error))
-    sign_in_guard.succeeded(identity, ip)
+    sign_in_guard.succeeded_on_portal(identity, ip, user)
     _sign_in(request, user)
     return redirect("portal-home", slug=slug)
 

@@ -76,10 +76,73 @@ def test_the_email_counter_spans_ip_addresses_and_letter_case(client, alan):
     assert sign_in(client, " alan@example.com ", ip="10.0.0.99").status_code == 429
 
 
-def test_the_email_counter_is_per_portal_account(client, alan, other_account):
+def test_one_email_has_one_count_across_portal_accounts(client, alan, other_account):
+    """The same address at two portal accounts is one mailbox, so one person: five guesses in
+    all, not five at each account's door."""
     PortalUserFactory(portal_account=other_account, email="alan@example.com")
-    fail(client, 5, slug="acme")
-    assert sign_in(client, ip="10.9.9.9", slug=other_account.slug).status_code == 302
+    fail(client, 3, slug="acme")
+    fail(client, 2, slug=other_account.slug, ip="10.9.9.8")
+    assert sign_in(client, ip="10.9.9.9", slug=other_account.slug).status_code == 429
+    assert sign_in(client, ip="10.9.9.9", slug="acme").status_code == 429
+
+
+def test_an_account_admin_has_one_count_for_the_console_and_the_portal(client, account_admin):
+    """One password, one count: three wrong at the console and two at the portal lock both."""
+    for _ in range(3):
+        client.post(
+            "/sign-in/",
+            {"username": account_admin.email, "password": "wrong"},
+            REMOTE_ADDR="10.1.1.1",
+        )
+    fail(client, 2, email=account_admin.email, ip="10.1.1.2")
+
+    assert sign_in(client, email=account_admin.email, ip="10.1.1.3").status_code == 429
+    response = client.post(
+        "/sign-in/", {"username": account_admin.email, "password": PASSWORD}, REMOTE_ADDR="10.1.1.3"
+    )
+    assert response.status_code == 429
+
+
+def test_an_unknown_email_locks_the_same_way_so_a_lock_tells_nothing(client, alan):
+    fail(client, 5, email="nobody@example.com")
+    response = client.post(
+        "/sign-in/", {"username": "nobody@example.com", "password": "x"}, REMOTE_ADDR="10.1.1.9"
+    )
+    assert response.status_code == 429
+
+
+def test_a_portal_users_right_password_does_not_wipe_guesses_at_a_staff_password(
+    client, account, partner_role, technician
+):
+    """An attacker who owns a portal login with an MSSP technician's email must not reset, by
+    signing in there, the count of their guesses at the technician's console password."""
+    PortalUserFactory(portal_account=account, role=partner_role, email=technician.email)
+    for _ in range(4):
+        client.post(
+            "/sign-in/", {"username": technician.email, "password": "wrong"}, REMOTE_ADDR="10.2.2.1"
+        )
+    assert sign_in(client, email=technician.email, ip="10.2.2.2").status_code == 302
+    client.post("/p/acme/logout/")
+    client.post(
+        "/sign-in/", {"username": technician.email, "password": "wrong"}, REMOTE_ADDR="10.2.2.3"
+    )
+
+    response = client.post(
+        "/sign-in/", {"username": technician.email, "password": PASSWORD}, REMOTE_ADDR="10.2.2.4"
+    )
+    assert response.status_code == 429
+
+
+def test_a_portal_users_right_password_clears_the_count_when_nobody_else_has_the_email(
+    client, alan
+):
+    fail(client, 4)
+    assert sign_in(client).status_code == 302
+    client.post("/p/acme/logout/")
+    response = client.post(
+        "/sign-in/", {"username": "alan@example.com", "password": "x"}, REMOTE_ADDR="10.3.3.3"
+    )
+    assert response.status_code == 200  # a count of one, not five
 
 
 def test_one_mistyping_colleague_does_not_lock_out_the_office(client, alan):

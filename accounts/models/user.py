@@ -59,6 +59,11 @@ class UserManager(BaseUserManager):
     def portal_users(self):
         return self.filter(kind=UserKind.PORTAL)
 
+    def console_candidates(self, email):
+        """Who may sign in to the console with this email: MSSP staff and portal accounts'
+        admins (an email is unique per portal account only; the password decides)."""
+        return self.filter(Q(portal_account__isnull=True) | Q(is_account_admin=True), email=email)
+
 
 class User(AbstractBaseUser, PermissionsMixin):
     """Everybody who can log in: MSSP staff (console) and portal users (portal, and the console
