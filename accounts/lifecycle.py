@@ -248,6 +248,8 @@ def invite(
         raise LifecycleError(f"{who} has no valid email address ('{email}'). Enter a valid email.")
     if email_ok and User.objects.filter(portal_account=portal_account, email=email_ok).exists():
         raise LifecycleError(f"A portal user with the email {email_ok} already exists here.")
+    if send_email:
+        email_allowance.take_for(email_ok, name=name)
     licenses.claim_seat(portal_account, user_type)
     if contact is not None:
         # Locked and read again: a CRM sync deleting the contact at this moment either goes

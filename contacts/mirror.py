@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
-from accounts import audit, email_changes, lifecycle, signed_in_sessions
+from accounts import audit, email_allowance, email_changes, lifecycle, signed_in_sessions
 from accounts.errors import LifecycleError
 from accounts.lifecycle import valid_email
 from accounts.models import EmailKind, LoginToken, OutboxEmail, TokenPurpose, User, UserState
@@ -116,11 +116,16 @@ def settle_email_change(user, old_email):
     # A portal session may have begun from a link sent to the old address: it ends with it.
     done["portal_sessions_ended"] = signed_in_sessions.end_portal_sessions(user)
     done["invitation_sent_to"] = None
-    if invitation is not None:
+    if invitation is not None and not email_allowance.allows(user.email):
+        # A CRM flipping the address back and forth must not mail the two for ever: the change
+        # stands (the CRM decides the address), the invitation waits for a Reinvite.
+        done["invitation_held"] = user.email
+    elif invitation is not None:
         kind, context = invitation
         user.last_invited_at = timezone.now()
         User.objects.filter(pk=user.pk).update(last_invited_at=user.last_invited_at)
         outbox.queue_email(user, kind, **context)
+        email_allowance.count_on_commit(user.email)
         done["invitation_sent_to"] = user.email
     return done
 
@@ -135,6 +140,11 @@ def email_change_note(done):
     )
     if done["invitation_sent_to"]:
         note += f", invitation sent again to {done['invitation_sent_to']}"
+    if done.get("invitation_held"):
+        note += (
+            f", invitation not sent again: {done['invitation_held']} had as many emails as "
+            "others may ask for within the hour; use Reinvite later"
+        )
     return note + "."
 
 

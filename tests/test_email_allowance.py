@@ -1,17 +1,23 @@
-"""Emails that others ask Portal Admin to send one user are limited per hour (accounts/
-email_allowance.py): a console admin or an API token in a loop cannot mail-bomb a person. The
-user's own requests on the portal are not counted, so a stranger cannot use up the allowance."""
+"""Emails that others ask Portal Admin to send one address are limited per hour (accounts/
+email_allowance.py): a console admin, an API token or a CRM sync in a loop cannot mail-bomb a
+person. The user's own requests on the portal are not counted, so a stranger cannot use up the
+allowance, and a change that fails uses none of it."""
+
+import json
 
 import pytest
+from django.db import transaction
 from django.urls import reverse
 
 from accounts import lifecycle
 from accounts.errors import TooManyEmails
-from accounts.models import AuditEvent, EmailKind, OutboxEmail, UserState
+from accounts.models import AuditEvent, EmailKind, OutboxEmail, User, UserState
 from tests.conftest import api_client_for
-from tests.factories import PortalUserFactory
+from tests.factories import ContactFactory, PortalUserFactory
 
 LIMIT = 3
+# The allowance is counted when the change commits.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(autouse=True)
@@ -100,4 +106,63 @@ def test_the_api_answers_429_with_retry_after(api_token, pia):
     assert response.status_code == 429
     assert response["Retry-After"] == "3600"
     assert "within the hour" in response.json()["error"]
-    assert emails_to(pia).count() == 1  # each new login email replaced the pending one
+    assert emails_to(pia).count() == LIMIT
+
+
+def test_deleting_and_inviting_again_does_not_start_the_count_afresh(
+    account, partner_role, technician
+):
+    contact = ContactFactory(portal_account=account, email="ada@example.com", name="Ada")
+    for _ in range(LIMIT):
+        user = lifecycle.invite(account, role=partner_role, contact=contact, by=technician)
+        lifecycle.delete(user, by=technician)
+
+    with pytest.raises(TooManyEmails):
+        lifecycle.invite(account, role=partner_role, contact=contact, by=technician)
+
+    assert not User.objects.filter(contact=contact).exists()
+
+
+def test_a_change_that_fails_uses_none_of_it(pia, technician):
+    def reset_in_a_change_that_fails():
+        with transaction.atomic():
+            lifecycle.reset_password(pia, by=technician)
+            raise RuntimeError("the surrounding change failed")
+
+    for _ in range(LIMIT):
+        with pytest.raises(RuntimeError):
+            reset_in_a_change_that_fails()
+
+    for _ in range(LIMIT):
+        lifecycle.reset_password(pia, by=technician)
+
+
+def test_a_crm_flipping_an_address_gets_no_invitation_past_the_allowance(
+    account, partner_role, technician, api_token
+):
+    contact = ContactFactory(portal_account=account, email="one@example.com", name="Flip")
+    user = lifecycle.invite(account, role=partner_role, contact=contact, by=technician)
+    client = api_client_for(api_token.secret)
+    for n in range(2 * LIMIT + 2):
+        email = "two@example.com" if n % 2 == 0 else "one@example.com"
+        body = {"contacts": [{"contact_id": contact.contact_id, "name": "Flip", "email": email}]}
+        response = client.post(
+            reverse("api-sync-upsert", args=[account.slug]),
+            json.dumps(body),
+            content_type="application/json",
+        )
+        assert response.status_code == 200  # the CRM's address stands either way
+
+    user.refresh_from_db()
+    sent_to = list(
+        OutboxEmail.objects.filter(user=user, kind=EmailKind.INVITATION).values_list(
+            "to_email", flat=True
+        )
+    )
+    assert sent_to.count("two@example.com") == LIMIT
+    assert sent_to.count("one@example.com") == LIMIT  # the first invite counted too
+    # The flip past the allowance says so in its audit event; the user then has no invitation
+    # on its way, so the flips after it have none to send again.
+    held = AuditEvent.objects.filter(subject_user=user, detail__contains="not sent again")
+    assert held.count() == 1
+    assert "use Reinvite later" in held.get().detail

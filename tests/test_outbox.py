@@ -32,8 +32,9 @@ def test_the_email_is_queued_only_when_the_change_commits(
         )
     assert OutboxEmail.objects.get().status == "pending"
     assert len(mail.outbox) == 0
-    # The wake-up of the email's lane (and the count of queued emails) wait for the commit.
-    assert len(callbacks) == 2
+    # The wake-up of the email's lane (and the count of queued emails, and the address's
+    # count of emails asked for) wait for the commit.
+    assert len(callbacks) == 3
     for callback in callbacks:
         callback()
     assert len(mail.outbox) == 1
