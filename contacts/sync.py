@@ -22,13 +22,13 @@ Locks: the batch's contacts (those its ids name and the console contacts its ema
 in one statement, in primary-key order, then their portal users; contacts.mirror takes them in
 the same order."""
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from accounts import audit, lifecycle
 from accounts.errors import LifecycleError
-from accounts.lifecycle import valid_email
+from accounts.lifecycle import RETRYABLE_SQLSTATES, valid_email
 from accounts.models import User
 from contacts import mirror
 from contacts.models import Contact, new_contact_id
@@ -75,10 +75,19 @@ def _atomic_batch(apply):
         try:
             with transaction.atomic():
                 return apply()
-        except IntegrityError as error:
+        except (IntegrityError, OperationalError) as error:
+            # A deadlock or serialization failure is a concurrent change too: PostgreSQL rolled
+            # this transaction back, so running it again is safe (and the same batches sent at
+            # once by a CRM's retries met one).
+            if isinstance(error, OperationalError) and not _retryable(error):
+                raise
             if attempt or transaction.get_connection().in_atomic_block:
                 # Inside a caller's transaction a second run would see the same snapshot.
                 raise LifecycleError(_RACE) from error
+
+
+def _retryable(error):
+    return getattr(error.__cause__, "sqlstate", None) in RETRYABLE_SQLSTATES
 
 
 def _batch_event(action, account, result, by, ip):
@@ -239,7 +248,9 @@ def _users_following(account, to_update, errors):
     if not touched:
         return []
     contacts = {contact.pk: contact for _, contact, _ in to_update}
-    users = list(User.objects.select_for_update().filter(contact__in=touched))
+    # FOR NO KEY UPDATE, as accounts.lifecycle._locked takes: FOR UPDATE waited for the
+    # outbox sender's token insert while it waited for this batch's cancel (a deadlock, a 500).
+    users = list(User.objects.select_for_update(no_key=True).filter(contact__in=touched))
     for user in users:
         user.contact = contacts[user.contact_id]  # as this batch leaves it
     wanted = {valid_email(user.contact.email) for user in users} - {""}
@@ -322,7 +333,7 @@ def _apply_set_deleted(account, refs, errors, by, ip, delete):
     Contact.objects.filter(pk__in=[c.pk for c in changing]).update(
         deleted_at=now if delete else None, updated_at=now
     )
-    users = User.objects.select_for_update(of=("self",)).filter(contact__in=changing)
+    users = User.objects.select_for_update(of=("self",), no_key=True).filter(contact__in=changing)
     for user in users.select_related("contact").order_by("pk"):
         after = {"contact_id": user.contact.contact_id, "deleted": delete}
         if delete:
@@ -358,7 +369,9 @@ def _apply_merges(account, pairs, errors, by, ip):
     found = Found.locked(account, [ref for _, refs in pairs for ref in refs])
     users = {
         user.contact_id: user
-        for user in User.objects.select_for_update(of=("self",)).filter(contact__in=found.contacts)
+        for user in User.objects.select_for_update(of=("self",), no_key=True).filter(
+            contact__in=found.contacts
+        )
     }
     result = SyncResult({"merged": 0, "unchanged": 0})
     for index, (winner_ref, loser_ref) in pairs:

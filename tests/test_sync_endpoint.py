@@ -853,3 +853,49 @@ def test_a_name_with_line_breaks_from_the_crm_is_kept_as_one_line(api_client, ac
     refused = upsert(api_client, {"contact_id": "003LINES00000000002", "name": "\r\n\x07"})
     assert refused.status_code == 400
     assert "'name' is required" in refused.content.decode()
+
+
+class _Deadlock(Exception):
+    sqlstate = "40P01"
+
+
+def _deadlock():
+    from django.db import OperationalError
+
+    error = OperationalError("deadlock detected")
+    error.__cause__ = _Deadlock()
+    return error
+
+
+@pytest.mark.django_db(transaction=True)  # run again only outside a caller's transaction
+def test_a_deadlock_is_run_again_once(api_client, account, monkeypatch):
+    """PostgreSQL picks one of two crossing transactions as a deadlock's victim and rolls it
+    back: the batch runs again (an attacker probe saw 500s from ten upserts at once)."""
+    from contacts import sync
+
+    real, calls = sync._upsert, []
+
+    def deadlocked_once(*args):
+        calls.append(1)
+        if len(calls) == 1:
+            raise _deadlock()
+        return real(*args)
+
+    monkeypatch.setattr(sync, "_upsert", deadlocked_once)
+    response = upsert(api_client, {"contact_id": CID, "name": "Ivy", "email": "ivy@example.com"})
+
+    assert response.status_code == 200, response.content
+    assert Contact.objects.filter(contact_id=CID).exists()
+
+
+def test_a_second_deadlock_is_a_409_that_says_to_send_again(api_client, account, monkeypatch):
+    from contacts import sync
+
+    def deadlocked(*args):
+        raise _deadlock()
+
+    monkeypatch.setattr(sync, "_upsert", deadlocked)
+    response = upsert(api_client, {"contact_id": CID, "name": "Ivy", "email": "ivy@example.com"})
+
+    assert response.status_code == 409
+    assert "Send the batch again" in response.json()["error"]
