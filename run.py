@@ -70,10 +70,18 @@ def ensure_environment():
 
 
 def demo(args):
-    env = {**os.environ, "DEBUG": "true"}
-    # The demo is the embedded default: SQLite, no broker, emails to a folder.
-    for name in ("DATABASE_URL", "CELERY_BROKER_URL", "EMAIL_BACKEND"):
-        env.pop(name, None)
+    # The demo is the embedded default: SQLite, no broker, a cache of its own, emails to a
+    # folder. Set here, not just left out: the settings read .env too, and a .env written for
+    # production would otherwise point the demo, and its public logins, at production's database.
+    env = {
+        **os.environ,
+        "DEBUG": "true",
+        "DATABASE_URL": f"sqlite:///{ROOT / 'db.sqlite3'}",
+        "CELERY_BROKER_URL": "",
+        "CACHE_URL": "locmemcache://",
+        "EMAIL_BACKEND": "mail.mail_folder.MailFolderBackend",
+        "MAIL_FOLDER": str(ROOT / "var" / "mail"),
+    }
     bind = _demo_bind(args)
     # The links in the demo's emails point at where it serves.
     env["PORTAL_BASE_URL"] = f"http://{bind}"

@@ -3,7 +3,7 @@ from io import StringIO
 import pytest
 from django.contrib.auth import authenticate
 from django.core import mail
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from accounts import licenses
 from accounts.models import (
@@ -26,7 +26,7 @@ SLUGS = ["acme", "globex", "initech"]
 
 def seed():
     out = StringIO()
-    call_command("seed_demo", stdout=out)
+    call_command("seed_demo", "--without-debug", stdout=out)
     return out.getvalue()
 
 
@@ -189,3 +189,11 @@ def test_an_existing_demo_slug_is_left_alone(db):
     assert PortalAccount.objects.filter(slug__in=["globex", "initech"]).count() == 2
     kept = next(line for line in output.splitlines() if line.startswith("Already there"))
     assert "Our real Acme" in kept
+
+
+@pytest.mark.django_db
+def test_it_refuses_without_debug_so_no_public_password_reaches_production(settings):
+    settings.DEBUG = False
+    with pytest.raises(CommandError, match="runs only with DEBUG on"):
+        call_command("seed_demo", stdout=StringIO())
+    assert not User.objects.exists()

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth.hashers import make_password
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.db.models import Count
 from django.urls import reverse
@@ -132,7 +132,23 @@ class Command(BaseCommand):
         "users in every state. Accounts that already exist are left as they are."
     )
 
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--without-debug",
+            action="store_true",
+            help="Seed even with DEBUG off (a throwaway database only: the logins' password "
+            "is public).",
+        )
+
     def handle(self, *args, **options):
+        if not settings.DEBUG and not options["without_debug"]:
+            # Its MSSP admin's password is public: on a production database whoever signs in
+            # first would enrol their own second factor and own the console.
+            raise CommandError(
+                "seed_demo creates logins whose password is public (demo-password-1), so it "
+                "runs only with DEBUG on, as `python3 run.py demo` sets it. Never load it into "
+                "a database that matters."
+            )
         with transaction.atomic():
             # One hash for every demo login: PBKDF2 costs ~0.2 s a call by design, and the
             # password is public anyway.
