@@ -273,6 +273,7 @@ def production(args):
     run_dir = ROOT / env.get("RUN_DIR", "var/run")
     log_dir.mkdir(parents=True, exist_ok=True)
     run_dir.mkdir(parents=True, exist_ok=True)
+    lock = _only_one_stack(run_dir)  # noqa: F841 (held, open, for as long as this runs)
     # Counters of every process of this run, added up at /metrics (prometheus_client's
     # multiprocess mode); a new run starts from zero, as Prometheus expects after a restart.
     metrics_dir = run_dir / "prometheus"
@@ -281,8 +282,9 @@ def production(args):
     env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
 
     manage = [PYTHON, "manage.py"]
+    _deploy_checks(manage, env)
     say("Migrating the database")
-    run(*manage, "migrate", "--no-input", env=env)
+    _migrate(manage, env)
     say("Collecting static files")
     run(*manage, "collectstatic", "--no-input", "-v", "0", env=env)
 
@@ -323,6 +325,92 @@ def production(args):
         supervisor.start(name, what, command)
     print(f"    health: http://{bind}/health/ and /health/ready/, metrics: /metrics", flush=True)
     sys.exit(supervisor.watch())
+
+
+def _only_one_stack(run_dir):
+    """Refuse a second stack on the same run directory: its start would wipe the first one's
+    metrics, and its beat's and worker's heartbeats, under the same names, would be taken for the
+    first one's. Returns the open lock file, held until this process ends."""
+    lock = open(run_dir / "production.lock", "a+")  # noqa: SIM115 (held for the run)
+    try:
+        import fcntl
+
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except ImportError:  # not on POSIX: production runs on Linux, where this always holds
+        return lock
+    except OSError:
+        lock.seek(0)
+        sys.exit(
+            f"Another `run.py production` (pid {lock.read().strip() or '?'}) runs from {run_dir}. "
+            "Stop it first, or give this one a RUN_DIR and LOG_DIR of its own."
+        )
+    lock.seek(0)
+    lock.truncate()
+    lock.write(str(os.getpid()))
+    lock.flush()
+    return lock
+
+
+def _deploy_checks(manage, env):
+    """`check --deploy`: its errors (a cache each process keeps alone, links to 127.0.0.1, a
+    sender @localhost...) stop the start, unless DEPLOY_CHECKS=warn asks to start anyway (a
+    trial on one machine); its warnings are shown either way."""
+    say("Checking the settings (manage.py check --deploy)")
+    lenient = env.get("DEPLOY_CHECKS", "").lower() == "warn"
+    level = "CRITICAL" if lenient else "ERROR"
+    result = subprocess.run(
+        [str(part) for part in [*manage, "check", "--deploy", "--fail-level", level]],
+        cwd=ROOT,
+        env=env,
+    )
+    if result.returncode != 0:
+        sys.exit(
+            "\nThe settings above are not fit for production: fix the errors (README, 'The "
+            "settings a production install must give'), or set DEPLOY_CHECKS=warn to start "
+            "anyway for a trial on this machine."
+        )
+
+
+# What PostgreSQL says when DATABASE_URL names a database or user it does not have, and what to do.
+_DATABASE_REFUSALS = [
+    (
+        r'database "([^"]+)" does not exist',
+        "PostgreSQL has no database {0}. Create it first (createdb -h HOST -U USER {0}, or "
+        "CREATE DATABASE {0} OWNER ...), then start again.",
+    ),
+    (
+        r'role "([^"]+)" does not exist',
+        "PostgreSQL has no user {0}. Create it first (createuser -h HOST -U postgres {0}), or "
+        "fix the user in DATABASE_URL.",
+    ),
+    (
+        r'password authentication failed for user "([^"]+)"',
+        "PostgreSQL refused the password of user {0}: fix the password in DATABASE_URL.",
+    ),
+]
+
+
+def _migrate(manage, env):
+    """migrate, with one plain sentence instead of a traceback for what an operator gets wrong
+    first: a database or user that is not there yet, a wrong password."""
+    import re
+
+    result = subprocess.run(
+        [str(part) for part in [*manage, "migrate", "--no-input"]],
+        cwd=ROOT,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    if result.returncode == 0:
+        sys.stderr.write(result.stderr)
+        return
+    for pattern, advice in _DATABASE_REFUSALS:
+        found = re.search(pattern, result.stderr)
+        if found:
+            sys.exit(advice.format(found.group(1)))
+    sys.stderr.write(result.stderr)
+    sys.exit(result.returncode)
 
 
 class Supervisor:

@@ -223,6 +223,7 @@ def stack_environment(port, smtp_port, workdir):
         "EMAIL_HOST_USER": "",
         "EMAIL_HOST_PASSWORD": "",
         "PORTAL_BASE_URL": f"http://127.0.0.1:{port}",
+        "DEPLOY_CHECKS": "warn",  # plain HTTP on the loopback: a trial, as far as they know
         # An email whose task died with a killed worker waits for the sweep: every 30 s for rows
         # pending over 60 s here, instead of 300 s and 600 s, so the bench need not wait 15 min.
         "OUTBOX_SWEEP_EVERY_SECONDS": "30",

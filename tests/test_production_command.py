@@ -176,6 +176,8 @@ def stack_env(tmp_path):
             "STATIC_ROOT": str(tmp_path / "static"),
             "MEDIA_ROOT": str(tmp_path / "media"),
             "STOP_TIMEOUT_SECONDS": str(STOP_SECONDS - 20),
+            # Plain HTTP on 127.0.0.1 is what check --deploy refuses (accounts.E002): a trial.
+            "DEPLOY_CHECKS": "warn",
             "PYTHONUNBUFFERED": "1",
         }
     )
@@ -419,3 +421,79 @@ def test_production_says_when_nothing_answers_at_the_database(tmp_path):
     assert code != 0
     assert "Nothing answers at 127.0.0.1:9, the PostgreSQL of DATABASE_URL" in said
     assert "Traceback" not in said
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_settings_that_fail_the_deploy_checks_stop_the_start(tmp_path, stack_env):
+    env, _smtp = stack_env
+    del env["DEPLOY_CHECKS"]
+    result = subprocess.run(
+        [sys.executable, "run.py", "production", "--bind", env["BIND"]],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode != 0
+    assert "accounts.E002" in result.stderr + result.stdout  # links to http://127.0.0.1
+    assert "not fit for production" in result.stderr
+    assert "Migrating the database" not in result.stdout
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_database_that_is_not_there_yet_is_one_sentence(tmp_path, stack_env):
+    env, _smtp = stack_env
+    env["DATABASE_URL"] = env["DATABASE_URL"].rsplit("/", 1)[0] + "/portal_admin_not_created"
+    result = subprocess.run(
+        [sys.executable, "run.py", "production", "--bind", env["BIND"]],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode != 0
+    assert "PostgreSQL has no database portal_admin_not_created. Create it first" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_second_stack_on_the_same_run_directory_is_refused(tmp_path):
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; sys.path.insert(0, sys.argv[1]); import run; "
+            "lock = run._only_one_stack(run.Path(sys.argv[2])); print('held', flush=True); "
+            "time.sleep(30)",
+            str(ROOT),
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        second = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import sys; sys.path.insert(0, sys.argv[1]); import run; "
+                "run._only_one_stack(run.Path(sys.argv[2]))",
+                str(ROOT),
+                str(tmp_path),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    finally:
+        holder.kill()
+        holder.wait()
+
+    assert second.returncode != 0
+    assert f"Another `run.py production` (pid {holder.pid}) runs from" in second.stderr
