@@ -16,7 +16,11 @@ def answer_email_request(account_id, email, what, ip):
 def answer_email_request_on_commit(account, email, what, ip):
     def hand_over():
         try:
-            answer_email_request.delay(account.pk, email, what, ip)
+            # What someone typed (any address, known or not) and their IP stay out of the
+            # worker's log lines about the task: Celery logs argsrepr instead of the arguments.
+            answer_email_request.apply_async(
+                (account.pk, email, what, ip), argsrepr=f"({account.pk}, '…', {what!r}, '…')"
+            )
         except Exception:  # broker down: the person asks again; the page promised nothing more
             log.exception("Could not queue a portal %s request", what)
 

@@ -1,6 +1,7 @@
 """Settings for Portal Admin: every deploy-specific value comes from the environment."""
 
 import ipaddress
+import logging
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -474,6 +475,10 @@ LOG_FORMAT = env("LOG_FORMAT", default="text" if DEBUG else "json")
 # One line per request from Django (operations.middleware): with JSON logs it replaces gunicorn's
 # access log, which knows neither the request id nor the account.
 LOG_REQUESTS = env.bool("LOG_REQUESTS", default=LOG_FORMAT == "json")
+
+# Python's warnings (Celery's about running as root, a library's deprecation) go through
+# logging, as JSON lines like the rest, instead of plain text on stderr between them.
+logging.captureWarnings(True)
 
 LOGGING = {
     "version": 1,

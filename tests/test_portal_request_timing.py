@@ -25,7 +25,11 @@ def alan(account, partner_role):
 @pytest.fixture
 def queued(monkeypatch):
     requests = []
-    monkeypatch.setattr(tasks.answer_email_request, "delay", lambda *args: requests.append(args))
+    monkeypatch.setattr(
+        tasks.answer_email_request,
+        "apply_async",
+        lambda args, **options: requests.append((*args, options)),
+    )
     return requests
 
 
@@ -53,6 +57,10 @@ def test_the_request_does_the_same_work_for_known_and_unknown_addresses(
         ("alan@example.com", url_kind(url)),
         ("nobody@example.com", url_kind(url)),
     ]
+    # The worker logs the task's argsrepr: what was typed and the IP are not in it.
+    for args in queued:
+        assert args[1] not in args[-1]["argsrepr"]
+        assert "10.0.0.1" not in args[-1]["argsrepr"]
 
 
 def page_text(response):

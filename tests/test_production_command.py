@@ -335,6 +335,9 @@ def _run_it(stack, smtp):
     ), worker_lines[-10:]
     # No banner among them (Celery prints an ASCII-art one unless told to be quiet).
     assert "-------------- celery@" not in (stack.log_dir / "worker.log").read_text()
+    for name in ("worker", "beat"):
+        lines = (stack.log_dir / f"{name}.log").read_text().splitlines()
+        assert [line for line in lines if line.strip() and not line.startswith("{")] == []
     assert "LocalTime ->" not in (stack.log_dir / "beat.log").read_text()
     # The link is in the email only.
     assert secret not in stack.logs()
