@@ -275,7 +275,7 @@ def test_roles_list_their_status_and_how_many_users_have_them(admin_client, acco
     page = admin_client.get(roles_url(account)).content.decode()
 
     assert "Partner User" in page
-    assert '<td class="num">3</td>' in page
+    assert '<td data-label="Users" class="num">3</td>' in page
     assert "Reseller" in page
     assert "Inactive" in page
 

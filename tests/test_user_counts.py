@@ -215,7 +215,7 @@ def test_users_per_role_follow_role_changes_and_the_roles_pages_show_them(
     assert per_role() == {partner_role.name: 1, "Partner Manager": 2}
 
     page = admin_client.get(reverse("roles", args=[account.slug])).content.decode()
-    assert '<td class="num">2</td>' in page
+    assert '<td data-label="Users" class="num">2</td>' in page
     edit = admin_client.get(reverse("role-edit", args=[account.slug, manager.pk]))
     assert "2 users have this role" in edit.content.decode()
 
