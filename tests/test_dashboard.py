@@ -29,8 +29,8 @@ def test_the_dashboard_shows_the_portal_url_and_user_counts(admin_client, accoun
     assert response.status_code == 200
     page = response.content.decode()
     assert "https://portal.example.com/p/acme/" in page
-    assert '<span class="stat-number">3</span>\n      <span class="stat-label">Invited' in page
-    assert '<span class="stat-number">4</span>\n      <span class="stat-label">Active' in page
+    assert '<span class="stat-number">3</span>\n      <span class="stat-label">Unconfirmed' in page
+    assert '<span class="stat-number">4</span>\n      <span class="stat-label">Enabled' in page
     assert '<span class="stat-number">2</span>\n      <span class="stat-label">Disabled' in page
     users_url = reverse("users", kwargs={"slug": "acme"})
     for tab in ("unconfirmed", "enabled", "disabled"):
@@ -121,7 +121,7 @@ def test_enabled_users_without_a_contact_count_under_their_state_like_on_the_use
     delete_contact(users(account, 1)[0])
     users(account, 2)
     page = admin_client.get(dashboard_url(account)).content.decode()
-    assert '<span class="stat-number">3</span>\n      <span class="stat-label">Active' in page
+    assert '<span class="stat-number">3</span>\n      <span class="stat-label">Enabled' in page
     assert '<span class="stat-number">0</span>\n      <span class="stat-label">Disabled' in page
     tabs = admin_client.get(f"/accounts/{account.slug}/users/?tab=enabled").content.decode()
     assert tabs.count("Orphaned: contact deleted") == 1
