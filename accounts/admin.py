@@ -18,6 +18,7 @@ from accounts.models import (
     User,
     UserCount,
 )
+from accounts.permissions import is_mssp_admin
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -35,6 +36,14 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class MsspAdminsOnlyAdmin(ReadOnlyAdmin):
+    """What the console shows MSSP admins only (the whole audit log, API tokens, who is signed
+    in from where): technicians do not read it here either."""
+
+    def has_view_permission(self, request, obj=None):
+        return super().has_view_permission(request, obj) and is_mssp_admin(request.user)
 
 
 class RoleInline(admin.TabularInline):
@@ -101,7 +110,7 @@ class OutboxEmailAdmin(ReadOnlyAdmin):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(ReadOnlyAdmin):
+class AuditEventAdmin(MsspAdminsOnlyAdmin):
     list_display = [
         "created_at",
         "actor_label",
@@ -115,7 +124,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
 
 
 @admin.register(SignedInSession)
-class SignedInSessionAdmin(ReadOnlyAdmin):
+class SignedInSessionAdmin(MsspAdminsOnlyAdmin):
     list_display = ["user", "door", "ip_address", "created_at", "last_seen_at"]
     list_filter = ["door"]
     exclude = ["session_key"]

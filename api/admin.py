@@ -1,11 +1,11 @@
 from django.contrib import admin
 
-from accounts.admin import ReadOnlyAdmin
+from accounts.admin import MsspAdminsOnlyAdmin
 from api.models import ApiToken
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(ReadOnlyAdmin):
+class ApiTokenAdmin(MsspAdminsOnlyAdmin):
     # token_hash is left out: it is no secret, but nobody needs to read it.
     list_display = [
         "name",
