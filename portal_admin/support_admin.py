@@ -37,7 +37,10 @@ class SupportAdminSite(admin.AdminSite):
             if needed:
                 back = request.GET.get("next") or reverse("admin:index")
                 return redirect(f"{reverse(TWO_FACTOR_PAGES[needed])}?{urlencode({'next': back})}")
-        return super().login(request, extra_context)
+        response = super().login(request, extra_context)
+        if getattr(request, "sign_in_locked_out", None) is not None:
+            response.status_code = 429  # as the console's sign-in answers a wait
+        return response
 
 
 # What libraries register on the admin by themselves: the second factors' secrets (an

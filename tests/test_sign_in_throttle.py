@@ -89,6 +89,7 @@ def test_the_support_admin_login_counts_and_is_refused_like_the_console(client, 
 
     for door in (SUPPORT_LOGIN, SIGN_IN):
         response = sign_in(client, mssp_admin.email, door=door)
+        assert response.status_code == 429
         assert WAIT_A_MINUTE in response.content.decode()
         assert "_auth_user_id" not in client.session
 
