@@ -1,11 +1,14 @@
-"""A new sign-in email from the CRM for a user with console rights (a portal account's admin).
+"""A new sign-in email from the CRM for a user with a password (an activated portal user, a
+portal account's admin).
 
-A portal user's email follows their CRM contact. For an account admin that email is also the
-console identity, so a CRM editor (or a sync) that changed it, followed by "forgot password" at
-the new address, would hand the console to whoever holds that mailbox. So the new address does
-not replace the old one at once: it waits on the user (`pending_email`), the old address is told,
-and the new one gets a link to prove it is theirs. Until that link is used, sign-in, password
-resets and every email go to the old address."""
+A portal user's email follows their CRM contact. It is also their sign-in identity (and an
+account admin's console identity), so a CRM editor or a contact-sync token that changed it,
+followed by "forgot password" at the new address, would hand the login to whoever holds that
+mailbox. So the new address does not replace the old one at once: it waits on the user
+(`pending_email`), the old address is told, and the new one gets a link to prove it is theirs.
+Until that link is used, sign-in, password resets and every email go to the old address. An
+invited user who never activated has no password to take: their email follows at once, with
+their invitation."""
 
 import hashlib
 
@@ -21,8 +24,12 @@ _CHANGE_MAILS = (EmailKind.EMAIL_CHANGE_CONFIRM, EmailKind.EMAIL_CHANGE_NOTICE)
 
 
 def holds_changes(user):
-    """Whether a new email from the CRM must wait for confirmation."""
-    return user.is_account_admin
+    """Whether a new email from the CRM must wait for confirmation: for anyone who has a
+    password, which "forgot password" at the new address would hand over (a CRM editor, or a
+    contact-sync token, would otherwise own any portal login by pointing its contact at their
+    own mailbox). An invited user who never activated has none: their invitation follows the
+    CRM's address at once."""
+    return user.is_account_admin or user.activated_at is not None
 
 
 def target_of(email):
@@ -55,8 +62,8 @@ def note(held):
     if held["held_email"] is None:
         return f" The sign-in email change to {held['withdrawn']} was withdrawn."
     return (
-        f" The sign-in email stays until {held['held_email']} confirms it (account admin): a "
-        "confirmation link went to the new address and a notice to the current one."
+        f" The sign-in email stays until {held['held_email']} confirms it: a confirmation link "
+        "went to the new address and a notice to the current one."
     )
 
 

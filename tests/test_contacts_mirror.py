@@ -175,8 +175,13 @@ def test_move_an_orphan_to_a_contact_of_the_same_crm_account(client, orphan, way
     mirror.move_user_to_contact(orphan, wayne, by=technician)
     moved = fresh(orphan)
     assert moved.contact == wayne
-    # The user now stands on that contact: its name and (lower-cased) email are theirs.
-    assert (moved.name, moved.email) == ("Janet Doe", "janet@wayne.example")
+    # The user now stands on that contact: its name is theirs, and its (lower-cased) email
+    # once that address confirms it (they have a password a reset there would hand over).
+    assert (moved.name, moved.email, moved.pending_email) == (
+        "Janet Doe",
+        "jane@example.com",
+        "janet@wayne.example",
+    )
     assert moved.is_active
     assert signs_in(client, moved)
     event = AuditEvent.objects.get(action="move_user_to_contact")
@@ -276,7 +281,7 @@ def test_the_winner_takes_the_losers_user(client, jane, wayne, technician):
     assert loser.merged_into == wayne
     moved = fresh(jane)
     assert moved.contact == wayne
-    assert moved.email == "janet@wayne.example"
+    assert (moved.email, moved.pending_email) == ("jane@example.com", "janet@wayne.example")
     assert signs_in(client, moved)
     event = AuditEvent.objects.get(action="merge_contacts")
     assert event.subject_user == jane
@@ -284,16 +289,25 @@ def test_the_winner_takes_the_losers_user(client, jane, wayne, technician):
     assert event.after["user"]["contact_id"] == wayne.contact_id
 
 
-def test_a_merge_to_another_email_stops_the_old_addresss_mail_and_links(jane, wayne, technician):
-    link = magic_link(jane)
-    lifecycle.send_login_email(jane, by=technician)
-    mirror.merge_contacts(wayne, jane.contact, by=technician)
-    assert fresh(jane).email == "janet@wayne.example"
-    assert pending(jane) == []
-    assert Client().get(link).status_code == 400
+def test_a_merge_to_another_email_stops_the_old_addresss_invitation(invited, wayne, technician):
+    mirror.merge_contacts(wayne, invited.contact, by=technician)
+    assert fresh(invited).email == "janet@wayne.example"  # never activated: follows at once
+    assert not activates(invited.activation_path)
+    assert pending(invited) == [(EmailKind.INVITATION, "janet@wayne.example")]
     event = AuditEvent.objects.get(action="merge_contacts")
     assert event.after["user"]["email_change"]["emails_cancelled"] == 1
     assert event.after["user"]["email_change"]["links_revoked"] == 1
+
+
+def test_a_merge_to_another_email_leaves_an_activated_users_links_until_confirmed(
+    jane, wayne, technician
+):
+    link = magic_link(jane)
+    lifecycle.send_login_email(jane, by=technician)
+    mirror.merge_contacts(wayne, jane.contact, by=technician)
+    assert fresh(jane).email == "jane@example.com"
+    assert (EmailKind.LOGIN_LINK, "jane@example.com") in pending(jane)
+    assert Client().get(link).status_code == 200
 
 
 def test_the_winner_keeps_its_user(jane, wayne, technician):

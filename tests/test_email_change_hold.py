@@ -1,6 +1,7 @@
-"""No console takeover through the CRM: a new email from the CRM for an account admin does not
-move their sign-in identity until the new address proves itself; the old address is told, and
-"forgot password" at the new address opens nothing."""
+"""No takeover through the CRM: a new email from the CRM for anyone with a password (an account
+admin, any activated portal user) does not move their sign-in identity until the new address
+proves itself; the old address is told, and "forgot password" at the new address opens
+nothing."""
 
 import re
 
@@ -107,10 +108,33 @@ def test_a_second_change_kills_the_first_link(ada, sync, client):
     assert User.objects.get(pk=ada.pk).pending_email == "ada.new@acme.example"
 
 
-def test_a_portal_user_without_console_rights_still_follows_at_once(account, partner_role, sync):
+def test_any_portal_user_with_a_password_waits_too(account, partner_role, sync, client):
+    """Not only admins: a contact-sync token pointing any activated user's contact at its own
+    mailbox, then "forgot password" there, would own that portal login."""
     jane = PortalUserFactory(portal_account=account, role=partner_role, email="jane@x.example")
-    user = sync(jane, "jane.roe@x.example")
-    assert (user.email, user.pending_email) == ("jane.roe@x.example", "")
+    user = sync(jane, NEW)
+    assert (user.email, user.pending_email) == ("jane@x.example", NEW)
+    mail.outbox.clear()
+
+    client.post("/p/acme/forgot-password/", {"email": NEW})
+
+    assert [m for m in mail.outbox if m.to == [NEW]] == []
+    # Whoever really holds the new address confirms it from the link it was sent.
+    mail.outbox.clear()
+    sync(jane, "jane@x.example")  # withdrawn ...
+    sync(jane, NEW)  # ... and asked again: a fresh link
+    assert client.post(confirmation_path()).status_code == 200
+    assert User.objects.get(pk=jane.pk).email == NEW
+
+
+def test_an_invited_user_who_never_activated_follows_at_once(account, partner_role, sync):
+    from accounts.models import UserState
+
+    ivy = PortalUserFactory(
+        portal_account=account, role=partner_role, state=UserState.UNCONFIRMED, email="i@x.example"
+    )
+    user = sync(ivy, "ivy.roe@x.example")
+    assert (user.email, user.pending_email) == ("ivy.roe@x.example", "")
 
 
 def test_the_confirmation_link_is_redacted_from_logs(ada, sync):

@@ -299,11 +299,17 @@ def test_associate_asks_first_then_moves_the_user(admin_client, account, orphan,
     assert moved.is_active
     assert moved.state == UserState.ENABLED
     page = admin_client.get(response.url).content.decode()
-    # The user takes the contact's name and email (their sign-in name) with it.
-    assert (moved.name, moved.email) == ("Bruce Wayne", "bruce@wayne.example")
+    # The user takes the contact's name with it, and its email (their sign-in name) once that
+    # address confirms it.
+    assert (moved.name, moved.email, moved.pending_email) == (
+        "Bruce Wayne",
+        orphan.email,
+        "bruce@wayne.example",
+    )
     assert (
         "Jane Doe is now associated with the contact Bruce Wayne. "
-        "Bruce Wayne can sign in again as bruce@wayne.example."
+        f"Bruce Wayne can sign in again as {orphan.email}, and as bruce@wayne.example once that "
+        "address confirms it (a link went to it)."
     ) in page
     assert AuditEvent.objects.filter(subject_user=moved).exists()  # the move is audited
 

@@ -379,7 +379,12 @@ def test_disabling_an_account_admin_ends_their_console_sessions_too(account_admi
     assert not signed_in(console)
 
 
-def test_a_crm_email_change_ends_the_users_portal_sessions(api_client, pia):
+def test_a_crm_email_change_that_applies_ends_the_users_portal_sessions(api_client, pia):
+    """A change that applies at once (Pia's activation date cleared: the CRM's change of a user
+    with a password waits for the new address instead) ends the sessions begun with the old."""
+    from accounts.models import User
+
+    User.objects.filter(pk=pia.pk).update(activated_at=None)
     phone = portal_browser(pia)
     response = api_client.post(
         reverse("api-sync-upsert", args=["acme"]),

@@ -76,6 +76,11 @@ def _fixed(request, account, user, message):
 
 
 def _sign_in_note(user):
+    if user.state == UserState.ENABLED and user.pending_email:
+        return (
+            f"{user.name} can sign in again as {user.email}, and as {user.pending_email} once "
+            "that address confirms it (a link went to it)."
+        )
     if user.state == UserState.ENABLED:
         return f"{user.name} can sign in again as {user.email}."
     return f"{user.name} is {user.get_state_display().lower()}, as before."
