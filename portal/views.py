@@ -345,13 +345,21 @@ def link(request, slug, token, purpose=TokenPurpose.LOGIN_EMAIL):
 
 @require_http_methods(PAGE_METHODS)
 def confirm_email(request, slug, token):
-    """The link sent to a new sign-in email that waits for confirmation (an account admin's,
-    changed in the CRM: accounts.email_changes)."""
+    """The link sent to a new sign-in email that waits for confirmation (changed in the CRM for
+    a user with a password: accounts.email_changes). The link proves the new mailbox; the
+    current password proves the person. Without it, whoever changed the contact's address in
+    the CRM (a contact-sync token, say) to a mailbox of their own would confirm it there and
+    then reset the password."""
     found, account, failure = _token_page(request, slug, token, TokenPurpose.EMAIL_CHANGE)
     if failure:
         return failure
     context = {"account": account, "person": found.user, "new_email": found.user.pending_email}
     if request.method == "POST":
+        error, status = _current_password_error(request, account, found.user)
+        if error:
+            return render(
+                request, "portal/confirm_email.html", {**context, "error": error}, status=status
+            )
         try:
             user = email_changes.confirm(token, account, ip=client_ip(request))
         except InvalidToken as error:
@@ -362,3 +370,24 @@ def confirm_email(request, slug, token):
             )
         return render(request, "portal/email_confirmed.html", {**context, "new_email": user.email})
     return render(request, "portal/confirm_email.html", context)
+
+
+def _current_password_error(request, account, person):
+    """(message, status) when the form's password is not `person`'s current one, through the
+    sign-in throttle as a sign-in is; ("", 200) when it is."""
+    password = request.POST.get("password", "")
+    if not password:
+        return "Enter your current password: it shows the change is yours.", 400
+    try:
+        user = PortalBackend().authenticate(
+            request, portal_account=account, email=person.email, password=password
+        )
+    except sign_in_guard.LockedOut as locked_out:
+        return str(locked_out), 429
+    if user is None or user.pk != person.pk:
+        return (
+            f"That is not the current password of {person.email}. Forgot it? Reset it from "
+            f"{person.email} first, then open this link again.",
+            400,
+        )
+    return "", 200

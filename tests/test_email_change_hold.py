@@ -79,13 +79,13 @@ def test_the_link_sent_to_the_new_address_moves_the_email(ada, sync, client):
     assert f"Confirm {NEW}" in page.content.decode()
     assert User.objects.get(pk=ada.pk).email == ada.email  # a link scanner's GET changes nothing
 
-    done = client.post(path)
+    done = client.post(path, {"password": PASSWORD})
 
     assert done.status_code == 200
     user = User.objects.get(pk=ada.pk)
     assert (user.email, user.pending_email) == (NEW, "")
     assert AuditEvent.objects.filter(action="confirm_email_change", subject_user=ada).exists()
-    assert client.post(path).status_code == 400  # once only
+    assert client.post(path, {"password": PASSWORD}).status_code == 400  # once only
 
 
 def test_a_crm_that_changes_its_mind_withdraws_the_pending_change(ada, sync, client):
@@ -123,8 +123,25 @@ def test_any_portal_user_with_a_password_waits_too(account, partner_role, sync, 
     mail.outbox.clear()
     sync(jane, "jane@x.example")  # withdrawn ...
     sync(jane, NEW)  # ... and asked again: a fresh link
-    assert client.post(confirmation_path()).status_code == 200
+    assert client.post(confirmation_path(), {"password": PASSWORD}).status_code == 200
     assert User.objects.get(pk=jane.pk).email == NEW
+
+
+def test_the_new_mailbox_alone_cannot_confirm_it(ada, sync, client):
+    """Whoever pointed the contact at a mailbox of theirs holds the link, not the password:
+    confirming needs both, and guesses at the password count as sign-in failures."""
+    sync(ada, NEW)
+    path = confirmation_path()
+
+    nothing = client.post(path)
+    wrong = client.post(path, {"password": "a-guess"})
+
+    assert nothing.status_code == wrong.status_code == 400
+    assert "not the current password of ada.admin@acme.example" in wrong.content.decode()
+    assert User.objects.get(pk=ada.pk).email == "ada.admin@acme.example"
+    for _ in range(4):
+        client.post(path, {"password": "a-guess"})
+    assert client.post(path, {"password": PASSWORD}).status_code == 429
 
 
 def test_an_invited_user_who_never_activated_follows_at_once(account, partner_role, sync):
