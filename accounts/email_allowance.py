@@ -5,13 +5,19 @@ changes an unconfirmed user's address. Without it a leaked token, or a CRM workf
 loop, sends an email per call to the same person, who reads it as spam and whose mail server
 then learns to refuse ours.
 
-The count is per address (so deleting a user and inviting the contact again does not start it
-afresh), in the cache (helpers.attempt_counter). It is checked when the email is asked for and
-counted when the change commits, so a change that fails uses none of it; two requests at the
-same moment may both pass the last one. What users ask for themselves on the portal is not
-counted here: portal.throttle limits it by address and by IP, and a stranger typing someone's
-address there must not use up what their admin may send. The CSV import's invitations, sent
-once per row of a file an admin uploads, are not counted either, nor are reminders."""
+The count is per portal account and address (so deleting a user and inviting the contact again
+does not start it afresh, and one account's admins or tokens cannot use up what another account
+may send the same person), in the cache (helpers.attempt_counter). It is checked when the
+email is asked for and counted when the change commits, so a change that fails uses none of it;
+two requests at the same moment may both pass the last one. What users ask for themselves on
+the portal is not counted here: portal.throttle limits it by address and by IP, and a stranger
+typing someone's address there must not use up what their admin may send. Reminders are not
+counted. The CSV import's invitations are not counted in bulk; a row the import does alone (its
+batch failed as a whole) goes through `accounts.lifecycle.invite` and is.
+
+The CRM's own emails about an address change (the notice to the current address and the
+confirmation link to the new one, accounts.email_changes) count on both addresses: a sync
+flipping a contact's address back and forth must not mail either for ever."""
 
 from django.conf import settings
 from django.db import transaction
@@ -27,32 +33,32 @@ def take(user, *, by):
     actor); TooManyEmails, counting nothing, once the hour's allowance is used up."""
     if by is not None and by.pk == user.pk:
         return
-    take_for(user.email, name=user.name)
+    take_for(user.portal_account, user.email, name=user.name)
 
 
-def take_for(address, *, name):
+def take_for(portal_account, address, *, name):
     """`take` for an address that has no user yet (an invitation)."""
-    if not allows(address):
+    if not allows(portal_account, address):
         limit = settings.EMAILS_ASKED_FOR_PER_USER_PER_HOUR
         raise TooManyEmails(
             f"{name or address} has already been sent {limit} emails that admins or the API "
             "asked for within the hour. Try again later, when the hour is over (no more are "
             "sent before, so that they do not read as spam)."
         )
-    count_on_commit(address)
+    count_on_commit(portal_account, address)
 
 
-def allows(address):
+def allows(portal_account, address):
     return not attempt_counter.over_limit(
-        [_key(address)], settings.EMAILS_ASKED_FOR_PER_USER_PER_HOUR
+        [_key(portal_account, address)], settings.EMAILS_ASKED_FOR_PER_USER_PER_HOUR
     )
 
 
-def count_on_commit(address):
+def count_on_commit(portal_account, address):
     limit = settings.EMAILS_ASKED_FOR_PER_USER_PER_HOUR
-    key = _key(address)
+    key = _key(portal_account, address)
     transaction.on_commit(lambda: attempt_counter.count([key], limit, WINDOW_SECONDS))
 
 
-def _key(address):
-    return f"emails-asked-for:{attempt_counter.email_digest(address)}"
+def _key(portal_account, address):
+    return f"emails-asked-for:{portal_account.pk}:{attempt_counter.email_digest(address)}"

@@ -15,7 +15,7 @@ import hashlib
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts import audit, lifecycle, tokens
+from accounts import audit, email_allowance, lifecycle, tokens
 from accounts.errors import LifecycleError
 from accounts.models import EmailKind, OutboxEmail, TokenPurpose, User
 from mail import outbox
@@ -50,9 +50,15 @@ def settle(user, old_pending):
     tokens.revoke(user, [TokenPurpose.EMAIL_CHANGE])
     if not user.pending_email:
         return {"held_email": None, "withdrawn": old_pending}
-    new = user.pending_email
+    new, account = user.pending_email, user.portal_account
+    if not (email_allowance.allows(account, user.email) and email_allowance.allows(account, new)):
+        # A CRM flipping the address: the change waits as asked, but mails neither address
+        # again within the hour (the next change after it does).
+        return {"held_email": new, "withdrawn": old_pending or None, "mail_held": True}
     outbox.queue_email(user, EmailKind.EMAIL_CHANGE_NOTICE, new_email=new)
     outbox.queue_email(user, EmailKind.EMAIL_CHANGE_CONFIRM, to=new, target=target_of(new))
+    email_allowance.count_on_commit(account, user.email)
+    email_allowance.count_on_commit(account, new)
     return {"held_email": new, "withdrawn": old_pending or None}
 
 
@@ -61,6 +67,11 @@ def note(held):
         return ""
     if held["held_email"] is None:
         return f" The sign-in email change to {held['withdrawn']} was withdrawn."
+    if held.get("mail_held"):
+        return (
+            f" The sign-in email stays until {held['held_email']} confirms it; no link was sent: "
+            "the addresses had as many emails as others may ask for within the hour."
+        )
     return (
         f" The sign-in email stays until {held['held_email']} confirms it: a confirmation link "
         "went to the new address and a notice to the current one."

@@ -249,7 +249,7 @@ def invite(
     if email_ok and User.objects.filter(portal_account=portal_account, email=email_ok).exists():
         raise LifecycleError(f"A portal user with the email {email_ok} already exists here.")
     if send_email:
-        email_allowance.take_for(email_ok, name=name)
+        email_allowance.take_for(portal_account, email_ok, name=name)
     licenses.claim_seat(portal_account, user_type)
     if contact is not None:
         # Locked and read again: a CRM sync deleting the contact at this moment either goes

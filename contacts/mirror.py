@@ -116,7 +116,7 @@ def settle_email_change(user, old_email):
     # A portal session may have begun from a link sent to the old address: it ends with it.
     done["portal_sessions_ended"] = signed_in_sessions.end_portal_sessions(user)
     done["invitation_sent_to"] = None
-    if invitation is not None and not email_allowance.allows(user.email):
+    if invitation is not None and not email_allowance.allows(user.portal_account, user.email):
         # A CRM flipping the address back and forth must not mail the two for ever: the change
         # stands (the CRM decides the address), the invitation waits for a Reinvite.
         done["invitation_held"] = user.email
@@ -125,7 +125,7 @@ def settle_email_change(user, old_email):
         user.last_invited_at = timezone.now()
         User.objects.filter(pk=user.pk).update(last_invited_at=user.last_invited_at)
         outbox.queue_email(user, kind, **context)
-        email_allowance.count_on_commit(user.email)
+        email_allowance.count_on_commit(user.portal_account, user.email)
         done["invitation_sent_to"] = user.email
     return done
 

@@ -166,3 +166,39 @@ def test_a_crm_flipping_an_address_gets_no_invitation_past_the_allowance(
     held = AuditEvent.objects.filter(subject_user=user, detail__contains="not sent again")
     assert held.count() == 1
     assert "use Reinvite later" in held.get().detail
+
+
+def test_one_accounts_emails_do_not_use_up_anothers(
+    account, other_account, partner_role, technician
+):
+    pia = PortalUserFactory(portal_account=account, role=partner_role, email="same@example.com")
+    twin = PortalUserFactory(portal_account=other_account, email="same@example.com")
+    for _ in range(LIMIT):
+        lifecycle.send_login_email(pia, by=technician)
+
+    lifecycle.send_login_email(twin, by=technician)
+
+    assert emails_to(twin).count() == 1
+
+
+def test_a_crm_flipping_an_activated_users_address_mails_neither_past_the_allowance(
+    account, pia, api_token
+):
+    client = api_client_for(api_token.secret)
+    old = pia.email
+    for n in range(2 * LIMIT):
+        email = f"new{n}@example.com"
+        body = {"contacts": [{"contact_id": pia.contact.contact_id, "name": "Pia", "email": email}]}
+        response = client.post(
+            reverse("api-sync-upsert", args=[account.slug]),
+            json.dumps(body),
+            content_type="application/json",
+        )
+        assert response.status_code == 200
+
+    notices = OutboxEmail.objects.filter(user=pia, kind=EmailKind.EMAIL_CHANGE_NOTICE, to_email=old)
+    assert notices.count() == LIMIT
+    pia.refresh_from_db()
+    assert (pia.email, pia.pending_email) == (old, f"new{2 * LIMIT - 1}@example.com")
+    last = AuditEvent.objects.filter(subject_user=pia).order_by("-pk").first()
+    assert "no link was sent" in last.detail

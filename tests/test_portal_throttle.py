@@ -139,10 +139,13 @@ def test_a_portal_users_right_password_clears_the_count_when_nobody_else_has_the
     fail(client, 4)
     assert sign_in(client).status_code == 302
     client.post("/p/acme/logout/")
-    response = client.post(
-        "/sign-in/", {"username": "alan@example.com", "password": "x"}, REMOTE_ADDR="10.3.3.3"
-    )
-    assert response.status_code == 200  # a count of one, not five
+    # Alan has no console login: each try there is a failure, and four more lock nothing once
+    # the right password cleared the four before (uncleared, the second would be refused).
+    for _ in range(4):
+        response = client.post(
+            "/sign-in/", {"username": "alan@example.com", "password": "x"}, REMOTE_ADDR="10.3.3.3"
+        )
+        assert response.status_code == 200
 
 
 def test_one_mistyping_colleague_does_not_lock_out_the_office(client, alan):
