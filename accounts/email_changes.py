@@ -84,7 +84,8 @@ def confirm(secret, portal_account, *, ip=None):
     was on its way to the old address, and every live link, dies with the change. Raises
     InvalidToken for a dead link, LifecycleError when the change can no longer be made."""
     used = tokens.redeem(secret, TokenPurpose.EMAIL_CHANGE, portal_account)
-    user = User.objects.select_for_update().get(pk=used.user_id)
+    # FOR NO KEY UPDATE, as accounts.lifecycle._locked takes (why there).
+    user = User.objects.select_for_update(no_key=True).get(pk=used.user_id)
     if not user.pending_email or target_of(user.pending_email) != used.target:
         raise LifecycleError("This link is for an email change that was replaced or withdrawn.")
     old, new = user.email, user.pending_email

@@ -506,7 +506,7 @@ def make_account_admin(user, *, by, ip=None):
         )
     _require_state(user, [UserState.ENABLED], "make account admin")
     previous = (
-        User.objects.select_for_update()
+        User.objects.select_for_update(no_key=True)
         .filter(portal_account=user.portal_account, is_account_admin=True)
         .first()
     )

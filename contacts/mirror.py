@@ -37,7 +37,8 @@ def _locked_contacts(*contacts):
 
 
 def _locked_user_of(contact):
-    return User.objects.select_for_update().filter(contact=contact).first()
+    # FOR NO KEY UPDATE, as accounts.lifecycle._locked takes (why there).
+    return User.objects.select_for_update(no_key=True).filter(contact=contact).first()
 
 
 def _contact_snapshot(contact):
@@ -281,7 +282,7 @@ def move_user_to_contact(user, contact, *, by, ip=None):
     if old is None:
         raise LifecycleError(f"{user.name} is not linked to a CRM contact.")
     old, contact = _locked_contacts(old, contact)
-    user = User.objects.select_for_update(of=("self",)).filter(pk=user.pk).first()
+    user = User.objects.select_for_update(of=("self",), no_key=True).filter(pk=user.pk).first()
     if user is None:
         raise LifecycleError(f"{name} was deleted at the same moment. Reload the page.")
     if user.contact_id != old.pk:

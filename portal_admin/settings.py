@@ -523,6 +523,6 @@ LOGGING = {
         "celery.app.trace": {"level": "INFO" if CELERY_BROKER_URL != "memory://" else "WARNING"},
         # "Task ... received": the line of its end says it again, with how long it took. A paced
         # outbox wakes a task for each email, and each wrote both lines.
-        "celery.worker.strategy": {"level": "WARNING"},
+        "celery.worker.strategy": {"level": env("CELERY_RECEIVED_LOG_LEVEL", default="WARNING")},
     },
 }
