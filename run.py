@@ -81,8 +81,22 @@ def demo(args):
         "CACHE_URL": "locmemcache://",
         "EMAIL_BACKEND": "mail.mail_folder.MailFolderBackend",
         "MAIL_FOLDER": str(ROOT / "var" / "mail"),
+        # Plain HTTP on this machine, whatever a production .env says of hosts and TLS.
+        "SECURE_SSL_REDIRECT": "false",
+        "SESSION_COOKIE_SECURE": "false",
+        "CSRF_COOKIE_SECURE": "false",
+        "SECURE_HSTS_SECONDS": "0",
     }
     bind = _demo_bind(args)
+    host = bind.rsplit(":", 1)[0].strip("[]")
+    env["CSRF_TRUSTED_ORIGINS"] = f"http://{bind}"
+    env["ALLOWED_HOSTS"] = "127.0.0.1,localhost"
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        env["ALLOWED_HOSTS"] = "*"  # reached by whatever name or address the network uses
+        say(
+            f"Warning: the demo on {host} serves its public logins (password demo-password-1) "
+            "with DEBUG on to whoever reaches this machine. Use it on a trusted network only."
+        )
     # The links in the demo's emails point at where it serves.
     env["PORTAL_BASE_URL"] = f"http://{bind}"
     manage = [PYTHON, "manage.py"]

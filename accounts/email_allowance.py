@@ -39,7 +39,7 @@ def take(user, *, by):
 def take_for(portal_account, address, *, name):
     """`take` for an address that has no user yet (an invitation)."""
     if not allows(portal_account, address):
-        limit = settings.EMAILS_ASKED_FOR_PER_USER_PER_HOUR
+        limit = settings.EMAILS_ASKED_FOR_PER_ADDRESS_PER_HOUR
         raise TooManyEmails(
             f"{name or address} has already been sent {limit} emails that admins or the API "
             "asked for within the hour. Try again later, when the hour is over (no more are "
@@ -50,12 +50,12 @@ def take_for(portal_account, address, *, name):
 
 def allows(portal_account, address):
     return not attempt_counter.over_limit(
-        [_key(portal_account, address)], settings.EMAILS_ASKED_FOR_PER_USER_PER_HOUR
+        [_key(portal_account, address)], settings.EMAILS_ASKED_FOR_PER_ADDRESS_PER_HOUR
     )
 
 
 def count_on_commit(portal_account, address):
-    limit = settings.EMAILS_ASKED_FOR_PER_USER_PER_HOUR
+    limit = settings.EMAILS_ASKED_FOR_PER_ADDRESS_PER_HOUR
     key = _key(portal_account, address)
     transaction.on_commit(lambda: attempt_counter.count([key], limit, WINDOW_SECONDS))
 

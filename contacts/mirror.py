@@ -56,8 +56,8 @@ class EmailTaken(LifecycleError):
 def follow_contact(user, contact, *, others=None):
     """Set the user's name and email from the contact (unsaved). Refuses an email another user
     of the account has (EmailTaken); `others` maps lower-cased emails to such users when the
-    caller looked them up in bulk. A user with console rights keeps their email: the new one
-    waits for confirmation (accounts.email_changes), saved with the user as `pending_email`."""
+    caller looked them up in bulk. A user with a password keeps their email: the new one waits
+    for confirmation (accounts.email_changes), saved with the user as `pending_email`."""
     email = valid_email(contact.email) or user.email
     if email != user.email:
         if others is not None:

@@ -332,7 +332,7 @@ PORTAL_LINK_REQUESTS_MAX_PER_IP = env.int("PORTAL_LINK_REQUESTS_MAX_PER_IP", def
 PORTAL_THROTTLE_WINDOW_MINUTES = env.int("PORTAL_THROTTLE_WINDOW_MINUTES", default=15)
 # Emails that console admins and API tokens may have sent to one user within an hour (resets,
 # reinvitations, login emails and codes, an enable's email): accounts/email_allowance.py.
-EMAILS_ASKED_FOR_PER_USER_PER_HOUR = env.int("EMAILS_ASKED_FOR_PER_USER_PER_HOUR", default=10)
+EMAILS_ASKED_FOR_PER_ADDRESS_PER_HOUR = env.int("EMAILS_ASKED_FOR_PER_ADDRESS_PER_HOUR", default=10)
 
 # --- Outbox sending pace: at most this many emails a minute per portal account, so a large
 # import or bulk action is spread out instead of burning the sender's reputation ---

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture(autouse=True)
 def _small_allowance(settings):
-    settings.EMAILS_ASKED_FOR_PER_USER_PER_HOUR = LIMIT
+    settings.EMAILS_ASKED_FOR_PER_ADDRESS_PER_HOUR = LIMIT
 
 
 @pytest.fixture
