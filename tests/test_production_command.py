@@ -426,12 +426,9 @@ def test_production_says_when_nothing_answers_at_the_database(tmp_path):
     assert "Traceback" not in said
 
 
-@pytest.mark.worker
-@pytest.mark.django_db(transaction=True)
-def test_settings_that_fail_the_deploy_checks_stop_the_start(tmp_path, stack_env):
-    env, _smtp = stack_env
-    del env["DEPLOY_CHECKS"]
-    result = subprocess.run(
+def _start_refused(env):
+    """run.py production, expected to stop before it starts anything."""
+    return subprocess.run(
         [sys.executable, "run.py", "production", "--bind", env["BIND"]],
         cwd=ROOT,
         env=env,
@@ -439,6 +436,14 @@ def test_settings_that_fail_the_deploy_checks_stop_the_start(tmp_path, stack_env
         text=True,
         timeout=60,
     )
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_settings_that_fail_the_deploy_checks_stop_the_start(tmp_path, stack_env):
+    env, _smtp = stack_env
+    del env["DEPLOY_CHECKS"]
+    result = _start_refused(env)
 
     assert result.returncode != 0
     assert "accounts.E002" in result.stderr + result.stdout  # links to http://127.0.0.1
@@ -451,14 +456,7 @@ def test_settings_that_fail_the_deploy_checks_stop_the_start(tmp_path, stack_env
 def test_a_database_that_is_not_there_yet_is_one_sentence(tmp_path, stack_env):
     env, _smtp = stack_env
     env["DATABASE_URL"] = env["DATABASE_URL"].rsplit("/", 1)[0] + "/portal_admin_not_created"
-    result = subprocess.run(
-        [sys.executable, "run.py", "production", "--bind", env["BIND"]],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = _start_refused(env)
 
     assert result.returncode != 0
     assert "PostgreSQL has no database portal_admin_not_created. Create it first" in result.stderr
