@@ -109,3 +109,24 @@ def confirm(secret, portal_account, *, ip=None):
         detail=f"{new} confirmed as the new sign-in email at {timezone.now():%Y-%m-%d %H:%M}.",
     )
     return user
+
+
+@transaction.atomic
+def resend_confirmation(user, *, by, ip=None):
+    """Send the link that confirms the waiting address again (the first one expired, or went
+    astray); the earlier links die when the new one is minted. LifecycleError when no change
+    waits, TooManyEmails past the hour's allowance."""
+    locked = User.objects.select_for_update(no_key=True).get(pk=user.pk)
+    new = locked.pending_email
+    if not new:
+        raise LifecycleError(f"No change of {locked.name}'s sign-in email waits for confirmation.")
+    email_allowance.take_for(locked.portal_account, new, name=locked.name)
+    outbox.queue_email(locked, EmailKind.EMAIL_CHANGE_CONFIRM, to=new, target=target_of(new))
+    audit.record(
+        "resend_email_confirmation",
+        by=by,
+        subject=locked,
+        ip=ip,
+        detail=f"The link that confirms {new} as the new sign-in email was sent again.",
+    )
+    return locked

@@ -4,7 +4,7 @@ confirm dialog says it), for whom it shows, and which lifecycle function carries
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from accounts import lifecycle, signed_in_sessions
+from accounts import email_changes, lifecycle, signed_in_sessions
 from accounts.models import UserState
 from accounts.permissions import may_act_on, may_move_admin_seat
 
@@ -159,6 +159,15 @@ ACTIONS = {
             danger=True,
             consequence_for=_open_sessions_consequence,
             question="End {who}'s sessions?",
+        ),
+        UserAction(
+            "resend-email-confirmation",
+            "Resend confirmation",
+            "Confirmation link sent again to {who}'s new address.",
+            "{name}'s new sign-in email, from the CRM, waits until that address confirms it: "
+            "it is sent a new link (the one before stops working).",
+            lambda user, by, ip, role: email_changes.resend_confirmation(user, by=by, ip=ip),
+            question="Send {who}'s new address its confirmation again?",
         ),
         UserAction(
             "make-admin",

@@ -13,6 +13,7 @@ ENABLE = "invite"
 MAGIC_LINK = "magic-link"
 # Console only (the API offers what card_actions lists, and has no such endpoint).
 END_SESSIONS = ACTIONS["end-sessions"]
+RESEND_CONFIRMATION = ACTIONS["resend-email-confirmation"]
 
 CARD_ACTIONS = {
     **{name: ACTIONS[name] for name in ["disable", "reinvite", "reset-password", "delete"]},
@@ -60,9 +61,14 @@ def may_end_sessions(person, user):
 
 
 def console_card_actions(person, user):
-    """What the console's card offers: the shared actions, and ending sessions."""
+    """What the console's card offers: the shared actions, ending sessions, and, while a new
+    email from the CRM waits for its confirmation, sending that link again (it expires)."""
     actions = card_actions(person, user)
-    return actions + [END_SESSIONS] if may_end_sessions(person, user) else actions
+    if may_end_sessions(person, user):
+        actions = [*actions, END_SESSIONS]
+    if user is not None and user.pending_email and may_act_on(person, user):
+        actions = [*actions, RESEND_CONFIRMATION]
+    return actions
 
 
 def refusal(contact, user, action=None):

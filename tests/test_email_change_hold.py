@@ -7,6 +7,7 @@ import re
 
 import pytest
 from django.core import mail
+from django.urls import reverse
 
 from accounts.models import AuditEvent, User
 from helpers.log_redaction import redact
@@ -165,3 +166,27 @@ def test_the_contact_page_shows_the_change_waiting(ada, sync, admin_client):
     sync(ada, NEW)
     page = admin_client.get(f"/accounts/acme/contacts/{ada.contact.pk}/")
     assert f"Changing to {NEW} once that address confirms it" in page.content.decode()
+
+
+def test_an_admin_sends_an_expired_confirmation_again_from_the_contact_card(
+    ada, sync, admin_client, client, django_capture_on_commit_callbacks
+):
+    """The first link expired (or went astray): the contact card sends a new one, and only the
+    new one works."""
+    sync(ada, NEW)
+    first = confirmation_path()
+    card = admin_client.get(f"/accounts/acme/contacts/{ada.contact.pk}/").content.decode()
+    assert "Resend confirmation" in card
+    mail.outbox.clear()
+
+    url = reverse("contact-portal-user", args=["acme", ada.contact.pk, "resend-email-confirmation"])
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(url, {"confirmed": "1"})
+
+    assert response.status_code in (200, 302)
+    second = confirmation_path()
+    assert second != first
+    assert client.post(first, {"password": PASSWORD}).status_code == 400
+    assert client.post(second, {"password": PASSWORD}).status_code == 200
+    assert User.objects.get(pk=ada.pk).email == NEW
+    assert AuditEvent.objects.filter(action="resend_email_confirmation").exists()

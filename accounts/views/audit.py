@@ -36,6 +36,7 @@ ACTION_LABELS = {
     "issue_magic_link": "Created magic link",
     "revoke_link": "Revoked link",
     "confirm_email_change": "Confirmed new sign-in email",
+    "resend_email_confirmation": "Sent new email's confirmation again",
     "email_retried": "Retried email",
     "email_bounced": "Bounced email (address refused)",
     "create_api_token": "Created API token",

@@ -21,6 +21,7 @@ from contacts.card_actions import (
     ENABLE,
     END_SESSIONS,
     MAGIC_LINK,
+    RESEND_CONFIRMATION,
     asks_first,
     console_card_actions,
     may_issue_magic_link,
@@ -103,7 +104,11 @@ def portal_user_action(request, slug, contact_pk, action):
     contact = scoping.get_contact(request.user, account, contact_pk)
     if action == ENABLE:
         return _enable(request, account, contact)
-    actions = {**CARD_ACTIONS, END_SESSIONS.name: END_SESSIONS}
+    actions = {
+        **CARD_ACTIONS,
+        END_SESSIONS.name: END_SESSIONS,
+        RESEND_CONFIRMATION.name: RESEND_CONFIRMATION,
+    }
     if action != MAGIC_LINK and action not in actions:
         raise Http404
     user = portal_user(contact)
