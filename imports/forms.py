@@ -13,10 +13,9 @@ class UploadForm(forms.Form):
         choices=ImportJob.Target.choices,
         initial=ImportJob.Target.PORTAL_USERS,
         required=False,  # a form without it (older pages, scripts) imports portal users
-        help_text="Portal users: columns ContactId and Role (each row's role decides its user "
-        "type: partner or customer; without a Role column, choose one role for every row in "
-        "the next step). Contacts: columns Name and "
-        "optionally ContactId, SalesforceId, Email, Account (created or updated).",
+        # The columns are described above the form; this says only what the next step does.
+        help_text="A portal user's role decides their user type (partner or customer); for a "
+        "file without a Role column, the next step asks for one role for every row.",
     )
     file = forms.FileField(
         label="CSV file",
