@@ -15,6 +15,7 @@ files change), so running any of them twice in a row is fine.
 import contextlib
 import hashlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -407,8 +408,6 @@ _DATABASE_REFUSALS = [
 def _migrate(manage, env):
     """migrate, with one plain sentence instead of a traceback for what an operator gets wrong
     first: a database or user that is not there yet, a wrong password."""
-    import re
-
     result = subprocess.run(
         [str(part) for part in [*manage, "migrate", "--no-input"]],
         cwd=ROOT,

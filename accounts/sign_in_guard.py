@@ -6,12 +6,12 @@ door that authenticates gets it without remembering to.
 Failures are counted per identity (a console email; a portal account + email, which also
 counts on that email's console counter) and per client IP. After SIGN_IN_MAX_FAILURES failures
 for an identity, the next attempt waits SIGN_IN_LOCKOUT_SECONDS, and every further failure
-doubles the wait (at most
-SIGN_IN_LOCKOUT_MAX_SECONDS): the right password works again as soon as the wait is over, so
-nobody can lock an admin out for long. The per-IP limit (SIGN_IN_MAX_FAILURES_PER_IP) is far
-higher: a whole office behind one NAT shares it, and it only stops one address guessing many
-identities. Counters live in Django's cache (Redis in production), shared by every process; a
-deployment check refuses production settings whose cache is not shared."""
+doubles the wait (at most SIGN_IN_LOCKOUT_MAX_SECONDS): the right password works again as soon
+as the wait is over, so nobody can lock an admin out for long. The per-IP limit
+(SIGN_IN_MAX_FAILURES_PER_IP) is far higher: a whole office behind one NAT shares it, and it
+only stops one address guessing many identities. Counters live in Django's cache (Redis in
+production), shared by every process; a deployment check refuses production settings whose
+cache is not shared."""
 
 import math
 
