@@ -121,6 +121,8 @@ class AuditEventAdmin(MsspAdminsOnlyAdmin):
     ]
     list_filter = ["action", "outcome"]
     search_fields = ["actor_label", "subject_label"]
+    # A LEFT JOIN: an event keeps the id of an account or user that may be gone.
+    list_select_related = ["portal_account"]
 
 
 @admin.register(SignedInSession)

@@ -2,7 +2,8 @@ import pytest
 from django.urls import reverse
 
 from accounts import audit, lifecycle
-from tests.factories import PortalUserFactory
+from accounts.models import AuditEvent, User
+from tests.factories import PortalUserFactory, StaffFactory
 
 GLOBAL_LOG = reverse("audit-log-global")
 
@@ -206,3 +207,42 @@ def test_the_count_stops_at_a_cap_and_says_more_than(
     many_events(grace, technician, 6)
     page = technician_client.get(account_log()).content.decode()
     assert "More than 4 events" in page
+
+
+def test_deleting_a_user_keeps_whom_their_events_were_about(
+    admin_client, technician, grace, account
+):
+    """History is not rewritten: the events keep the deleted user's id (SET_NULL used to clear
+    it, an UPDATE per event), and the logs still show them by name."""
+    grace_id = grace.pk
+    lifecycle.disable(grace, by=technician)
+    lifecycle.delete(grace, by=technician)
+
+    events = AuditEvent.objects.filter(subject_user_id=grace_id).order_by("pk")
+    assert [event.action for event in events] == ["disable", "delete"]
+    assert {event.actor_id for event in events} == {technician.pk}
+    for url in (account_log(), GLOBAL_LOG):
+        page = admin_client.get(url).content.decode()
+        assert page.count("Grace Hopper") >= 2
+
+
+def test_events_by_someone_deleted_since_still_show(admin_client, mssp_admin, grace, account):
+    """An event may name a user who is gone (no database constraint): the logs, the user's page
+    and the support admin read it without failing."""
+    departed = StaffFactory(name="Departed Tech", email="departed@mssp.example")
+    lifecycle.disable(grace, by=departed)
+    departed.delete()
+
+    event = AuditEvent.objects.get(action="disable")
+    assert event.actor_id is not None
+    assert not User.objects.filter(pk=event.actor_id).exists()
+    for url in (
+        account_log(),
+        GLOBAL_LOG,
+        reverse("user", args=[account.slug, grace.pk]),
+    ):
+        response = admin_client.get(url)
+        assert response.status_code == 200
+        assert "Departed Tech" in response.content.decode()
+    support = reverse("admin:accounts_auditevent_change", args=[event.pk])
+    assert admin_client.get(support).status_code == 200

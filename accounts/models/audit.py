@@ -10,21 +10,38 @@ class AuditEvent(models.Model):
         REFUSED = "refused", "Refused"
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # History keeps the ids it was written with. No database constraint ties an event to the
+    # live rows: deleting a user neither rewrites their events (SET_NULL did, an UPDATE per
+    # event) nor pays for them, and an import does not check three keys per event at commit
+    # (about a tenth of its database time, bench/README.md). A relation may name a row that is
+    # gone: read it with select_related (a LEFT JOIN gives None), or by its id and label.
     actor = models.ForeignKey(
-        "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "accounts.User",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,  # nothing looks events up by who did them but the label search
+        related_name="+",
     )
     actor_label = models.CharField(max_length=300, blank=True)
     portal_account = models.ForeignKey(
         "accounts.PortalAccount",
         null=True,
         blank=True,
-        on_delete=models.SET_NULL,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
         related_name="audit_events",
         db_index=False,  # both account indexes lead with it
     )
     action = models.CharField(max_length=40)
     subject_user = models.ForeignKey(
-        "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "accounts.User",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
     )
     subject_label = models.CharField(max_length=300, blank=True)
     before = models.JSONField(default=dict, blank=True)
