@@ -48,7 +48,7 @@ from django.core.files.base import ContentFile  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 
-from accounts.models import PortalAccount, Role, User  # noqa: E402
+from accounts.models import AuditEvent, PortalAccount, Role, User  # noqa: E402
 from bench.users_page import ensure_database, require_postgres  # noqa: E402
 from contacts.models import CONTACT_ID_LENGTH, Contact  # noqa: E402
 from imports import contacts_import, planner_statistics, portal_users  # noqa: E402
@@ -75,7 +75,11 @@ def sql(statement, params=None):
 
 
 def reset():
-    sql(f"TRUNCATE {PortalAccount._meta.db_table} RESTART IDENTITY CASCADE")
+    # Audit events have no foreign key (they keep their ids), so CASCADE does not reach them.
+    sql(
+        f"TRUNCATE {PortalAccount._meta.db_table}, {AuditEvent._meta.db_table} "
+        "RESTART IDENTITY CASCADE"
+    )
     for table in TABLES:
         sql(f"ALTER TABLE {table} SET (autovacuum_enabled = false)")
     older = PortalAccount.objects.create(name="Older", slug="older", partner_licenses=1000)

@@ -44,7 +44,15 @@ from django.db import connection  # noqa: E402
 from django.db.models import Exists, OuterRef  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from accounts.models import PortalAccount, Role, User, UserKind, UserState, UserType  # noqa: E402
+from accounts.models import (  # noqa: E402
+    AuditEvent,
+    PortalAccount,
+    Role,
+    User,
+    UserKind,
+    UserState,
+    UserType,
+)
 from bench.users_page import ensure_database, require_postgres  # noqa: E402
 from contacts.models import CONTACT_ID_LENGTH, Contact  # noqa: E402
 
@@ -95,7 +103,10 @@ def _contact_id(index):
 def reset_and_seed(contacts_count):
     """Empty the bench database's tenant tables and seed the account again (same data each time).
     The database belongs to this bench alone."""
-    tables = [PortalAccount._meta.db_table, User._meta.db_table, Contact._meta.db_table]
+    # Audit events are named too: no foreign key ties them to the users (they keep their ids),
+    # so CASCADE does not reach them.
+    tables = [PortalAccount, User, Contact, AuditEvent]
+    tables = [model._meta.db_table for model in tables]
     with connection.cursor() as cursor:
         cursor.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
     User.objects.create_staff(ADMIN_EMAIL, None, name="Bench Admin", kind=UserKind.MSSP_ADMIN)

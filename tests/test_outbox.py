@@ -307,3 +307,16 @@ def test_a_line_break_in_an_older_account_name_does_not_stop_its_emails(account)
     assert delivery.deliver(row.pk) is True
     assert mail.outbox[-1].subject == "Your sign-in link for Acme Bcc: evil@example.com"
     assert "bcc" not in {header.lower() for header in mail.outbox[-1].extra_headers}
+
+
+def test_an_accounts_emails_go_with_it_though_no_database_key_ties_them(account, other_account):
+    """The outbox's account has no constraint of its own (an import checked it per row at each
+    commit): Django's cascade still removes an account's emails with it, and only its."""
+    for owner in (account, other_account):
+        OutboxEmail.objects.create(
+            portal_account=owner, to_email="someone@example.com", kind=EmailKind.LOGIN_LINK
+        )
+    account.delete()
+    assert list(OutboxEmail.objects.values_list("portal_account_id", flat=True)) == [
+        other_account.pk
+    ]

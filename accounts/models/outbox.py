@@ -55,8 +55,20 @@ class OutboxEmail(models.Model):
         FAILED = "failed", "Failed"
         CANCELLED = "cancelled", "Cancelled"
 
+    # The account whose pace and brand the email follows: for a user's email, a copy of the
+    # user's, whose own key holds it. No database constraint nor index of its own: a constraint
+    # is a query per row at each commit (an import writes thousands of rows a batch), and an
+    # index is written again when the row is marked sent; nothing looks rows up by account but
+    # the cascade, which Django still does, and accounts are never deleted while they have users
+    # (the users' key protects them). The sender reads it with a LEFT JOIN.
     portal_account = models.ForeignKey(
-        "accounts.PortalAccount", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+        "accounts.PortalAccount",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
     )
     user = models.ForeignKey(
         "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="emails"
