@@ -4,6 +4,7 @@ both screens say and do the same; the server re-checks everything on POST."""
 
 from dataclasses import replace
 
+from accounts import signed_in_sessions
 from accounts.models import UserState
 from accounts.permissions import may_act_on
 from accounts.user_actions import ACTIONS, CONTACT_DELETED_ACTIONS
@@ -61,10 +62,11 @@ def may_end_sessions(person, user):
 
 
 def console_card_actions(person, user):
-    """What the console's card offers: the shared actions, ending sessions, and, while a new
-    email from the CRM waits for its confirmation, sending that link again (it expires)."""
+    """What the console's card offers: the shared actions, ending sessions (while there are
+    any), and, while a new email from the CRM waits for its confirmation, sending that link
+    again (it expires)."""
     actions = card_actions(person, user)
-    if may_end_sessions(person, user):
+    if may_end_sessions(person, user) and signed_in_sessions.open_sessions(user).exists():
         actions = [*actions, END_SESSIONS]
     if user is not None and user.pending_email and may_act_on(person, user):
         actions = [*actions, RESEND_CONFIRMATION]

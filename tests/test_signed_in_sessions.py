@@ -348,6 +348,31 @@ def test_the_contact_card_ends_a_portal_users_sessions(technician_client, pia):
     ).exists()
 
 
+def test_ending_is_offered_only_while_a_session_is_open(technician_client, pia):
+    """Neither the card nor the user's page offers to end sessions that are not there (a row of
+    a session that idled out does not count)."""
+    on_card = reverse("contact-portal-user", args=["acme", pia.contact_id, "end-sessions"])
+    on_page = reverse("user-action", args=["acme", pia.pk, "end-sessions"])
+    pages = (
+        reverse("contact", args=["acme", pia.contact_id]),
+        reverse("user", args=["acme", pia.pk]),
+    )
+
+    def offered():
+        return [on_card in technician_client.get(pages[0]).content.decode()] + [
+            on_page in technician_client.get(pages[1]).content.decode()
+        ]
+
+    assert offered() == [False, False]
+    portal_browser(pia)
+    assert offered() == [True, True]
+    # The session idled out: its row stays until Pia signs in again.
+    SignedInSession.objects.filter(user=pia).update(
+        last_seen_at=timezone.now() - timedelta(days=30)
+    )
+    assert offered() == [False, False]
+
+
 def test_the_card_offers_no_ending_for_a_disabled_user(technician_client, pia, mssp_admin):
     lifecycle.disable(pia, by=mssp_admin)
     url = reverse("contact-portal-user", args=["acme", pia.contact_id, "end-sessions"])

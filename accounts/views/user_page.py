@@ -7,10 +7,10 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from accounts import lifecycle, scoping, sign_in_audit
+from accounts import lifecycle, scoping, sign_in_audit, signed_in_sessions
 from accounts.errors import LifecycleError
 from accounts.forms.users import AccessEndForm
-from accounts.models import OutboxEmail, SignedInSession
+from accounts.models import OutboxEmail
 from accounts.permissions import check_may_act_on, console_view, may_act_on
 from accounts.user_actions import row_actions
 from accounts.views.audit import action_label, changes, person
@@ -41,15 +41,21 @@ def _page(request, account, target, access_end_form=None, status=200):
         event.action_label = action_label(event.action)
         event.actor_name = person(event.actor_label or "system")[0]
         event.changes = changes(event.before, event.after)
+    # The rows of sessions that idled out stay until the user's next sign-in: not counted, and
+    # with none open there is nothing to end.
+    open_sessions = signed_in_sessions.open_sessions(target).count()
+    actions = row_actions(request.user, target)
+    if not open_sessions:
+        actions = [action for action in actions if action.name != "end-sessions"]
     context = {
         "account": account,
         "section": "users",
         "target": target,
-        "actions": row_actions(request.user, target),
+        "actions": actions,
         "emails": OutboxEmail.objects.filter(user=target).order_by("-queued_at", "-pk")[:SHOWN],
         "sign_ins": sign_ins,
         "history": history,
-        "open_sessions": SignedInSession.objects.filter(user=target).count(),
+        "open_sessions": open_sessions,
         "shown": SHOWN,
         "access_end_form": (
             access_end_form or AccessEndForm(initial={"access_ends_on": target.access_ends_on})
