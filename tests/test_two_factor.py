@@ -330,3 +330,22 @@ def test_adding_changing_or_rotating_a_webhook_endpoint_asks_for_a_fresh_code(
     hook.refresh_from_db()
     assert (hook.url, hook.secret) == ("https://hooks.example.com/in", secret)
     assert Endpoint.objects.count() == 1
+
+
+def test_a_session_owing_its_second_factor_sees_no_menu_it_cannot_use(mssp_admin):
+    """Until the code is given (or the app set up) every console link leads back to this step:
+    the page offers only signing out. Once through, the menus are back."""
+    portal_accounts = f'href="{reverse("portal-accounts")}"'
+    client = password_only(mssp_admin)
+    page = client.get(SET_UP).content.decode()
+    assert portal_accounts not in page
+    assert f'href="{reverse("my-sessions")}"' not in page
+    assert f'action="{reverse("logout")}"' in page
+
+    device, _codes = set_up_app(client)
+    assert portal_accounts in client.get(reverse("two-factor")).content.decode()
+
+    again = password_only(mssp_admin)
+    assert portal_accounts not in again.get(VERIFY).content.decode()
+    again.post(VERIFY, {"code": authenticator_code(device, steps_ahead=1), "next": "/"})
+    assert portal_accounts in again.get(VERIFY + "?step_up=1").content.decode()

@@ -21,6 +21,12 @@ def _next_page(request):
     return "/"
 
 
+def _gated(request):
+    """Whether the console waits for this step: its menus would only lead back here, so the
+    page shows none (base.html)."""
+    return two_factor.what_the_session_needs(request) is not None
+
+
 def _again(request, page, context, error, status):
     context = {**context, "error": str(error)}
     return render(request, f"accounts/two_factor/{page}.html", context, status=status)
@@ -34,7 +40,7 @@ def verify(request):
     if not two_factor.is_on(request.user):
         return redirect("two-factor-set-up")
     step_up = request.GET.get("step_up") == "1" or request.POST.get("step_up") == "1"
-    context = {"next": _next_page(request), "step_up": step_up}
+    context = {"next": _next_page(request), "step_up": step_up, "gated": _gated(request)}
     if request.method == "POST":
         try:
             two_factor.verify(request, request.POST.get("code", ""), ip=client_ip(request))
@@ -64,6 +70,7 @@ def set_up(request):
         "qr_code": two_factor.qr_code_data_uri(device),
         "secret": two_factor.secret_for_typing(device),
         "required": two_factor.required_for(request.user),
+        "gated": _gated(request),
     }
     if request.method == "POST":
         try:
