@@ -50,3 +50,17 @@ def test_another_accounts_admin_cannot_use_the_picker(other_admin, account):
 
     response = _client_for(other_admin).get(reverse("contact-picker", args=[account.slug]))
     assert response.status_code == 404
+
+
+def test_a_picked_contact_id_is_named_under_the_field(admin_client, account):
+    """Picking an option leaves its contact id in the field; the picker's answer then says whom
+    it names (an out-of-band swap), and nothing for a partial id."""
+    olga = ContactFactory(portal_account=account, name="Olga Novak", email="olga@x.example")
+
+    picked = suggestions(admin_client, account, olga.contact_id)
+    assert 'id="picked-contact"' in picked
+    assert 'hx-swap-oob="true"' in picked
+    assert "Picked: <strong>Olga Novak</strong> · olga@x.example" in picked
+    assert "Picked:" not in suggestions(admin_client, account, olga.contact_id[:-1])
+    page = admin_client.get(reverse("user-add", args=[account.slug])).content.decode()
+    assert '<p id="picked-contact"' in page

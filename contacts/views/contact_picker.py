@@ -1,6 +1,7 @@
 """The contact picker: what Add user's contact field suggests as the person types (a name, an
 email, a contact id or a Salesforce id), as the options of a <datalist>, so the browser offers
-them under the field. Without JavaScript the field takes a contact id typed by hand."""
+them under the field, and under it whom the contact id in the field names once one is picked.
+Without JavaScript the field takes a contact id typed by hand."""
 
 from django.shortcuts import render
 
@@ -17,13 +18,18 @@ SHORTEST_TERM = 2
 def contact_picker(request, slug):
     account = scoping.get_portal_account(request.user, slug)
     term = search_term(request.GET, "contact_id") or search_term(request.GET)
-    contacts = []
+    contacts, picked = [], None
     if len(term) >= SHORTEST_TERM:
-        matching = (
+        free = (
             scoping.contacts(request.user, account)
             .live()
             .filter(user__isnull=True)  # a contact with a portal user cannot get another
-            .filter(search_condition(term))
         )
-        contacts = suggestions(matching, lambda contact: (contact.name.lower(), contact.pk))
-    return render(request, "contacts/contact_picker.html", {"contacts": contacts})
+        contacts = suggestions(
+            free.filter(search_condition(term)),
+            lambda contact: (contact.name.lower(), contact.pk),
+        )
+        # A picked option leaves its contact id in the field: say whom it names.
+        picked = free.filter(contact_id=term).first()
+    context = {"contacts": contacts, "picked": picked}
+    return render(request, "contacts/contact_picker.html", context)
