@@ -69,17 +69,29 @@ def follow_contact(user, contact, *, others=None):
                 .first()
             )
         if holder is not None and holder.pk != user.pk:
-            raise EmailTaken(
-                f"The email {email} is already used by the portal user {holder.name} of this "
-                f"account, so {user.name} cannot take it. Change one of the two emails in the "
-                "CRM first."
-            )
+            raise EmailTaken(_taken_message(email, holder, user))
     user.name = contact.name
     if email_changes.holds_changes(user):
         user.pending_email = "" if email == user.email else email
         return user
     user.email, user.pending_email = email, ""
     return user
+
+
+def _taken_message(email, holder, user):
+    if holder.pending_email:
+        # The CRM has moved the holder away already: the address frees up when they confirm.
+        return (
+            f"The email {email} is still the sign-in email of the portal user {holder.name}: "
+            f"their new email from the CRM, {holder.pending_email}, waits for them to confirm "
+            f"it. Send {user.name}'s contact again once it is confirmed ({holder.name}'s "
+            "contact page in the console can send the confirmation again)."
+        )
+    return (
+        f"The email {email} is already used by the portal user {holder.name} of this "
+        f"account, so {user.name} cannot take it. Change one of the two emails in the "
+        "CRM first."
+    )
 
 
 def settle_email_change(user, old_email):

@@ -190,3 +190,23 @@ def test_an_admin_sends_an_expired_confirmation_again_from_the_contact_card(
     assert client.post(second, {"password": PASSWORD}).status_code == 200
     assert User.objects.get(pk=ada.pk).email == NEW
     assert AuditEvent.objects.filter(action="resend_email_confirmation").exists()
+
+
+def test_an_address_still_held_until_its_user_confirms_their_new_one_says_so(
+    ada, sync, api_client, account, partner_role
+):
+    """The CRM moves Ada to a new address (waiting for her confirmation) and gives her old one
+    to Bob: Bob's contact is refused for now, and the reason is the wait, not a clash to mend
+    in the CRM."""
+    sync(ada, NEW)
+    bob = PortalUserFactory(portal_account=account, role=partner_role, name="Bob Stone")
+    response = upsert(
+        api_client,
+        {"contact_id": bob.contact.contact_id, "name": "Bob Stone", "email": ada.email},
+    )
+    assert response.status_code == 400
+    [error] = response.json()["errors"]
+    assert f"still the sign-in email of the portal user {ada.name}" in error["message"]
+    assert f"{NEW}, waits for them to confirm it" in error["message"]
+    assert "Send Bob Stone's contact again once it is confirmed" in error["message"]
+    assert User.objects.get(pk=bob.pk).email == bob.email
