@@ -358,7 +358,8 @@ WEBHOOKS_RETENTION_DAYS = env.int("WEBHOOKS_RETENTION_DAYS", default=30)
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 if CELERY_TASK_ALWAYS_EAGER:
-    CELERY_BROKER_URL = "memory://"
+    # With its host named: kombu warns "No hostname was supplied" wherever it reads a bare one.
+    CELERY_BROKER_URL = "memory://localhost/"
 CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -520,7 +521,7 @@ LOGGING = {
             "filters": ["one_line_for_a_bad_host"],
             "propagate": False,
         },
-        "celery.app.trace": {"level": "INFO" if CELERY_BROKER_URL != "memory://" else "WARNING"},
+        "celery.app.trace": {"level": "WARNING" if CELERY_TASK_ALWAYS_EAGER else "INFO"},
         # "Task ... received": the line of its end says it again, with how long it took. A paced
         # outbox wakes a task for each email, and each wrote both lines.
         "celery.worker.strategy": {"level": env("CELERY_RECEIVED_LOG_LEVEL", default="WARNING")},
