@@ -478,8 +478,8 @@ def change_role(user, role, *, by, ip=None):
 @_verb
 def end_sessions(user, *, by, ip=None):
     """Sign the user out of every browser. signed_in_sessions.end_for_user under the user's row
-    lock: unlocked, a delete committing meanwhile made its audit event point at a user that no
-    longer exists (an IntegrityError, a 500); here the delete is waited for and reported."""
+    lock: unlocked, a delete committing meanwhile went unnoticed (the audit event then named a
+    user already gone); here the delete is waited for and reported."""
     user = _locked(user)
     return signed_in_sessions.end_for_user(user, by=by, ip=ip)
 

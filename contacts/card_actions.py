@@ -61,6 +61,15 @@ def may_end_sessions(person, user):
     return user is not None and may_act_on(person, user) and user.state == UserState.ENABLED
 
 
+def console_card_may(person, user, action):
+    """Whether the console's card may do `action` now: what it offers, and ending sessions
+    whenever they could exist (the last one may have ended since the card was shown; ending
+    none is harmless)."""
+    if action == END_SESSIONS:
+        return may_end_sessions(person, user)
+    return action in console_card_actions(person, user)
+
+
 def console_card_actions(person, user):
     """What the console's card offers: the shared actions, ending sessions (while there are
     any), and, while a new email from the CRM waits for its confirmation, sending that link

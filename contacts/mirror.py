@@ -79,8 +79,9 @@ def follow_contact(user, contact, *, others=None):
 
 
 def _taken_message(email, holder, user):
-    if holder.pending_email:
+    if holder.pending_email and holder.email == email:
         # The CRM has moved the holder away already: the address frees up when they confirm.
+        # (A batch also counts a holder's pending address as taken: that one stays theirs.)
         return (
             f"The email {email} is still the sign-in email of the portal user {holder.name}: "
             f"their new email from the CRM, {holder.pending_email}, waits for them to confirm "

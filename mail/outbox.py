@@ -4,10 +4,11 @@ Celery only once that change has committed (mail/tasks.py); mail/delivery.py sen
 from datetime import timedelta
 
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.dispatch import Signal
 from django.utils import timezone
 
-from accounts.models import AuditEvent, EmailKind, OutboxEmail
+from accounts.models import AuditEvent, EmailKind, OutboxEmail, User
 from mail import tasks
 
 # Sent when rows written in bulk have committed, with their `row_ids` and `kinds` (kind -> rows;
@@ -51,13 +52,16 @@ def _queued_by(user, kind):
     cause = (
         AuditEvent.objects.filter(subject_user=user)
         .order_by("-pk")
-        .values("action", "actor_id", "created_at")
+        # An event keeps its actor's id after the actor is deleted (no key); queued_by has one.
+        .annotate(actor_exists=Exists(User.objects.filter(pk=OuterRef("actor_id"))))
+        .values("action", "actor_id", "actor_exists", "created_at")
         .first()
     )
     if (
         cause is None
         or cause["action"] not in causes
         or cause["created_at"] < timezone.now() - _CAUSE_WINDOW
+        or not cause["actor_exists"]
     ):
         return None
     return cause["actor_id"]

@@ -210,3 +210,21 @@ def test_an_address_still_held_until_its_user_confirms_their_new_one_says_so(
     assert f"{NEW}, waits for them to confirm it" in error["message"]
     assert "Send Bob Stone's contact again once it is confirmed" in error["message"]
     assert User.objects.get(pk=bob.pk).email == bob.email
+
+
+def test_an_address_waiting_for_its_users_confirmation_is_not_said_to_free_up(
+    ada, api_client, account, partner_role
+):
+    """One batch moves Ada to a new address (it waits for her confirmation, and stays hers)
+    and gives Bob the same one: Bob is told to change one of the two emails in the CRM, not to
+    wait."""
+    bob = PortalUserFactory(portal_account=account, role=partner_role, name="Bob Stone")
+    response = upsert(
+        api_client,
+        {"contact_id": ada.contact.contact_id, "name": ada.name, "email": NEW},
+        {"contact_id": bob.contact.contact_id, "name": "Bob Stone", "email": NEW},
+    )
+    assert response.status_code == 400
+    [error] = response.json()["errors"]
+    assert "Change one of the two emails in the CRM first" in error["message"]
+    assert "waits for them to confirm" not in error["message"]

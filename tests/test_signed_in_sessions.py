@@ -373,6 +373,16 @@ def test_ending_is_offered_only_while_a_session_is_open(technician_client, pia):
     assert offered() == [False, False]
 
 
+def test_ending_sessions_that_ended_meanwhile_is_no_error(technician_client, pia):
+    """The card offered End sessions; the last session ended before the click: nothing to do,
+    and no refusal that blames the user's state."""
+    portal_browser(pia)
+    SignedInSession.objects.filter(user=pia).delete()
+    url = reverse("contact-portal-user", args=["acme", pia.contact_id, "end-sessions"])
+    assert technician_client.get(url).status_code == 200  # the confirmation
+    assert technician_client.post(url, {"confirmed": "1"}).status_code == 302
+
+
 def test_the_card_offers_no_ending_for_a_disabled_user(technician_client, pia, mssp_admin):
     lifecycle.disable(pia, by=mssp_admin)
     url = reverse("contact-portal-user", args=["acme", pia.contact_id, "end-sessions"])

@@ -453,6 +453,19 @@ def test_a_pending_invitation_goes_to_the_new_address_instead(api_client, invite
     assert "invitation sent again to ivy@new.example" in event.detail
 
 
+def test_an_invitation_sent_again_credits_no_one_when_its_inviter_is_gone(
+    api_client, invited, technician
+):
+    """The audit event keeps the id of the technician who invited (no key), but the new
+    outbox row's queued_by has a key: it must not name someone deleted since."""
+    technician.delete()
+    new_email(api_client, "ivy@new.example")
+
+    row = OutboxEmail.objects.get(user=invited, status=OutboxEmail.Status.PENDING)
+    assert (row.to_email, row.queued_by_id) == ("ivy@new.example", None)
+    connection.check_constraints()  # what the commit would check
+
+
 def test_a_delivered_invitations_link_dies_and_the_new_address_gets_one(api_client, invited):
     old_link = sent_link(OutboxEmail.objects.get(user=invited))
     assert mail.outbox[-1].to == ["ivy@old.example"]

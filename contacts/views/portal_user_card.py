@@ -24,6 +24,7 @@ from contacts.card_actions import (
     RESEND_CONFIRMATION,
     asks_first,
     console_card_actions,
+    console_card_may,
     may_issue_magic_link,
     refusal,
 )
@@ -169,7 +170,7 @@ def _user_action(request, account, contact, user, action):
         "danger": action.danger,
         "cancel_url": reverse("contact", args=[account.slug, contact.pk]),
     }
-    if action not in console_card_actions(request.user, user):
+    if not console_card_may(request.user, user, action):
         error = refusal(contact, user, action)
         return _card(request, account, contact, status=409, error=error)
     if request.method != "POST":
