@@ -116,6 +116,9 @@ def test_on_a_phone_the_lists_sort_with_the_sort_by_select(
     expect(contact_names).to_have_text(["Yan Quill", "Zed Quinn"])
     page.get_by_label("Sort by").select_option(label="CRM account, Z to A")
     expect(page).to_have_url(reverse("contacts", args=[account.slug]) + "?q=Qui&sort=-crm")
+    # This order is the one before too: wait for the new rows (and select) to be swapped in, or
+    # the next choice goes to the select being replaced.
+    page.wait_for_load_state("networkidle")
     expect(contact_names).to_have_text(["Yan Quill", "Zed Quinn"])
     page.get_by_label("Sort by").select_option(label="CRM account, A to Z")
     expect(contact_names).to_have_text(["Zed Quinn", "Yan Quill"])
