@@ -156,6 +156,25 @@ def test_the_backlog_per_portal_account_longest_wait_first(admin_client, account
     assert "Outbox Problem 3 emails waiting; the oldest was queued 40 min ago" in page
 
 
+def test_behind_a_huge_backlog_the_accounts_are_those_of_the_oldest_emails(
+    admin_client, account, other_account, monkeypatch
+):
+    """The page reads at most COUNT_LIMIT waiting emails, the oldest: a 1,000,000-row import's
+    invitations are not all read at every view. Here the limit is 3."""
+    from operations import figures
+
+    monkeypatch.setattr(figures, "COUNT_LIMIT", 3)
+    waiting(other_account, 2, minutes_ago=40)
+    waiting(account, 1, minutes_ago=30)
+    waiting(account, 4, minutes_ago=3)  # past the oldest 3: not read
+
+    page = text_of(admin_client.get(URL))
+
+    assert "3 or more emails waiting" in page
+    assert "The accounts and counts are those of the oldest 3." in page
+    assert "Globex Portal 2 40 min ago Acme Portal 1 30 min ago" in page
+
+
 def test_failed_emails_with_their_error_and_a_retry_button(admin_client, account):
     row = failed_email(account)
 
