@@ -116,3 +116,26 @@ def test_the_support_admin_changes_no_password(admin_client, mssp_admin):
         {"old_password": "x", "new_password1": "a-new-pass-123", "new_password2": "a-new-pass-123"},
     )
     assert response.status_code == 404
+
+
+def test_a_list_filters_only_by_what_it_offers_never_by_a_secret(technician_client, mssp_admin):
+    """Django lets a URL filter a list by any field of its model: asking for
+    `password__startswith=` one character at a time read out a password hash. Only the
+    offered filters pass; anything else is refused."""
+    users = reverse("admin:accounts_user_changelist")
+    tokens = reverse("admin:accounts_logintoken_changelist")
+    for url, lookup in (
+        (users, "password__startswith=pbkdf2"),
+        (users, "password__regex=^p"),
+        (users, "email__startswith=" + mssp_admin.email[:3]),
+        (tokens, "token_hash__startswith=a"),
+    ):
+        assert technician_client.get(f"{url}?{lookup}").status_code == 400, lookup
+    assert technician_client.get(f"{users}?kind__exact=mssp_admin").status_code == 200
+    assert technician_client.get(f"{users}?portal_account__id__exact=1").status_code == 200
+
+
+def test_the_support_admin_offers_no_password_change(technician_client):
+    page = technician_client.get(reverse("admin:index")).content.decode()
+    assert reverse("admin:password_change") not in page
+    assert reverse("admin:logout") in page
