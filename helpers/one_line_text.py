@@ -8,15 +8,17 @@ from django import forms
 
 # C0 controls (CR and LF among them), DEL, C1 controls and the Unicode line separators. The
 # account name goes into every email's Subject, where a line break makes the mail library refuse
-# the message (BadHeaderError) and the email stays pending for ever.
-_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# the message (BadHeaderError) and the email stays pending for ever. And the text-direction
+# embeddings, overrides and isolates: "Eve \u202egnp.exe" shows as "Eve exe.png", in the audit
+# log too (the marks LRM and RLM, which only nudge neutral characters, stay).
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 def refuse_control_characters(value):
     if _CONTROL_CHARACTERS.search(value):
         raise forms.ValidationError(
-            "Remove the line breaks, tabs and other control characters: a name is one line of "
-            "plain text.",
+            "Remove the line breaks, tabs and other control characters (text-direction "
+            "overrides too): a name is one line of plain text.",
             code="control_characters",
         )
 

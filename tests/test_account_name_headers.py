@@ -18,8 +18,10 @@ BAD_NAMES = [
     "Acme\x1bPortal",
     "Acme\x85Portal",
     "Acme\u2028Portal",
+    "Eve \u202egnp.exe",  # shown as "Eve exe.png"
+    "Acme \u2067Portal\u2069",
 ]
-IDS = ["crlf", "lf", "cr", "tab", "nul", "esc", "nel", "line-separator"]
+IDS = ["crlf", "lf", "cr", "tab", "nul", "esc", "nel", "line-separator", "rtl-override", "isolate"]
 
 
 def account_data(**changes):

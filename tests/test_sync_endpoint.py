@@ -879,6 +879,11 @@ def test_a_name_with_line_breaks_from_the_crm_is_kept_as_one_line(api_client, ac
     contact = Contact.objects.get(contact_id="003LINES00000000001")
     assert (contact.name, contact.crm_account_name) == ("Evil Bcc: x@evil.example", "Acme Corp")
 
+    # Text-direction overrides would show "evil" as "live", in the audit log too.
+    item = {"contact_id": "003LINES00000000003", "name": "+cmd|calc!A0 \u202eevil"}
+    assert upsert(api_client, item).status_code == 200
+    assert Contact.objects.get(contact_id=item["contact_id"]).name == "+cmd|calc!A0 evil"
+
     refused = upsert(api_client, {"contact_id": "003LINES00000000002", "name": "\r\n\x07"})
     assert refused.status_code == 400
     assert "'name' is required" in refused.content.decode()
