@@ -246,3 +246,22 @@ def test_events_by_someone_deleted_since_still_show(admin_client, mssp_admin, gr
         assert "Departed Tech" in response.content.decode()
     support = reverse("admin:accounts_auditevent_change", args=[event.pk])
     assert admin_client.get(support).status_code == 200
+
+
+def test_an_account_admin_sees_where_their_people_acted_from_not_mssp_staff(
+    account_admin_client, account_admin, technician, grace
+):
+    """Staff addresses are MSSP-only: the account's log shows an MSSP technician's change
+    without their IP and browser, and the account admin's own with them."""
+    audit.record("disable", by=technician, subject=grace, ip="203.0.113.7", after={})
+    audit.record("enable", by=account_admin, subject=grace, ip="198.51.100.9", after={})
+
+    page = account_admin_client.get(account_log()).content.decode()
+
+    assert "198.51.100.9" in page
+    assert "203.0.113.7" not in page
+
+
+def test_mssp_staff_see_every_address(technician_client, technician, grace):
+    audit.record("disable", by=technician, subject=grace, ip="203.0.113.7", after={})
+    assert "203.0.113.7" in technician_client.get(account_log()).content.decode()

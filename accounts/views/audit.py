@@ -8,6 +8,7 @@ from django.shortcuts import render
 from django.utils.cache import patch_vary_headers
 
 from accounts import scoping, sign_in_audit, signed_in_sessions
+from accounts.models import UserKind
 from accounts.permissions import console_view, mssp_admin_view
 from helpers.search_terms import search_term
 
@@ -168,8 +169,17 @@ def _filtered(request, events):
     return events, {"action": action, "person": who}
 
 
+def _staff_addresses_hidden(viewer, event):
+    """An account's admin sees where their own people acted from, not where MSSP staff did
+    (nor someone since deleted, who may have been staff): staff addresses are MSSP-only."""
+    if viewer.is_mssp or event.actor_id is None:
+        return False
+    return event.actor is None or event.actor.kind != UserKind.PORTAL
+
+
 def _render_log(request, events, context):
-    events, filters = _filtered(request, events.select_related("portal_account"))
+    events = events.select_related("portal_account", "actor")
+    events, filters = _filtered(request, events)
     # The labelled actions (and the one filtered by), not a DISTINCT over the whole history.
     action_choices = sorted(
         {*ACTION_LABELS, *([filters["action"]] if filters["action"] not in ACTION_GROUPS else [])}
@@ -185,6 +195,8 @@ def _render_log(request, events, context):
         event.changes = changes(event.before, event.after)
         event.actor_name, event.actor_email = person(event.actor_label or "system")
         event.subject_name, event.subject_email = person(event.subject_label)
+        if _staff_addresses_hidden(request.user, event):
+            event.ip_address, event.user_agent = None, ""
         event.device = signed_in_sessions.describe_device(event.user_agent)
         if event.action in _SIGN_IN_EVENTS:
             event.how, event.changes = sign_in_audit.describe(event), []
