@@ -57,7 +57,7 @@ def step_up(request):
     somebody else): None when the person entered a code in the last few minutes, else the
     response that asks for one (or to set up a second factor, whoever the person is)."""
     if not two_factor.is_on(request.user):
-        return _to_two_factor(request, "two-factor-set-up")
+        return _to_two_factor(request, "two-factor-set-up", step_up=True)
     if not two_factor.fresh_enough(request):
         return _to_two_factor(request, "two-factor-verify", step_up=True)
     return None

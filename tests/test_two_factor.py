@@ -244,6 +244,10 @@ def test_without_a_second_factor_a_dangerous_action_leads_to_setting_it_up(
     response = client.post(reverse("user-links", args=[account.slug, user.pk]))
 
     assert response.url.startswith(SET_UP)
+    page = client.get(response.url).content.decode()
+    assert "What you asked for" in page  # the set-up page says why the person is there
+    assert "then do it again" in page
+    assert "What you asked for" not in client.get(SET_UP).content.decode()
 
 
 # --- Managing it ---

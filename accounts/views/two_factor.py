@@ -71,6 +71,8 @@ def set_up(request):
         "secret": two_factor.secret_for_typing(device),
         "required": two_factor.required_for(request.user),
         "gated": _gated(request),
+        # Sent here by an action that needs a second factor (permissions.step_up).
+        "for_an_action": request.GET.get("step_up") == "1",
     }
     if request.method == "POST":
         try:
