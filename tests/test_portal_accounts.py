@@ -155,6 +155,11 @@ def test_an_empty_slug_is_made_from_the_name(admin_client, account):
     assert PortalAccount.objects.filter(slug="acme-portal-2").exists()
 
 
+def test_a_name_with_underscores_makes_a_portal_url_name_that_follows_the_rule(admin_client):
+    admin_client.post(CREATE, account_data(name="Wayne__Enterprises_Ltd", slug=""))
+    assert PortalAccount.objects.filter(slug="wayne-enterprises-ltd").exists()
+
+
 def test_the_create_page_suggests_the_portal_url_as_the_name_is_typed(admin_client, account):
     response = admin_client.get(
         CREATE, {"name": "Wayne Enterprises"}, headers={"HX-Request": "true"}
@@ -168,8 +173,11 @@ def test_the_create_page_suggests_the_portal_url_as_the_name_is_typed(admin_clie
     ("changes", "message"),
     [
         ({"name": ""}, "This field is required"),
-        ({"slug": "acme"}, "already exists"),
-        ({"slug": "not a slug!"}, "Enter a valid"),
+        ({"slug": "acme"}, "Another portal account has this portal URL name"),
+        ({"slug": "not a slug!"}, "Use lowercase letters and numbers"),
+        ({"slug": "a_b"}, "no spaces, underscores or other signs"),
+        ({"slug": "-"}, "Use lowercase letters and numbers"),
+        ({"slug": "a--b"}, "single hyphens"),
         ({"slug": "new"}, "reserved"),
         ({"name": "!!!", "slug": ""}, "Enter a portal URL name"),
         ({"partner_licenses": -1}, "greater than or equal to 0"),
@@ -250,7 +258,7 @@ def test_invalid_settings_change_nothing(admin_client, account, other_account):
     )
     assert response.status_code == 400
     page = response.content.decode()
-    assert "already exists" in page
+    assert "Another portal account has this portal URL name" in page
     # The page's own heading and links still show the saved account.
     assert reverse("dashboard", kwargs={"slug": "acme"}) in page
     account.refresh_from_db()

@@ -1,5 +1,6 @@
 """Portal accounts and their roles: the forms, and saving them with their audit events."""
 
+import re
 from copy import copy
 
 from django import forms
@@ -23,6 +24,11 @@ ACCOUNT_FIELDS = [
 MAX_LICENSES = 1_000_000
 # Slugs that would shadow a console URL under /accounts/ (accounts/new/ is the create page).
 RESERVED_SLUGS = {"new"}
+_PORTAL_URL_NAME = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+SLUG_RULE = (
+    "Use lowercase letters and numbers, with single hyphens between them (no spaces, "
+    "underscores or other signs), e.g. acme-partners."
+)
 
 
 def account_snapshot(account):
@@ -36,7 +42,7 @@ def _changes(before, after):
 
 def suggest_slug(name):
     """A free slug made from the name: 'Acme Partners' -> 'acme-partners', else '...-2'."""
-    base = slugify(name)[:55].strip("-")
+    base = re.sub(r"[-_]+", "-", slugify(name))[:55].strip("-")  # slugify keeps underscores
     if not base:
         return ""
     slug, n = base, 1
@@ -57,6 +63,12 @@ class PortalAccountForm(forms.ModelForm):
             "customer_licenses": "Customer licenses",
             "employee_licenses": "Employee licenses",
             "require_two_factor": "The account admin must sign in with two-factor",
+        }
+        error_messages = {
+            "slug": {
+                "invalid": SLUG_RULE,
+                "unique": "Another portal account has this portal URL name. Pick another.",
+            }
         }
         help_texts = {
             "slug": "Lowercase letters, numbers and hyphens; the portal is at /p/<name>/.",
@@ -106,6 +118,10 @@ class PortalAccountForm(forms.ModelForm):
                 )
         if slug in RESERVED_SLUGS:
             raise forms.ValidationError(f"'{slug}' is reserved. Pick another portal URL name.")
+        # What the help text says (a slug field also takes underscores, and a lone hyphen); an
+        # account's name from before is kept as it is.
+        if slug != self.instance.slug and not _PORTAL_URL_NAME.fullmatch(slug):
+            raise forms.ValidationError(SLUG_RULE)
         return slug
 
     def create(self, *, by, ip):
