@@ -3,6 +3,7 @@
 
 import json
 
+from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import JsonResponse
 from django.views import defaults
@@ -24,13 +25,22 @@ def error_response(status, message, errors=None):
     return JsonResponse(body, status=status)
 
 
+def _size(size):
+    if size >= 1024 * 1024:
+        return f"{size / 1024 / 1024:g} MB"
+    return f"{size / 1024:g} KB" if size >= 1024 else f"{size} bytes"
+
+
 def read_json_object(request, *, empty_ok=False, too_large_hint=""):
     """The body as a dict ({} for an empty body if empty_ok); BadPayload when it is too large
     or not a JSON object."""
     try:
         raw = request.body
     except RequestDataTooBig:
-        raise BadPayload(f"The body is too large. {too_large_hint}".strip()) from None
+        limit = _size(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+        raise BadPayload(
+            f"The body is too large: at most {limit}. {too_large_hint}".strip()
+        ) from None
     if empty_ok and not raw:
         return {}
     if request.content_type != "application/json":

@@ -34,7 +34,10 @@ Scope = ApiToken.Scope
 
 def _items(request, key):
     body = read_json_object(
-        request, too_large_hint=f"Send at most {sync.MAX_ITEMS} items a request."
+        request,
+        too_large_hint=(
+            f"Send fewer items a request (at most {sync.MAX_ITEMS}), or shorter values."
+        ),
     )
     unknown = sorted(set(body) - {key})
     if unknown:

@@ -44,7 +44,21 @@ def test_a_body_over_the_size_limit_is_a_json_400(api_client, account, contact, 
     )
 
     assert response.status_code == 400
-    assert "too large" in response.json()["error"]
+    assert "The body is too large: at most 1000 bytes." in response.json()["error"]
+
+
+def test_one_huge_item_in_a_sync_is_told_the_size_not_the_count(api_client, account, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+    item = {"contact_id": "003HUGE0000000000001", "name": "x" * 3_000_000}
+    response = api_client.post(
+        reverse("api-sync-upsert", args=[account.slug]),
+        {"contacts": [item]},
+        content_type="application/json",
+    )
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error.startswith("The body is too large: at most 2.5 MB.")
+    assert "or shorter values" in error
 
 
 def test_sync_refuses_keys_it_does_not_know_instead_of_ignoring_them(api_client, account):
