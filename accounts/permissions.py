@@ -1,8 +1,9 @@
 """Who may do what in the console. Views check with these; the scoping module decides what
 they may see at all."""
 
+import re
 from functools import wraps
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from django.contrib.auth import BACKEND_SESSION_KEY
 from django.contrib.auth.decorators import login_required
@@ -52,6 +53,11 @@ def console_view(view):
     return wrapped
 
 
+STEP_UP_DRAFT = "step_up_draft"
+_SECRET_FIELD = re.compile(r"csrf|password|secret|token|code", re.IGNORECASE)
+_DRAFT_VALUE_MAX = 1000
+
+
 def step_up(request):
     """Before the most dangerous actions (an API token, a new account admin, a magic link for
     somebody else): None when the person entered a code in the last few minutes, else the
@@ -61,6 +67,16 @@ def step_up(request):
     if not two_factor.fresh_enough(request):
         return _to_two_factor(request, "two-factor-verify", step_up=True)
     return None
+
+
+def step_up_draft(request):
+    """What the person had filled in on this page when a fresh code was asked for ({} if
+    nothing): given once, to fill the form again."""
+    draft = request.session.get(STEP_UP_DRAFT)
+    if not draft or draft.get("path") != request.path:
+        return {}
+    del request.session[STEP_UP_DRAFT]
+    return draft["data"]
 
 
 def fresh_code_view(view):
@@ -81,6 +97,17 @@ def _to_two_factor(request, page, *, step_up=False):
         back = request.get_full_path()
     else:
         back = request.META.get("HTTP_REFERER", "")
+    if request.method == "POST" and back:
+        # What the person filled in comes back on that page after the code (step_up_draft).
+        # Never a secret, and nothing long: it is kept in the session.
+        request.session[STEP_UP_DRAFT] = {
+            "path": urlsplit(back).path,
+            "data": {
+                key: value[:_DRAFT_VALUE_MAX]
+                for key, value in request.POST.items()
+                if not _SECRET_FIELD.search(key)
+            },
+        }
     query = {"next": back} if back else {}
     if step_up:
         query["step_up"] = "1"

@@ -10,7 +10,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import scoping
 from accounts.errors import LifecycleError
-from accounts.permissions import mssp_admin_view, step_up
+from accounts.permissions import mssp_admin_view, step_up, step_up_draft
 from api import api_tokens
 from api.api_tokens import latest_expiry_date
 from api.forms import ApiTokenForm
@@ -42,7 +42,9 @@ def _page(request, account, form, *, status=200, **extra):
 def token_list(request, slug):
     account = scoping.get_portal_account(request.user, slug)
     if request.method == "GET":
-        return _page(request, account, ApiTokenForm(account=account))
+        # Back from the code a creation asked for: the form as the person had filled it in.
+        form = ApiTokenForm(account=account, initial=step_up_draft(request))
+        return _page(request, account, form)
     stepped_up = step_up(request)
     if stepped_up:
         return stepped_up

@@ -191,6 +191,27 @@ def test_creating_an_api_token_asks_for_a_fresh_code(admin_client, mssp_admin, a
     assert ApiToken.objects.filter(name="Salesforce sync").exists()
 
 
+def test_after_the_fresh_code_the_token_form_comes_back_as_it_was_filled_in(
+    admin_client, mssp_admin, account
+):
+    url = reverse("api-tokens", args=[account.slug])
+    make_stale(admin_client)
+    filled = {"name": "Salesforce sync", "scope": "read"}
+    admin_client.post(url, filled, headers={"Referer": f"http://testserver{url}"})
+
+    device = TOTPDevice.objects.get(user=mssp_admin)
+    back = admin_client.post(
+        VERIFY, {"code": authenticator_code(device, steps_ahead=1), "next": url}
+    )
+    assert back.url == url
+    page = admin_client.get(url).content.decode()
+    assert 'value="Salesforce sync"' in page
+    assert re.search(r'value="read"[^>]*checked', page)
+    # Given once: the next visit shows an empty form.
+    assert 'value="Salesforce sync"' not in admin_client.get(url).content.decode()
+    assert not ApiToken.objects.exists()  # nothing was created without the person
+
+
 def test_replacing_the_app_asks_for_a_fresh_code_of_the_old_one(admin_client, mssp_admin):
     """A stale session must not swap the authenticator (which throws the old one and the
     recovery codes away, and counts as a fresh code): that would hand every step-up action,
@@ -353,3 +374,25 @@ def test_a_session_owing_its_second_factor_sees_no_menu_it_cannot_use(mssp_admin
     assert portal_accounts not in again.get(VERIFY).content.decode()
     again.post(VERIFY, {"code": authenticator_code(device, steps_ahead=1), "next": "/"})
     assert portal_accounts in again.get(VERIFY + "?step_up=1").content.decode()
+
+
+def test_after_the_fresh_code_the_magic_link_form_keeps_the_section_picked(
+    account_admin, account, partner_role
+):
+    """The links form posts through HTMX: the page it came from gets the section back."""
+    device = app_for(account_admin)
+    client = password_only(account_admin)
+    client.post(VERIFY, {"code": authenticator_code(device)})
+    make_stale(client)
+    user = PortalUserFactory(portal_account=account, role=partner_role, state="enabled")
+    page_url = reverse("user-links", args=[account.slug, user.pk])
+
+    asked = client.post(
+        page_url,
+        {"section": "courses"},
+        headers={"HX-Request": "true", "HX-Current-URL": f"http://testserver{page_url}"},
+    )
+    assert asked.headers["HX-Redirect"].startswith(VERIFY)
+    client.post(VERIFY, {"code": authenticator_code(device, steps_ahead=1), "step_up": "1"})
+    page = client.get(page_url).content.decode()
+    assert re.search(r'<option value="courses"[^>]*selected', page)

@@ -16,7 +16,7 @@ from django_htmx.http import retarget
 from accounts import audit, lifecycle, magic_links, scoping
 from accounts.errors import LifecycleError
 from accounts.models import LoginToken, TokenPurpose, UserState
-from accounts.permissions import check_may_act_on, console_view, step_up
+from accounts.permissions import check_may_act_on, console_view, step_up, step_up_draft
 from accounts.portal_sections import SECTIONS
 from helpers.client_ip import client_ip
 
@@ -80,7 +80,9 @@ def _render(request, context, status=200):
 def links(request, slug, user_id):
     account, target = _target_user(request, slug, user_id)
     if request.method != "POST":
-        return _render(request, _context(request, account, target))
+        # Back from the code a magic link asked for: the section the person had picked.
+        chosen = step_up_draft(request).get("section", "")
+        return _render(request, _context(request, account, target, chosen_section=chosen))
     stepped_up = step_up(request)
     if stepped_up:
         return stepped_up
