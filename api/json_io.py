@@ -8,6 +8,8 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import JsonResponse
 from django.views import defaults
 
+from helpers.sizes import size_text
+
 
 class BadPayload(Exception):
     """A request body the API cannot use. `errors` lists what is wrong, item by item."""
@@ -25,19 +27,13 @@ def error_response(status, message, errors=None):
     return JsonResponse(body, status=status)
 
 
-def _size(size):
-    if size >= 1024 * 1024:
-        return f"{size / 1024 / 1024:g} MB"
-    return f"{size / 1024:g} KB" if size >= 1024 else f"{size} bytes"
-
-
 def read_json_object(request, *, empty_ok=False, too_large_hint=""):
     """The body as a dict ({} for an empty body if empty_ok); BadPayload when it is too large
     or not a JSON object."""
     try:
         raw = request.body
     except RequestDataTooBig:
-        limit = _size(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+        limit = size_text(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
         raise BadPayload(
             f"The body is too large: at most {limit}. {too_large_hint}".strip()
         ) from None

@@ -19,6 +19,8 @@ import itertools
 import math
 from collections.abc import Iterator, Sequence
 
+from helpers.sizes import size_text
+
 SNIFF_BYTES = 64 * 1024
 CHUNK_BYTES = 64 * 1024
 # A physical line longer than this is not a spreadsheet export; refusing it keeps memory bounded
@@ -470,11 +472,11 @@ def _empty_message(example_header):
 def too_large_message(max_bytes, size=None):
     """What to tell someone whose file is over the limit (the upload refuses it with this too,
     before it is read)."""
-    limit = _format_size(max_bytes, math.floor)
+    limit = size_text(max_bytes, math.floor)
     if size is None:
         return f"The file is larger than the limit of {limit}. Split it into smaller files."
     return (
-        f"The file is {_format_size(size, math.ceil)}; the limit is {limit}. "
+        f"The file is {size_text(size, math.ceil)}; the limit is {limit}. "
         "Split it into smaller files."
     )
 
@@ -485,13 +487,3 @@ def _too_many_columns_message(count, max_columns, example_header):
         f"columns the import does not read (it reads {', '.join(example_header)}) and upload "
         "the file again."
     )
-
-
-def _format_size(size, rounding):
-    """`rounding` goes up for the file and down for the limit, so an over-limit file never
-    reads as the same size as the limit."""
-    for unit, scale in (("MB", 1024 * 1024), ("KB", 1024)):
-        if size >= scale:
-            value = rounding(size * 10 / scale) / 10
-            return f"{value:.1f}".removesuffix(".0") + f" {unit}"
-    return f"{size} bytes"
